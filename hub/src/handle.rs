@@ -1,0 +1,120 @@
+//! Cross-thread access to a hub: [`Handle`] and [`KeepAlive`].
+
+use std::fmt;
+use std::panic::Location;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::hub::{Remote, hub};
+
+/// A `Send + Clone` handle to one thread's hub: other threads use it to spawn
+/// greenlets there and to wake it.
+///
+/// A `Handle` does not by itself keep the hub's main greenlet waiting: like
+/// gevent's unreferenced watchers, it does not count as something that can
+/// wake a blocked main, so main blocked on nothing else still gets the
+/// "would block forever" error. Hold a [`KeepAlive`] (from
+/// [`Handle::keep_alive`]) while another thread is expected to send work.
+///
+/// ```
+/// use std::time::Duration;
+/// let handle = sylvan_hub::Handle::current();
+/// let keep = handle.keep_alive();
+/// let ev = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+/// let ev2 = ev.clone();
+/// std::thread::spawn(move || {
+///     handle.spawn(move || ev2.store(true, std::sync::atomic::Ordering::SeqCst)).unwrap();
+///     drop(keep);
+/// });
+/// while !ev.load(std::sync::atomic::Ordering::SeqCst) {
+///     sylvan_hub::sleep(Duration::from_millis(1));
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    remote: Arc<Remote>,
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("alive", &self.is_alive())
+            .finish()
+    }
+}
+
+/// The hub a [`Handle`] points to has been torn down (its thread ended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubGone;
+
+impl fmt::Display for HubGone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the hub's thread has ended")
+    }
+}
+
+impl std::error::Error for HubGone {}
+
+impl Handle {
+    /// The handle of this thread's hub (created if needed).
+    pub fn current() -> Handle {
+        Handle {
+            remote: hub().remote.clone(),
+        }
+    }
+
+    /// Spawns `f` in a new greenlet on the handle's hub, from any thread.
+    ///
+    /// # Errors
+    ///
+    /// [`HubGone`] when the hub's thread has ended.
+    #[track_caller]
+    pub fn spawn(&self, f: impl FnOnce() + Send + 'static) -> Result<(), HubGone> {
+        let site = Location::caller();
+        let job = Box::new(move || {
+            let _ = crate::task::spawn_from_remote(site, f);
+        });
+        self.remote.send(job).map_err(|_| HubGone)
+    }
+
+    /// Interrupts the hub's poll so its loop runs a turn.
+    pub fn wake(&self) {
+        self.remote.wake();
+    }
+
+    /// True while the hub's thread runs.
+    pub fn is_alive(&self) -> bool {
+        self.remote.alive.load(Ordering::Acquire)
+    }
+
+    /// A guard that counts as a wake source while it lives: main blocked on
+    /// something only this handle's thread will provide does not get the
+    /// "would block forever" error.
+    pub fn keep_alive(&self) -> KeepAlive {
+        self.remote.keepalive.fetch_add(1, Ordering::AcqRel);
+        KeepAlive {
+            remote: self.remote.clone(),
+        }
+    }
+}
+
+/// Keeps a hub's blocked main waiting for cross-thread work (see
+/// [`Handle::keep_alive`]). `Send`: drop it on the thread that does the work.
+pub struct KeepAlive {
+    remote: Arc<Remote>,
+}
+
+impl fmt::Debug for KeepAlive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeepAlive").finish_non_exhaustive()
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        self.remote.keepalive.fetch_sub(1, Ordering::AcqRel);
+        // The hub may be blocked in poll waiting for this very guard: wake it
+        // so it re-checks whether anything can still wake main.
+        self.remote.wake();
+    }
+}

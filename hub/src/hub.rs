@@ -1,0 +1,858 @@
+//! The per-thread hub: ready queue, timers, the poll loop, park and wake.
+//!
+//! One hub per OS thread, created on first use. The thread's own stack is the
+//! *main greenlet*. The hub loop runs on main's stack, inside main's
+//! [`Hub::park`]: spawned greenlets only ever run while main is blocked, as in
+//! gevent, and every switch goes greenlet -> loop -> greenlet.
+//!
+//! Hot-path rules (see DESIGN.md): the loop resumes greenlets inline at the
+//! top level of [`Hub::run_loop`]; every blocking call reaches the switch
+//! through [`Hub::park`]; the ready queue is a ring of slab keys; nothing on
+//! the yield path allocates, hashes or touches a `RefCell`.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::ptr::{self, NonNull};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+use sylvan_runtime::overflow::{self, AltStackGuard};
+use sylvan_runtime::stack::{DEFAULT_POOL_LIMIT, StackPool};
+use sylvan_runtime::{Outcome, Resumed, State, Throw, throw};
+
+use crate::error::{Error, ErrorPolicy, Failure};
+use crate::poll::{Poller, WAKER_TOKEN};
+use crate::task::{GreenletId, Link, Task, TaskInner, WaitKind};
+use crate::timer::{TimerId, Timers};
+
+/// A slab key of the hub's task table.
+pub(crate) type Key = u32;
+/// The main greenlet's key: it is always the first entry.
+pub(crate) const MAIN: Key = 0;
+/// `current` while the loop itself runs (between two resumes).
+const ON_HUB: Key = u32::MAX;
+/// The loop fires timers and polls IO at least once every this many resumes,
+/// so greenlets that only yield never starve timers or sockets.
+pub const POLL_EVERY: u32 = 64;
+
+/// Names a greenlet for a wake-up: its slab key and its unique id, so a wake
+/// aimed at a dead greenlet whose key was reused is ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TaskRef {
+    pub(crate) key: Key,
+    pub(crate) id: u64,
+}
+
+/// Why a parked greenlet was resumed (kept in its record until it runs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Not woken yet.
+    None,
+    /// What it waited for happened (or it only yielded).
+    Ready,
+    /// Its park deadline passed.
+    TimedOut,
+    /// Unwind it with this throw when it lands.
+    Throw(Throw),
+    /// Main only: nothing can ever wake it.
+    Deadlock,
+}
+
+/// What [`Hub::park`] reports to its caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Woke {
+    /// Woken by whoever it waited for.
+    Ready,
+    /// The deadline passed first.
+    TimedOut,
+    /// Did not park: the caller is unwinding and must not switch.
+    Refused,
+}
+
+/// What a timer does when it fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimerAction {
+    /// End a `sleep`.
+    Wake(TaskRef),
+    /// End a `park` with a deadline: the greenlet sees [`Woke::TimedOut`].
+    Expire(TaskRef),
+    /// A `Timeout` expired: unwind the greenlet that armed it.
+    Throw(TaskRef, u64),
+    /// `spawn_later`: put the greenlet on the ready queue.
+    Start(TaskRef),
+}
+
+struct Entry {
+    task: NonNull<Task>,
+    _owner: Rc<dyn Any>,
+}
+
+/// Work handed to the hub by other threads.
+pub(crate) struct Remote {
+    queue: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+    waker: Arc<mio::Waker>,
+    /// Set when the queue has work, so the loop knows to poll.
+    pending: AtomicBool,
+    /// `KeepAlive` guards alive: they count as wake sources.
+    pub(crate) keepalive: AtomicUsize,
+    /// False once the hub is torn down.
+    pub(crate) alive: AtomicBool,
+}
+
+impl Remote {
+    /// Queues `job` to run on the hub thread and wakes the hub. Returns the
+    /// job back if the hub is gone.
+    pub(crate) fn send(
+        &self,
+        job: Box<dyn FnOnce() + Send>,
+    ) -> Result<(), Box<dyn FnOnce() + Send>> {
+        {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if !self.alive.load(Ordering::Acquire) {
+                return Err(job);
+            }
+            q.push(job);
+        }
+        self.pending.store(true, Ordering::Release);
+        // A failed wake (the poller is gone) is harmless: the hub drains the
+        // queue on teardown checks anyway.
+        let _ = self.waker.wake();
+        Ok(())
+    }
+
+    pub(crate) fn wake(&self) {
+        self.pending.store(true, Ordering::Release);
+        let _ = self.waker.wake();
+    }
+}
+
+/// Counters readable at any time with [`stats`](crate::stats).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HubStats {
+    /// Greenlets alive now (spawned, not dead), main excluded.
+    pub alive: usize,
+    /// Greenlets spawned on this hub so far.
+    pub spawned: u64,
+    /// Times the loop resumed a greenlet.
+    pub switches: u64,
+    /// Times the loop polled for IO (blocking or not).
+    pub polls: u64,
+    /// Timers armed now.
+    pub timers: usize,
+    /// Greenlets on the ready queue now.
+    pub ready: usize,
+    /// Stacks mapped so far.
+    pub stacks_mapped: u64,
+    /// Stacks unmapped because the pool was full.
+    pub stacks_unmapped: u64,
+    /// Spawns served from the stack pool.
+    pub stacks_reused: u64,
+    /// Stacks sitting in the pool now.
+    pub stacks_pooled: usize,
+}
+
+/// The per-thread hub. Reached through [`hub`]; never moves (boxed).
+pub(crate) struct Hub {
+    tasks: UnsafeCell<Slab<Entry>>,
+    ready: UnsafeCell<VecDeque<Key>>,
+    current: Cell<Key>,
+    resumes: Cell<u32>,
+    pub(crate) timers: RefCell<Timers<TimerAction>>,
+    poller: RefCell<Poller>,
+    pub(crate) pool: RefCell<StackPool>,
+    next_id: Cell<u64>,
+    next_timeout: Cell<u64>,
+    /// Wake sources besides timers and the ready queue: IO waiters,
+    /// thread-pool jobs, cross-thread receivers.
+    refs: Cell<usize>,
+    pub(crate) remote: Arc<Remote>,
+    idle_waiters: RefCell<Vec<TaskRef>>,
+    pub(crate) policy: RefCell<ErrorPolicy>,
+    closing: Cell<bool>,
+    spawned: Cell<u64>,
+    switches: Cell<u64>,
+    polls: Cell<u64>,
+    _main: Rc<TaskInner<()>>,
+    _alt_stack: Option<AltStackGuard>,
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("current", &self.current.get())
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    /// The hub of this thread. Const-initialised with no destructor, so it
+    /// can be read at any time, even while thread-locals are being destroyed.
+    static HUB: Cell<*const Hub> = const { Cell::new(ptr::null()) };
+    /// Owns the hub; its destructor tears the hub down at thread exit.
+    static OWNER: RefCell<Option<HubOwner>> = const { RefCell::new(None) };
+}
+
+struct HubOwner(Box<Hub>);
+
+impl Drop for HubOwner {
+    fn drop(&mut self) {
+        self.0.teardown();
+        HUB.with(|h| h.set(ptr::null()));
+    }
+}
+
+/// This thread's hub, created on first use.
+///
+/// The reference is valid until the thread's teardown finishes; sylvan's code
+/// uses it within one call and never stores it.
+#[inline]
+pub(crate) fn hub() -> &'static Hub {
+    let p = HUB.with(|h| h.get());
+    if p.is_null() {
+        return init_hub();
+    }
+    // SAFETY: a non-null HUB points into the Box owned by OWNER, which lives
+    // until HubOwner::drop, and HUB is cleared right after that teardown.
+    unsafe { &*p }
+}
+
+/// This thread's hub if it exists (no creation).
+#[inline]
+pub(crate) fn try_hub() -> Option<&'static Hub> {
+    let p = HUB.with(|h| h.get());
+    // SAFETY: as in `hub`.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+#[cold]
+#[inline(never)]
+fn init_hub() -> &'static Hub {
+    let hub = Box::new(
+        Hub::new().unwrap_or_else(|e| panic!("sylvan: cannot create this thread's hub: {e}")),
+    );
+    let p: *const Hub = &*hub;
+    let stored = OWNER.try_with(|o| *o.borrow_mut() = Some(HubOwner(hub)));
+    if stored.is_err() {
+        panic!(
+            "sylvan: used from a thread-local destructor after this thread's hub was torn down; \
+             finish greenlet work before thread exit"
+        );
+    }
+    HUB.with(|h| h.set(p));
+    crate::hook::install();
+    // SAFETY: `p` points into the Box now owned by OWNER (see `hub`).
+    unsafe { &*p }
+}
+
+impl Hub {
+    fn new() -> std::io::Result<Hub> {
+        overflow::install_handler();
+        let alt = overflow::ensure_alt_stack()?;
+        let poller = Poller::new()?;
+        let remote = Arc::new(Remote {
+            queue: Mutex::new(Vec::new()),
+            waker: poller.waker(),
+            pending: AtomicBool::new(false),
+            keepalive: AtomicUsize::new(0),
+            alive: AtomicBool::new(true),
+        });
+        let main = Rc::new(TaskInner::<()>::new_main());
+        let mut tasks = Slab::with_capacity(64);
+        let key = tasks.insert(Entry {
+            task: NonNull::from(&main.task),
+            _owner: main.clone(),
+        });
+        debug_assert_eq!(key, MAIN as usize);
+        main.task.core.set_state(State::Running);
+        Ok(Hub {
+            tasks: UnsafeCell::new(tasks),
+            ready: UnsafeCell::new(VecDeque::with_capacity(64)),
+            current: Cell::new(MAIN),
+            resumes: Cell::new(0),
+            timers: RefCell::new(Timers::new()),
+            poller: RefCell::new(poller),
+            pool: RefCell::new(StackPool::new(DEFAULT_POOL_LIMIT)),
+            next_id: Cell::new(1),
+            next_timeout: Cell::new(1),
+            refs: Cell::new(0),
+            remote,
+            idle_waiters: RefCell::new(Vec::new()),
+            policy: RefCell::new(ErrorPolicy::default()),
+            closing: Cell::new(false),
+            spawned: Cell::new(0),
+            switches: Cell::new(0),
+            polls: Cell::new(0),
+            _main: main,
+            _alt_stack: Some(alt),
+        })
+    }
+
+    // ----- the task table and the ready queue -----------------------------
+
+    /// The task at `key`.
+    ///
+    /// The returned reference is valid while the entry stays in the table;
+    /// entries leave only in `reap`, for dead tasks.
+    #[inline(always)]
+    pub(crate) fn task(&self, key: Key) -> &Task {
+        // SAFETY: the table is only mutated by `insert_task` and `reap`,
+        // neither of which runs while this short shared access is live (they
+        // are not reentrant and call no user code).
+        let entry = unsafe { (*self.tasks.get()).get(key as usize) };
+        let entry = entry.expect("sylvan: task key not in the hub's table");
+        // SAFETY: `task` points into the Rc kept alive by `_owner`.
+        unsafe { entry.task.as_ref() }
+    }
+
+    /// The live task named by `r`, or `None` if it died and left the table.
+    #[inline]
+    pub(crate) fn lookup(&self, r: TaskRef) -> Option<&Task> {
+        // SAFETY: as in `task`.
+        let entry = unsafe { (*self.tasks.get()).get(r.key as usize) }?;
+        // SAFETY: as in `task`.
+        let task = unsafe { entry.task.as_ref() };
+        (task.id == r.id).then_some(task)
+    }
+
+    pub(crate) fn insert_task(&self, task: NonNull<Task>, owner: Rc<dyn Any>) -> Key {
+        // SAFETY: see `task`; no other reference into the table is live here.
+        let key = unsafe {
+            (*self.tasks.get()).insert(Entry {
+                task,
+                _owner: owner,
+            })
+        };
+        u32::try_from(key)
+            .ok()
+            .filter(|&k| k != ON_HUB)
+            .expect("sylvan: too many greenlets")
+    }
+
+    /// Removes a dead task's entry (dropping the table's reference to it).
+    fn reap(&self, key: Key) {
+        // SAFETY: see `task`; the entry's Rc is dropped after the table borrow
+        // ends, so a destructor that reaches the hub finds it consistent.
+        let entry = unsafe { (*self.tasks.get()).try_remove(key as usize) };
+        drop(entry);
+    }
+
+    #[inline(always)]
+    fn push_ready(&self, key: Key) {
+        // SAFETY: short, non-reentrant access to the ring (a push may allocate,
+        // which never calls back into the hub).
+        unsafe { (*self.ready.get()).push_back(key) }
+    }
+
+    #[inline(always)]
+    fn pop_ready(&self) -> Option<Key> {
+        // SAFETY: as in `push_ready`.
+        unsafe { (*self.ready.get()).pop_front() }
+    }
+
+    #[inline(always)]
+    fn ready_len(&self) -> usize {
+        // SAFETY: as in `push_ready`.
+        unsafe { (*self.ready.get()).len() }
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    pub(crate) fn next_timeout_id(&self) -> u64 {
+        let id = self.next_timeout.get();
+        self.next_timeout.set(id + 1);
+        id
+    }
+
+    pub(crate) fn count_spawn(&self) {
+        self.spawned.set(self.spawned.get() + 1);
+    }
+
+    // ----- who runs --------------------------------------------------------
+
+    /// The running greenlet (main when called from the hub loop itself).
+    #[inline]
+    pub(crate) fn current(&self) -> TaskRef {
+        let key = match self.current.get() {
+            ON_HUB => MAIN,
+            k => k,
+        };
+        TaskRef {
+            key,
+            id: self.task(key).id,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn current_task(&self) -> &Task {
+        match self.current.get() {
+            ON_HUB => self.task(MAIN),
+            k => self.task(k),
+        }
+    }
+
+    /// The core of the running spawned greenlet (not main, not the loop).
+    pub(crate) fn running_greenlet_core(&self) -> Option<&sylvan_runtime::Core> {
+        match self.current.get() {
+            ON_HUB | MAIN => None,
+            k => Some(&self.task(k).core),
+        }
+    }
+
+    /// True while the loop itself (a raw callback) runs.
+    pub(crate) fn on_hub(&self) -> bool {
+        self.current.get() == ON_HUB
+    }
+
+    /// Puts a created (never scheduled) greenlet on the ready queue.
+    pub(crate) fn schedule_new(&self, task: &Task) {
+        debug_assert_eq!(task.core.state(), State::Created);
+        task.core.set_state(State::Scheduled);
+        self.push_ready(task.key.get());
+    }
+
+    /// Wakes a parked greenlet with `why`.
+    ///
+    /// A greenlet already woken keeps its first reason, except that a throw
+    /// (kill, timeout) overrides a plain wake-up: as in gevent, the exception
+    /// is delivered even if the greenlet was about to run anyway. Waking a
+    /// running or dead greenlet does nothing.
+    pub(crate) fn wake(&self, r: TaskRef, why: Wake) {
+        let Some(task) = self.lookup(r) else { return };
+        match task.core.state() {
+            State::Suspended => {
+                task.wake.set(why);
+                task.core.set_state(State::Scheduled);
+                self.push_ready(r.key);
+            }
+            State::Scheduled
+                if matches!(why, Wake::Throw(_))
+                    && task.started.get()
+                    && !matches!(task.wake.get(), Wake::Throw(_)) =>
+            {
+                task.wake.set(why);
+            }
+            _ => {}
+        }
+    }
+
+    // ----- parking ---------------------------------------------------------
+
+    /// Parks the current greenlet until something wakes it, the deadline
+    /// passes, or it is killed (then this unwinds with the throw).
+    ///
+    /// Every blocking call in sylvan reaches the switch through here.
+    /// With `requeue` the greenlet puts itself back on the ready queue first
+    /// (a yield).
+    #[inline(never)]
+    pub(crate) fn park(&self, what: WaitKind, requeue: bool) -> Woke {
+        let key = self.current.get();
+        if key == ON_HUB {
+            blocking_on_hub(what);
+        }
+        if std::thread::panicking() {
+            return Woke::Refused;
+        }
+        let task = self.task(key);
+        task.waiting.set(what);
+        if requeue {
+            task.wake.set(Wake::Ready);
+            task.core.set_state(State::Scheduled);
+            self.push_ready(key);
+        } else {
+            task.core.set_state(State::Suspended);
+        }
+        if key == MAIN {
+            self.run_loop();
+        } else {
+            // SAFETY: we are the running greenlet `key`, on its own stack.
+            unsafe { task.core.suspend() };
+        }
+        task.waiting.set(WaitKind::Nothing);
+        match task.wake.replace(Wake::None) {
+            Wake::Ready | Wake::None => Woke::Ready,
+            Wake::TimedOut => Woke::TimedOut,
+            Wake::Throw(t) => throw(t),
+            Wake::Deadlock => deadlock(what),
+        }
+    }
+
+    /// [`park`](Self::park) with an optional deadline.
+    pub(crate) fn park_until(&self, what: WaitKind, deadline: Option<Instant>) -> Woke {
+        let Some(deadline) = deadline else {
+            return self.park(what, false);
+        };
+        if std::thread::panicking() {
+            return Woke::Refused;
+        }
+        let me = self.current();
+        let timer = TimerGuard::arm(self, deadline, TimerAction::Expire(me));
+        let woke = self.park(what, false);
+        drop(timer);
+        woke
+    }
+
+    // ----- the loop --------------------------------------------------------
+
+    /// Runs greenlets until main is woken. Called only from main's `park`.
+    fn run_loop(&self) {
+        self.current.set(ON_HUB);
+        loop {
+            let key = match self.pop_ready() {
+                Some(k) if self.resumes.get() < POLL_EVERY => k,
+                popped => {
+                    if let Some(k) = popped {
+                        // Put it back in front: timers and IO go first.
+                        // SAFETY: as in `push_ready`.
+                        unsafe { (*self.ready.get()).push_front(k) };
+                    }
+                    self.turn();
+                    continue;
+                }
+            };
+            self.resumes.set(self.resumes.get() + 1);
+            if key == MAIN {
+                self.current.set(MAIN);
+                self.task(MAIN).core.set_state(State::Running);
+                return;
+            }
+            let task = self.task(key);
+            if task.core.state() != State::Scheduled {
+                // Cancelled while it waited on the queue.
+                self.reap(key);
+                continue;
+            }
+            self.switches.set(self.switches.get() + 1);
+            self.current.set(key);
+            // SAFETY: we are on main's stack in the loop, `task` was started
+            // (scheduled tasks always have a body) and is not dead; no
+            // RefCell of the hub is borrowed here.
+            let resumed = unsafe { task.core.resume() };
+            self.current.set(ON_HUB);
+            if resumed == Resumed::Finished {
+                self.finish(key);
+            }
+        }
+    }
+
+    /// One turn of housekeeping: fire due timers, poll IO (without blocking
+    /// when greenlets are ready), wake idle waiters, detect deadlock.
+    #[cold]
+    #[inline(never)]
+    fn turn(&self) {
+        self.resumes.set(0);
+        self.fire_timers(Instant::now());
+        if self.ready_len() > 0 {
+            if self.refs.get() > 0 || self.remote.pending.load(Ordering::Acquire) {
+                self.poll(Some(Duration::ZERO));
+            }
+            return;
+        }
+        // Nothing is ready.
+        let idle: Vec<TaskRef> = std::mem::take(&mut *self.idle_waiters.borrow_mut());
+        if !idle.is_empty() {
+            for r in idle {
+                self.wake(r, Wake::Ready);
+            }
+            return;
+        }
+        let next = self.timers.borrow().next_deadline();
+        let can_wake = next.is_some()
+            || self.refs.get() > 0
+            || self.remote.keepalive.load(Ordering::Acquire) > 0
+            || self.remote.pending.load(Ordering::Acquire);
+        if !can_wake {
+            self.wake(TaskRef { key: MAIN, id: 0 }, Wake::Deadlock);
+            return;
+        }
+        let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
+        self.poll(timeout);
+        self.fire_timers(Instant::now());
+    }
+
+    fn poll(&self, timeout: Option<Duration>) {
+        self.polls.set(self.polls.get() + 1);
+        let mut remote = false;
+        let result = self.poller.borrow_mut().poll(timeout, |ready| {
+            if ready.token == WAKER_TOKEN.0 {
+                remote = true;
+            }
+        });
+        if let Err(e) = result {
+            panic!("sylvan: polling for IO failed: {e}");
+        }
+        if remote || self.remote.pending.load(Ordering::Acquire) {
+            self.run_remote();
+        }
+    }
+
+    /// Runs the jobs other threads queued: each spawns or wakes greenlets.
+    fn run_remote(&self) {
+        self.remote.pending.store(false, Ordering::Release);
+        let jobs =
+            std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        for job in jobs {
+            // Jobs are sylvan's own closures (spawn a greenlet, wake one); a
+            // panic in one is reported and must not unwind through the loop.
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
+                eprintln!(
+                    "sylvan: a cross-thread job panicked on the hub: {}",
+                    sylvan_runtime::payload_message(&*p)
+                );
+            }
+        }
+    }
+
+    fn fire_timers(&self, now: Instant) {
+        loop {
+            let action = self.timers.borrow_mut().pop_due(now);
+            let Some(action) = action else { break };
+            match action {
+                TimerAction::Wake(r) => self.wake(r, Wake::Ready),
+                TimerAction::Expire(r) => self.wake(r, Wake::TimedOut),
+                TimerAction::Throw(r, id) => self.wake(r, Wake::Throw(Throw::Timeout(id))),
+                TimerAction::Start(r) => {
+                    if let Some(task) = self.lookup(r) {
+                        task.start_timer.set(None);
+                        if task.core.state() == State::Created {
+                            self.schedule_new(task);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A greenlet's body is over: recycle its stack, settle its outcome,
+    /// report a failure, notify its links, and drop it from the table.
+    fn finish(&self, key: Key) {
+        let task = self.task(key);
+        if let Some(stack) = task.core.take_stack() {
+            self.pool.borrow_mut().put(stack);
+        }
+        self.on_dead(task);
+        self.reap(key);
+    }
+
+    /// Settles a dead task (finished or cancelled): failure record, report,
+    /// links.
+    pub(crate) fn on_dead(&self, task: &Task) {
+        let error = match task.core.outcome() {
+            Outcome::Panicked => {
+                let panic = task.core.panic().borrow_mut().take();
+                panic.map(Error::Panicked)
+            }
+            Outcome::TimedOut(_) => Some(Error::TimedOut),
+            _ => None,
+        };
+        if let Some(error) = error {
+            *task.failure.borrow_mut() = Some(error);
+            if !self.closing.get() {
+                self.report(task);
+            }
+        }
+        let links = std::mem::take(&mut *task.links.borrow_mut());
+        if self.closing.get() {
+            // No new greenlets at teardown: callbacks are dropped unrun (their
+            // guards settle the bookkeeping), waiters are being killed anyway.
+            drop(links);
+            return;
+        }
+        let outcome = task.core.outcome();
+        for link in links {
+            match link {
+                Link::Waiter(r) => self.wake(r, Wake::Ready),
+                Link::Callback { when, f, .. } => {
+                    if when.matches(outcome) {
+                        crate::task::spawn_link_callback(self, task, f);
+                    }
+                }
+            }
+        }
+    }
+
+    fn report(&self, task: &Task) {
+        let policy = self.policy.borrow().clone();
+        let failure = task.failure.borrow();
+        let Some(error) = failure.as_ref() else {
+            return;
+        };
+        let f = Failure {
+            id: GreenletId(task.id),
+            name: task.name.as_deref(),
+            spawned_at: task.site,
+            error,
+            observed: task.observers.get() > 0
+                || task
+                    .links
+                    .borrow()
+                    .iter()
+                    .any(|l| matches!(l, Link::Waiter(_))),
+        };
+        policy.handle(&f);
+    }
+
+    /// Cancels a greenlet that has not started: it never runs, dies as
+    /// killed, and its links fire.
+    pub(crate) fn cancel_unstarted(&self, task: &Task) {
+        let queued = task.core.state() == State::Scheduled;
+        if let Some(t) = task.start_timer.take() {
+            self.timers.borrow_mut().cancel(t);
+        }
+        if let Some(stack) = task.core.cancel_unstarted() {
+            self.pool.borrow_mut().put(stack);
+        }
+        self.on_dead(task);
+        if !queued {
+            // A queued task's key is still in the ring: the loop reaps it.
+            self.reap(task.key.get());
+        }
+    }
+
+    /// Adds or drops a wake source that is not a timer (IO waiters,
+    /// thread-pool jobs, cross-thread receivers).
+    #[allow(dead_code)]
+    pub(crate) fn add_ref(&self, n: isize) {
+        self.refs.set(
+            self.refs
+                .get()
+                .checked_add_signed(n)
+                .expect("sylvan: wake-source count underflow"),
+        );
+    }
+
+    /// Registers the current greenlet to be woken when the loop runs out of
+    /// ready greenlets.
+    pub(crate) fn add_idle_waiter(&self, r: TaskRef) {
+        self.idle_waiters.borrow_mut().push(r);
+    }
+
+    pub(crate) fn remove_idle_waiter(&self, r: TaskRef) {
+        self.idle_waiters.borrow_mut().retain(|w| *w != r);
+    }
+
+    pub(crate) fn stats(&self) -> HubStats {
+        let pool = self.pool.borrow().stats();
+        // SAFETY: as in `task`.
+        let alive = unsafe { (*self.tasks.get()).len() } - 1;
+        HubStats {
+            alive,
+            spawned: self.spawned.get(),
+            switches: self.switches.get(),
+            polls: self.polls.get(),
+            timers: self.timers.borrow().len(),
+            ready: self.ready_len(),
+            stacks_mapped: pool.mapped,
+            stacks_unmapped: pool.unmapped,
+            stacks_reused: pool.reused,
+            stacks_pooled: pool.pooled,
+        }
+    }
+
+    // ----- teardown --------------------------------------------------------
+
+    /// Unwinds every greenlet still alive (destructors run) at thread exit.
+    ///
+    /// Runs from a thread-local destructor on the thread's own stack. `HUB`
+    /// still points here, so greenlets unwinding now reach a working hub.
+    fn teardown(&self) {
+        self.closing.set(true);
+        self.remote.alive.store(false, Ordering::Release);
+        for _round in 0..3 {
+            // SAFETY: as in `task`; the keys are copied out before any
+            // greenlet runs.
+            let keys: Vec<Key> = unsafe { (*self.tasks.get()).iter() }
+                .map(|(k, _)| k as Key)
+                .filter(|&k| k != MAIN)
+                .collect();
+            if keys.is_empty() {
+                break;
+            }
+            for key in keys {
+                // SAFETY: as in `task`.
+                if unsafe { (*self.tasks.get()).get(key as usize) }.is_none() {
+                    continue;
+                }
+                let task = self.task(key);
+                if task.core.state() == State::Dead {
+                    self.reap(key);
+                } else if !task.core.is_mid_body() {
+                    task.core.set_state(State::Scheduled);
+                    self.cancel_unstarted(task);
+                    self.reap(key);
+                } else {
+                    task.wake.set(Wake::Throw(Throw::Kill));
+                    self.current.set(key);
+                    // SAFETY: on the thread's own stack, the task is suspended
+                    // mid-body, nothing of the hub is borrowed.
+                    let resumed = unsafe { task.core.resume() };
+                    self.current.set(MAIN);
+                    if resumed == Resumed::Finished {
+                        self.finish(key);
+                    }
+                }
+            }
+        }
+        // SAFETY: as in `task`.
+        let survivors: Vec<Entry> = unsafe { (*self.tasks.get()).drain() }.collect();
+        for entry in survivors {
+            // SAFETY: the entry keeps the task alive.
+            let task = unsafe { entry.task.as_ref() };
+            if task.id == 0 {
+                continue;
+            }
+            eprintln!(
+                "sylvan: greenlet {} survived three kills at thread exit; its stack is leaked",
+                GreenletId(task.id)
+            );
+            std::mem::forget(entry);
+        }
+        self.timers.borrow_mut().clear();
+    }
+}
+
+/// Arms a timer and cancels it when dropped (on wake-up or unwind alike).
+pub(crate) struct TimerGuard<'h> {
+    hub: &'h Hub,
+    id: TimerId,
+}
+
+impl<'h> TimerGuard<'h> {
+    pub(crate) fn arm(hub: &'h Hub, deadline: Instant, action: TimerAction) -> TimerGuard<'h> {
+        let id = hub.timers.borrow_mut().insert(deadline, action);
+        TimerGuard { hub, id }
+    }
+}
+
+impl Drop for TimerGuard<'_> {
+    fn drop(&mut self) {
+        self.hub.timers.borrow_mut().cancel(self.id);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn blocking_on_hub(what: WaitKind) -> ! {
+    panic!(
+        "sylvan: blocking call ({what}) made from the hub itself, inside a raw link callback or a \
+         cross-thread job; such code must not block: spawn a greenlet for it instead"
+    )
+}
+
+#[cold]
+#[inline(never)]
+fn deadlock(what: WaitKind) -> ! {
+    panic!(
+        "sylvan: would block forever: main is waiting on {what}, but no greenlet is ready, no timer \
+         is pending and no IO or other thread can wake this hub"
+    )
+}

@@ -1,0 +1,57 @@
+//! The per-thread hub of [sylvan](https://docs.rs/sylvan): the scheduler,
+//! timers, the `mio` poll loop and the greenlet lifecycle.
+//!
+//! Most users depend on the `sylvan` facade, which re-exports this crate.
+//!
+//! ```
+//! use std::time::Duration;
+//! let a = sylvan_hub::spawn(|| { sylvan_hub::sleep(Duration::from_millis(2)); "a" });
+//! let b = sylvan_hub::spawn(|| "b");
+//! assert_eq!(b.join().unwrap(), "b");
+//! assert_eq!(a.join().unwrap(), "a");
+//! ```
+
+mod error;
+mod handle;
+mod hook;
+mod hub;
+mod poll;
+mod task;
+mod time;
+mod timer;
+
+pub use error::{Error, ErrorPolicy, Failure, Panic, Survivors};
+pub use handle::{Handle, HubGone, KeepAlive};
+pub use hub::{HubStats, POLL_EVERY};
+pub use task::{
+    Builder, Greenlet, GreenletId, Outcome, WaitKind, current, current_name, joinall, killall,
+    spawn, spawn_later,
+};
+pub use time::{Elapsed, Timeout, idle, sleep, sleep_until, with_timeout, yield_now};
+
+pub use sylvan_runtime::stack::{DEFAULT_POOL_LIMIT, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
+pub use sylvan_runtime::{GreenletExit, is_unwind_payload};
+
+/// Sets what this thread's hub does with greenlet failures nobody handled
+/// (see [`ErrorPolicy`]; the default reports them).
+pub fn set_error_policy(policy: ErrorPolicy) {
+    *hub::hub().policy.borrow_mut() = policy;
+}
+
+/// This thread's hub counters.
+pub fn stats() -> HubStats {
+    hub::hub().stats()
+}
+
+/// Sets how many free stacks this thread's hub keeps for reuse (default
+/// [`DEFAULT_POOL_LIMIT`]); stacks returned past the bound are unmapped, and
+/// lowering it unmaps the excess at once.
+pub fn set_stack_pool_limit(stacks: usize) {
+    hub::hub().pool.borrow_mut().set_limit(stacks);
+}
+
+/// Gives back the memory of the pooled free stacks without unmapping them
+/// (each keeps its top page resident).
+pub fn trim_stack_pool() {
+    hub::hub().pool.borrow_mut().trim();
+}

@@ -1,0 +1,77 @@
+//! The one file that touches `mio`: the hub's poller and its cross-thread
+//! waker.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::{Events, Poll, Token, Waker};
+
+/// The token of the hub's [`Waker`]; IO sources use slab keys below it.
+pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
+
+/// Readiness reported for one token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ready {
+    pub(crate) token: usize,
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+}
+
+pub(crate) struct Poller {
+    poll: Poll,
+    events: Events,
+    waker: Arc<Waker>,
+}
+
+impl std::fmt::Debug for Poller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller").finish_non_exhaustive()
+    }
+}
+
+impl Poller {
+    pub(crate) fn new() -> io::Result<Poller> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
+        Ok(Poller {
+            poll,
+            events: Events::with_capacity(1024),
+            waker,
+        })
+    }
+
+    /// The waker other threads use to interrupt [`Poller::poll`].
+    pub(crate) fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
+    }
+
+    /// The registry, for IO sources.
+    #[allow(dead_code)]
+    pub(crate) fn registry(&self) -> &mio::Registry {
+        self.poll.registry()
+    }
+
+    /// Waits up to `timeout` (forever when `None`) and reports each event.
+    /// Events for [`WAKER_TOKEN`] are reported too (the caller drains its
+    /// cross-thread queue then). EINTR counts as an empty wake-up.
+    pub(crate) fn poll(
+        &mut self,
+        timeout: Option<Duration>,
+        mut f: impl FnMut(Ready),
+    ) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        for ev in self.events.iter() {
+            f(Ready {
+                token: ev.token().0,
+                readable: ev.is_readable() || ev.is_read_closed() || ev.is_error(),
+                writable: ev.is_writable() || ev.is_write_closed() || ev.is_error(),
+            });
+        }
+        Ok(())
+    }
+}

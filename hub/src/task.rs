@@ -1,0 +1,723 @@
+//! Greenlets: spawning, the `Greenlet<T>` handle, join, kill and links.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::panic::Location;
+use std::ptr::NonNull;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use sylvan_runtime::stack::DEFAULT_STACK_SIZE;
+use sylvan_runtime::{Core, Outcome as CoreOutcome, State, Throw, throw};
+
+use crate::error::{Error, Panic, Survivors};
+use crate::hub::{Hub, TaskRef, TimerAction, Wake, Woke, hub};
+
+/// A greenlet's id, unique on its hub for the life of the thread. Main is
+/// `#0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GreenletId(pub(crate) u64);
+
+impl GreenletId {
+    /// The number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for GreenletId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// What a parked greenlet waits on (for error messages and dumps).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WaitKind {
+    /// Not parked.
+    Nothing,
+    /// A yield: back on the ready queue.
+    Yield,
+    /// `sleep`.
+    Sleep,
+    /// `join`/`wait` on this greenlet.
+    Join(GreenletId),
+    /// `kill` waiting for this greenlet to die.
+    Kill(GreenletId),
+    /// `idle`.
+    Idle,
+    /// A sync primitive (event, queue, lock...), named.
+    Sync(&'static str),
+    /// Socket readiness.
+    Io(&'static str),
+    /// A thread-pool job.
+    ThreadPool,
+}
+
+impl fmt::Display for WaitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitKind::Nothing => f.write_str("nothing"),
+            WaitKind::Yield => f.write_str("a yield"),
+            WaitKind::Sleep => f.write_str("a sleep"),
+            WaitKind::Join(id) => write!(f, "the join of greenlet {id}"),
+            WaitKind::Kill(id) => write!(f, "the death of killed greenlet {id}"),
+            WaitKind::Idle => f.write_str("the hub becoming idle"),
+            WaitKind::Sync(what) => f.write_str(what),
+            WaitKind::Io(what) => write!(f, "socket {what}"),
+            WaitKind::ThreadPool => f.write_str("a thread-pool job"),
+        }
+    }
+}
+
+/// When a link callback runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum When {
+    Always,
+    Value,
+    Exception,
+}
+
+impl When {
+    pub(crate) fn matches(self, outcome: CoreOutcome) -> bool {
+        match self {
+            When::Always => true,
+            When::Value => outcome == CoreOutcome::Returned,
+            When::Exception => matches!(outcome, CoreOutcome::Panicked | CoreOutcome::TimedOut(_)),
+        }
+    }
+}
+
+pub(crate) enum Link {
+    /// A parked joiner (or killer, or waiter): woken on death.
+    Waiter(TaskRef),
+    /// A callback, run in a fresh greenlet on death.
+    Callback { when: When, f: Box<dyn FnOnce()> },
+}
+
+/// The hub's record of one greenlet (type-erased part).
+pub(crate) struct Task {
+    pub(crate) core: Core,
+    pub(crate) id: u64,
+    pub(crate) key: Cell<u32>,
+    pub(crate) name: Option<Box<str>>,
+    pub(crate) site: &'static Location<'static>,
+    pub(crate) wake: Cell<Wake>,
+    pub(crate) waiting: Cell<WaitKind>,
+    /// Its body has begun.
+    pub(crate) started: Cell<bool>,
+    pub(crate) links: RefCell<Vec<Link>>,
+    /// Sequence numbers of callbacks registered so far / cut by `unlink_all`.
+    pub(crate) link_seq: Cell<u64>,
+    pub(crate) unlinked_upto: Cell<u64>,
+    /// Link callbacks registered and not yet finished (or dropped): they may
+    /// borrow the outcome, so `join` waits for them.
+    pub(crate) borrowers: Cell<u32>,
+    pub(crate) borrow_waiters: RefCell<Vec<TaskRef>>,
+    /// `link`/`link_exception` callbacks registered (for the error policy).
+    pub(crate) observers: Cell<u32>,
+    pub(crate) failure: RefCell<Option<Error>>,
+    pub(crate) start_timer: Cell<Option<crate::timer::TimerId>>,
+}
+
+impl Task {
+    fn new(id: u64, name: Option<Box<str>>, site: &'static Location<'static>) -> Task {
+        Task {
+            core: Core::new(),
+            id,
+            key: Cell::new(0),
+            name,
+            site,
+            wake: Cell::new(Wake::None),
+            waiting: Cell::new(WaitKind::Nothing),
+            started: Cell::new(false),
+            links: RefCell::new(Vec::new()),
+            link_seq: Cell::new(0),
+            unlinked_upto: Cell::new(0),
+            borrowers: Cell::new(0),
+            borrow_waiters: RefCell::new(Vec::new()),
+            observers: Cell::new(0),
+            failure: RefCell::new(None),
+            start_timer: Cell::new(None),
+        }
+    }
+
+    pub(crate) fn as_ref(&self) -> TaskRef {
+        TaskRef {
+            key: self.key.get(),
+            id: self.id,
+        }
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        self.core.state() == State::Dead
+    }
+}
+
+/// A task record and the slot its body's value lands in.
+pub(crate) struct TaskInner<T> {
+    pub(crate) task: Task,
+    value: RefCell<Option<T>>,
+}
+
+impl TaskInner<()> {
+    pub(crate) fn new_main() -> TaskInner<()> {
+        TaskInner {
+            task: Task::new(0, Some("main".into()), Location::caller()),
+            value: RefCell::new(None),
+        }
+    }
+}
+
+/// How a greenlet ended, as seen by [`Greenlet::link`] callbacks.
+#[derive(Debug)]
+pub enum Outcome<'a, T> {
+    /// It returned this value.
+    Returned(&'a T),
+    /// It panicked.
+    Panicked(&'a Panic),
+    /// It was killed (a normal exit for links, as in gevent).
+    Killed,
+    /// A timeout expired inside it and ended it.
+    TimedOut,
+}
+
+impl<T> TaskInner<T> {
+    fn with_outcome<R>(&self, f: impl FnOnce(&Outcome<'_, T>) -> R) -> R {
+        match self.task.core.outcome() {
+            CoreOutcome::Returned => {
+                let v = self.value.borrow();
+                f(&Outcome::Returned(
+                    v.as_ref().expect("a returned greenlet has a value"),
+                ))
+            }
+            CoreOutcome::Panicked => {
+                let e = self.task.failure.borrow();
+                match e.as_ref().and_then(Error::panic) {
+                    Some(p) => f(&Outcome::Panicked(p)),
+                    None => f(&Outcome::Killed),
+                }
+            }
+            CoreOutcome::TimedOut(_) => f(&Outcome::TimedOut),
+            CoreOutcome::Killed | CoreOutcome::Pending => f(&Outcome::Killed),
+        }
+    }
+}
+
+/// A handle to a spawned greenlet.
+///
+/// Not `Clone`: dropping it detaches the greenlet (it runs on), and
+/// [`join`](Greenlet::join) consumes it to take the value. Not `Send`: a
+/// greenlet lives on its hub's thread.
+///
+/// ```compile_fail
+/// let g = sylvan_hub::spawn(|| 1);
+/// std::thread::spawn(move || g.join()); // Greenlet is !Send
+/// ```
+pub struct Greenlet<T> {
+    inner: Rc<TaskInner<T>>,
+}
+
+impl<T> fmt::Debug for Greenlet<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = &self.inner.task;
+        f.debug_struct("Greenlet")
+            .field("id", &GreenletId(t.id))
+            .field("name", &t.name)
+            .field("state", &t.core.state())
+            .finish()
+    }
+}
+
+/// Configures a greenlet before spawning it: its name and stack size.
+///
+/// ```
+/// let g = sylvan_hub::Builder::new().name("fetch").stack_size(64 << 10).spawn(|| 7).unwrap();
+/// assert_eq!(g.name(), Some("fetch"));
+/// assert_eq!(g.join().unwrap(), 7);
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with no name and the default stack size
+    /// ([`DEFAULT_STACK_SIZE`]).
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the greenlet (shown in failure reports, the overflow message and
+    /// dumps).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the usable stack size in bytes; rounded up to whole pages, and to
+    /// at least [`MIN_STACK_SIZE`](sylvan_runtime::stack::MIN_STACK_SIZE).
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns the greenlet: it is scheduled and runs when the current
+    /// greenlet (or main) blocks.
+    ///
+    /// # Errors
+    ///
+    /// When no stack can be mapped, for example because the kernel's
+    /// `vm.max_map_count` limit is reached (the message names it).
+    #[track_caller]
+    pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<Greenlet<T>> {
+        spawn_task(self.name, self.stack_size, Location::caller(), None, f)
+    }
+
+    /// Like [`spawn`](Builder::spawn), but the greenlet is scheduled only
+    /// after `delay`.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](Builder::spawn).
+    #[track_caller]
+    pub fn spawn_later<T: 'static>(
+        self,
+        delay: Duration,
+        f: impl FnOnce() -> T + 'static,
+    ) -> io::Result<Greenlet<T>> {
+        spawn_task(
+            self.name,
+            self.stack_size,
+            Location::caller(),
+            Some(delay),
+            f,
+        )
+    }
+}
+
+fn spawn_task<T: 'static>(
+    name: Option<String>,
+    stack_size: Option<usize>,
+    site: &'static Location<'static>,
+    delay: Option<Duration>,
+    f: impl FnOnce() -> T + 'static,
+) -> io::Result<Greenlet<T>> {
+    let hub = hub();
+    let stack = hub
+        .pool
+        .borrow_mut()
+        .get(stack_size.unwrap_or(DEFAULT_STACK_SIZE))?;
+    let inner = Rc::new(TaskInner {
+        task: Task::new(hub.next_id(), name.map(String::into_boxed_str), site),
+        value: RefCell::new(None),
+    });
+    let task = &inner.task;
+    let key = hub.insert_task(NonNull::from(task), inner.clone());
+    task.key.set(key);
+    // SAFETY: the name lives in the task record, which outlives the body
+    // (the table keeps the record alive until the greenlet is dead and the
+    // stack is back in the pool, where the next `set_owner` replaces it).
+    unsafe { stack.set_owner(task.id, task.name.as_deref()) };
+    let slot: *const TaskInner<T> = Rc::as_ptr(&inner);
+    let body = move || {
+        // SAFETY: the hub's table holds a strong reference to the record
+        // until the body has finished (`Hub::finish` drops it after).
+        let inner = unsafe { &*slot };
+        inner.task.started.set(true);
+        let value = f();
+        *inner.value.borrow_mut() = Some(value);
+    };
+    // SAFETY: the record is inside an Rc (a stable address) kept alive by the
+    // table until the body has finished; `start` is called once.
+    unsafe { task.core.start(stack, body) };
+    hub.count_spawn();
+    match delay {
+        None => hub.schedule_new(task),
+        Some(d) => {
+            let id = hub
+                .timers
+                .borrow_mut()
+                .insert(Instant::now() + d, TimerAction::Start(task.as_ref()));
+            task.start_timer.set(Some(id));
+        }
+    }
+    Ok(Greenlet { inner })
+}
+
+/// Spawns `f` in a new greenlet. It starts when the current greenlet (or
+/// main) blocks; greenlets start in the order they were spawned.
+///
+/// # Panics
+///
+/// When no stack can be mapped (see [`Builder::spawn`] for the error
+/// instead).
+///
+/// ```
+/// let g = sylvan_hub::spawn(|| 6 * 7);
+/// assert_eq!(g.join().unwrap(), 42);
+/// ```
+#[track_caller]
+pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> Greenlet<T> {
+    spawn_task(None, None, Location::caller(), None, f)
+        .unwrap_or_else(|e| panic!("sylvan: spawn failed: {e}"))
+}
+
+/// Spawns `f` to start after `delay`.
+///
+/// # Panics
+///
+/// As [`spawn`].
+#[track_caller]
+pub fn spawn_later<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static) -> Greenlet<T> {
+    spawn_task(None, None, Location::caller(), Some(delay), f)
+        .unwrap_or_else(|e| panic!("sylvan: spawn_later failed: {e}"))
+}
+
+/// Spawns a link callback from the hub. Failures to get a stack are
+/// reported; the callback is then dropped (its guard settles bookkeeping).
+pub(crate) fn spawn_link_callback(hub: &Hub, task: &Task, f: Box<dyn FnOnce()>) {
+    let _ = hub;
+    if let Err(e) = spawn_task(Some("link".to_owned()), None, task.site, None, f) {
+        eprintln!(
+            "sylvan: cannot run a link callback of greenlet {}: {e}",
+            GreenletId(task.id)
+        );
+    }
+}
+
+/// Decrements the borrower count of a task when a link callback is done
+/// (run, skipped or dropped), and wakes joiners waiting on it.
+struct BorrowGuard<T>(Rc<TaskInner<T>>);
+
+impl<T> Drop for BorrowGuard<T> {
+    fn drop(&mut self) {
+        let t = &self.0.task;
+        let n = t.borrowers.get() - 1;
+        t.borrowers.set(n);
+        if n == 0 {
+            let waiters = std::mem::take(&mut *t.borrow_waiters.borrow_mut());
+            if let Some(hub) = crate::hub::try_hub() {
+                for w in waiters {
+                    hub.wake(w, Wake::Ready);
+                }
+            }
+        }
+    }
+}
+
+/// Removes a parked waiter's link if it is still registered (timed out or
+/// unwound), so it leaves no trace.
+struct WaiterGuard<'a> {
+    task: &'a Task,
+    me: TaskRef,
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        let me = self.me;
+        self.task
+            .links
+            .borrow_mut()
+            .retain(|l| !matches!(l, Link::Waiter(r) if *r == me));
+        self.task.borrow_waiters.borrow_mut().retain(|r| *r != me);
+    }
+}
+
+impl<T: 'static> Greenlet<T> {
+    fn task(&self) -> &Task {
+        &self.inner.task
+    }
+
+    /// Waits until the greenlet is dead and returns its value.
+    ///
+    /// If link callbacks that may borrow the outcome are still running, waits
+    /// for them too (they see the value before `join` takes it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Killed`], [`Error::Panicked`] or [`Error::TimedOut`] by how
+    /// it died; [`Error::Unwinding`] when called while the caller unwinds and
+    /// the greenlet is not finished.
+    pub fn join(self) -> Result<T, Error> {
+        let hub = hub();
+        if !self.wait_inner(hub, None) {
+            return Err(Error::Unwinding);
+        }
+        let task = self.task();
+        while task.borrowers.get() > 0 {
+            let me = hub.current();
+            task.borrow_waiters.borrow_mut().push(me);
+            let guard = WaiterGuard { task, me };
+            let woke = hub.park(WaitKind::Join(GreenletId(task.id)), false);
+            drop(guard);
+            if woke == Woke::Refused {
+                return Err(Error::Unwinding);
+            }
+        }
+        match task.core.outcome() {
+            CoreOutcome::Returned => Ok(self
+                .inner
+                .value
+                .borrow_mut()
+                .take()
+                .expect("the value is taken once")),
+            CoreOutcome::Panicked | CoreOutcome::TimedOut(_) => {
+                Err(task.failure.borrow_mut().take().unwrap_or(Error::Killed))
+            }
+            CoreOutcome::Killed | CoreOutcome::Pending => Err(Error::Killed),
+        }
+    }
+
+    /// Waits until the greenlet is dead, at most `timeout` (forever when
+    /// `None`). True when it is dead.
+    pub fn wait(&self, timeout: Option<Duration>) -> bool {
+        self.wait_inner(hub(), timeout)
+    }
+
+    fn wait_inner(&self, hub: &Hub, timeout: Option<Duration>) -> bool {
+        let task = self.task();
+        let deadline = timeout.map(|d| Instant::now() + d);
+        self.wait_until(hub, deadline, WaitKind::Join(GreenletId(task.id)))
+    }
+
+    fn wait_until(&self, hub: &Hub, deadline: Option<Instant>, what: WaitKind) -> bool {
+        let task = self.task();
+        while !task.is_dead() {
+            let me = hub.current();
+            if me == task.as_ref() {
+                panic!(
+                    "sylvan: greenlet {} cannot wait for itself to die",
+                    GreenletId(task.id)
+                );
+            }
+            task.links.borrow_mut().push(Link::Waiter(me));
+            let guard = WaiterGuard { task, me };
+            let woke = hub.park_until(what, deadline);
+            drop(guard);
+            if woke != Woke::Ready {
+                return task.is_dead();
+            }
+        }
+        true
+    }
+
+    /// Kills the greenlet and waits until it is dead.
+    ///
+    /// A [`GreenletExit`](sylvan_runtime::GreenletExit) unwind is thrown into
+    /// it where it is parked: destructors run, and it dies as killed. A
+    /// greenlet that has not started never runs. Killing a dead greenlet does
+    /// nothing; a greenlet killing itself unwinds at once.
+    pub fn kill(&self) {
+        self.kill_until(None);
+    }
+
+    /// Like [`kill`](Greenlet::kill), but waits at most `timeout`. Returns
+    /// false if the greenlet is still alive then (it caught the unwind and
+    /// went on).
+    pub fn kill_timeout(&self, timeout: Duration) -> bool {
+        self.kill_until(Some(Instant::now() + timeout))
+    }
+
+    fn kill_until(&self, deadline: Option<Instant>) -> bool {
+        let hub = hub();
+        self.kill_nowait();
+        if std::thread::panicking() {
+            return self.task().is_dead();
+        }
+        self.wait_until(hub, deadline, WaitKind::Kill(GreenletId(self.task().id)))
+    }
+
+    /// Throws the kill and returns at once. A greenlet that has not started
+    /// is cancelled on the spot (it is dead when this returns).
+    pub fn kill_nowait(&self) {
+        kill_task(hub(), self.task());
+    }
+
+    /// True once the greenlet has finished (returned, panicked, killed or
+    /// timed out).
+    pub fn is_dead(&self) -> bool {
+        self.task().is_dead()
+    }
+
+    /// True once its body has begun running.
+    pub fn is_started(&self) -> bool {
+        self.task().started.get()
+    }
+
+    /// Its id.
+    pub fn id(&self) -> GreenletId {
+        GreenletId(self.task().id)
+    }
+
+    /// Its name, if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.task().name.as_deref()
+    }
+
+    /// How it ended, for a dead greenlet; `None` while it lives or after
+    /// `join` took the value.
+    pub fn with_outcome<R>(&self, f: impl FnOnce(&Outcome<'_, T>) -> R) -> Option<R> {
+        let task = self.task();
+        if !task.is_dead() {
+            return None;
+        }
+        if task.core.outcome() == CoreOutcome::Returned && self.inner.value.borrow().is_none() {
+            return None;
+        }
+        Some(self.inner.with_outcome(f))
+    }
+
+    fn add_callback(&self, when: When, f: impl FnOnce(&Outcome<'_, T>) + 'static) {
+        let task = self.task();
+        let seq = task.link_seq.get();
+        task.link_seq.set(seq + 1);
+        task.borrowers.set(task.borrowers.get() + 1);
+        if when != When::Value {
+            task.observers.set(task.observers.get() + 1);
+        }
+        let guard = BorrowGuard(self.inner.clone());
+        let cb: Box<dyn FnOnce()> = Box::new(move || {
+            let guard = guard;
+            let inner = &guard.0;
+            if seq >= inner.task.unlinked_upto.get() {
+                inner.with_outcome(f);
+            }
+        });
+        if task.is_dead() {
+            // A link added to a dead greenlet still fires.
+            if when.matches(task.core.outcome()) {
+                spawn_link_callback(hub(), task, cb);
+            }
+        } else {
+            task.links.borrow_mut().push(Link::Callback { when, f: cb });
+        }
+    }
+
+    /// Calls `f` with the outcome when the greenlet dies, however it dies.
+    ///
+    /// Callbacks run in registration order (join waiters included), each in a
+    /// fresh greenlet started one after another, once each; they may block.
+    /// A link added to a dead greenlet still fires. `join` waits until
+    /// callbacks that may borrow the outcome are done.
+    pub fn link(&self, f: impl FnOnce(&Outcome<'_, T>) + 'static) {
+        self.add_callback(When::Always, f);
+    }
+
+    /// Calls `f` with the value, only if the greenlet returned one.
+    pub fn link_value(&self, f: impl FnOnce(&T) + 'static) {
+        self.add_callback(When::Value, move |o| {
+            if let Outcome::Returned(v) = o {
+                f(v)
+            }
+        });
+    }
+
+    /// Calls `f` with the error, only if the greenlet panicked or a timeout
+    /// escaped it (a kill is a normal exit, as in gevent).
+    pub fn link_exception(&self, f: impl FnOnce(&Error) + 'static) {
+        let inner = self.inner.clone();
+        self.add_callback(When::Exception, move |_| {
+            let failure = inner.task.failure.borrow();
+            if let Some(e) = failure.as_ref() {
+                f(e)
+            }
+        });
+    }
+
+    /// Removes every callback registered so far; called from inside a
+    /// callback, it stops those not yet started.
+    pub fn unlink_all(&self) {
+        let task = self.task();
+        task.unlinked_upto.set(task.link_seq.get());
+        let removed: Vec<Link> = {
+            let mut links = task.links.borrow_mut();
+            let (keep, drop): (Vec<Link>, Vec<Link>) = std::mem::take(&mut *links)
+                .into_iter()
+                .partition(|l| matches!(l, Link::Waiter(_)));
+            *links = keep;
+            drop
+        };
+        drop(removed);
+    }
+}
+
+pub(crate) fn kill_task(hub: &Hub, task: &Task) {
+    if task.is_dead() {
+        return;
+    }
+    if hub.current().id == task.id && !hub.on_hub() {
+        if !std::thread::panicking() {
+            throw(Throw::Kill);
+        }
+        return;
+    }
+    if !task.started.get() {
+        hub.cancel_unstarted(task);
+    } else {
+        hub.wake(task.as_ref(), Wake::Throw(Throw::Kill));
+    }
+}
+
+/// Waits until every greenlet is dead, at most `timeout`; true if all are.
+pub fn joinall<T: 'static>(greenlets: &[Greenlet<T>], timeout: Option<Duration>) -> bool {
+    let hub = hub();
+    let deadline = timeout.map(|d| Instant::now() + d);
+    greenlets
+        .iter()
+        .all(|g| g.wait_until(hub, deadline, WaitKind::Join(g.id())))
+}
+
+/// Kills every greenlet and waits for them, at most `timeout`.
+///
+/// # Errors
+///
+/// [`Survivors`] lists the greenlets still alive when the timeout passed.
+pub fn killall<T: 'static>(
+    greenlets: &[Greenlet<T>],
+    timeout: Option<Duration>,
+) -> Result<(), Survivors> {
+    let hub = hub();
+    for g in greenlets {
+        kill_task(hub, g.task());
+    }
+    let deadline = timeout.map(|d| Instant::now() + d);
+    for g in greenlets {
+        g.wait_until(hub, deadline, WaitKind::Kill(g.id()));
+    }
+    let survivors: Vec<GreenletId> = greenlets
+        .iter()
+        .filter(|g| !g.is_dead())
+        .map(|g| g.id())
+        .collect();
+    if survivors.is_empty() {
+        Ok(())
+    } else {
+        Err(Survivors(survivors))
+    }
+}
+
+/// The id of the running greenlet (`#0` for main).
+pub fn current() -> GreenletId {
+    GreenletId(hub().current().id)
+}
+
+/// The name of the running greenlet (`"main"` for main).
+pub fn current_name() -> Option<String> {
+    hub().current_task().name.as_deref().map(str::to_owned)
+}
+
+/// Spawns a greenlet for a cross-thread [`Handle::spawn`](crate::Handle::spawn).
+pub(crate) fn spawn_from_remote(
+    site: &'static Location<'static>,
+    f: impl FnOnce() + 'static,
+) -> io::Result<()> {
+    spawn_task(None, None, site, None, f)
+        .map(drop)
+        .inspect_err(|e| {
+            eprintln!("sylvan: Handle::spawn from {site} failed: {e}");
+        })
+}

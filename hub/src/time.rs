@@ -1,0 +1,187 @@
+//! Sleeping, yielding and timeouts.
+
+use std::fmt;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use sylvan_runtime::TimeoutUnwind;
+
+use crate::hub::{TimerAction, TimerGuard, hub};
+use crate::task::WaitKind;
+use crate::timer::TimerId;
+
+/// Lets every other ready greenlet run once, then continues.
+///
+/// Takes the same path as every blocking call (a park that puts the caller
+/// straight back on the ready queue). Called from main, it runs the ready
+/// greenlets until main's turn comes round again.
+#[inline]
+pub fn yield_now() {
+    hub().park(WaitKind::Yield, true);
+}
+
+/// Parks the current greenlet for `d`; other greenlets run meanwhile.
+/// `sleep(Duration::ZERO)` is [`yield_now`], as in gevent.
+///
+/// Called while the greenlet unwinds (from a destructor during a kill or
+/// panic), it returns at once without switching.
+pub fn sleep(d: Duration) {
+    if d.is_zero() {
+        return yield_now();
+    }
+    sleep_until(Instant::now() + d);
+}
+
+/// Parks the current greenlet until `deadline`.
+pub fn sleep_until(deadline: Instant) {
+    let hub = hub();
+    if std::thread::panicking() {
+        return;
+    }
+    let _timer = TimerGuard::arm(hub, deadline, TimerAction::Wake(hub.current()));
+    hub.park(WaitKind::Sleep, false);
+}
+
+/// Waits until the hub has nothing ready to run (every other greenlet is
+/// parked), as gevent's `idle()`.
+pub fn idle() {
+    let hub = hub();
+    if std::thread::panicking() {
+        return;
+    }
+    let me = hub.current();
+    hub.add_idle_waiter(me);
+    struct Unregister(crate::hub::TaskRef);
+    impl Drop for Unregister {
+        fn drop(&mut self) {
+            if let Some(h) = crate::hub::try_hub() {
+                h.remove_idle_waiter(self.0)
+            }
+        }
+    }
+    let _g = Unregister(me);
+    hub.park(WaitKind::Idle, false);
+}
+
+/// The error of [`with_timeout`]: the deadline passed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed(());
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+impl From<Elapsed> for io::Error {
+    fn from(_: Elapsed) -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, "deadline has elapsed")
+    }
+}
+
+/// A timeout armed on the current greenlet, cancelled when dropped.
+///
+/// When it expires while the greenlet is parked (or yielding), a timeout
+/// unwind is thrown into the greenlet at that point. [`with_timeout`] catches
+/// its own; one that escapes the greenlet's body ends the greenlet as
+/// [`Error::TimedOut`](crate::Error::TimedOut) and fires `link_exception`.
+/// A greenlet that never blocks cannot be interrupted (as in gevent).
+///
+/// ```
+/// use std::time::Duration;
+/// let g = sylvan_hub::spawn(|| {
+///     let _t = sylvan_hub::Timeout::start(Duration::from_millis(10));
+///     sylvan_hub::sleep(Duration::from_secs(10));
+/// });
+/// assert!(g.join().unwrap_err().is_timeout());
+/// ```
+#[derive(Debug)]
+pub struct Timeout {
+    id: u64,
+    timer: Option<TimerId>,
+}
+
+impl Timeout {
+    /// Arms a timeout of `d` for the current greenlet.
+    pub fn start(d: Duration) -> Timeout {
+        Timeout::start_at(Instant::now() + d)
+    }
+
+    /// Arms a timeout that expires at `deadline`.
+    pub fn start_at(deadline: Instant) -> Timeout {
+        let hub = hub();
+        let id = hub.next_timeout_id();
+        let timer = hub
+            .timers
+            .borrow_mut()
+            .insert(deadline, TimerAction::Throw(hub.current(), id));
+        Timeout {
+            id,
+            timer: Some(timer),
+        }
+    }
+
+    /// True while armed: not expired and not cancelled.
+    pub fn is_pending(&self) -> bool {
+        self.timer
+            .is_some_and(|t| hub().timers.borrow().contains(t))
+    }
+
+    /// Disarms it (as dropping it does).
+    pub fn cancel(mut self) {
+        self.disarm();
+    }
+
+    fn disarm(&mut self) {
+        if let (Some(t), Some(hub)) = (self.timer.take(), crate::hub::try_hub()) {
+            hub.timers.borrow_mut().cancel(t);
+        }
+    }
+
+    /// True when `payload` (from `catch_unwind`) is this timeout's unwind.
+    pub fn is_own_payload(&self, payload: &(dyn std::any::Any + Send)) -> bool {
+        payload
+            .downcast_ref::<TimeoutUnwind>()
+            .is_some_and(|t| t.id == self.id)
+    }
+}
+
+impl Drop for Timeout {
+    fn drop(&mut self) {
+        self.disarm();
+    }
+}
+
+/// Runs `f` with a timeout of `d` on the current greenlet.
+///
+/// `Err(Elapsed)` when the timeout expired while `f` was blocked: `f` was
+/// unwound at that point (its destructors ran). Nested timeouts work: the one
+/// that expires first is reported by its own `with_timeout`, and outer ones
+/// pass through inner ones. If `f` catches the expiry itself and returns,
+/// the result is `Ok`.
+///
+/// ```
+/// use std::time::Duration;
+/// let r = sylvan_hub::with_timeout(Duration::from_millis(5), || {
+///     sylvan_hub::sleep(Duration::from_secs(5));
+/// });
+/// assert!(r.is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`Elapsed`] when the deadline passed first.
+pub fn with_timeout<T>(d: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
+    let timeout = Timeout::start(d);
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => Ok(v),
+        Err(payload) if timeout.is_own_payload(&*payload) => Err(Elapsed(())),
+        Err(payload) => {
+            drop(timeout);
+            panic::resume_unwind(payload)
+        }
+    }
+}

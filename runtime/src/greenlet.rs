@@ -1,0 +1,374 @@
+//! The greenlet record: switch state, lifecycle state and outcome.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+
+use crate::overflow;
+use crate::stack::{Stack, StackMeta};
+use crate::switch::Switch;
+use crate::unwind::{GreenletExit, TimeoutUnwind};
+
+/// Where a greenlet is in its life.
+///
+/// ```text
+/// Created --schedule--> Scheduled --resume--> Running --park--> Suspended
+///                           ^                    |                  |
+///                           +------ yield -------+                  |
+///                           +------------- wake --------------------+
+/// Running --body returns, panics or is unwound--> Dead
+/// Created/Scheduled (never run) --kill--> Dead
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    /// Spawned but not yet put on the ready queue (for example `spawn_later`
+    /// before its delay has passed).
+    Created,
+    /// On the ready queue, waiting for the hub to resume it.
+    Scheduled,
+    /// Its code is executing: it is the current greenlet.
+    Running,
+    /// Parked: waiting for a wake-up (a timer, an event, IO, a join).
+    Suspended,
+    /// Finished: its outcome is final and its stack is back in the pool.
+    Dead,
+}
+
+/// How a greenlet ended (or `Pending` while it has not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Still alive (or never started and not killed).
+    Pending,
+    /// Its body returned a value.
+    Returned,
+    /// Its body panicked; the [`Panic`] is kept in the record.
+    Panicked,
+    /// It was killed: a [`GreenletExit`] unwound it, or it was cancelled
+    /// before it started.
+    Killed,
+    /// A timeout armed inside it expired and the unwind escaped its body.
+    TimedOut(u64),
+}
+
+/// A panic caught at a greenlet's entry: its message, where it happened, the
+/// backtrace when `RUST_BACKTRACE` asked for one, and the payload.
+pub struct Panic {
+    message: String,
+    location: Option<String>,
+    backtrace: Option<String>,
+    payload: Option<Box<dyn Any + Send>>,
+}
+
+impl Panic {
+    /// Builds a record from a caught payload and what the panic hook saw.
+    pub fn new(
+        payload: Box<dyn Any + Send>,
+        location: Option<String>,
+        backtrace: Option<String>,
+    ) -> Panic {
+        let message = payload_message(&*payload);
+        Panic {
+            message,
+            location,
+            backtrace,
+            payload: Some(payload),
+        }
+    }
+
+    /// The panic message (`"Box<dyn Any>"` when the payload is not a string).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// `file:line:column` of the panic, when the panic hook saw it.
+    pub fn location(&self) -> Option<&str> {
+        self.location.as_deref()
+    }
+
+    /// The backtrace, when `RUST_BACKTRACE` asked for one.
+    pub fn backtrace(&self) -> Option<&str> {
+        self.backtrace.as_deref()
+    }
+
+    /// Takes the original payload, to re-raise it with
+    /// [`std::panic::resume_unwind`]. `None` if it was taken before.
+    pub fn take_payload(&mut self) -> Option<Box<dyn Any + Send>> {
+        self.payload.take()
+    }
+}
+
+impl fmt::Debug for Panic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Panic")
+            .field("message", &self.message)
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for Panic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(loc) = &self.location {
+            write!(f, " at {loc}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The message of a panic payload, as std's hook would print it.
+pub fn payload_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_owned()
+    }
+}
+
+/// What [`Core::resume`] came back with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resumed {
+    /// The greenlet suspended itself (parked or yielded).
+    Suspended,
+    /// The greenlet's body is over; see [`Core::outcome`].
+    Finished,
+}
+
+/// One greenlet's core record.
+///
+/// The hub keeps each `Core` at a stable address (inside an `Rc`) from
+/// [`start`](Core::start) until the greenlet is dead: the running body refers
+/// back to it.
+pub struct Core {
+    switch: UnsafeCell<Switch>,
+    state: Cell<State>,
+    outcome: Cell<Outcome>,
+    panic: RefCell<Option<Panic>>,
+    /// Location and backtrace of a panic in progress, from the panic hook.
+    panic_site: RefCell<Option<(String, Option<String>)>>,
+    meta: Cell<*const StackMeta>,
+    stack_size: Cell<usize>,
+    /// Set while the record drops a body that is still suspended: the
+    /// switch's forced unwind must then pass the entry's `catch_unwind`.
+    dropping: Cell<bool>,
+}
+
+impl Default for Core {
+    fn default() -> Self {
+        Core::new()
+    }
+}
+
+impl Core {
+    /// A record in state [`State::Created`] with no body yet.
+    pub const fn new() -> Core {
+        Core {
+            switch: UnsafeCell::new(Switch::empty()),
+            state: Cell::new(State::Created),
+            outcome: Cell::new(Outcome::Pending),
+            panic: RefCell::new(None),
+            panic_site: RefCell::new(None),
+            meta: Cell::new(ptr::null()),
+            stack_size: Cell::new(0),
+            dropping: Cell::new(false),
+        }
+    }
+
+    /// Places `body` on `stack`; it runs at the first [`resume`](Core::resume).
+    ///
+    /// The body's panics, kills and timeouts are caught at its entry and
+    /// recorded as the [`outcome`](Core::outcome).
+    ///
+    /// # Safety
+    ///
+    /// `self` must stay at its address, and alive, until the body has finished
+    /// or the record is dropped. `start` is called at most once.
+    pub unsafe fn start(&self, stack: Stack, body: impl FnOnce() + 'static) {
+        self.meta.set(stack.meta());
+        self.stack_size.set(stack.size());
+        let this: *const Core = self;
+        let entry = move || {
+            let result = panic::catch_unwind(AssertUnwindSafe(body));
+            // SAFETY: the caller of `start` keeps the record alive and in place
+            // until the body has finished, which is after this line.
+            let core = unsafe { &*this };
+            if let Err(payload) = result {
+                if core.dropping.get() {
+                    // The record is being dropped with the body suspended:
+                    // corosensei's forced unwind must reach its own root.
+                    panic::resume_unwind(payload);
+                }
+                core.record_unwind(payload);
+            } else {
+                core.outcome.set(Outcome::Returned);
+            }
+        };
+        // SAFETY: the caller keeps `self` in place while the body lives (so
+        // the switch does not move) and `entry` never unwinds: everything
+        // but the forced unwind of a dropped record is caught above.
+        unsafe { (*self.switch.get()).init(stack, entry) };
+    }
+
+    #[cold]
+    fn record_unwind(&self, payload: Box<dyn Any + Send>) {
+        let outcome = if payload.is::<GreenletExit>() {
+            Outcome::Killed
+        } else if let Some(t) = payload.downcast_ref::<TimeoutUnwind>() {
+            Outcome::TimedOut(t.id)
+        } else {
+            let (location, backtrace) = match self.panic_site.borrow_mut().take() {
+                Some((l, b)) => (Some(l), b),
+                None => (None, None),
+            };
+            *self.panic.borrow_mut() = Some(Panic::new(payload, location, backtrace));
+            Outcome::Panicked
+        };
+        self.outcome.set(outcome);
+    }
+
+    /// Runs the greenlet until it suspends or finishes.
+    ///
+    /// Marks it [`State::Running`] while it runs and [`State::Dead`] when it
+    /// finished; after a suspend the caller sets the state it parked in.
+    ///
+    /// # Safety
+    ///
+    /// Called from the thread's own stack (the hub loop), never from inside a
+    /// greenlet; the record was [`start`](Core::start)ed and is not dead; no
+    /// `RefCell` borrow that the greenlet may need is held across the call.
+    #[inline(always)]
+    pub unsafe fn resume(&self) -> Resumed {
+        self.state.set(State::Running);
+        overflow::set_running(self.meta.get());
+        // SAFETY: per this function's contract the switch is initialised, not
+        // finished, and we are on the thread's own stack. Nobody else holds a
+        // reference into the switch: `suspend` only reads the yielder cell.
+        let finished = unsafe { (*self.switch.get()).resume() };
+        overflow::set_running(ptr::null());
+        if finished {
+            self.state.set(State::Dead);
+            Resumed::Finished
+        } else {
+            Resumed::Suspended
+        }
+    }
+
+    /// Suspends the running greenlet back to the hub.
+    ///
+    /// # Safety
+    ///
+    /// Must be called by this greenlet, on its own stack, while it runs.
+    #[inline(always)]
+    pub unsafe fn suspend(&self) {
+        // SAFETY: per contract we run on this switch's stack.
+        unsafe { (*self.switch.get()).suspend() }
+    }
+
+    /// Cancels a greenlet that never ran: its body is dropped unrun, it is
+    /// dead as killed, and its stack is returned. `None` if it has no body or
+    /// already ran.
+    pub fn cancel_unstarted(&self) -> Option<Stack> {
+        // SAFETY: the greenlet is not running (it never started), so nothing
+        // else holds a reference into the switch.
+        let switch = unsafe { &mut *self.switch.get() };
+        if switch.is_mid_body() {
+            return None;
+        }
+        // Dead first: dropping the body runs user destructors, which may
+        // reach the hub and must find this greenlet settled.
+        if self.outcome.get() == Outcome::Pending {
+            self.outcome.set(Outcome::Killed);
+        }
+        self.state.set(State::Dead);
+        switch.take_stack()
+    }
+
+    /// Takes the stack back from a dead greenlet, for the pool.
+    pub fn take_stack(&self) -> Option<Stack> {
+        // SAFETY: only called on dead greenlets, whose body no longer runs and
+        // holds no reference into the switch.
+        unsafe { (*self.switch.get()).take_stack() }
+    }
+
+    /// Whether the body has started and not finished (it has live frames).
+    pub fn is_mid_body(&self) -> bool {
+        // SAFETY: a shared read of the coroutine's flags; the switch is only
+        // mutated by `resume`/`take_stack`, which are not running now (we are
+        // either on the hub stack between resumes or inside the greenlet, where
+        // the hub's `resume` frame holds no live reference across the switch).
+        unsafe { (*self.switch.get()).is_mid_body() }
+    }
+
+    /// Whether a body was placed with [`start`](Core::start) and not dropped.
+    pub fn has_body(&self) -> bool {
+        // SAFETY: as in `is_mid_body`.
+        unsafe { (*self.switch.get()).is_init() }
+    }
+
+    /// The lifecycle state.
+    #[inline]
+    pub fn state(&self) -> State {
+        self.state.get()
+    }
+
+    /// Sets the lifecycle state (the hub tracks Scheduled and Suspended).
+    #[inline]
+    pub fn set_state(&self, state: State) {
+        self.state.set(state)
+    }
+
+    /// How the greenlet ended, or [`Outcome::Pending`].
+    #[inline]
+    pub fn outcome(&self) -> Outcome {
+        self.outcome.get()
+    }
+
+    /// The caught panic, when the outcome is [`Outcome::Panicked`].
+    pub fn panic(&self) -> &RefCell<Option<Panic>> {
+        &self.panic
+    }
+
+    /// Called by the panic hook while this greenlet panics: remembers where,
+    /// and the backtrace, for the [`Panic`] record.
+    pub fn record_panic_site(&self, location: String, backtrace: Option<String>) {
+        if let Ok(mut site) = self.panic_site.try_borrow_mut() {
+            *site = Some((location, backtrace));
+        }
+    }
+
+    /// The usable size of the greenlet's stack in bytes (0 before start).
+    pub fn stack_size(&self) -> usize {
+        self.stack_size.get()
+    }
+
+    /// The stack's metadata, for the overflow handler (null before start).
+    pub fn stack_meta(&self) -> *const StackMeta {
+        self.meta.get()
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if self.switch.get_mut().is_mid_body() {
+            // Dropping a suspended body force-unwinds it (its destructors run).
+            // The hub avoids this by killing greenlets before it lets go of
+            // them; this is the backstop.
+            self.dropping.set(true);
+            self.switch.get_mut().drop_body();
+        }
+    }
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core")
+            .field("state", &self.state.get())
+            .field("outcome", &self.outcome.get())
+            .finish_non_exhaustive()
+    }
+}
