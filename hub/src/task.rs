@@ -428,7 +428,7 @@ impl Drop for WaiterGuard<'_> {
 }
 
 impl<T: 'static> Greenlet<T> {
-    fn task(&self) -> &Task {
+    pub(crate) fn task(&self) -> &Task {
         &self.inner.task
     }
 

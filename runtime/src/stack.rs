@@ -200,12 +200,12 @@ fn grouped(n: u64) -> String {
 #[cold]
 #[inline(never)]
 fn map_error(usable: usize, step: &str, err: io::Error) -> io::Error {
-    let what = match step {
-        "protect" => "make writable",
-        _ => "map",
+    let (verb, tail) = match step {
+        "protect" => ("make", " writable"),
+        _ => ("map", ""),
     };
     let mut msg = format!(
-        "cannot {what} a {} KiB greenlet stack: {err}; each guarded stack takes 2 kernel \
+        "cannot {verb} a {} KiB greenlet stack{tail}: {err}; each guarded stack takes 2 kernel \
          memory mappings and the kernel's limit vm.max_map_count ",
         usable / 1024
     );
