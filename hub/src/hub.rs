@@ -26,6 +26,7 @@ use sylvan_runtime::stack::{DEFAULT_POOL_LIMIT, StackPool};
 use sylvan_runtime::{Outcome, Resumed, State, Throw, throw};
 
 use crate::error::{Error, ErrorPolicy, Failure};
+use crate::inspect::{Beacon, Dump, GreenletInfo};
 use crate::poll::{Poller, WAKER_TOKEN};
 use crate::task::{GreenletId, Link, Task, TaskInner, WaitKind};
 use crate::timer::{TimerId, Timers};
@@ -178,6 +179,10 @@ pub(crate) struct Hub {
     spawned: Cell<u64>,
     switches: Cell<u64>,
     polls: Cell<u64>,
+    /// The coarse clock: read once per loop turn, stamped on parks.
+    pub(crate) now: Cell<Instant>,
+    /// Facts published for the blocking detector's watchdog thread.
+    pub(crate) beacon: Arc<Beacon>,
     _main: Rc<TaskInner<()>>,
     _alt_stack: Option<AltStackGuard>,
 }
@@ -288,6 +293,8 @@ impl Hub {
             spawned: Cell::new(0),
             switches: Cell::new(0),
             polls: Cell::new(0),
+            now: Cell::new(Instant::now()),
+            beacon: Arc::new(Beacon::new()),
             _main: main,
             _alt_stack: Some(alt),
         })
@@ -464,6 +471,7 @@ impl Hub {
         }
         let task = self.task(key);
         task.waiting.set(what);
+        task.since.set(self.now.get());
         if requeue {
             task.wake.set(Wake::Ready);
             task.core.set_state(State::Scheduled);
@@ -523,6 +531,7 @@ impl Hub {
             if key == MAIN {
                 self.current.set(MAIN);
                 self.task(MAIN).core.set_state(State::Running);
+                self.beacon.main(self.switches.get());
                 return;
             }
             let task = self.task(key);
@@ -531,7 +540,10 @@ impl Hub {
                 self.reap(key);
                 continue;
             }
-            self.switches.set(self.switches.get() + 1);
+            let n = self.switches.get() + 1;
+            self.switches.set(n);
+            task.switches.set(task.switches.get() + 1);
+            self.beacon.running(n, task.id, task.site);
             self.current.set(key);
             // SAFETY: we are on main's stack in the loop, `task` was started
             // (scheduled tasks always have a body) and is not dead; no
@@ -550,7 +562,9 @@ impl Hub {
     #[inline(never)]
     fn turn(&self) {
         self.resumes.set(0);
-        self.fire_timers(Instant::now());
+        let now = Instant::now();
+        self.now.set(now);
+        self.fire_timers(now);
         if self.ready_len() > 0 {
             if self.refs.get() > 0 || self.remote.pending.load(Ordering::Acquire) {
                 self.poll(Some(Duration::ZERO));
@@ -574,9 +588,13 @@ impl Hub {
             self.wake(TaskRef { key: MAIN, id: 0 }, Wake::Deadlock);
             return;
         }
-        let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
+        let timeout = next.map(|d| d.saturating_duration_since(now));
+        self.beacon.polling.store(true, Ordering::Relaxed);
         self.poll(timeout);
-        self.fire_timers(Instant::now());
+        self.beacon.polling.store(false, Ordering::Relaxed);
+        let now = Instant::now();
+        self.now.set(now);
+        self.fire_timers(now);
     }
 
     fn poll(&self, timeout: Option<Duration>) {
@@ -619,7 +637,12 @@ impl Hub {
             match action {
                 TimerAction::Wake(r) => self.wake(r, Wake::Ready),
                 TimerAction::Expire(r) => self.wake(r, Wake::TimedOut),
-                TimerAction::Throw(r, id) => self.wake(r, Wake::Throw(Throw::Timeout(id))),
+                TimerAction::Throw(r, id) => {
+                    if let Some(task) = self.lookup(r) {
+                        task.timeouts.set(task.timeouts.get().saturating_sub(1));
+                    }
+                    self.wake(r, Wake::Throw(Throw::Timeout(id)))
+                }
                 TimerAction::Start(r) => {
                     if let Some(task) = self.lookup(r) {
                         task.start_timer.set(None);
@@ -758,6 +781,46 @@ impl Hub {
         }
     }
 
+    /// The live greenlets, main first.
+    pub(crate) fn dump(&self) -> Dump {
+        let now = Instant::now();
+        // SAFETY: as in `task`; the entries are read without running any
+        // user code.
+        let tasks = unsafe { &*self.tasks.get() };
+        let mut greenlets: Vec<GreenletInfo> = tasks
+            .iter()
+            // SAFETY: the entry keeps its task alive.
+            .map(|(_, e)| unsafe { e.task.as_ref() })
+            .filter(|t| !t.is_dead())
+            .map(|t| {
+                let state = match t.core.state() {
+                    State::Created => "created",
+                    State::Scheduled => "scheduled",
+                    State::Running => "running",
+                    State::Suspended => "suspended",
+                    State::Dead => "dead",
+                };
+                let parked = t.core.state() == State::Suspended;
+                GreenletInfo {
+                    id: GreenletId(t.id),
+                    name: t.name.as_deref().map(str::to_owned),
+                    state,
+                    wait: if parked {
+                        t.waiting.get()
+                    } else {
+                        crate::task::WaitKind::Nothing
+                    },
+                    waiting_for: parked.then(|| now.saturating_duration_since(t.since.get())),
+                    timeout_armed: t.timeouts.get() > 0,
+                    spawned_at: t.site,
+                    switches: t.switches.get(),
+                }
+            })
+            .collect();
+        greenlets.sort_by_key(|g| g.id);
+        Dump { greenlets }
+    }
+
     // ----- teardown --------------------------------------------------------
 
     /// Unwinds every greenlet still alive (destructors run) at thread exit.
@@ -766,6 +829,7 @@ impl Hub {
     /// still points here, so greenlets unwinding now reach a working hub.
     fn teardown(&self) {
         self.closing.set(true);
+        self.beacon.alive.store(false, Ordering::Release);
         self.remote.alive.store(false, Ordering::Release);
         for _round in 0..3 {
             // SAFETY: as in `task`; the keys are copied out before any

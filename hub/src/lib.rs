@@ -15,6 +15,7 @@ mod error;
 mod handle;
 mod hook;
 mod hub;
+mod inspect;
 mod poll;
 mod task;
 mod time;
@@ -23,6 +24,9 @@ mod timer;
 pub use error::{Error, ErrorPolicy, Failure, Panic, Survivors};
 pub use handle::{Handle, HubGone, KeepAlive};
 pub use hub::{HubStats, POLL_EVERY};
+pub use inspect::{
+    BlockingDetector, BlockingReport, DEFAULT_BLOCKING_THRESHOLD, Dump, GreenletInfo,
+};
 pub use task::{
     Builder, Greenlet, GreenletId, Outcome, WaitKind, current, current_name, joinall, killall,
     spawn, spawn_later,
@@ -36,6 +40,25 @@ pub use sylvan_runtime::{GreenletExit, is_unwind_payload};
 /// (see [`ErrorPolicy`]; the default reports them).
 pub fn set_error_policy(policy: ErrorPolicy) {
     *hub::hub().policy.borrow_mut() = policy;
+}
+
+/// A snapshot of this thread's live greenlets: id, name, state, what each
+/// waits on and since when, spawn site and switch count. Print it for a
+/// readable table.
+///
+/// ```
+/// let g = sylvan_hub::Builder::new()
+///     .name("napper")
+///     .spawn(|| sylvan_hub::sleep(std::time::Duration::from_secs(60)))
+///     .unwrap();
+/// sylvan_hub::yield_now();
+/// let dump = sylvan_hub::dump();
+/// println!("{dump}");
+/// assert!(dump.greenlets.iter().any(|i| i.name.as_deref() == Some("napper")));
+/// g.kill();
+/// ```
+pub fn dump() -> Dump {
+    hub::hub().dump()
 }
 
 /// This thread's hub counters.

@@ -120,6 +120,12 @@ pub(crate) struct Task {
     pub(crate) observers: Cell<u32>,
     pub(crate) failure: RefCell<Option<Error>>,
     pub(crate) start_timer: Cell<Option<crate::timer::TimerId>>,
+    /// When it parked, from the hub's coarse clock.
+    pub(crate) since: Cell<Instant>,
+    /// Times the hub resumed it.
+    pub(crate) switches: Cell<u64>,
+    /// `Timeout`s armed by it and still pending.
+    pub(crate) timeouts: Cell<u32>,
 }
 
 impl Task {
@@ -141,6 +147,9 @@ impl Task {
             observers: Cell::new(0),
             failure: RefCell::new(None),
             start_timer: Cell::new(None),
+            since: Cell::new(Instant::now()),
+            switches: Cell::new(0),
+            timeouts: Cell::new(0),
         }
     }
 

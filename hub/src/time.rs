@@ -114,6 +114,8 @@ impl Timeout {
     pub fn start_at(deadline: Instant) -> Timeout {
         let hub = hub();
         let id = hub.next_timeout_id();
+        let task = hub.current_task();
+        task.timeouts.set(task.timeouts.get() + 1);
         let timer = hub
             .timers
             .borrow_mut()
@@ -137,7 +139,12 @@ impl Timeout {
 
     fn disarm(&mut self) {
         if let (Some(t), Some(hub)) = (self.timer.take(), crate::hub::try_hub()) {
-            hub.timers.borrow_mut().cancel(t);
+            let cancelled = hub.timers.borrow_mut().cancel(t);
+            if let Some(TimerAction::Throw(r, _)) = cancelled
+                && let Some(task) = hub.lookup(r)
+            {
+                task.timeouts.set(task.timeouts.get().saturating_sub(1));
+            }
         }
     }
 

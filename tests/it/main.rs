@@ -3,6 +3,7 @@
 mod util;
 
 mod failures;
+mod inspect;
 mod lifecycle;
 mod links;
 mod stacks;

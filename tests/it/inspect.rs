@@ -1,0 +1,119 @@
+//! dump(), the blocking detector and hub statistics.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sylvan::{BlockingDetector, BlockingReport, WaitKind};
+
+fn collect() -> (Arc<Mutex<Vec<BlockingReport>>>, BlockingDetector) {
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let r = reports.clone();
+    let d = BlockingDetector::with_callback(Duration::from_millis(100), move |rep| {
+        r.lock().unwrap().push(rep.clone())
+    });
+    (reports, d)
+}
+
+#[test]
+fn a_greenlet_blocking_the_hub_is_reported_once_with_its_spawn_site() {
+    let (reports, detector) = collect();
+    let line = line!() + 1;
+    let g = sylvan::Builder::new()
+        .name("blocker")
+        .spawn(|| std::thread::sleep(Duration::from_millis(300)))
+        .unwrap();
+    let id = g.id();
+    g.join().unwrap();
+    // give the watchdog a tick to settle, without blocking the hub
+    sylvan::sleep(Duration::from_millis(50));
+    drop(detector);
+    let reports = reports.lock().unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let r = &reports[0];
+    assert_eq!(r.greenlet, id);
+    let site = r.spawned_at.expect("a spawned greenlet has a site");
+    assert!(site.file().ends_with("inspect.rs"), "{site}");
+    assert!(
+        (line..line + 4).contains(&site.line()),
+        "{site} vs line {line}"
+    );
+    assert!(r.blocked_for >= Duration::from_millis(100));
+    assert!(r.to_string().contains("has blocked the hub"));
+}
+
+#[test]
+fn an_idle_hub_is_not_reported() {
+    let (reports, detector) = collect();
+    sylvan::sleep(Duration::from_millis(300));
+    let g = sylvan::spawn(|| sylvan::sleep(Duration::from_millis(250)));
+    g.join().unwrap();
+    drop(detector);
+    assert!(reports.lock().unwrap().is_empty());
+}
+
+#[test]
+fn dump_shows_what_each_greenlet_waits_on_and_forgets_the_dead() {
+    let sleeper = sylvan::Builder::new()
+        .name("sleeper")
+        .spawn(|| sylvan::sleep(Duration::from_secs(60)))
+        .unwrap();
+    let sleeper_id = sleeper.id();
+    let sleeper = std::rc::Rc::new(sleeper);
+    let s2 = sleeper.clone();
+    let joiner = sylvan::Builder::new()
+        .name("joiner")
+        .spawn(move || s2.wait(None))
+        .unwrap();
+    let timed = sylvan::spawn(|| {
+        let _t = sylvan::Timeout::start(Duration::from_secs(60));
+        sylvan::sleep(Duration::from_secs(60));
+    });
+    let quick = sylvan::spawn(|| ());
+    sylvan::sleep(Duration::from_millis(20));
+    assert!(quick.is_dead());
+    let dump = sylvan::dump();
+    let find = |id| dump.greenlets.iter().find(|g| g.id == id);
+    assert!(find(quick.id()).is_none(), "dead greenlets are forgotten");
+    let s = find(sleeper_id).unwrap();
+    assert_eq!(s.wait, WaitKind::Sleep);
+    assert_eq!(s.state, "suspended");
+    assert!(s.waiting_for.unwrap() < Duration::from_secs(5));
+    assert!(s.spawned_at.file().ends_with("inspect.rs"));
+    assert_eq!(s.switches, 1);
+    let j = find(joiner.id()).unwrap();
+    assert_eq!(j.wait, WaitKind::Join(sleeper_id));
+    assert!(find(timed.id()).unwrap().timeout_armed);
+    assert!(!s.timeout_armed);
+    let main = &dump.greenlets[0];
+    assert_eq!(main.id.as_u64(), 0);
+    assert_eq!(main.state, "running");
+    let text = dump.to_string();
+    assert!(
+        text.contains("sleeper") && text.contains("the join of greenlet"),
+        "{text}"
+    );
+    sleeper.kill();
+    timed.kill();
+    joiner.join().unwrap();
+}
+
+#[test]
+fn counters_move_as_expected() {
+    let before = sylvan::stats();
+    let gs: Vec<_> = (0..10).map(|_| sylvan::spawn(sylvan::yield_now)).collect();
+    let mid = sylvan::stats();
+    assert_eq!(mid.spawned, before.spawned + 10);
+    assert_eq!(mid.alive, before.alive + 10);
+    assert_eq!(mid.ready, 10);
+    let t = sylvan::Timeout::start(Duration::from_secs(60));
+    assert_eq!(sylvan::stats().timers, before.timers + 1);
+    drop(t);
+    sylvan::joinall(&gs, None);
+    let after = sylvan::stats();
+    assert_eq!(after.alive, before.alive);
+    assert!(
+        after.switches >= mid.switches + 20,
+        "each yielded once: two resumes each"
+    );
+    assert_eq!(after.timers, before.timers);
+}
