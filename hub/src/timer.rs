@@ -20,10 +20,26 @@ struct Slot<A> {
     generation: u32,
     /// Index in the heap while armed; `NONE` when the slot is free.
     pos: u32,
-    deadline: Instant,
-    /// Insertion order, so timers with equal deadlines fire first-in first-out.
-    seq: u64,
     action: Option<A>,
+}
+
+/// A heap entry: the ordering key inline, so sifting touches only the heap
+/// array (one cache line holds four entries).
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    /// Deadline in nanoseconds since the heap's epoch.
+    at: u64,
+    /// Insertion order (wrapping), so equal deadlines fire first-in
+    /// first-out.
+    seq: u32,
+    slot: u32,
+}
+
+impl Entry {
+    #[inline(always)]
+    fn before(&self, other: &Entry) -> bool {
+        (self.at, self.seq) < (other.at, other.seq)
+    }
 }
 
 const NONE: u32 = u32::MAX;
@@ -31,16 +47,17 @@ const NONE: u32 = u32::MAX;
 /// A min-heap of deadlines, each carrying an action `A`.
 #[derive(Debug)]
 pub(crate) struct Timers<A> {
+    epoch: Instant,
     slots: Vec<Slot<A>>,
     free: Vec<u32>,
-    /// Slot indices ordered as a binary heap by (deadline, seq).
-    heap: Vec<u32>,
-    seq: u64,
+    heap: Vec<Entry>,
+    seq: u32,
 }
 
 impl<A> Timers<A> {
-    pub(crate) const fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Timers {
+            epoch: Instant::now(),
             slots: Vec::new(),
             free: Vec::new(),
             heap: Vec::new(),
@@ -59,22 +76,29 @@ impl<A> Timers<A> {
         self.heap.is_empty()
     }
 
+    #[inline]
+    fn nanos(&self, t: Instant) -> u64 {
+        // Deadlines before the epoch are due at once; u64 nanoseconds last
+        // 584 years.
+        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
     /// The earliest deadline.
     #[inline]
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.heap.first().map(|&s| self.slots[s as usize].deadline)
+        self.heap
+            .first()
+            .map(|e| self.epoch + std::time::Duration::from_nanos(e.at))
     }
 
     /// Arms a timer.
     pub(crate) fn insert(&mut self, deadline: Instant, action: A) -> TimerId {
+        let at = self.nanos(deadline);
         let seq = self.seq;
-        self.seq += 1;
+        self.seq = self.seq.wrapping_add(1);
         let slot = match self.free.pop() {
             Some(s) => {
-                let e = &mut self.slots[s as usize];
-                e.deadline = deadline;
-                e.seq = seq;
-                e.action = Some(action);
+                self.slots[s as usize].action = Some(action);
                 s
             }
             None => {
@@ -82,16 +106,13 @@ impl<A> Timers<A> {
                 self.slots.push(Slot {
                     generation: 0,
                     pos: NONE,
-                    deadline,
-                    seq,
                     action: Some(action),
                 });
                 s
             }
         };
         let pos = self.heap.len();
-        self.heap.push(slot);
-        self.slots[slot as usize].pos = pos as u32;
+        self.heap.push(Entry { at, seq, slot });
         self.sift_up(pos);
         TimerId {
             slot,
@@ -119,19 +140,18 @@ impl<A> Timers<A> {
     /// Removes and returns the earliest timer if its deadline is at or before
     /// `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<A> {
-        let &first = self.heap.first()?;
-        if self.slots[first as usize].deadline > now {
+        let first = self.heap.first()?;
+        if first.at > self.nanos(now) {
             return None;
         }
         Some(self.remove_at(0))
     }
 
     fn remove_at(&mut self, pos: usize) -> A {
-        let slot = self.heap[pos];
+        let slot = self.heap[pos].slot;
         let last = self.heap.pop().expect("heap is not empty");
         if pos < self.heap.len() {
             self.heap[pos] = last;
-            self.slots[last as usize].pos = pos as u32;
             // The moved element may belong above or below its new place.
             if !self.sift_up(pos) {
                 self.sift_down(pos);
@@ -144,49 +164,50 @@ impl<A> Timers<A> {
         e.action.take().expect("armed timer has an action")
     }
 
-    #[inline]
-    fn less(&self, a: u32, b: u32) -> bool {
-        let (a, b) = (&self.slots[a as usize], &self.slots[b as usize]);
-        (a.deadline, a.seq) < (b.deadline, b.seq)
-    }
-
-    /// Moves the element at `pos` up; true if it moved.
-    fn sift_up(&mut self, mut pos: usize) -> bool {
-        let start = pos;
+    /// Moves the element at `pos` up to its place, recording positions;
+    /// true if it moved.
+    fn sift_up(&mut self, start: usize) -> bool {
+        let moving = self.heap[start];
+        let mut pos = start;
         while pos > 0 {
             let parent = (pos - 1) / 2;
-            if !self.less(self.heap[pos], self.heap[parent]) {
+            let p = self.heap[parent];
+            if !moving.before(&p) {
                 break;
             }
-            self.swap(pos, parent);
+            self.heap[pos] = p;
+            self.slots[p.slot as usize].pos = pos as u32;
             pos = parent;
         }
+        self.heap[pos] = moving;
+        self.slots[moving.slot as usize].pos = pos as u32;
         pos != start
     }
 
     fn sift_down(&mut self, mut pos: usize) {
+        let moving = self.heap[pos];
         let n = self.heap.len();
         loop {
-            let (l, r) = (2 * pos + 1, 2 * pos + 2);
-            let mut min = pos;
-            if l < n && self.less(self.heap[l], self.heap[min]) {
-                min = l;
+            let l = 2 * pos + 1;
+            if l >= n {
+                break;
             }
-            if r < n && self.less(self.heap[r], self.heap[min]) {
-                min = r;
+            let r = l + 1;
+            let child = if r < n && self.heap[r].before(&self.heap[l]) {
+                r
+            } else {
+                l
+            };
+            let c = self.heap[child];
+            if !c.before(&moving) {
+                break;
             }
-            if min == pos {
-                return;
-            }
-            self.swap(pos, min);
-            pos = min;
+            self.heap[pos] = c;
+            self.slots[c.slot as usize].pos = pos as u32;
+            pos = child;
         }
-    }
-
-    fn swap(&mut self, a: usize, b: usize) {
-        self.heap.swap(a, b);
-        self.slots[self.heap[a] as usize].pos = a as u32;
-        self.slots[self.heap[b] as usize].pos = b as u32;
+        self.heap[pos] = moving;
+        self.slots[moving.slot as usize].pos = pos as u32;
     }
 
     /// Drops every timer.
