@@ -21,6 +21,10 @@ mod task;
 mod time;
 mod timer;
 
+pub mod pool;
+pub mod sync;
+mod wait;
+
 pub use error::{Error, ErrorPolicy, Failure, Panic, Survivors};
 pub use handle::{Handle, HubGone, KeepAlive};
 pub use hub::{HubStats, POLL_EVERY};
@@ -32,6 +36,7 @@ pub use task::{
     spawn, spawn_later,
 };
 pub use time::{Elapsed, Timeout, idle, sleep, sleep_until, with_timeout, yield_now};
+pub use wait::{Iwait, Waitable, Waiter, iwait, wait};
 
 pub use sylvan_runtime::stack::{DEFAULT_POOL_LIMIT, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
 pub use sylvan_runtime::{GreenletExit, is_unwind_payload};

@@ -40,7 +40,12 @@ pub fn sleep_until(deadline: Instant) {
         return;
     }
     let _timer = TimerGuard::arm(hub, deadline, TimerAction::Wake(hub.current()));
-    hub.park(WaitKind::Sleep, false);
+    // Only the timer ends the sleep: a stray wake-up parks again.
+    while hub.park(WaitKind::Sleep, false) != crate::hub::Woke::Refused {
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
 }
 
 /// Waits until the hub has nothing ready to run (every other greenlet is

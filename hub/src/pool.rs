@@ -1,0 +1,682 @@
+//! Groups and pools of greenlets: spawn into them, map over them, join or
+//! kill them together.
+//!
+//! A [`Group`] tracks the greenlets spawned through it; a [`Pool`] is a
+//! group with a bound: [`Pool::spawn`] parks the caller while `n` of its
+//! greenlets are alive, so at most `n` run at once.
+//!
+//! ```
+//! use sylvan_hub::pool::Pool;
+//! use std::time::Duration;
+//!
+//! let pool = Pool::new(4);
+//! // At most four of these sleep at the same time; results in input order.
+//! let lengths = pool.map(["a", "bb", "ccc"], |s: &str| {
+//!     sylvan_hub::sleep(Duration::from_millis(1));
+//!     s.len()
+//! });
+//! let lengths: Vec<usize> = lengths.into_iter().map(Result::unwrap).collect();
+//! assert_eq!(lengths, [1, 2, 3]);
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use crate::error::Error;
+use crate::hub::{TaskRef, Wake, hub, try_hub};
+use crate::sync::{Semaphore, WaitList, wait_on};
+use crate::task::{Greenlet, WaitKind, kill_task, spawn};
+
+const JOIN: WaitKind = WaitKind::Sync("a pool/group join");
+const EXIT: WaitKind = WaitKind::Sync("a pool slot (wait_available/kill)");
+const NEXT: WaitKind = WaitKind::Sync("the next pool result (imap_unordered)");
+
+/// The state a group's handles and its greenlets share.
+struct Core {
+    /// Free slots of a pool; `None` for a group (no bound).
+    slots: Option<Semaphore>,
+    size: usize,
+    /// Greenlets alive in the group.
+    members: RefCell<Slab<TaskRef>>,
+    /// Woken when the group becomes empty.
+    empty: RefCell<WaitList<()>>,
+    /// Woken whenever a member leaves.
+    exits: RefCell<WaitList<()>>,
+}
+
+/// Completion notices for `imap_unordered`: members push their index here
+/// on the way out and wake the iterator if it is parked waiting for one.
+#[derive(Default)]
+struct Finished {
+    done: RefCell<VecDeque<usize>>,
+    parked: Cell<Option<TaskRef>>,
+}
+
+/// Lives inside a member's body: its drop (on return, panic, kill, or when
+/// an unstarted greenlet is cancelled) takes the member out of the group.
+struct Member {
+    core: Rc<Core>,
+    key: usize,
+    notify: Option<(Rc<Finished>, usize)>,
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let core = &self.core;
+        let empty = {
+            let mut members = core.members.borrow_mut();
+            members.remove(self.key);
+            members.is_empty()
+        };
+        if let Some(slots) = &core.slots {
+            // Hands the slot to the first spawner waiting, if any.
+            slots.release();
+        }
+        let Some(hub) = try_hub() else { return };
+        core.exits.borrow_mut().wake_all(hub);
+        if empty {
+            core.empty.borrow_mut().wake_all(hub);
+        }
+        if let Some((finished, index)) = &self.notify {
+            finished.done.borrow_mut().push_back(*index);
+            if let Some(r) = finished.parked.get() {
+                hub.wake(r, Wake::Ready);
+            }
+        }
+    }
+}
+
+impl Core {
+    fn new(slots: Option<usize>) -> Rc<Core> {
+        Rc::new(Core {
+            size: slots.unwrap_or(usize::MAX),
+            slots: slots.map(Semaphore::new),
+            members: RefCell::new(Slab::new()),
+            empty: RefCell::new(WaitList::new()),
+            exits: RefCell::new(WaitList::new()),
+        })
+    }
+
+    /// Takes a slot, parking while none is free.
+    fn acquire(&self) {
+        if let Some(slots) = &self.slots {
+            slots.acquire().forget();
+        }
+    }
+
+    /// Takes a slot if one is free now.
+    fn try_acquire(&self) -> bool {
+        match &self.slots {
+            Some(slots) => slots.try_acquire().map(|g| g.forget()).is_some(),
+            None => true,
+        }
+    }
+
+    fn free_count(&self) -> usize {
+        match &self.slots {
+            Some(slots) => slots.available(),
+            None => usize::MAX,
+        }
+    }
+
+    /// Spawns a member in a slot already taken.
+    fn spawn_member<T: 'static>(
+        self: &Rc<Self>,
+        f: impl FnOnce() -> T + 'static,
+        notify: Option<(Rc<Finished>, usize)>,
+    ) -> Greenlet<T> {
+        let key = self.members.borrow_mut().insert(TaskRef { key: 0, id: 0 });
+        let member = Member {
+            core: self.clone(),
+            key,
+            notify,
+        };
+        let g = spawn(move || {
+            let _member = member;
+            f()
+        });
+        self.members.borrow_mut()[key] = g.task().as_ref();
+        g
+    }
+
+    fn len(&self) -> usize {
+        self.members.borrow().len()
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> bool {
+        while self.len() > 0 {
+            if std::thread::panicking() || !wait_on(&self.empty, JOIN, deadline) {
+                return self.len() == 0;
+            }
+        }
+        true
+    }
+
+    fn wait_available(&self, timeout: Option<Duration>) -> usize {
+        let deadline = timeout.map(|d| Instant::now() + d);
+        loop {
+            let free = self.free_count();
+            if free > 0 || std::thread::panicking() || !wait_on(&self.exits, EXIT, deadline) {
+                return self.free_count();
+            }
+        }
+    }
+
+    fn kill(&self) {
+        let hub = hub();
+        let me = hub.current();
+        let mut member_self = false;
+        loop {
+            let targets: Vec<TaskRef> = self.members.borrow().iter().map(|(_, r)| *r).collect();
+            let others: Vec<TaskRef> = targets.into_iter().filter(|r| *r != me).collect();
+            member_self = member_self || self.len() > others.len();
+            if others.is_empty() {
+                break;
+            }
+            for r in &others {
+                if let Some(task) = hub.lookup(*r) {
+                    kill_task(hub, task);
+                }
+            }
+            if std::thread::panicking() {
+                return;
+            }
+            // Unstarted members left at once, when their body was dropped.
+            if self.len() > usize::from(member_self) {
+                wait_on(&self.exits, EXIT, None);
+            }
+        }
+        if let Some(task) = hub.lookup(me).filter(|_| member_self) {
+            kill_task(hub, task);
+        }
+    }
+}
+
+/// Greenlets started by one `map`/`imap`/`imap_unordered` call and not yet
+/// collected: killed (without waiting) if the call or iterator is dropped
+/// early.
+struct Running<T: 'static>(Slab<Greenlet<T>>);
+
+impl<T: 'static> Drop for Running<T> {
+    fn drop(&mut self) {
+        if try_hub().is_none() {
+            return;
+        }
+        for (_, g) in self.0.iter() {
+            g.kill_nowait();
+        }
+    }
+}
+
+/// A set of greenlets with no bound on their number: spawn into it, then
+/// join, kill or count them together, as gevent's `Group`.
+///
+/// `Group` is a cheap handle: clones share the same group (so a member can
+/// spawn more work into it).
+///
+/// ```
+/// use sylvan_hub::pool::Group;
+///
+/// let group = Group::new();
+/// for i in 0..3 {
+///     group.spawn(move || sylvan_hub::sleep(std::time::Duration::from_millis(i)));
+/// }
+/// assert_eq!(group.len(), 3);
+/// group.join();
+/// assert!(group.is_empty());
+/// ```
+#[derive(Clone)]
+pub struct Group {
+    core: Rc<Core>,
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group").field("len", &self.len()).finish()
+    }
+}
+
+impl Default for Group {
+    fn default() -> Self {
+        Group::new()
+    }
+}
+
+/// A group with a bound, as gevent's `Pool`: at most `n` of its greenlets
+/// are alive at once, and [`spawn`](Pool::spawn) parks the caller (FIFO)
+/// until a slot is free.
+///
+/// `Pool` is a cheap handle: clones share the same pool.
+///
+/// A panic in one task never loses the results of the others: each task is
+/// its own greenlet, whose outcome is kept (and reported by the hub's error
+/// policy, as for any greenlet). [`map`](Pool::map) and the iterators
+/// return `Err(Error::Panicked)` for a task that panicked and
+/// `Err(Error::Killed)` for one that was killed.
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// use sylvan_hub::pool::Pool;
+///
+/// let pool = Pool::new(2);
+/// let busy = Rc::new(Cell::new(0));
+/// let most = Rc::new(Cell::new(0));
+/// for _ in 0..10 {
+///     let (busy, most) = (busy.clone(), most.clone());
+///     pool.spawn(move || { // parks here while two tasks run
+///         busy.set(busy.get() + 1);
+///         most.set(most.get().max(busy.get()));
+///         sylvan_hub::yield_now();
+///         busy.set(busy.get() - 1);
+///     });
+/// }
+/// pool.join();
+/// assert_eq!(most.get(), 2);
+/// ```
+#[derive(Clone)]
+pub struct Pool {
+    core: Rc<Core>,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("size", &self.size())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl Pool {
+    /// A pool of at most `size` greenlets alive at once.
+    ///
+    /// # Panics
+    ///
+    /// When `size` is 0: such a pool could never run anything (use a
+    /// [`Group`] for no bound).
+    pub fn new(size: usize) -> Pool {
+        assert!(
+            size > 0,
+            "sylvan: Pool::new(0): a pool needs at least one slot (use Group for no bound)"
+        );
+        Pool {
+            core: Core::new(Some(size)),
+        }
+    }
+
+    /// Spawns `f` in the pool, first parking the caller (FIFO among
+    /// spawners) while the pool is full.
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn`], when no stack can be mapped. Called while
+    /// the caller unwinds with the pool full, it cannot wait: see
+    /// [`Semaphore::acquire`].
+    pub fn spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> Greenlet<T> {
+        self.core.acquire();
+        self.core.spawn_member(f, None)
+    }
+
+    /// Runs `f` on every item in the pool and returns the results in input
+    /// order, once all are done.
+    ///
+    /// Items start as slots free up (the caller parks meanwhile). A task that
+    /// panicked gives `Err(Error::Panicked)`, one killed `Err(Error::Killed)`.
+    /// If the caller is killed meanwhile, the tasks it started are killed.
+    pub fn map<I: 'static, T: 'static>(
+        &self,
+        items: impl IntoIterator<Item = I>,
+        f: impl Fn(I) -> T + 'static,
+    ) -> Vec<Result<T, Error>> {
+        map(&self.core, items, f)
+    }
+
+    /// Like [`map`](Pool::map), lazily: yields results in input order, with
+    /// at most `size` tasks running for it at a time. Dropping the iterator
+    /// early kills the tasks it started.
+    pub fn imap<'a, I: 'static, T: 'static>(
+        &self,
+        items: impl IntoIterator<Item = I> + 'a,
+        f: impl Fn(I) -> T + 'static,
+    ) -> Imap<'a, T> {
+        Imap::new(&self.core, items, f)
+    }
+
+    /// Like [`imap`](Pool::imap), but yields each result as soon as its task
+    /// finishes.
+    pub fn imap_unordered<'a, I: 'static, T: 'static>(
+        &self,
+        items: impl IntoIterator<Item = I> + 'a,
+        f: impl Fn(I) -> T + 'static,
+    ) -> ImapUnordered<'a, T> {
+        ImapUnordered::new(&self.core, items, f)
+    }
+
+    /// Parks until every greenlet of the pool is dead. Returns at once when
+    /// the caller is unwinding.
+    pub fn join(&self) {
+        self.core.join_until(None);
+    }
+
+    /// Like [`join`](Pool::join), for at most `timeout`; true when the pool
+    /// is empty.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.core.join_until(Some(Instant::now() + timeout))
+    }
+
+    /// Kills every greenlet of the pool and waits until they are dead. When
+    /// called from a member, that member is killed last (the call then
+    /// unwinds it).
+    pub fn kill(&self) {
+        self.core.kill()
+    }
+
+    /// Free slots now: how many [`spawn`](Pool::spawn)s would not wait.
+    pub fn free_count(&self) -> usize {
+        self.core.free_count()
+    }
+
+    /// Parks until at least one slot is free or `timeout` passes (forever
+    /// when `None`), and returns the free count (0 on timeout). Does not
+    /// take the slot: a spawner already waiting gets it first.
+    pub fn wait_available(&self, timeout: Option<Duration>) -> usize {
+        self.core.wait_available(timeout)
+    }
+
+    /// Greenlets of the pool alive now (started or waiting to start).
+    pub fn len(&self) -> usize {
+        self.core.len()
+    }
+
+    /// True when no greenlet of the pool is alive.
+    pub fn is_empty(&self) -> bool {
+        self.core.len() == 0
+    }
+
+    /// True when a [`spawn`](Pool::spawn) would wait.
+    pub fn is_full(&self) -> bool {
+        self.core.free_count() == 0
+    }
+
+    /// The bound given to [`Pool::new`].
+    pub fn size(&self) -> usize {
+        self.core.size
+    }
+}
+
+impl Group {
+    /// An empty group.
+    pub fn new() -> Group {
+        Group {
+            core: Core::new(None),
+        }
+    }
+
+    /// Spawns `f` as a member of the group (never waits).
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn`], when no stack can be mapped.
+    pub fn spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> Greenlet<T> {
+        self.core.spawn_member(f, None)
+    }
+
+    /// Runs `f` on every item, each in its own member greenlet, and returns
+    /// the results in input order once all are done. See [`Pool::map`].
+    pub fn map<I: 'static, T: 'static>(
+        &self,
+        items: impl IntoIterator<Item = I>,
+        f: impl Fn(I) -> T + 'static,
+    ) -> Vec<Result<T, Error>> {
+        map(&self.core, items, f)
+    }
+
+    /// Like [`map`](Group::map), yielding results in input order as they
+    /// come. A group has no bound, so every item starts at the first call
+    /// to `next` (use a [`Pool`] to bound that).
+    pub fn imap<'a, I: 'static, T: 'static>(
+        &self,
+        items: impl IntoIterator<Item = I> + 'a,
+        f: impl Fn(I) -> T + 'static,
+    ) -> Imap<'a, T> {
+        Imap::new(&self.core, items, f)
+    }
+
+    /// Like [`imap`](Group::imap), but yields each result as soon as its
+    /// task finishes.
+    pub fn imap_unordered<'a, I: 'static, T: 'static>(
+        &self,
+        items: impl IntoIterator<Item = I> + 'a,
+        f: impl Fn(I) -> T + 'static,
+    ) -> ImapUnordered<'a, T> {
+        ImapUnordered::new(&self.core, items, f)
+    }
+
+    /// Parks until every member is dead. Returns at once when the caller is
+    /// unwinding.
+    pub fn join(&self) {
+        self.core.join_until(None);
+    }
+
+    /// Like [`join`](Group::join), for at most `timeout`; true when the
+    /// group is empty.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.core.join_until(Some(Instant::now() + timeout))
+    }
+
+    /// Kills every member and waits until they are dead (see
+    /// [`Pool::kill`]).
+    pub fn kill(&self) {
+        self.core.kill()
+    }
+
+    /// Members alive now.
+    pub fn len(&self) -> usize {
+        self.core.len()
+    }
+
+    /// True when no member is alive.
+    pub fn is_empty(&self) -> bool {
+        self.core.len() == 0
+    }
+}
+
+fn map<I: 'static, T: 'static>(
+    core: &Rc<Core>,
+    items: impl IntoIterator<Item = I>,
+    f: impl Fn(I) -> T + 'static,
+) -> Vec<Result<T, Error>> {
+    let f = Rc::new(f);
+    let mut running = Running(Slab::new());
+    for item in items {
+        core.acquire();
+        let f = f.clone();
+        running.0.insert(core.spawn_member(move || f(item), None));
+    }
+    // Slab keys are insertion order here (nothing was removed).
+    let n = running.0.len();
+    let mut results = Vec::with_capacity(n);
+    for key in 0..n {
+        let g = running.0.remove(key);
+        results.push(g.join());
+    }
+    results
+}
+
+type Spawner<'a, T> = Box<dyn FnMut(Option<(Rc<Finished>, usize)>) -> Option<Greenlet<T>> + 'a>;
+
+/// Takes the next item and spawns its task (in a slot already taken);
+/// `None` when the items are exhausted (the slot is then given back).
+fn spawner<'a, I: 'static, T: 'static>(
+    core: &Rc<Core>,
+    items: impl IntoIterator<Item = I> + 'a,
+    f: impl Fn(I) -> T + 'static,
+) -> Spawner<'a, T> {
+    let f = Rc::new(f);
+    let core = core.clone();
+    let mut items = items.into_iter();
+    Box::new(move |notify| {
+        let Some(item) = items.next() else {
+            if let Some(slots) = &core.slots {
+                slots.release();
+            }
+            return None;
+        };
+        let f = f.clone();
+        Some(core.spawn_member(move || f(item), notify))
+    })
+}
+
+/// The iterator of [`Pool::imap`] and [`Group::imap`]: results in input
+/// order.
+pub struct Imap<'a, T: 'static> {
+    core: Rc<Core>,
+    spawn: Spawner<'a, T>,
+    exhausted: bool,
+    running: Running<T>,
+    order: VecDeque<usize>,
+}
+
+impl<T> fmt::Debug for Imap<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Imap")
+            .field("running", &self.order.len())
+            .field("exhausted", &self.exhausted)
+            .finish()
+    }
+}
+
+impl<'a, T: 'static> Imap<'a, T> {
+    fn new<I: 'static>(
+        core: &Rc<Core>,
+        items: impl IntoIterator<Item = I> + 'a,
+        f: impl Fn(I) -> T + 'static,
+    ) -> Imap<'a, T> {
+        Imap {
+            core: core.clone(),
+            spawn: spawner(core, items, f),
+            exhausted: false,
+            running: Running(Slab::new()),
+            order: VecDeque::new(),
+        }
+    }
+
+    /// Starts tasks while slots are free and the window (the pool size)
+    /// allows; with nothing running, waits for one slot.
+    fn fill(&mut self) {
+        while !self.exhausted && self.order.len() < self.core.size {
+            if self.order.is_empty() {
+                self.core.acquire();
+            } else if !self.core.try_acquire() {
+                break;
+            }
+            match (self.spawn)(None) {
+                Some(g) => self.order.push_back(self.running.0.insert(g)),
+                None => self.exhausted = true,
+            }
+        }
+    }
+}
+
+impl<T: 'static> Iterator for Imap<'_, T> {
+    type Item = Result<T, Error>;
+
+    fn next(&mut self) -> Option<Result<T, Error>> {
+        self.fill();
+        let key = self.order.pop_front()?;
+        let g = self.running.0.remove(key);
+        Some(g.join())
+    }
+}
+
+/// The iterator of [`Pool::imap_unordered`] and
+/// [`Group::imap_unordered`]: results as tasks finish.
+pub struct ImapUnordered<'a, T: 'static> {
+    core: Rc<Core>,
+    spawn: Spawner<'a, T>,
+    exhausted: bool,
+    running: Running<T>,
+    finished: Rc<Finished>,
+}
+
+impl<T> fmt::Debug for ImapUnordered<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ImapUnordered")
+            .field("running", &self.running.0.len())
+            .field("exhausted", &self.exhausted)
+            .finish()
+    }
+}
+
+impl<'a, T: 'static> ImapUnordered<'a, T> {
+    fn new<I: 'static>(
+        core: &Rc<Core>,
+        items: impl IntoIterator<Item = I> + 'a,
+        f: impl Fn(I) -> T + 'static,
+    ) -> ImapUnordered<'a, T> {
+        ImapUnordered {
+            core: core.clone(),
+            spawn: spawner(core, items, f),
+            exhausted: false,
+            running: Running(Slab::new()),
+            finished: Rc::default(),
+        }
+    }
+
+    fn fill(&mut self) {
+        while !self.exhausted && self.running.0.len() < self.core.size {
+            if self.running.0.is_empty() {
+                self.core.acquire();
+            } else if !self.core.try_acquire() {
+                break;
+            }
+            let key = self.running.0.vacant_key();
+            match (self.spawn)(Some((self.finished.clone(), key))) {
+                Some(g) => {
+                    self.running.0.insert(g);
+                }
+                None => self.exhausted = true,
+            }
+        }
+    }
+}
+
+/// Clears the parked marker however the wait ends.
+struct Parked<'a>(&'a Cell<Option<TaskRef>>);
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.set(None);
+    }
+}
+
+impl<T: 'static> Iterator for ImapUnordered<'_, T> {
+    type Item = Result<T, Error>;
+
+    fn next(&mut self) -> Option<Result<T, Error>> {
+        self.fill();
+        if self.running.0.is_empty() {
+            return None;
+        }
+        let hub = hub();
+        let key = loop {
+            if let Some(key) = self.finished.done.borrow_mut().pop_front() {
+                break key;
+            }
+            if std::thread::panicking() {
+                return None;
+            }
+            self.finished.parked.set(Some(hub.current()));
+            let _parked = Parked(&self.finished.parked);
+            hub.park(NEXT, false);
+        };
+        let g = self.running.0.remove(key);
+        Some(g.join())
+    }
+}

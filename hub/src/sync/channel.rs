@@ -1,0 +1,55 @@
+//! `Channel<T>`: a rendezvous between a putter and a getter.
+
+use super::queue_core::{Fifo, Names, QueueCore, queue_methods};
+
+const NAMES: Names = Names {
+    get: "a channel get",
+    put: "a channel put (waiting for a getter)",
+};
+
+/// A rendezvous channel, as gevent's `Channel`: it buffers nothing, so
+/// [`put`](Channel::put) completes only when a getter takes the item, and
+/// [`get`](Channel::get) waits for a putter. Waiting putters and getters
+/// pair up in FIFO order.
+///
+/// A put that finds a getter waiting hands the item over and returns at
+/// once (the getter is committed to it). If that getter is killed before it
+/// runs, the item goes to the next getter or, with none waiting, is kept
+/// for the next `get`: items are never lost. The same holds for a put made
+/// while its greenlet unwinds, which cannot wait.
+///
+/// ```
+/// use std::rc::Rc;
+/// use sylvan_hub::sync::Channel;
+///
+/// let ch = Rc::new(Channel::new());
+/// let c = ch.clone();
+/// let putter = sylvan_hub::spawn(move || {
+///     c.put("hello").unwrap(); // returns once main has taken it
+///     "delivered"
+/// });
+/// sylvan_hub::yield_now();
+/// assert!(!putter.is_dead()); // nobody took it yet
+/// assert_eq!(ch.get(), Some("hello"));
+/// assert_eq!(putter.join().unwrap(), "delivered");
+/// ```
+pub struct Channel<T> {
+    core: QueueCore<T, Fifo<T>>,
+}
+
+impl<T> Channel<T> {
+    /// A channel.
+    pub fn new() -> Channel<T> {
+        Channel {
+            core: QueueCore::new(0, NAMES),
+        }
+    }
+}
+
+impl<T> Default for Channel<T> {
+    fn default() -> Self {
+        Channel::new()
+    }
+}
+
+queue_methods!(Channel, []);

@@ -1,0 +1,123 @@
+//! `JoinableQueue<T>`: a queue that knows when every item was processed.
+
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
+
+use super::queue_core::{Fifo, Names, QueueCore, queue_methods};
+use super::waitlist::{WaitList, wait_on};
+use crate::hub::hub;
+use crate::task::WaitKind;
+
+const NAMES: Names = Names {
+    get: "a joinable queue get",
+    put: "a joinable queue put (the queue is full)",
+};
+
+const JOIN: WaitKind = WaitKind::Sync("a joinable queue join (unfinished items)");
+
+/// A FIFO [`Queue`](super::Queue) that counts unfinished items, as gevent's
+/// `JoinableQueue`: every item put raises the count, every
+/// [`task_done`](JoinableQueue::task_done) lowers it, and
+/// [`join`](JoinableQueue::join) parks until it is zero.
+///
+/// ```
+/// use std::rc::Rc;
+/// use sylvan_hub::sync::JoinableQueue;
+///
+/// let q = Rc::new(JoinableQueue::unbounded());
+/// for _ in 0..2 {
+///     let q = q.clone();
+///     sylvan_hub::spawn(move || {
+///         for job in q.iter() {
+///             let _ = job * 2; // process it
+///             q.task_done();
+///         }
+///     });
+/// }
+/// for job in 0..10 {
+///     q.put(job).unwrap();
+/// }
+/// q.join(); // every job was taken and marked done
+/// assert_eq!(q.unfinished(), 0);
+/// q.close(); // the workers' loops end
+/// ```
+pub struct JoinableQueue<T> {
+    core: QueueCore<T, Fifo<T>>,
+    done: Cell<u64>,
+    joiners: RefCell<WaitList<()>>,
+}
+
+impl<T> JoinableQueue<T> {
+    /// A joinable queue that holds at most `capacity` items.
+    pub fn bounded(capacity: usize) -> JoinableQueue<T> {
+        JoinableQueue::with_core(QueueCore::new(capacity, NAMES))
+    }
+
+    /// A joinable queue with no bound.
+    pub fn unbounded() -> JoinableQueue<T> {
+        JoinableQueue::with_core(QueueCore::new(usize::MAX, NAMES))
+    }
+
+    fn with_core(core: QueueCore<T, Fifo<T>>) -> JoinableQueue<T> {
+        JoinableQueue {
+            core,
+            done: Cell::new(0),
+            joiners: RefCell::new(WaitList::new()),
+        }
+    }
+
+    /// Items put and not yet marked done.
+    pub fn unfinished(&self) -> u64 {
+        self.core.accepted() - self.done.get()
+    }
+
+    /// Marks one item as processed; at zero unfinished items, wakes every
+    /// greenlet in [`join`](JoinableQueue::join).
+    ///
+    /// # Panics
+    ///
+    /// When called more times than items were put.
+    pub fn task_done(&self) {
+        assert!(
+            self.unfinished() > 0,
+            "sylvan: JoinableQueue::task_done called more times than items were put"
+        );
+        self.done.set(self.done.get() + 1);
+        if self.unfinished() == 0 && !self.joiners.borrow().is_empty() {
+            self.joiners.borrow_mut().wake_all(hub());
+        }
+    }
+
+    /// Parks until every item put so far is marked done. Returns at once
+    /// when the caller is unwinding (it cannot wait).
+    pub fn join(&self) {
+        self.join_until(None);
+    }
+
+    /// Like [`join`](JoinableQueue::join), for at most `timeout`; true when
+    /// no item is unfinished.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.join_until(Some(Instant::now() + timeout))
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> bool {
+        while self.unfinished() > 0 {
+            if std::thread::panicking() {
+                return false;
+            }
+            if !wait_on(&self.joiners, JOIN, deadline) {
+                return self.unfinished() == 0;
+            }
+        }
+        true
+    }
+}
+
+impl<T> Default for JoinableQueue<T> {
+    /// An unbounded joinable queue.
+    fn default() -> Self {
+        JoinableQueue::unbounded()
+    }
+}
+
+queue_methods!(JoinableQueue, []);

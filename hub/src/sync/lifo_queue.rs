@@ -1,0 +1,54 @@
+//! `LifoQueue<T>`: last in, first out.
+
+use super::queue_core::{Lifo, Names, QueueCore, queue_methods};
+
+const NAMES: Names = Names {
+    get: "a LIFO queue get",
+    put: "a LIFO queue put (the queue is full)",
+};
+
+/// A last-in, first-out queue (a stack) between greenlets, as gevent's
+/// `LifoQueue`: [`get`](LifoQueue::get) takes the newest item.
+///
+/// Everything else is as on [`Queue`](super::Queue): bounded or unbounded,
+/// FIFO among waiting greenlets, direct hand-off to a waiting getter,
+/// `close` and iteration.
+///
+/// ```
+/// use sylvan_hub::sync::LifoQueue;
+///
+/// let q = LifoQueue::unbounded();
+/// for i in 1..=3 {
+///     q.put(i).unwrap();
+/// }
+/// assert_eq!(q.get(), Some(3));
+/// assert_eq!(q.get(), Some(2));
+/// ```
+pub struct LifoQueue<T> {
+    core: QueueCore<T, Lifo<T>>,
+}
+
+impl<T> LifoQueue<T> {
+    /// A LIFO queue that holds at most `capacity` items.
+    pub fn bounded(capacity: usize) -> LifoQueue<T> {
+        LifoQueue {
+            core: QueueCore::new(capacity, NAMES),
+        }
+    }
+
+    /// A LIFO queue with no bound.
+    pub fn unbounded() -> LifoQueue<T> {
+        LifoQueue {
+            core: QueueCore::new(usize::MAX, NAMES),
+        }
+    }
+}
+
+impl<T> Default for LifoQueue<T> {
+    /// An unbounded LIFO queue.
+    fn default() -> Self {
+        LifoQueue::unbounded()
+    }
+}
+
+queue_methods!(LifoQueue, []);

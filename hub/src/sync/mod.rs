@@ -1,0 +1,83 @@
+//! Coordination between greenlets: events, results, semaphores, a mutex,
+//! queues and channels, with gevent's semantics.
+//!
+//! Every blocking call here parks only the calling greenlet; the hub runs
+//! others meanwhile. The rules every primitive keeps:
+//!
+//! * **FIFO.** Waiters are served in the order they started waiting. What a
+//!   waker gives (a permit, the lock, an item) is handed straight to the
+//!   first waiter, so no greenlet arriving later can take it first.
+//! * **Nothing lost, nothing left behind.** A waiter that is killed or whose
+//!   timeout expires while parked leaves no trace in the wait list; if it
+//!   had already been handed a permit, the lock or an item, that passes on
+//!   to the next waiter (or back into the queue).
+//! * **Timeouts** come in two forms: `*_timeout(d)` methods that return a
+//!   value saying so, and [`with_timeout`](crate::with_timeout) /
+//!   [`Timeout`](crate::Timeout) around any blocking call, which unwind it.
+//! * **No switching while unwinding.** A greenlet never switches while it
+//!   unwinds (std counts panics per thread), so a blocking call made from a
+//!   destructor during a kill, timeout or panic never waits: waits and gets
+//!   report "not ready" (`Event::wait` returns false, `Queue::get` returns
+//!   `None`), a queue put is accepted past the bound, and `Mutex::lock` /
+//!   `Semaphore::acquire`, which cannot return without the lock, abort the
+//!   process with a message; destructors should use `try_lock` /
+//!   `try_acquire`.
+//! * **Sharing.** The types are plain values, `!Send` and tied to their
+//!   thread's hub; share one between greenlets with [`Rc`](std::rc::Rc), as
+//!   std types are shared with `Arc`. None of them is poisoned by a kill or
+//!   a panic.
+//!
+//! ```
+//! use std::rc::Rc;
+//! use sylvan_hub::sync::{Event, Queue};
+//!
+//! let jobs = Rc::new(Queue::bounded(4));
+//! let start = Rc::new(Event::new());
+//! let workers: Vec<_> = (0..3)
+//!     .map(|_| {
+//!         let (jobs, start) = (jobs.clone(), start.clone());
+//!         sylvan_hub::spawn(move || {
+//!             start.wait();
+//!             jobs.iter().map(|n: u64| n * n).sum::<u64>()
+//!         })
+//!     })
+//!     .collect();
+//! start.set();
+//! for n in 1..=10 {
+//!     jobs.put(n).unwrap();
+//! }
+//! jobs.close();
+//! let total: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+//! assert_eq!(total, 385);
+//! ```
+
+mod async_result;
+mod bounded_semaphore;
+mod channel;
+mod error;
+mod event;
+mod joinable_queue;
+mod lifo_queue;
+mod mutex;
+mod priority_queue;
+mod queue;
+mod queue_core;
+mod semaphore;
+mod waitlist;
+
+pub use async_result::AsyncResult;
+pub use bounded_semaphore::BoundedSemaphore;
+pub use channel::Channel;
+pub use error::{
+    AlreadySet, Closed, GetError, ReleaseError, SharedError, TryGetError, TryPutError,
+};
+pub use event::Event;
+pub use joinable_queue::JoinableQueue;
+pub use lifo_queue::LifoQueue;
+pub use mutex::{Mutex, MutexGuard};
+pub use priority_queue::PriorityQueue;
+pub use queue::Queue;
+pub use queue_core::Iter;
+pub use semaphore::{Semaphore, SemaphoreGuard};
+
+pub(crate) use waitlist::{WaitList, wait_on};

@@ -1,0 +1,57 @@
+//! `PriorityQueue<T>`: smallest item first.
+
+use super::queue_core::{Names, QueueCore, Smallest, queue_methods};
+
+const NAMES: Names = Names {
+    get: "a priority queue get",
+    put: "a priority queue put (the queue is full)",
+};
+
+/// A queue that hands out its **smallest** item first, as gevent's
+/// `PriorityQueue` (Python's `heapq`), unlike std's max-first
+/// [`BinaryHeap`](std::collections::BinaryHeap). Use
+/// [`Reverse`](std::cmp::Reverse) for largest first, and `(priority, item)`
+/// tuples to attach data.
+///
+/// Everything else is as on [`Queue`](super::Queue): bounded or unbounded,
+/// FIFO among waiting greenlets, direct hand-off to a waiting getter,
+/// `close` and iteration.
+///
+/// ```
+/// use sylvan_hub::sync::PriorityQueue;
+///
+/// let q = PriorityQueue::unbounded();
+/// q.put((2, "write")).unwrap();
+/// q.put((0, "urgent")).unwrap();
+/// q.put((1, "read")).unwrap();
+/// assert_eq!(q.get(), Some((0, "urgent")));
+/// assert_eq!(q.get(), Some((1, "read")));
+/// ```
+pub struct PriorityQueue<T: Ord> {
+    core: QueueCore<T, Smallest<T>>,
+}
+
+impl<T: Ord> PriorityQueue<T> {
+    /// A priority queue that holds at most `capacity` items.
+    pub fn bounded(capacity: usize) -> PriorityQueue<T> {
+        PriorityQueue {
+            core: QueueCore::new(capacity, NAMES),
+        }
+    }
+
+    /// A priority queue with no bound.
+    pub fn unbounded() -> PriorityQueue<T> {
+        PriorityQueue {
+            core: QueueCore::new(usize::MAX, NAMES),
+        }
+    }
+}
+
+impl<T: Ord> Default for PriorityQueue<T> {
+    /// An unbounded priority queue.
+    fn default() -> Self {
+        PriorityQueue::unbounded()
+    }
+}
+
+queue_methods!(PriorityQueue, [: Ord]);

@@ -1,0 +1,73 @@
+//! `Queue<T>`: FIFO, bounded or unbounded.
+
+use super::queue_core::{Fifo, Names, QueueCore, queue_methods};
+
+const NAMES: Names = Names {
+    get: "a queue get",
+    put: "a queue put (the queue is full)",
+};
+
+/// A first-in, first-out queue between greenlets, bounded or unbounded, as
+/// gevent's `Queue`.
+///
+/// [`get`](Queue::get) parks while it is empty; on a bounded queue
+/// [`put`](Queue::put) parks while it is full, which applies back-pressure
+/// to a fast producer. Waiting getters and putters are served in FIFO
+/// order, and a waiting getter is handed the item directly (no other
+/// greenlet can take it first). An item handed to a getter that is killed
+/// before it runs goes to the next getter, or back to the front of the
+/// queue: items are never lost.
+///
+/// [`close`](Queue::close) ends it: getters drain what is left and then
+/// see `None`, which also ends a `for` loop over `&queue`.
+///
+/// `Queue::bounded(0)` is a rendezvous queue, like [`Channel`](super::Channel).
+/// Share it with [`Rc`](std::rc::Rc).
+///
+/// ```
+/// use std::rc::Rc;
+/// use sylvan_hub::sync::Queue;
+///
+/// let q = Rc::new(Queue::bounded(2));
+/// let producer = {
+///     let q = q.clone();
+///     sylvan_hub::spawn(move || {
+///         for i in 0..5 {
+///             q.put(i).unwrap(); // parks while two items wait
+///         }
+///         q.close();
+///     })
+/// };
+/// let got: Vec<i32> = q.iter().collect(); // until closed and drained
+/// assert_eq!(got, [0, 1, 2, 3, 4]);
+/// producer.join().unwrap();
+/// ```
+pub struct Queue<T> {
+    core: QueueCore<T, Fifo<T>>,
+}
+
+impl<T> Queue<T> {
+    /// A queue that holds at most `capacity` items; `bounded(0)` holds none
+    /// (every put waits for a getter).
+    pub fn bounded(capacity: usize) -> Queue<T> {
+        Queue {
+            core: QueueCore::new(capacity, NAMES),
+        }
+    }
+
+    /// A queue with no bound: `put` never waits.
+    pub fn unbounded() -> Queue<T> {
+        Queue {
+            core: QueueCore::new(usize::MAX, NAMES),
+        }
+    }
+}
+
+impl<T> Default for Queue<T> {
+    /// An unbounded queue.
+    fn default() -> Self {
+        Queue::unbounded()
+    }
+}
+
+queue_methods!(Queue, []);

@@ -1,0 +1,677 @@
+//! The engine shared by every queue: `Queue`, `LifoQueue`, `PriorityQueue`,
+//! `JoinableQueue` and `Channel` differ only in how the buffer orders items
+//! and in its capacity (a channel is a queue of capacity zero).
+//!
+//! The state (buffer, waiting getters, waiting putters) sits in one
+//! `RefCell`, borrowed once per operation and never across a park.
+//!
+//! Hand-off rules, which keep waiters FIFO and lose no item:
+//!
+//! * A put with getters waiting hands the item straight to the first getter
+//!   (through its wait-list slot) and wakes it; the buffer is then empty.
+//! * A put with no room parks the putter with its item in its slot.
+//! * A get that takes from the buffer refills it from the first waiting
+//!   putter (moving that putter's item in and waking it): so waiting putters
+//!   imply a full buffer, and waiting getters an empty one.
+//! * A get on an empty buffer with a putter waiting (capacity zero) takes
+//!   the putter's item directly: the rendezvous.
+//! * A getter chosen (handed an item) that is killed or times out before it
+//!   runs passes the item to the next waiting getter, or puts it back at
+//!   the front of the buffer ([`Buffer::restore`]).
+//! * A putter whose wait ends (timeout, kill) before its item was taken
+//!   takes the item back (the put failed); once taken, the put succeeded
+//!   whatever happens to the putter afterwards.
+//! * Called while the greenlet unwinds, a put that would wait accepts the
+//!   item past the bound instead (nothing is lost, nothing switches); a get
+//!   that would wait reports "empty".
+//! * `close` wakes every waiter: getters find the buffer drained and see
+//!   "closed"; putters get their item back with "closed".
+
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+use std::time::Instant;
+
+use super::error::{TryGetError, TryPutError};
+use super::waitlist::{NodeKey, WaitList};
+use crate::hub::{Wake, Woke, hub};
+use crate::task::WaitKind;
+
+/// How a queue orders its buffered items.
+pub(crate) trait Buffer<T>: Default {
+    fn push(&mut self, v: T);
+    fn pop(&mut self) -> Option<T>;
+    /// Gives back an item that had been handed out first: it is the next
+    /// one out.
+    fn restore(&mut self, v: T);
+    fn len(&self) -> usize;
+}
+
+/// First in, first out.
+pub(crate) struct Fifo<T>(VecDeque<T>);
+
+impl<T> Default for Fifo<T> {
+    fn default() -> Self {
+        Fifo(VecDeque::new())
+    }
+}
+
+impl<T> Buffer<T> for Fifo<T> {
+    #[inline]
+    fn push(&mut self, v: T) {
+        self.0.push_back(v)
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<T> {
+        self.0.pop_front()
+    }
+    fn restore(&mut self, v: T) {
+        self.0.push_front(v)
+    }
+    #[inline]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Last in, first out.
+pub(crate) struct Lifo<T>(Vec<T>);
+
+impl<T> Default for Lifo<T> {
+    fn default() -> Self {
+        Lifo(Vec::new())
+    }
+}
+
+impl<T> Buffer<T> for Lifo<T> {
+    #[inline]
+    fn push(&mut self, v: T) {
+        self.0.push(v)
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<T> {
+        self.0.pop()
+    }
+    fn restore(&mut self, v: T) {
+        self.0.push(v)
+    }
+    #[inline]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Smallest first.
+pub(crate) struct Smallest<T>(BinaryHeap<Reverse<T>>);
+
+impl<T: Ord> Default for Smallest<T> {
+    fn default() -> Self {
+        Smallest(BinaryHeap::new())
+    }
+}
+
+impl<T: Ord> Buffer<T> for Smallest<T> {
+    #[inline]
+    fn push(&mut self, v: T) {
+        self.0.push(Reverse(v))
+    }
+    #[inline]
+    fn pop(&mut self) -> Option<T> {
+        self.0.pop().map(|Reverse(v)| v)
+    }
+    fn restore(&mut self, v: T) {
+        self.0.push(Reverse(v))
+    }
+    #[inline]
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+struct State<T, B> {
+    buf: B,
+    getters: WaitList<Option<T>>,
+    putters: WaitList<Option<T>>,
+    /// Items accepted so far (for `JoinableQueue`'s unfinished count).
+    /// Counted under the state's borrow: a separate `Cell` next to the
+    /// borrow flag invites the compiler to merge the two updates into one
+    /// wide store that later loads cannot forward from.
+    accepted: u64,
+}
+
+/// A queue of capacity `cap` over the buffer `B`.
+pub(crate) struct QueueCore<T, B> {
+    cap: usize,
+    closed: Cell<bool>,
+    get_what: WaitKind,
+    put_what: WaitKind,
+    st: RefCell<State<T, B>>,
+}
+
+impl<T, B: Buffer<T>> fmt::Debug for QueueCore<T, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Queue");
+        d.field("len", &self.len());
+        if self.cap != usize::MAX {
+            d.field("capacity", &self.cap);
+        }
+        d.field("closed", &self.closed.get())
+            .field("getters", &self.getters())
+            .field("putters", &self.putters())
+            .finish()
+    }
+}
+
+/// Names what a greenlet parked on a queue waits on.
+pub(crate) struct Names {
+    pub(crate) get: &'static str,
+    pub(crate) put: &'static str,
+}
+
+impl<T, B: Buffer<T>> QueueCore<T, B> {
+    pub(crate) fn new(cap: usize, names: Names) -> Self {
+        QueueCore {
+            cap,
+            closed: Cell::new(false),
+            get_what: WaitKind::Sync(names.get),
+            put_what: WaitKind::Sync(names.put),
+            st: RefCell::new(State {
+                buf: B::default(),
+                getters: WaitList::new(),
+                putters: WaitList::new(),
+                accepted: 0,
+            }),
+        }
+    }
+
+    pub(crate) fn accepted(&self) -> u64 {
+        self.st.borrow().accepted
+    }
+
+    /// The put fast path: into the buffer when nobody waits to get and
+    /// there is room. Hands the item back otherwise.
+    #[inline]
+    fn push_fast(&self, v: T) -> Option<T> {
+        let mut st = self.st.borrow_mut();
+        if st.getters.is_empty() && st.buf.len() < self.cap && !self.closed.get() {
+            st.buf.push(v);
+            st.accepted += 1;
+            None
+        } else {
+            Some(v)
+        }
+    }
+
+    /// Puts without waiting.
+    #[inline]
+    pub(crate) fn try_put(&self, v: T) -> Result<(), TryPutError<T>> {
+        match self.push_fast(v) {
+            None => Ok(()),
+            Some(v) => self.try_put_cold(v),
+        }
+    }
+
+    /// A put that hands the item to a waiting getter, or fails.
+    #[inline(never)]
+    fn try_put_cold(&self, v: T) -> Result<(), TryPutError<T>> {
+        if self.closed.get() {
+            return Err(TryPutError::Closed(v));
+        }
+        let mut st = self.st.borrow_mut();
+        let v = match st.getters.give_first(v) {
+            Ok(task) => {
+                st.accepted += 1;
+                drop(st);
+                hub().wake(task, Wake::Ready);
+                return Ok(());
+            }
+            Err(v) => v,
+        };
+        if st.buf.len() < self.cap {
+            st.buf.push(v);
+            st.accepted += 1;
+            return Ok(());
+        }
+        Err(TryPutError::Full(v))
+    }
+
+    /// Puts, waiting for room until `deadline` (forever when `None`).
+    #[inline]
+    pub(crate) fn put(&self, v: T, deadline: Option<Instant>) -> Result<(), TryPutError<T>> {
+        match self.push_fast(v) {
+            None => Ok(()),
+            Some(v) => self.put_cold(v, deadline),
+        }
+    }
+
+    // Inlined, like the park below it: each call level between the caller
+    // and `Hub::park` is one more return the CPU mispredicts after a switch.
+    #[inline(always)]
+    fn put_cold(&self, v: T, deadline: Option<Instant>) -> Result<(), TryPutError<T>> {
+        match self.try_put_cold(v) {
+            Err(TryPutError::Full(v)) => self.put_slow(v, deadline),
+            r => r,
+        }
+    }
+
+    #[inline(always)]
+    fn put_slow(&self, v: T, deadline: Option<Instant>) -> Result<(), TryPutError<T>> {
+        let mut st = self.st.borrow_mut();
+        if std::thread::panicking() {
+            // Cannot wait: accept it past the bound rather than lose it.
+            st.buf.push(v);
+            st.accepted += 1;
+            return Ok(());
+        }
+        let hub = hub();
+        let key = st.putters.push(hub.current(), Some(v));
+        drop(st);
+        let guard = PutWaiting { core: self, key };
+        loop {
+            let woke = hub.park_until(self.put_what, deadline);
+            let mut st = self.st.borrow_mut();
+            if let Some(slot) = st.putters.take_chosen(key) {
+                drop(st);
+                std::mem::forget(guard);
+                // Taken: done. Still in hand: the queue was closed.
+                return match slot {
+                    None => Ok(()),
+                    Some(v) => Err(TryPutError::Closed(v)),
+                };
+            }
+            if woke != Woke::Ready {
+                let (_, slot) = st.putters.remove(key);
+                drop(st);
+                std::mem::forget(guard);
+                return Err(TryPutError::Full(slot.expect("still in hand")));
+            }
+        }
+    }
+
+    /// The get fast path: from the buffer (refilling it from a waiting
+    /// putter). `None` when the buffer is empty.
+    #[inline]
+    fn pop_fast(&self) -> Option<T> {
+        let mut st = self.st.borrow_mut();
+        let v = st.buf.pop()?;
+        let refill = !st.putters.is_empty();
+        drop(st);
+        if refill {
+            self.refill();
+        }
+        Some(v)
+    }
+
+    /// Room again: moves the first waiting putter's item into the buffer.
+    #[inline(never)]
+    fn refill(&self) {
+        let mut st = self.st.borrow_mut();
+        if st.buf.len() >= self.cap {
+            return;
+        }
+        if let Some((item, task)) = st.putters.take_first() {
+            st.buf.push(item);
+            st.accepted += 1;
+            drop(st);
+            hub().wake(task, Wake::Ready);
+        }
+    }
+
+    /// Gets without waiting.
+    #[inline]
+    pub(crate) fn try_get(&self) -> Result<T, TryGetError> {
+        match self.pop_fast() {
+            Some(v) => Ok(v),
+            None => self.try_get_cold(),
+        }
+    }
+
+    /// A get from an empty buffer: from a putter's hands (capacity zero),
+    /// or "closed", or "empty".
+    #[inline(never)]
+    fn try_get_cold(&self) -> Result<T, TryGetError> {
+        let mut st = self.st.borrow_mut();
+        if let Some((item, task)) = st.putters.take_first() {
+            st.accepted += 1;
+            drop(st);
+            hub().wake(task, Wake::Ready);
+            return Ok(item);
+        }
+        if self.closed.get() {
+            Err(TryGetError::Closed)
+        } else {
+            Err(TryGetError::Empty)
+        }
+    }
+
+    /// Gets, waiting for an item until `deadline` (forever when `None`).
+    #[inline]
+    pub(crate) fn get(&self, deadline: Option<Instant>) -> Result<T, TryGetError> {
+        match self.pop_fast() {
+            Some(v) => Ok(v),
+            None => self.get_cold(deadline),
+        }
+    }
+
+    /// Gets, waiting as long as it takes: `None` once closed and drained
+    /// (or when it cannot wait because the caller unwinds).
+    #[inline]
+    pub(crate) fn get_or_end(&self) -> Option<T> {
+        match self.pop_fast() {
+            Some(v) => Some(v),
+            None => self.get_cold(None).ok(),
+        }
+    }
+
+    // Inlined for the same reason as `put_cold`.
+    #[inline(always)]
+    fn get_cold(&self, deadline: Option<Instant>) -> Result<T, TryGetError> {
+        match self.try_get_cold() {
+            Err(TryGetError::Empty) => self.get_slow(deadline),
+            r => r,
+        }
+    }
+
+    #[inline(always)]
+    fn get_slow(&self, deadline: Option<Instant>) -> Result<T, TryGetError> {
+        if std::thread::panicking() {
+            return Err(TryGetError::Empty);
+        }
+        let hub = hub();
+        loop {
+            let key = self.st.borrow_mut().getters.push(hub.current(), None);
+            let guard = GetWaiting { core: self, key };
+            let (chosen, slot) = loop {
+                let woke = hub.park_until(self.get_what, deadline);
+                let mut st = self.st.borrow_mut();
+                if let Some(slot) = st.getters.take_chosen(key) {
+                    break (true, slot);
+                }
+                if woke != Woke::Ready {
+                    break st.getters.remove(key);
+                }
+            };
+            std::mem::forget(guard);
+            if let Some(v) = slot {
+                return Ok(v);
+            }
+            if !chosen {
+                return Err(TryGetError::Empty);
+            }
+            // Woken by `close`: drain what is left, then see "closed".
+            match self.try_get() {
+                Err(TryGetError::Empty) => {}
+                r => return r,
+            }
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        if self.closed.replace(true) {
+            return;
+        }
+        let hub = hub();
+        let mut st = self.st.borrow_mut();
+        st.getters.wake_all(hub);
+        // Putters keep their items in their slots: they get them back.
+        st.putters.wake_all(hub);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.st.borrow().buf.len()
+    }
+
+    pub(crate) fn capacity(&self) -> Option<usize> {
+        (self.cap != usize::MAX).then_some(self.cap)
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.len() >= self.cap
+    }
+
+    pub(crate) fn getters(&self) -> usize {
+        self.st.borrow().getters.len()
+    }
+
+    pub(crate) fn putters(&self) -> usize {
+        self.st.borrow().putters.len()
+    }
+}
+
+/// Settles a putter whose wait was unwound (kill, timeout): removes its
+/// node; its item, if still in the slot, was never accepted and is dropped
+/// with the putter.
+struct PutWaiting<'a, T, B: Buffer<T>> {
+    core: &'a QueueCore<T, B>,
+    key: NodeKey,
+}
+
+impl<T, B: Buffer<T>> Drop for PutWaiting<'_, T, B> {
+    fn drop(&mut self) {
+        let (_, item) = self.core.st.borrow_mut().putters.remove(self.key);
+        // Dropped here, after the borrow ended: T's destructor may be
+        // arbitrary code.
+        drop(item);
+    }
+}
+
+/// Settles a getter whose wait was unwound (kill, timeout): removes its
+/// node, and if an item had been handed to it, passes that item to the next
+/// waiting getter or back to the front of the buffer.
+struct GetWaiting<'a, T, B: Buffer<T>> {
+    core: &'a QueueCore<T, B>,
+    key: NodeKey,
+}
+
+impl<T, B: Buffer<T>> Drop for GetWaiting<'_, T, B> {
+    fn drop(&mut self) {
+        let mut st = self.core.st.borrow_mut();
+        let (_, item) = st.getters.remove(self.key);
+        let Some(v) = item else { return };
+        match st.getters.give_first(v) {
+            Ok(task) => {
+                drop(st);
+                if let Some(hub) = crate::hub::try_hub() {
+                    hub.wake(task, Wake::Ready);
+                }
+            }
+            Err(v) => st.buf.restore(v),
+        }
+    }
+}
+
+/// Lets one iterator type serve every queue.
+pub(crate) trait Source<T> {
+    fn next_item(&self) -> Option<T>;
+}
+
+impl<T, B: Buffer<T>> Source<T> for QueueCore<T, B> {
+    fn next_item(&self) -> Option<T> {
+        self.get_or_end()
+    }
+}
+
+/// Iterates over a queue's items, parking for each, until the queue is
+/// closed and drained (from `iter()` on any queue or channel, or a `for`
+/// loop over `&queue`).
+pub struct Iter<'a, T> {
+    pub(crate) src: &'a dyn Source<T>,
+}
+
+impl<T> fmt::Debug for Iter<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter").finish_non_exhaustive()
+    }
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.src.next_item()
+    }
+}
+
+/// The methods every queue type shares, with their docs.
+macro_rules! queue_methods {
+    ($Q:ident, [$($bound:tt)*]) => {
+        impl<T $($bound)*> $Q<T> {
+            /// Puts `item`, parking the calling greenlet (FIFO among putters)
+            /// while there is no room: for a channel, until a getter takes it.
+            /// With getters waiting, the first one is handed the item directly.
+            ///
+            /// Called while the greenlet unwinds (from a destructor during a
+            /// kill, timeout or panic), it cannot wait: the item is accepted
+            /// past the bound instead, so it is never lost.
+            ///
+            /// # Errors
+            ///
+            /// [`Closed`](crate::sync::Closed) with the item when the queue
+            /// is closed, or is closed while this put waits.
+            #[inline]
+            pub fn put(&self, item: T) -> Result<(), $crate::sync::Closed<T>> {
+                match self.core.put(item, None) {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err($crate::sync::Closed(e.into_inner())),
+                }
+            }
+
+            /// Puts `item` if there is room now (for a channel: if a getter
+            /// is waiting), without waiting.
+            ///
+            /// # Errors
+            ///
+            /// [`TryPutError::Full`](crate::sync::TryPutError::Full) or
+            /// [`TryPutError::Closed`](crate::sync::TryPutError::Closed),
+            /// with the item.
+            #[inline]
+            pub fn try_put(&self, item: T) -> Result<(), $crate::sync::TryPutError<T>> {
+                self.core.try_put(item)
+            }
+
+            /// Like [`put`](Self::put), waiting at most `timeout` for room.
+            ///
+            /// # Errors
+            ///
+            /// [`TryPutError::Full`](crate::sync::TryPutError::Full) with
+            /// the item when there was no room in time,
+            /// [`TryPutError::Closed`](crate::sync::TryPutError::Closed) when
+            /// the queue is closed.
+            pub fn put_timeout(
+                &self,
+                item: T,
+                timeout: std::time::Duration,
+            ) -> Result<(), $crate::sync::TryPutError<T>> {
+                self.core.put(item, Some(std::time::Instant::now() + timeout))
+            }
+
+            /// Takes the next item, parking the calling greenlet (FIFO among
+            /// getters) while there is none. `None` once the queue is closed
+            /// and drained.
+            ///
+            /// Called while the greenlet unwinds, it cannot wait: `None` when
+            /// nothing is there.
+            #[inline]
+            pub fn get(&self) -> Option<T> {
+                self.core.get_or_end()
+            }
+
+            /// Takes the next item if there is one now, without waiting.
+            ///
+            /// # Errors
+            ///
+            /// [`TryGetError::Empty`](crate::sync::TryGetError::Empty), or
+            /// [`TryGetError::Closed`](crate::sync::TryGetError::Closed) when
+            /// closed and drained.
+            #[inline]
+            pub fn try_get(&self) -> Result<T, $crate::sync::TryGetError> {
+                self.core.try_get()
+            }
+
+            /// Like [`get`](Self::get), waiting at most `timeout`.
+            ///
+            /// # Errors
+            ///
+            /// [`TryGetError::Empty`](crate::sync::TryGetError::Empty) when
+            /// no item came in time,
+            /// [`TryGetError::Closed`](crate::sync::TryGetError::Closed) when
+            /// closed and drained.
+            pub fn get_timeout(
+                &self,
+                timeout: std::time::Duration,
+            ) -> Result<T, $crate::sync::TryGetError> {
+                self.core.get(Some(std::time::Instant::now() + timeout))
+            }
+
+            /// Closes it: later puts fail with the item handed back, putters
+            /// waiting now get theirs back, and getters drain what is
+            /// buffered, then see the end (`None`). Closing twice does
+            /// nothing.
+            pub fn close(&self) {
+                self.core.close()
+            }
+
+            /// True once [`close`](Self::close) was called.
+            pub fn is_closed(&self) -> bool {
+                self.core.is_closed()
+            }
+
+            /// Items buffered now (not counting items in waiting putters'
+            /// hands).
+            pub fn len(&self) -> usize {
+                self.core.len()
+            }
+
+            /// True when no item is buffered.
+            pub fn is_empty(&self) -> bool {
+                self.core.len() == 0
+            }
+
+            /// True when a put would wait.
+            pub fn is_full(&self) -> bool {
+                self.core.is_full()
+            }
+
+            /// The bound, `None` when unbounded.
+            pub fn capacity(&self) -> Option<usize> {
+                self.core.capacity()
+            }
+
+            /// Greenlets parked in [`get`](Self::get) right now.
+            pub fn getters(&self) -> usize {
+                self.core.getters()
+            }
+
+            /// Greenlets parked in [`put`](Self::put) right now.
+            pub fn putters(&self) -> usize {
+                self.core.putters()
+            }
+
+            /// Iterates over the items, parking for each, until the queue is
+            /// closed and drained.
+            pub fn iter(&self) -> $crate::sync::Iter<'_, T> {
+                $crate::sync::Iter { src: &self.core }
+            }
+        }
+
+        impl<'a, T $($bound)*> IntoIterator for &'a $Q<T> {
+            type Item = T;
+            type IntoIter = $crate::sync::Iter<'a, T>;
+            fn into_iter(self) -> Self::IntoIter {
+                self.iter()
+            }
+        }
+
+        impl<T $($bound)*> std::fmt::Debug for $Q<T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&self.core, f)
+            }
+        }
+    };
+}
+
+pub(crate) use queue_methods;

@@ -1,0 +1,211 @@
+//! `Semaphore`: a count of permits greenlets acquire and release.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use super::waitlist::{NodeKey, WaitList, cannot_wait_while_unwinding, park_until_chosen};
+use crate::hub::hub;
+use crate::task::WaitKind;
+
+const WAIT: WaitKind = WaitKind::Sync("a semaphore");
+
+/// A counting semaphore: [`acquire`](Semaphore::acquire) takes a permit,
+/// parking the greenlet while none is free; dropping the returned guard
+/// gives it back.
+///
+/// Waiters get permits in FIFO order: a release with waiters hands the
+/// permit straight to the first one (no later acquirer can barge in). If
+/// that waiter is killed or times out before it runs, the permit passes to
+/// the next waiter. A guard dropped while its greenlet unwinds (killed,
+/// timed out, panicking) releases the permit like any other drop.
+///
+/// [`release`](Semaphore::release) without a guard adds a permit (even past
+/// the initial count: use [`BoundedSemaphore`](super::BoundedSemaphore) to
+/// forbid that). Share it with [`Rc`](std::rc::Rc).
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// use sylvan_hub::sync::Semaphore;
+///
+/// let slots = Rc::new(Semaphore::new(2));
+/// let inside = Rc::new(Cell::new(0));
+/// let most = Rc::new(Cell::new(0));
+/// let gs: Vec<_> = (0..6)
+///     .map(|_| {
+///         let (slots, inside, most) = (slots.clone(), inside.clone(), most.clone());
+///         sylvan_hub::spawn(move || {
+///             let _permit = slots.acquire();
+///             inside.set(inside.get() + 1);
+///             most.set(most.get().max(inside.get()));
+///             sylvan_hub::yield_now();
+///             inside.set(inside.get() - 1);
+///         })
+///     })
+///     .collect();
+/// sylvan_hub::joinall(&gs, None);
+/// assert_eq!(most.get(), 2);
+/// ```
+pub struct Semaphore {
+    permits: Cell<usize>,
+    waiters: RefCell<WaitList<()>>,
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore")
+            .field("available", &self.available())
+            .field("waiters", &self.waiters())
+            .finish()
+    }
+}
+
+/// A permit of a [`Semaphore`] (or [`BoundedSemaphore`](super::BoundedSemaphore)),
+/// given back when dropped.
+#[must_use = "the permit is released at once if the guard is not kept"]
+pub struct SemaphoreGuard<'a> {
+    sem: &'a Semaphore,
+}
+
+impl fmt::Debug for SemaphoreGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SemaphoreGuard").finish_non_exhaustive()
+    }
+}
+
+impl SemaphoreGuard<'_> {
+    /// Keeps the permit taken without a guard: give it back later with
+    /// [`Semaphore::release`].
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for SemaphoreGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.sem.release();
+    }
+}
+
+impl Semaphore {
+    /// A semaphore with `permits` free permits.
+    pub const fn new(permits: usize) -> Semaphore {
+        Semaphore {
+            permits: Cell::new(permits),
+            waiters: RefCell::new(WaitList::new()),
+        }
+    }
+
+    /// Takes a permit, parking the calling greenlet (FIFO) while none is
+    /// free.
+    ///
+    /// # Aborts
+    ///
+    /// Called while the greenlet is unwinding (from a destructor during a
+    /// kill, timeout or panic) when no permit is free, it cannot wait (a
+    /// greenlet never switches while unwinding) and cannot return without a
+    /// permit: it aborts the process with a message saying so. Destructors
+    /// should use [`try_acquire`](Semaphore::try_acquire).
+    #[inline]
+    pub fn acquire(&self) -> SemaphoreGuard<'_> {
+        if !self.take() && !self.acquire_slow(None) {
+            cannot_wait_while_unwinding("Semaphore::acquire");
+        }
+        SemaphoreGuard { sem: self }
+    }
+
+    /// Takes a permit if one is free, without waiting.
+    #[inline]
+    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        self.take().then(|| SemaphoreGuard { sem: self })
+    }
+
+    /// Takes a permit, waiting at most `timeout`; `None` if none came in
+    /// time (or the caller is unwinding and none was free).
+    pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
+        (self.take() || self.acquire_slow(Some(Instant::now() + timeout)))
+            .then(|| SemaphoreGuard { sem: self })
+    }
+
+    #[inline]
+    fn take(&self) -> bool {
+        // With waiters in line there are no free permits: a release hands
+        // its permit straight to the first waiter.
+        let n = self.permits.get();
+        if n > 0 {
+            self.permits.set(n - 1);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Parks until a permit is handed over (true) or the deadline passes
+    /// (false). False at once when the caller is unwinding.
+    #[inline(never)]
+    pub(crate) fn acquire_slow(&self, deadline: Option<Instant>) -> bool {
+        if std::thread::panicking() {
+            return false;
+        }
+        let hub = hub();
+        let key = self.waiters.borrow_mut().push(hub.current(), ());
+        let guard = Waiting { sem: self, key };
+        let got = park_until_chosen(hub, WAIT, deadline, || self.waiters.borrow().is_linked(key));
+        if got {
+            // The permit is ours: remove the node without passing it on.
+            std::mem::forget(guard);
+            self.waiters.borrow_mut().remove(key);
+        }
+        got
+    }
+
+    /// Gives a permit back: to the first waiter if there is one, else to
+    /// the free count.
+    #[inline]
+    pub fn release(&self) {
+        if self.waiters.borrow().is_empty() {
+            self.permits.set(self.permits.get() + 1);
+        } else {
+            self.hand_over();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn hand_over(&self) {
+        self.waiters.borrow_mut().pop_wake(hub());
+    }
+
+    /// Free permits now.
+    pub fn available(&self) -> usize {
+        self.permits.get()
+    }
+
+    /// True when no permit is free (an acquire would wait).
+    pub fn is_locked(&self) -> bool {
+        self.permits.get() == 0
+    }
+
+    /// Greenlets parked in [`acquire`](Semaphore::acquire) right now.
+    pub fn waiters(&self) -> usize {
+        self.waiters.borrow().len()
+    }
+}
+
+/// Removes a waiter's node when its wait ends without the permit (timeout,
+/// kill); if it had been handed a permit already, passes it on.
+struct Waiting<'a> {
+    sem: &'a Semaphore,
+    key: NodeKey,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let (chosen, ()) = self.sem.waiters.borrow_mut().remove(self.key);
+        if chosen {
+            self.sem.release();
+        }
+    }
+}

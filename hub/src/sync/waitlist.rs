@@ -1,0 +1,347 @@
+//! The FIFO wait list every primitive parks its waiters on.
+//!
+//! A doubly linked list threaded through a [`Slab`], so that registering,
+//! choosing the first waiter and removing any waiter are O(1), and the slab's
+//! free slots are reused: a wait allocates nothing once the list has grown
+//! to its working size. The list lives in the primitive (hub-side memory),
+//! never on a greenlet's stack.
+//!
+//! A node goes through two states:
+//!
+//! * **linked**: the greenlet is waiting in line.
+//! * **chosen**: [`WaitList::pop`] took it out of the line (the first
+//!   waiter), usually after handing it something through its slot: a permit,
+//!   the lock, an item. The node stays in the slab, unlinked, until its
+//!   owner removes it, so the owner can tell "I was chosen" from "I timed
+//!   out" and collect what was handed over.
+//!
+//! The waiter itself always removes its node ([`WaitList::remove`]), from a
+//! guard whose `Drop` also runs when the greenlet is killed or a timeout
+//! unwinds it while parked. A guard that finds its node *chosen* but its
+//! owner leaving passes what it was handed on to the next waiter: that is
+//! how no permit, lock or item is lost.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::time::Instant;
+
+use slab::Slab;
+
+use crate::hub::{Hub, TaskRef, Wake, Woke, hub};
+use crate::task::WaitKind;
+
+const NIL: u32 = u32::MAX;
+
+/// The key of a node: stable until the node is removed.
+pub(crate) type NodeKey = u32;
+
+struct Node<S> {
+    task: TaskRef,
+    prev: u32,
+    next: u32,
+    linked: bool,
+    slot: S,
+}
+
+/// A FIFO list of parked greenlets, each with a slot `S` for what a waker
+/// hands it.
+pub(crate) struct WaitList<S> {
+    nodes: Slab<Node<S>>,
+    head: u32,
+    tail: u32,
+    linked: usize,
+}
+
+impl<S> fmt::Debug for WaitList<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WaitList")
+            .field("waiting", &self.linked)
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
+}
+
+impl<S> Default for WaitList<S> {
+    fn default() -> Self {
+        WaitList::new()
+    }
+}
+
+impl<S> WaitList<S> {
+    pub(crate) const fn new() -> WaitList<S> {
+        WaitList {
+            nodes: Slab::new(),
+            head: NIL,
+            tail: NIL,
+            linked: 0,
+        }
+    }
+
+    /// True when nobody waits in line (chosen nodes not counted).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.linked == 0
+    }
+
+    /// Greenlets waiting in line.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.linked
+    }
+
+    /// Puts `task` at the end of the line with `slot`.
+    #[inline]
+    pub(crate) fn push(&mut self, task: TaskRef, slot: S) -> NodeKey {
+        let tail = self.tail;
+        let key = self.nodes.insert(Node {
+            task,
+            prev: tail,
+            next: NIL,
+            linked: true,
+            slot,
+        });
+        assert!(
+            key < NIL as usize,
+            "sylvan: too many waiters on one primitive"
+        );
+        let key = key as NodeKey;
+        if tail == NIL {
+            self.head = key;
+        } else {
+            self.nodes[tail as usize].next = key;
+        }
+        self.tail = key;
+        self.linked += 1;
+        key
+    }
+
+    /// Chooses the first waiter: takes it out of the line (its node stays
+    /// until its owner removes it). The caller wakes [`task`](Self::task);
+    /// [`give_first`](Self::give_first) also hands it an item.
+    #[inline]
+    pub(crate) fn pop(&mut self) -> Option<NodeKey> {
+        let key = self.head;
+        if key == NIL {
+            return None;
+        }
+        let node = &mut self.nodes[key as usize];
+        node.linked = false;
+        let next = node.next;
+        self.head = next;
+        if next == NIL {
+            self.tail = NIL;
+        } else {
+            self.nodes[next as usize].prev = NIL;
+        }
+        self.linked -= 1;
+        Some(key)
+    }
+
+    /// Removes a node, chosen or not: returns whether it had been chosen,
+    /// and its slot.
+    #[inline]
+    pub(crate) fn remove(&mut self, key: NodeKey) -> (bool, S) {
+        let chosen = !self.nodes[key as usize].linked;
+        if !chosen {
+            self.unlink(key);
+        }
+        (chosen, self.nodes.remove(key as usize).slot)
+    }
+
+    /// Chooses the first waiter and wakes it; true if there was one.
+    #[inline]
+    pub(crate) fn pop_wake(&mut self, hub: &Hub) -> bool {
+        match self.pop() {
+            Some(k) => {
+                hub.wake(self.task(k), Wake::Ready);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Chooses and wakes every waiter in line, first to last.
+    pub(crate) fn wake_all(&mut self, hub: &Hub) {
+        while self.pop_wake(hub) {}
+    }
+
+    /// Takes a node out of the line (not chosen: leaving).
+    fn unlink(&mut self, key: NodeKey) {
+        let node = &mut self.nodes[key as usize];
+        debug_assert!(node.linked);
+        node.linked = false;
+        let (prev, next) = (node.prev, node.next);
+        match prev {
+            NIL => self.head = next,
+            p => self.nodes[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.nodes[n as usize].prev = prev,
+        }
+        self.linked -= 1;
+    }
+
+    /// The greenlet of a node.
+    #[inline]
+    pub(crate) fn task(&self, key: NodeKey) -> TaskRef {
+        self.nodes[key as usize].task
+    }
+
+    /// True while the node waits in line (not chosen yet).
+    #[inline]
+    pub(crate) fn is_linked(&self, key: NodeKey) -> bool {
+        self.nodes[key as usize].linked
+    }
+
+    /// Removes a node if it was chosen, returning its slot; `None` (the
+    /// node stays) while it still waits in line.
+    #[inline]
+    pub(crate) fn take_chosen(&mut self, key: NodeKey) -> Option<S> {
+        if self.nodes[key as usize].linked {
+            None
+        } else {
+            Some(self.nodes.remove(key as usize).slot)
+        }
+    }
+}
+
+/// Parks the current greenlet until `still_waiting` turns false (its node
+/// was chosen: true) or `deadline` passes while it still waits (false).
+///
+/// Wake-ups that leave it waiting (spurious ones) park it again, in the same
+/// place in line. Unwinds when the greenlet is killed or a `Timeout` expires:
+/// the caller's guard settles the node. The caller has checked that it is
+/// not unwinding (so the park is never refused).
+#[inline]
+pub(crate) fn park_until_chosen(
+    hub: &Hub,
+    what: WaitKind,
+    deadline: Option<Instant>,
+    still_waiting: impl Fn() -> bool,
+) -> bool {
+    loop {
+        let woke = hub.park_until(what, deadline);
+        if !still_waiting() {
+            return true;
+        }
+        if woke != Woke::Ready {
+            return false;
+        }
+    }
+}
+
+/// Parks the current greenlet in `list` until a waker chooses it (true) or
+/// `deadline` passes (false). For lists that hand nothing over (events,
+/// joins): the node is removed however the wait ends, unwinding included.
+/// The caller has checked that it is not unwinding.
+pub(crate) fn wait_on(
+    list: &RefCell<WaitList<()>>,
+    what: WaitKind,
+    deadline: Option<Instant>,
+) -> bool {
+    let hub = hub();
+    let key = list.borrow_mut().push(hub.current(), ());
+    let _registered = Registered { list, key };
+    park_until_chosen(hub, what, deadline, || list.borrow().is_linked(key))
+}
+
+struct Registered<'a> {
+    list: &'a RefCell<WaitList<()>>,
+    key: NodeKey,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.list.borrow_mut().remove(self.key);
+    }
+}
+
+/// What a lock or permit acquisition does when it would have to wait but
+/// the calling greenlet is unwinding (a destructor running during a kill,
+/// timeout or panic): it cannot switch, and it cannot return without the
+/// lock, so it stops the process with a message that says why.
+#[cold]
+#[inline(never)]
+pub(crate) fn cannot_wait_while_unwinding(what: &str) -> ! {
+    eprintln!(
+        "sylvan: {what} would have to wait, but the calling greenlet is unwinding (a destructor \
+         running during a kill, timeout or panic) and a greenlet never switches while it \
+         unwinds; use the try_* variant in destructors. Aborting."
+    );
+    std::process::abort()
+}
+
+impl<T> WaitList<Option<T>> {
+    /// Chooses the first waiter and hands it `v` (into its empty slot);
+    /// returns its greenlet to wake, or `v` back when nobody waits.
+    #[inline]
+    pub(crate) fn give_first(&mut self, v: T) -> Result<TaskRef, T> {
+        match self.pop() {
+            Some(key) => {
+                let node = &mut self.nodes[key as usize];
+                node.slot = Some(v);
+                Ok(node.task)
+            }
+            None => Err(v),
+        }
+    }
+
+    /// Chooses the first waiter and takes the item from its slot; returns
+    /// the item and the greenlet to wake.
+    #[inline]
+    pub(crate) fn take_first(&mut self) -> Option<(T, TaskRef)> {
+        let key = self.pop()?;
+        let node = &mut self.nodes[key as usize];
+        let v = node
+            .slot
+            .take()
+            .expect("sylvan: a waiting putter holds its item");
+        Some((v, node.task))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(id: u64) -> TaskRef {
+        TaskRef { key: 0, id }
+    }
+
+    #[test]
+    fn fifo_pop_and_remove_from_the_middle() {
+        let mut l = WaitList::new();
+        let a = l.push(r(1), 'a');
+        let b = l.push(r(2), 'b');
+        let c = l.push(r(3), 'c');
+        assert_eq!(l.len(), 3);
+        assert_eq!(l.remove(b), (false, 'b'));
+        assert_eq!(l.pop(), Some(a));
+        assert!(!l.is_linked(a));
+        assert_eq!(l.remove(a), (true, 'a'));
+        let d = l.push(r(4), 'd');
+        assert_eq!(l.pop(), Some(c));
+        assert_eq!(l.pop(), Some(d));
+        assert_eq!(l.pop(), None);
+        assert!(l.is_empty());
+        assert_eq!(l.remove(c), (true, 'c'));
+        assert_eq!(l.remove(d), (true, 'd'));
+        assert_eq!(l.nodes.len(), 0);
+    }
+
+    #[test]
+    fn removing_head_and_tail_keeps_the_links() {
+        let mut l = WaitList::new();
+        let a = l.push(r(1), ());
+        let b = l.push(r(2), ());
+        let c = l.push(r(3), ());
+        l.remove(a);
+        l.remove(c);
+        assert_eq!(l.pop(), Some(b));
+        assert_eq!(l.pop(), None);
+        let e = l.push(r(5), ());
+        assert_eq!(l.task(e), r(5));
+        assert_eq!(l.pop(), Some(e));
+    }
+}

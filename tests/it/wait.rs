@@ -1,0 +1,102 @@
+//! sylvan::wait and sylvan::iwait over greenlets, events and async results.
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use sylvan::sync::{AsyncResult, Event};
+
+const MS: Duration = Duration::from_millis(1);
+
+fn sleeper(ms: u64) -> sylvan::Greenlet<u64> {
+    sylvan::spawn(move || {
+        sylvan::sleep(Duration::from_millis(ms));
+        ms
+    })
+}
+
+#[test]
+fn iwait_yields_in_completion_order() {
+    let gs = [sleeper(30), sleeper(10), sleeper(20)];
+    let objs: Vec<&dyn sylvan::Waitable> = gs.iter().map(|g| g as _).collect();
+    let order: Vec<usize> = sylvan::iwait(&objs, None).collect();
+    assert_eq!(order, [1, 2, 0]);
+}
+
+#[test]
+fn wait_with_count_and_timeout() {
+    let gs = [sleeper(40), sleeper(5), sleeper(10)];
+    let objs: Vec<&dyn sylvan::Waitable> = gs.iter().map(|g| g as _).collect();
+    assert_eq!(sylvan::wait(&objs, None, Some(1)), [1]);
+    let t = Instant::now();
+    // Within 20 ms only the 10 ms one (and the 5 ms one, ready already).
+    assert_eq!(sylvan::wait(&objs, Some(20 * MS), None), [1, 2]);
+    assert!(t.elapsed() >= 10 * MS);
+    assert_eq!(sylvan::wait(&objs, None, None), [1, 2, 0]);
+    assert!(sylvan::wait(&[], None, None).is_empty());
+}
+
+#[test]
+fn wait_mixes_greenlets_events_and_async_results() {
+    let ev = Rc::new(Event::new());
+    let res: Rc<AsyncResult<u32, ()>> = Rc::new(AsyncResult::new());
+    let (e, r) = (ev.clone(), res.clone());
+    let g = sylvan::spawn(move || {
+        sylvan::sleep(2 * MS);
+        r.set(1).unwrap();
+        sylvan::sleep(2 * MS);
+        e.set();
+        sylvan::sleep(2 * MS);
+    });
+    let order = sylvan::wait(&[&g, &*ev, &*res], None, None);
+    assert_eq!(order, [2, 1, 0]);
+    assert_eq!(ev.waiters(), 0);
+    assert_eq!(res.waiters(), 0);
+}
+
+#[test]
+fn leaving_iwait_early_removes_its_registrations() {
+    let ev = Rc::new(Event::new());
+    let res: Rc<AsyncResult<u32, ()>> = Rc::new(AsyncResult::new());
+    let fast = sleeper(1);
+    {
+        let objs: [&dyn sylvan::Waitable; 3] = [&*ev, &*res, &fast];
+        let mut it = sylvan::iwait(&objs, None);
+        assert_eq!(it.next(), Some(2));
+        // Between items nothing is registered...
+        assert_eq!(ev.waiters(), 0);
+        assert_eq!(res.waiters(), 0);
+    } // ...and dropping the iterator leaves nothing behind.
+    // A later set must not cut main's sleep short (no stale wake-up).
+    let e = ev.clone();
+    sylvan::spawn(move || {
+        sylvan::sleep(2 * MS);
+        e.set();
+    });
+    let t = Instant::now();
+    sylvan::sleep(15 * MS);
+    assert!(t.elapsed() >= 15 * MS);
+}
+
+#[test]
+fn a_greenlet_killed_in_iwait_leaves_no_registration() {
+    let ev = Rc::new(Event::new());
+    let res: Rc<AsyncResult<u32, ()>> = Rc::new(AsyncResult::new());
+    let (e, r) = (ev.clone(), res.clone());
+    let g = sylvan::spawn(move || sylvan::wait(&[&*e, &*r], None, None));
+    sylvan::yield_now();
+    assert_eq!((ev.waiters(), res.waiters()), (1, 1));
+    g.kill();
+    assert_eq!((ev.waiters(), res.waiters()), (0, 0));
+}
+
+#[test]
+fn iwait_timeout_ends_the_iteration() {
+    let ev = Event::new();
+    let slow = sleeper(60_000);
+    let t = Instant::now();
+    let got: Vec<usize> = sylvan::iwait(&[&ev, &slow], Some(10 * MS)).collect();
+    assert!(got.is_empty());
+    assert!(t.elapsed() >= 10 * MS);
+    assert_eq!(ev.waiters(), 0);
+    slow.kill();
+}
