@@ -55,3 +55,6 @@ pub use sylvan_hub::*;
 
 /// The greenlet core (stacks, switch, outcomes), for tools and tests.
 pub use sylvan_runtime as runtime;
+
+#[cfg(feature = "ureq")]
+pub mod ureq;

@@ -166,6 +166,8 @@ pub(crate) struct Hub {
     resumes: Cell<u32>,
     pub(crate) timers: RefCell<Timers<TimerAction>>,
     poller: RefCell<Poller>,
+    /// The IO table: registered sources, their readiness and waiters.
+    pub(crate) io: crate::io::Io,
     pub(crate) pool: RefCell<StackPool>,
     next_id: Cell<u64>,
     next_timeout: Cell<u64>,
@@ -260,6 +262,7 @@ impl Hub {
         overflow::install_handler();
         let alt = overflow::ensure_alt_stack()?;
         let poller = Poller::new()?;
+        let io = crate::io::Io::new(poller.registrar()?);
         let remote = Arc::new(Remote {
             queue: Mutex::new(Vec::new()),
             waker: poller.waker(),
@@ -282,6 +285,7 @@ impl Hub {
             resumes: Cell::new(0),
             timers: RefCell::new(Timers::new()),
             poller: RefCell::new(poller),
+            io,
             pool: RefCell::new(StackPool::new(DEFAULT_POOL_LIMIT)),
             next_id: Cell::new(1),
             next_timeout: Cell::new(1),
@@ -603,6 +607,8 @@ impl Hub {
         let result = self.poller.borrow_mut().poll(timeout, |ready| {
             if ready.token == WAKER_TOKEN.0 {
                 remote = true;
+            } else {
+                self.io.dispatch(self, ready);
             }
         });
         if let Err(e) = result {

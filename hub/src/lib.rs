@@ -16,8 +16,13 @@ mod handle;
 mod hook;
 mod hub;
 mod inspect;
+mod io;
+pub mod mpsc;
+pub mod net;
 mod poll;
+mod signal;
 mod task;
+mod threadpool;
 mod time;
 mod timer;
 
@@ -31,9 +36,13 @@ pub use hub::{HubStats, POLL_EVERY};
 pub use inspect::{
     BlockingDetector, BlockingReport, DEFAULT_BLOCKING_THRESHOLD, Dump, GreenletInfo,
 };
+pub use signal::{SignalHandler, signal};
 pub use task::{
     Builder, Greenlet, GreenletId, Outcome, WaitKind, current, current_name, joinall, killall,
     spawn, spawn_later,
+};
+pub use threadpool::{
+    DEFAULT_BLOCKING_THREADS, blocking_threads, set_blocking_threads, spawn_blocking,
 };
 pub use time::{Elapsed, Timeout, idle, sleep, sleep_until, with_timeout, yield_now};
 pub use wait::{Iwait, Waitable, Waiter, iwait, wait};

@@ -2,10 +2,12 @@
 //! waker.
 
 use std::io;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mio::{Events, Poll, Token, Waker};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
 
 /// The token of the hub's [`Waker`]; IO sources use slab keys below it.
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
@@ -47,9 +49,16 @@ impl Poller {
     }
 
     /// The registry, for IO sources.
-    #[allow(dead_code)]
     pub(crate) fn registry(&self) -> &mio::Registry {
         self.poll.registry()
+    }
+
+    /// A handle that registers IO sources with this poller (a clone of its
+    /// registry, so the IO table can register without borrowing the poller).
+    pub(crate) fn registrar(&self) -> io::Result<Registrar> {
+        Ok(Registrar {
+            registry: self.registry().try_clone()?,
+        })
     }
 
     /// Waits up to `timeout` (forever when `None`) and reports each event.
@@ -73,5 +82,38 @@ impl Poller {
             });
         }
         Ok(())
+    }
+}
+
+/// Registers file descriptors with the hub's poll: always for both
+/// directions and edge-triggered (mio's only mode on Linux), once per
+/// source. The IO table (`io.rs`) is its only user.
+pub(crate) struct Registrar {
+    registry: mio::Registry,
+}
+
+impl std::fmt::Debug for Registrar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registrar").finish_non_exhaustive()
+    }
+}
+
+impl Registrar {
+    /// Registers `fd` under `token` for readable and writable edges.
+    pub(crate) fn add(&self, fd: RawFd, token: usize) -> io::Result<()> {
+        debug_assert_ne!(
+            token, WAKER_TOKEN.0,
+            "an IO token collides with the waker's"
+        );
+        self.registry.register(
+            &mut SourceFd(&fd),
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
+
+    /// Deregisters `fd` (which must still be open).
+    pub(crate) fn remove(&self, fd: RawFd) -> io::Result<()> {
+        self.registry.deregister(&mut SourceFd(&fd))
     }
 }

@@ -2,13 +2,16 @@
 
 mod util;
 
+mod crawler;
 mod failures;
 mod inspect;
 mod lifecycle;
 mod links;
+mod net;
 mod pool;
 mod stacks;
 mod sync;
 mod threads;
+mod threads_io;
 mod time;
 mod wait;

@@ -1,0 +1,455 @@
+//! The IO registration core: every socket of `sylvan::net` (and the signal
+//! pipes) is a [`Source`] registered once with the hub's poll, and every
+//! blocking socket operation goes through [`Source::do_io`].
+//!
+//! # The contract
+//!
+//! * **One registration per source.** [`Source::new`] takes a slot of the
+//!   hub's IO table (a slab; the slot's key is the mio token) and registers
+//!   the descriptor for readable *and* writable edges. There is never a
+//!   re-registration: the poll is edge-triggered, so an event means "this
+//!   direction became ready since you last looked".
+//! * **Readiness is cached per direction.** Each slot keeps a `ready` flag
+//!   per direction. A poll event sets it; an operation that sees
+//!   `WouldBlock` clears it. Both happen on the hub thread, and no poll runs
+//!   between the failed syscall and the clear, so no edge is lost.
+//! * **Try first, park on `WouldBlock`.** [`Source::do_io`] runs the
+//!   syscall at once; only on `WouldBlock` does it join the direction's
+//!   waiter list and park until the flag is set again, then retry. A woken
+//!   greenlet re-checks the flag in a loop: wake-ups are hints, never
+//!   counted.
+//! * **Waiters per direction, served in order.** A reader and a writer may
+//!   wait on one socket at the same time. Several greenlets waiting in the
+//!   same direction are all woken by an event, in the order they started
+//!   waiting, so the earliest one retries first; a greenlet that finds the
+//!   direction drained again keeps its place in the list.
+//! * **Guards clean up.** A waiter leaves the list (and the hub's
+//!   wake-source count) when its guard drops, on success, error, timeout or
+//!   unwind alike: a greenlet killed or timed out while parked leaves
+//!   nothing behind. Dropping a source deregisters it before the descriptor
+//!   is closed.
+//! * **Wake-source count.** Each parked waiter counts once in the hub's
+//!   `refs` (main blocked on a socket is legitimately waiting for the peer);
+//!   callback sources (signal pipes) count for as long as they live.
+//!
+//! The only mio types used here are behind `poll::Registrar` (a clone of the
+//! hub's registry, registering raw descriptors with `mio::unix::SourceFd`).
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use crate::hub::{Hub, TaskRef, Wake, Woke, hub, try_hub};
+use crate::poll::{Ready, Registrar};
+use crate::task::WaitKind;
+
+/// A direction of readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    /// Readable: data, a pending connection, end of stream or an error.
+    Read = 0,
+    /// Writable: buffer space, a finished connect, or an error.
+    Write = 1,
+}
+
+/// The hub's IO table: one slot per registered source.
+pub(crate) struct Io {
+    registrar: Registrar,
+    table: RefCell<Slab<Slot>>,
+}
+
+impl fmt::Debug for Io {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Io")
+            .field("sources", &self.table.borrow().len())
+            .finish()
+    }
+}
+
+/// A callback run on the hub when a callback source becomes readable.
+pub(crate) type Notify = Rc<dyn Fn()>;
+
+/// One registered source. The fields a wait touches come first, so that
+/// a wait usually touches one cache line of the table.
+#[derive(Default)]
+#[repr(C)]
+struct Slot {
+    /// Cached readiness per direction (see the module docs).
+    ready: [bool; 2],
+    /// Greenlets waiting per direction, in the order they began waiting.
+    waiters: [Waiters; 2],
+    /// For callback sources: run when readable.
+    notify: Option<Notify>,
+}
+
+/// A direction's waiters in order: the first inline (one waiter is the
+/// common case, and needs no allocation), the rest in a vector. `first`
+/// is `None` only when there is no waiter at all.
+#[derive(Default)]
+#[repr(C)]
+struct Waiters {
+    first: Option<TaskRef>,
+    more: Vec<TaskRef>,
+}
+
+impl Waiters {
+    fn push(&mut self, w: TaskRef) {
+        if self.first.is_none() {
+            self.first = Some(w);
+        } else {
+            self.more.push(w);
+        }
+    }
+
+    fn remove(&mut self, w: TaskRef) {
+        if self.first == Some(w) {
+            self.first = (!self.more.is_empty()).then(|| self.more.remove(0));
+        } else if let Some(i) = self.more.iter().position(|x| *x == w) {
+            self.more.remove(i);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = TaskRef> + '_ {
+        self.first.iter().chain(self.more.iter()).copied()
+    }
+}
+
+impl Io {
+    pub(crate) fn new(registrar: Registrar) -> Io {
+        Io {
+            registrar,
+            table: RefCell::new(Slab::new()),
+        }
+    }
+
+    fn insert(&self, fd: i32, notify: Option<Notify>) -> io::Result<usize> {
+        let token = self.table.borrow_mut().insert(Slot {
+            notify,
+            ..Slot::default()
+        });
+        if let Err(e) = self.registrar.add(fd, token) {
+            self.table.borrow_mut().remove(token);
+            return Err(e);
+        }
+        Ok(token)
+    }
+
+    fn remove(&self, fd: i32, token: usize) {
+        // A failure here means the descriptor was already closed behind our
+        // back (the kernel dropped the registration with it): nothing to undo.
+        let _ = self.registrar.remove(fd);
+        let slot = self.table.borrow_mut().try_remove(token);
+        debug_assert!(
+            slot.as_ref()
+                .is_none_or(|s| s.waiters.iter().all(Waiters::is_empty)),
+            "sylvan: an IO source was dropped with greenlets waiting on it"
+        );
+        drop(slot);
+    }
+
+    /// Handles one poll event: sets the readiness flags and wakes the
+    /// waiters of each direction that became ready; runs a callback
+    /// source's callback (outside the table borrow).
+    pub(crate) fn dispatch(&self, hub: &Hub, ev: Ready) {
+        let notify = {
+            let mut table = self.table.borrow_mut();
+            // A stale event for a source dropped in this same poll batch.
+            let Some(slot) = table.get_mut(ev.token) else {
+                return;
+            };
+            for (dir, ready) in [(Dir::Read, ev.readable), (Dir::Write, ev.writable)] {
+                if ready {
+                    slot.ready[dir as usize] = true;
+                    // `wake` only touches the task table and the ready
+                    // queue, never this table.
+                    for w in slot.waiters[dir as usize].iter() {
+                        hub.wake(w, Wake::Ready);
+                    }
+                }
+            }
+            if ev.readable {
+                slot.notify.clone()
+            } else {
+                None
+            }
+        };
+        if let Some(f) = notify {
+            f();
+        }
+    }
+
+    #[inline]
+    fn is_ready(&self, token: usize, dir: Dir) -> bool {
+        self.table
+            .borrow()
+            .get(token)
+            .is_some_and(|s| s.ready[dir as usize])
+    }
+
+    #[inline]
+    fn clear_ready(&self, token: usize, dir: Dir) {
+        if let Some(s) = self.table.borrow_mut().get_mut(token) {
+            s.ready[dir as usize] = false;
+        }
+    }
+
+    /// Marks `dir` ready and wakes its waiters, as an event would.
+    fn set_ready(&self, hub: &Hub, token: usize, dir: Dir) {
+        if let Some(s) = self.table.borrow_mut().get_mut(token) {
+            s.ready[dir as usize] = true;
+            for w in s.waiters[dir as usize].iter() {
+                hub.wake(w, Wake::Ready);
+            }
+        }
+    }
+}
+
+/// A waiter's place in a direction's list; leaving it (on any exit,
+/// unwinding included) removes it and its wake-source count.
+struct WaiterGuard {
+    hub: &'static Hub,
+    token: usize,
+    dir: Dir,
+    me: TaskRef,
+}
+
+impl WaiterGuard {
+    /// Joins `dir`'s list and clears its readiness flag (the caller's
+    /// syscall just returned `WouldBlock`).
+    fn join(hub: &'static Hub, token: usize, dir: Dir) -> WaiterGuard {
+        let me = hub.current();
+        if let Some(s) = hub.io.table.borrow_mut().get_mut(token) {
+            s.ready[dir as usize] = false;
+            s.waiters[dir as usize].push(me);
+        }
+        hub.add_ref(1);
+        WaiterGuard {
+            hub,
+            token,
+            dir,
+            me,
+        }
+    }
+}
+
+impl Drop for WaiterGuard {
+    fn drop(&mut self) {
+        if let Some(s) = self.hub.io.table.borrow_mut().get_mut(self.token) {
+            s.waiters[self.dir as usize].remove(self.me);
+        }
+        self.hub.add_ref(-1);
+    }
+}
+
+/// An IO object registered with the current thread's hub.
+///
+/// Owns `T` (a non-blocking std socket or descriptor); dropping it
+/// deregisters, then closes. `!Send`: it belongs to its hub's thread.
+pub(crate) struct Source<T: AsRawFd> {
+    io: ManuallyDrop<T>,
+    token: usize,
+    /// Callback sources count as a wake source for their whole life.
+    counted: bool,
+    timeouts: [Cell<Option<Duration>>; 2],
+    _not_send: PhantomData<Rc<()>>,
+}
+
+impl<T: AsRawFd> fmt::Debug for Source<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source")
+            .field("fd", &self.io.as_raw_fd())
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl<T: AsRawFd> Source<T> {
+    /// Registers `io` (already in non-blocking mode) with this thread's hub.
+    ///
+    /// On error `io` is dropped (closed).
+    pub(crate) fn new(io: T) -> io::Result<Source<T>> {
+        let token = hub().io.insert(io.as_raw_fd(), None)?;
+        Ok(Source {
+            io: ManuallyDrop::new(io),
+            token,
+            counted: false,
+            timeouts: [Cell::new(None), Cell::new(None)],
+            _not_send: PhantomData,
+        })
+    }
+
+    /// Registers a callback source: `notify` runs on the hub (it must not
+    /// block) each time `io` becomes readable, and must read `io` until
+    /// `WouldBlock`. The source counts as a wake source while it lives.
+    pub(crate) fn with_callback(io: T, notify: Notify) -> io::Result<Source<T>> {
+        let hub = hub();
+        let token = hub.io.insert(io.as_raw_fd(), Some(notify))?;
+        hub.add_ref(1);
+        Ok(Source {
+            io: ManuallyDrop::new(io),
+            token,
+            counted: true,
+            timeouts: [Cell::new(None), Cell::new(None)],
+            _not_send: PhantomData,
+        })
+    }
+
+    /// The IO object.
+    #[inline]
+    pub(crate) fn get(&self) -> &T {
+        &self.io
+    }
+
+    /// The timeout of operations in `dir` (`None`: wait without limit).
+    pub(crate) fn timeout(&self, dir: Dir) -> Option<Duration> {
+        self.timeouts[dir as usize].get()
+    }
+
+    /// Sets the timeout of operations in `dir`. Zero is rejected as `std`
+    /// does.
+    pub(crate) fn set_timeout(&self, dir: Dir, d: Option<Duration>) -> io::Result<()> {
+        if d == Some(Duration::ZERO) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        self.timeouts[dir as usize].set(d);
+        Ok(())
+    }
+
+    /// Marks `dir` ready and wakes its waiters (after a `shutdown`, so a
+    /// parked reader or writer retries and sees what the kernel reports).
+    pub(crate) fn poke(&self, dir: Dir) {
+        if let Some(hub) = try_hub() {
+            hub.io.set_ready(hub, self.token, dir);
+        }
+    }
+
+    /// Runs `f` until it does not fail with `WouldBlock`, parking between
+    /// tries until `dir` is ready; the direction's timeout applies from the
+    /// first `WouldBlock`.
+    ///
+    /// # Errors
+    ///
+    /// What `f` returns; `TimedOut` when the timeout passed; an error naming
+    /// the operation when the caller is unwinding and would have to park.
+    #[inline]
+    pub(crate) fn do_io<R>(
+        &self,
+        dir: Dir,
+        what: &'static str,
+        mut f: impl FnMut(&T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        match f(&self.io) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.wait_and_retry(dir, what, None, &mut f)
+            }
+            r => r,
+        }
+    }
+
+    /// [`do_io`](Self::do_io) with an explicit deadline instead of the
+    /// direction's timeout (for `connect`).
+    pub(crate) fn do_io_until<R>(
+        &self,
+        dir: Dir,
+        what: &'static str,
+        deadline: Option<Instant>,
+        mut f: impl FnMut(&T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        match f(&self.io) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.wait_and_retry(dir, what, Some(deadline), &mut f)
+            }
+            r => r,
+        }
+    }
+
+    /// The slow path: the last try returned `WouldBlock`. `deadline` is
+    /// `Some(explicit)` or `None` for "the direction's timeout".
+    #[inline(never)]
+    fn wait_and_retry<R>(
+        &self,
+        dir: Dir,
+        what: &'static str,
+        deadline: Option<Option<Instant>>,
+        f: &mut impl FnMut(&T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let hub = hub();
+        let io = &hub.io;
+        if std::thread::panicking() {
+            return Err(unwinding(what));
+        }
+        let deadline = deadline.unwrap_or_else(|| self.timeout(dir).map(|d| Instant::now() + d));
+        // Clears the direction's flag too: no poll ran since the syscall
+        // failed, so no edge is lost.
+        let _waiter = WaiterGuard::join(hub, self.token, dir);
+        loop {
+            while !io.is_ready(self.token, dir) {
+                match hub.park_until(WaitKind::Io(what), deadline) {
+                    Woke::Ready => {}
+                    Woke::TimedOut => return Err(timed_out(what)),
+                    Woke::Refused => return Err(unwinding(what)),
+                }
+            }
+            match f(&self.io) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    io.clear_ready(self.token, dir);
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Deregisters and returns the IO object (still non-blocking).
+    pub(crate) fn into_inner(self) -> T {
+        let mut me = ManuallyDrop::new(self);
+        me.deregister();
+        // SAFETY: `me` is never dropped (ManuallyDrop), so `io` is moved out
+        // exactly once and never dropped in place.
+        unsafe { ManuallyDrop::take(&mut me.io) }
+    }
+
+    fn deregister(&mut self) {
+        if let Some(hub) = try_hub() {
+            hub.io.remove(self.io.as_raw_fd(), self.token);
+            if self.counted {
+                hub.add_ref(-1);
+            }
+        }
+    }
+}
+
+impl<T: AsRawFd> Drop for Source<T> {
+    fn drop(&mut self) {
+        self.deregister();
+        // SAFETY: `io` is dropped exactly once, here; `self` is not used
+        // after this.
+        unsafe { ManuallyDrop::drop(&mut self.io) }
+    }
+}
+
+#[cold]
+fn timed_out(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, format!("socket {what} timed out"))
+}
+
+#[cold]
+fn unwinding(what: &'static str) -> io::Error {
+    io::Error::other(format!(
+        "sylvan: socket {what} would block, but the calling greenlet is unwinding \
+         (a kill, timeout or panic is in progress) and cannot park"
+    ))
+}

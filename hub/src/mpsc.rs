@@ -1,0 +1,408 @@
+//! Channels whose senders work from any thread and whose receiver parks a
+//! greenlet: the bridge from OS threads to greenlets.
+//!
+//! The sync primitives of `sylvan::sync` are hub-local (`!Send`). To hand
+//! values from other threads to greenlets, use [`channel`] (many values) or
+//! [`oneshot`] (one value). A [`Sender`] is `Send + Clone` and never blocks;
+//! [`Receiver::recv`] parks only the calling greenlet, on whatever hub it is
+//! called from, and the sender wakes that hub through its cross-thread
+//! waker. Called on a plain thread (no greenlets), `recv` simply blocks that
+//! thread.
+//!
+//! ```
+//! let (tx, rx) = sylvan_hub::mpsc::channel();
+//! let worker = std::thread::spawn(move || {
+//!     for i in 0..3 {
+//!         tx.send(i * 10).unwrap();
+//!     }
+//!     // dropping the last sender ends the receiver's iteration
+//! });
+//! let got: Vec<i32> = rx.iter().collect(); // parks main; other greenlets run
+//! assert_eq!(got, [0, 10, 20]);
+//! worker.join().unwrap();
+//! ```
+//!
+//! # Wake sources
+//!
+//! A receiver parked while senders are alive counts as something that can
+//! wake its hub (the senders may send), so main parked in `recv` waits
+//! rather than failing with "would block forever". When the last sender is
+//! dropped the receiver wakes and sees the channel disconnected. A program
+//! that keeps a sender alive in a place nothing will ever use it waits
+//! forever, as with `std::sync::mpsc`.
+//!
+//! The error types are `std::sync::mpsc`'s.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::hub::{Remote, TaskRef, Wake, Woke, hub, try_hub};
+use crate::task::WaitKind;
+
+/// A parked receiving greenlet and the hub to wake.
+struct Parked {
+    who: TaskRef,
+    remote: Arc<Remote>,
+    /// True while the greenlet is still inside this `recv`: a wake-up that
+    /// reaches the hub later must not wake it from some other park.
+    live: Arc<AtomicBool>,
+}
+
+struct State<T> {
+    queue: VecDeque<T>,
+    senders: usize,
+    receiver: bool,
+    parked: Vec<Parked>,
+}
+
+struct Shared<T> {
+    state: Mutex<State<T>>,
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // Nothing runs user code under the lock (items are moved, not
+        // dropped): a poisoned lock still holds consistent state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Wakes the parked receivers: directly when on their hub's thread, else
+/// through the hub's cross-thread queue.
+fn wake_all(parked: Vec<Parked>) {
+    for p in parked {
+        match try_hub() {
+            Some(hub) if Arc::ptr_eq(&hub.remote, &p.remote) => hub.wake(p.who, Wake::Ready),
+            _ => {
+                let (who, live) = (p.who, p.live);
+                // A hub that is gone has no receiver left to wake.
+                let _ = p.remote.send(Box::new(move || {
+                    // Runs on the receiver's hub thread, as its park guard
+                    // does: `live` cannot change under us.
+                    let hub = try_hub().filter(|_| live.load(Ordering::Acquire));
+                    if let Some(hub) = hub {
+                        hub.wake(who, Wake::Ready);
+                    }
+                }));
+            }
+        }
+    }
+}
+
+/// Creates an unbounded channel: `(Sender, Receiver)`.
+///
+/// See the [module docs](self).
+pub fn channel<T: Send>() -> (Sender<T>, Receiver<T>) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            senders: 1,
+            receiver: true,
+            parked: Vec::new(),
+        }),
+    });
+    (
+        Sender {
+            shared: shared.clone(),
+        },
+        Receiver {
+            shared,
+            _not_sync: PhantomData,
+        },
+    )
+}
+
+/// The sending half of a [`channel`]: `Send + Clone`, usable from any
+/// thread or greenlet; `send` never blocks.
+///
+/// ```
+/// let (tx, rx) = sylvan_hub::mpsc::channel();
+/// let tx2 = tx.clone();
+/// std::thread::spawn(move || tx2.send("from a thread").unwrap());
+/// tx.send("from main").unwrap();
+/// let mut got = vec![rx.recv().unwrap(), rx.recv().unwrap()];
+/// got.sort();
+/// assert_eq!(got, ["from a thread", "from main"]);
+/// ```
+pub struct Sender<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Sender<T> {
+        self.shared.lock().senders += 1;
+        Sender {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Sender<T> {
+    /// Queues `value` and wakes the receiver if it is parked.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] with the value when the receiver has been dropped.
+    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
+        let parked = {
+            let mut st = self.shared.lock();
+            if !st.receiver {
+                return Err(SendError(value));
+            }
+            st.queue.push_back(value);
+            std::mem::take(&mut st.parked)
+        };
+        wake_all(parked);
+        Ok(())
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let parked = {
+            let mut st = self.shared.lock();
+            st.senders -= 1;
+            if st.senders > 0 {
+                return;
+            }
+            std::mem::take(&mut st.parked)
+        };
+        wake_all(parked);
+    }
+}
+
+/// The receiving half of a [`channel`]. `Send` (move it to the thread that
+/// will receive) but not `Sync`: one receiver.
+///
+/// ```
+/// use std::time::Duration;
+/// let (tx, rx) = sylvan_hub::mpsc::channel::<u8>();
+/// assert!(rx.try_recv().is_err());
+/// assert!(rx.recv_timeout(Duration::from_millis(5)).is_err());
+/// tx.send(7).unwrap();
+/// assert_eq!(rx.recv_timeout(Duration::from_millis(5)), Ok(7));
+/// ```
+pub struct Receiver<T> {
+    shared: Arc<Shared<T>>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver").finish_non_exhaustive()
+    }
+}
+
+/// Removes a parked receiver from the list and its wake-source count.
+struct ParkGuard<'a, T> {
+    shared: &'a Shared<T>,
+    who: TaskRef,
+    live: Arc<AtomicBool>,
+}
+
+impl<T> Drop for ParkGuard<'_, T> {
+    fn drop(&mut self) {
+        self.live.store(false, Ordering::Release);
+        self.shared.lock().parked.retain(|p| p.who != self.who);
+        if let Some(hub) = try_hub() {
+            hub.add_ref(-1);
+        }
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Takes the next value, parking the calling greenlet until one arrives.
+    ///
+    /// Called while the greenlet unwinds (from a destructor during a kill or
+    /// panic), it does not park: it returns a queued value or `RecvError`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError`] when the queue is empty and every sender is gone.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.recv_until(None, WaitKind::Sync("a channel receive"))
+            .map_err(|_| RecvError)
+    }
+
+    /// Like [`recv`](Self::recv), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvTimeoutError::Timeout`] when nothing arrived in time,
+    /// [`RecvTimeoutError::Disconnected`] when every sender is gone.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.recv_until(
+            Some(Instant::now() + timeout),
+            WaitKind::Sync("a channel receive"),
+        )
+    }
+
+    /// Takes the next value if one is queued.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] or, when every sender is gone,
+    /// [`TryRecvError::Disconnected`].
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut st = self.shared.lock();
+        match st.queue.pop_front() {
+            Some(v) => Ok(v),
+            None if st.senders == 0 => Err(TryRecvError::Disconnected),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Iterates over received values until every sender is gone (parks
+    /// between values).
+    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        std::iter::from_fn(move || self.recv().ok())
+    }
+
+    /// Iterates over the values queued now, without parking.
+    pub fn try_iter(&self) -> impl Iterator<Item = T> + '_ {
+        std::iter::from_fn(move || self.try_recv().ok())
+    }
+
+    pub(crate) fn recv_until(
+        &self,
+        deadline: Option<Instant>,
+        what: WaitKind,
+    ) -> Result<T, RecvTimeoutError> {
+        loop {
+            let hub = {
+                let mut st = self.shared.lock();
+                if let Some(v) = st.queue.pop_front() {
+                    return Ok(v);
+                }
+                if st.senders == 0 || std::thread::panicking() {
+                    return Err(RecvTimeoutError::Disconnected);
+                }
+                let hub = hub();
+                let live = Arc::new(AtomicBool::new(true));
+                st.parked.push(Parked {
+                    who: hub.current(),
+                    remote: hub.remote.clone(),
+                    live: live.clone(),
+                });
+                (hub, live)
+            };
+            let (hub, live) = hub;
+            hub.add_ref(1);
+            let _guard = ParkGuard {
+                shared: &self.shared,
+                who: hub.current(),
+                live,
+            };
+            match hub.park_until(what, deadline) {
+                Woke::Ready => {}
+                Woke::TimedOut => {
+                    drop(_guard);
+                    return self.try_recv().map_err(|e| match e {
+                        TryRecvError::Empty => RecvTimeoutError::Timeout,
+                        TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                    });
+                }
+                Woke::Refused => return Err(RecvTimeoutError::Disconnected),
+            }
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let items = {
+            let mut st = self.shared.lock();
+            st.receiver = false;
+            std::mem::take(&mut st.queue)
+        };
+        drop(items);
+    }
+}
+
+/// Creates a channel for exactly one value: `(OneshotSender,
+/// OneshotReceiver)`.
+///
+/// ```
+/// let (tx, rx) = sylvan_hub::mpsc::oneshot();
+/// std::thread::spawn(move || tx.send(6 * 7).unwrap());
+/// assert_eq!(rx.recv(), Ok(42));
+/// ```
+pub fn oneshot<T: Send>() -> (OneshotSender<T>, OneshotReceiver<T>) {
+    let (tx, rx) = channel();
+    (OneshotSender(tx), OneshotReceiver(rx))
+}
+
+/// The sending half of a [`oneshot`]: `Send`; `send` consumes it.
+pub struct OneshotSender<T>(Sender<T>);
+
+impl<T> fmt::Debug for OneshotSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OneshotSender").finish_non_exhaustive()
+    }
+}
+
+impl<T> OneshotSender<T> {
+    /// Sends the value and wakes the receiver.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] with the value when the receiver has been dropped.
+    pub fn send(self, value: T) -> Result<(), SendError<T>> {
+        self.0.send(value)
+    }
+}
+
+/// The receiving half of a [`oneshot`]: `recv` parks the calling greenlet.
+pub struct OneshotReceiver<T>(Receiver<T>);
+
+impl<T> fmt::Debug for OneshotReceiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OneshotReceiver").finish_non_exhaustive()
+    }
+}
+
+impl<T> OneshotReceiver<T> {
+    /// Waits for the value.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError`] when the sender was dropped without sending.
+    pub fn recv(self) -> Result<T, RecvError> {
+        self.0.recv()
+    }
+
+    /// Waits for the value at most `timeout`; on timeout the receiver is
+    /// still usable.
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::recv_timeout`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.0.recv_timeout(timeout)
+    }
+
+    /// The value if it has been sent.
+    ///
+    /// # Errors
+    ///
+    /// As [`Receiver::try_recv`].
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.0.try_recv()
+    }
+
+    pub(crate) fn recv_as(self, what: WaitKind) -> Result<T, RecvError> {
+        self.0.recv_until(None, what).map_err(|_| RecvError)
+    }
+}

@@ -1,0 +1,273 @@
+//! Cooperative sockets: TCP, UDP and Unix domain sockets in `std`'s shapes,
+//! whose blocking calls park only the calling greenlet.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use sylvan_hub::net::{TcpListener, TcpStream};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! let addr = listener.local_addr()?;
+//! let server = sylvan_hub::spawn(move || -> std::io::Result<()> {
+//!     let (mut conn, _peer) = listener.accept()?; // parks this greenlet only
+//!     let mut buf = [0; 64];
+//!     let n = conn.read(&mut buf)?;
+//!     conn.write_all(&buf[..n])
+//! });
+//! let mut client = TcpStream::connect(addr)?;
+//! client.write_all(b"ping")?;
+//! let mut reply = [0; 4];
+//! client.read_exact(&mut reply)?;
+//! assert_eq!(&reply, b"ping");
+//! server.join().unwrap()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # How it works
+//!
+//! Every socket is non-blocking and registered once with its hub's poll
+//! (edge-triggered). An operation tries the syscall first; only when the
+//! kernel says `WouldBlock` does the greenlet park until the poll reports
+//! the socket ready in that direction, then it retries. Readiness is cached
+//! per direction, so a reader and a writer can use one socket at once
+//! (`Read` and `Write` are implemented for `&TcpStream` as in `std`).
+//!
+//! # Rules
+//!
+//! * **Bound to the hub.** Sockets are `!Send`: they live on the thread
+//!   whose hub registered them. `into_std()` deregisters one and hands back
+//!   the `std` socket (in blocking mode, with its timeouts) for another
+//!   thread; `from_std()` adopts a `std` socket on the current hub.
+//! * **Dropping closes.** Dropping a socket deregisters it and closes the
+//!   descriptor. `try_clone` shares one socket (and one registration)
+//!   between handles; the socket closes when the last one is dropped.
+//! * **Timeouts.** `set_read_timeout`/`set_write_timeout` bound each
+//!   operation's wait and fail it with [`io::ErrorKind::TimedOut`]. Any
+//!   [`Timeout`](crate::Timeout) or [`with_timeout`](crate::with_timeout)
+//!   works too: it unwinds the parked greenlet.
+//! * **Several greenlets, one socket, one direction**: served in order.
+//!   All of them wake when the direction becomes ready, the earliest waiter
+//!   retries first, and one that finds nothing left waits again without
+//!   losing its place. (gevent raises `ConcurrentObjectUseError` instead;
+//!   here accept loops sharing a listener and readers sharing a UDP socket
+//!   just work.)
+//! * **Shutdown wakes.** `shutdown` from one greenlet wakes greenlets parked
+//!   on that socket in the directions shut down; they retry and see what the
+//!   kernel reports (end of stream, `BrokenPipe`...), never a hang.
+//! * **Kill and timeouts.** A greenlet killed or timed out while parked on a
+//!   socket unwinds from the wait and leaves no registration behind.
+//! * **Unwinding.** An operation that would have to park while its greenlet
+//!   is unwinding (a destructor running during a kill or panic) does not
+//!   switch: it fails at once with an [`io::ErrorKind::Other`] error saying
+//!   so. Operations that can complete at once still do.
+//! * **Main may wait on a socket.** A greenlet parked on a socket counts
+//!   as something that can wake the hub (the peer may write), so main
+//!   blocked in a read waits for the peer instead of failing with "would
+//!   block forever".
+//! * **Host names** resolve on the blocking thread pool
+//!   ([`spawn_blocking`](crate::spawn_blocking)), so a slow resolver parks
+//!   only the caller; errors name the host. IP literals never leave the
+//!   hub.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+
+mod server;
+mod tcp;
+mod udp;
+mod unix;
+
+pub use server::StreamServer;
+pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use udp::UdpSocket;
+pub use unix::{UnixIncoming, UnixListener, UnixStream};
+
+/// Something that names one or more socket addresses: an address, an
+/// `(ip, port)` pair, or a host name with a port (`"example.com:80"`,
+/// `("example.com", 80)`), resolved off the hub thread.
+///
+/// The `sylvan` counterpart of [`std::net::ToSocketAddrs`], implemented for
+/// the same types. It is sealed: the resolution of host names must not
+/// block the hub, so only these types are accepted.
+pub trait ToSocketAddrs: sealed::Sealed {}
+
+mod sealed {
+    use std::io;
+    use std::net::SocketAddr;
+
+    /// What an address argument resolves to before any lookup.
+    #[derive(Debug)]
+    pub enum Target {
+        /// Addresses known without a lookup.
+        Addrs(Vec<SocketAddr>),
+        /// A host name to resolve, and the port.
+        Host(String, u16),
+    }
+
+    pub trait Sealed {
+        fn to_target(&self) -> io::Result<Target>;
+    }
+}
+
+use sealed::{Sealed, Target};
+
+macro_rules! addr_impls {
+    ($($t:ty),*) => {$(
+        impl Sealed for $t {
+            fn to_target(&self) -> io::Result<Target> {
+                Ok(Target::Addrs(vec![SocketAddr::from(*self)]))
+            }
+        }
+        impl ToSocketAddrs for $t {}
+    )*};
+}
+
+addr_impls!(
+    SocketAddr,
+    SocketAddrV4,
+    SocketAddrV6,
+    (IpAddr, u16),
+    (Ipv4Addr, u16),
+    (Ipv6Addr, u16),
+    ([u8; 4], u16),
+    ([u16; 8], u16)
+);
+
+fn host_port(host: &str, port: u16) -> Target {
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Target::Addrs(vec![SocketAddr::new(ip, port)]),
+        Err(_) => Target::Host(host.to_owned(), port),
+    }
+}
+
+impl Sealed for (&str, u16) {
+    fn to_target(&self) -> io::Result<Target> {
+        Ok(host_port(self.0, self.1))
+    }
+}
+impl ToSocketAddrs for (&str, u16) {}
+
+impl Sealed for (String, u16) {
+    fn to_target(&self) -> io::Result<Target> {
+        Ok(host_port(&self.0, self.1))
+    }
+}
+impl ToSocketAddrs for (String, u16) {}
+
+impl Sealed for str {
+    fn to_target(&self) -> io::Result<Target> {
+        if let Ok(addr) = self.parse::<SocketAddr>() {
+            return Ok(Target::Addrs(vec![addr]));
+        }
+        let invalid = || {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid socket address '{self}': expected host:port"),
+            )
+        };
+        let (host, port) = self.rsplit_once(':').ok_or_else(invalid)?;
+        let port: u16 = port.parse().map_err(|_| invalid())?;
+        Ok(host_port(host, port))
+    }
+}
+impl ToSocketAddrs for str {}
+
+impl Sealed for String {
+    fn to_target(&self) -> io::Result<Target> {
+        self.as_str().to_target()
+    }
+}
+impl ToSocketAddrs for String {}
+
+impl Sealed for [SocketAddr] {
+    fn to_target(&self) -> io::Result<Target> {
+        Ok(Target::Addrs(self.to_vec()))
+    }
+}
+impl ToSocketAddrs for [SocketAddr] {}
+
+impl<const N: usize> Sealed for [SocketAddr; N] {
+    fn to_target(&self) -> io::Result<Target> {
+        Ok(Target::Addrs(self.to_vec()))
+    }
+}
+impl<const N: usize> ToSocketAddrs for [SocketAddr; N] {}
+
+impl Sealed for Vec<SocketAddr> {
+    fn to_target(&self) -> io::Result<Target> {
+        Ok(Target::Addrs(self.clone()))
+    }
+}
+impl ToSocketAddrs for Vec<SocketAddr> {}
+
+impl<T: Sealed + ?Sized> Sealed for &T {
+    fn to_target(&self) -> io::Result<Target> {
+        (**self).to_target()
+    }
+}
+impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T {}
+
+/// Resolves `addr` to socket addresses. Host names are looked up with the
+/// system resolver on the blocking thread pool, so only the calling
+/// greenlet waits; addresses and IP literals return at once.
+///
+/// ```
+/// let addrs = sylvan_hub::net::lookup_host(("localhost", 80))?;
+/// assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 80));
+/// let err = sylvan_hub::net::lookup_host("no-such-host.invalid:80").unwrap_err();
+/// assert!(err.to_string().contains("no-such-host.invalid"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// A malformed address (`InvalidInput`), or the resolver's error with a
+/// message that names the host; a name with no address is `NotFound`.
+pub fn lookup_host(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+    match addr.to_target()? {
+        Target::Addrs(v) => Ok(v),
+        Target::Host(host, port) => resolve(host, port),
+    }
+}
+
+fn resolve(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
+    crate::spawn_blocking(move || {
+        match std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port)) {
+            Ok(addrs) => {
+                let v: Vec<SocketAddr> = addrs.collect();
+                if v.is_empty() {
+                    Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("cannot resolve host '{host}': no addresses"),
+                    ))
+                } else {
+                    Ok(v)
+                }
+            }
+            Err(e) => Err(io::Error::new(
+                e.kind(),
+                format!("cannot resolve host '{host}': {e}"),
+            )),
+        }
+    })
+}
+
+/// Runs `f` on each address of `addr` until one succeeds; the error of the
+/// last attempt otherwise (or one saying there was no address).
+pub(crate) fn each_addr<T>(
+    addr: impl ToSocketAddrs,
+    mut f: impl FnMut(SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = None;
+    for a in lookup_host(addr)? {
+        match f(a) {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "could not resolve to any addresses",
+        )
+    }))
+}

@@ -1,0 +1,417 @@
+//! [`StreamServer`]: an accept loop that runs a handler greenlet per
+//! connection.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use super::{TcpListener, TcpStream, ToSocketAddrs};
+use crate::task::{Builder, Greenlet};
+
+type Handler = dyn Fn(TcpStream, SocketAddr);
+
+/// How handler greenlets are spawned.
+enum Spawner {
+    /// A new greenlet per connection, no limit.
+    Plain,
+    /// Through a pool: the accept loop waits while the pool is full.
+    Pool(crate::pool::Pool),
+}
+
+/// The state shared by the server handles, the accept loop and the handler
+/// greenlets.
+struct Shared {
+    handler: Rc<Handler>,
+    spawner: Spawner,
+    /// Handler greenlets alive, by slot.
+    /// (`None` while the greenlet is being spawned.)
+    handlers: RefCell<Slab<Option<Rc<Greenlet<()>>>>>,
+    accepted: Cell<u64>,
+}
+
+/// A TCP server: an accept loop in its own greenlet that runs `handler` in
+/// a new greenlet for each connection, as gevent's `StreamServer`.
+///
+/// * [`start`](Self::start) spawns the accept loop and returns;
+///   [`serve_forever`](Self::serve_forever) does the same and then parks
+///   the caller until the server is stopped.
+/// * [`with_pool`](Self::with_pool) runs handlers through a
+///   [`Pool`](crate::pool::Pool): at most its size run at once, and the
+///   accept loop stops accepting (connections wait in the kernel's backlog)
+///   while the pool is full.
+/// * [`stop`](Self::stop) closes the listener at once (new connections are
+///   refused), waits up to the timeout for running handlers to finish,
+///   then kills the rest.
+/// * A panicking handler is reported by the hub's error policy like any
+///   greenlet failure; the server goes on. Accept errors such as running out
+///   of descriptors are reported on stderr and retried after a pause
+///   (10 ms, doubling up to 1 s), as gevent does.
+///
+/// Handles are cheap clones of one server, so a handler may keep one to
+/// stop the server. Dropping the last handle of a started server stops
+/// accepting without waiting; running handlers finish on their own.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::time::Duration;
+/// use sylvan_hub::net::{StreamServer, TcpStream};
+///
+/// let server = StreamServer::bind("127.0.0.1:0", |mut conn: TcpStream, _peer| {
+///     let mut buf = [0; 1024];
+///     while let Ok(n @ 1..) = conn.read(&mut buf) {
+///         if conn.write_all(&buf[..n]).is_err() {
+///             break;
+///         }
+///     }
+/// })?
+/// .start()?;
+/// let mut c = TcpStream::connect(server.local_addr()?)?;
+/// c.write_all(b"echo")?;
+/// let mut got = [0; 4];
+/// c.read_exact(&mut got)?;
+/// assert_eq!(&got, b"echo");
+/// drop(c);
+/// server.stop(Some(Duration::from_secs(1)));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct StreamServer {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    shared: Rc<Shared>,
+    addr: SocketAddr,
+    /// The listener until the accept loop takes it (at start).
+    listener: RefCell<Option<TcpListener>>,
+    acceptor: RefCell<Option<Rc<Greenlet<()>>>>,
+    stopped: Cell<bool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: stop accepting, without waiting (this
+        // may run during an unwind). The accept loop owns the listener, so
+        // killing it closes the socket.
+        if let Some(a) = self.acceptor.get_mut().take() {
+            a.kill_nowait();
+        }
+    }
+}
+
+impl fmt::Debug for StreamServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamServer")
+            .field("addr", &self.inner.addr)
+            .field("started", &self.is_started())
+            .field("stopped", &self.inner.stopped.get())
+            .field("handlers", &self.handlers())
+            .finish()
+    }
+}
+
+impl StreamServer {
+    /// A server that will accept on `listener` and run
+    /// `handler(stream, peer)` in a new greenlet per connection. Nothing is
+    /// accepted until [`start`](Self::start) or
+    /// [`serve_forever`](Self::serve_forever).
+    ///
+    /// # Panics
+    ///
+    /// When the listener has no local address (it is not bound).
+    pub fn new(listener: TcpListener, handler: impl Fn(TcpStream, SocketAddr) + 'static) -> Self {
+        let addr = listener
+            .local_addr()
+            .expect("sylvan: StreamServer::new needs a bound listener");
+        StreamServer {
+            inner: Rc::new(Inner {
+                shared: Rc::new(Shared {
+                    handler: Rc::new(handler),
+                    spawner: Spawner::Plain,
+                    handlers: RefCell::new(Slab::new()),
+                    accepted: Cell::new(0),
+                }),
+                addr,
+                listener: RefCell::new(Some(listener)),
+                acceptor: RefCell::new(None),
+                stopped: Cell::new(false),
+            }),
+        }
+    }
+
+    /// Binds a listener to `addr` and makes a server on it (see
+    /// [`new`](Self::new)).
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpListener::bind`].
+    pub fn bind(
+        addr: impl ToSocketAddrs,
+        handler: impl Fn(TcpStream, SocketAddr) + 'static,
+    ) -> io::Result<Self> {
+        Ok(StreamServer::new(TcpListener::bind(addr)?, handler))
+    }
+
+    /// Runs the handlers through `pool`, capping how many run at once (see
+    /// the type docs).
+    ///
+    /// # Panics
+    ///
+    /// When the server was already started or cloned.
+    pub fn with_pool(self, pool: crate::pool::Pool) -> Self {
+        let mut inner = Rc::try_unwrap(self.inner)
+            .unwrap_or_else(|_| panic!("sylvan: StreamServer::with_pool on a shared server"));
+        assert!(
+            inner.acceptor.get_mut().is_none(),
+            "sylvan: StreamServer::with_pool after start"
+        );
+        let shared =
+            Rc::get_mut(&mut inner.shared).expect("sylvan: StreamServer::with_pool after start");
+        shared.spawner = Spawner::Pool(pool);
+        StreamServer {
+            inner: Rc::new(inner),
+        }
+    }
+
+    /// The address the server listens on.
+    ///
+    /// # Errors
+    ///
+    /// Never; `io::Result` for symmetry with the listener.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.inner.addr)
+    }
+
+    /// Spawns the accept loop and returns the (started) server. Starting a
+    /// started server does nothing.
+    ///
+    /// # Errors
+    ///
+    /// When the server was stopped, or the accept greenlet cannot be
+    /// spawned (no stack could be mapped).
+    pub fn start(self) -> io::Result<Self> {
+        self.start_inner()?;
+        Ok(self)
+    }
+
+    fn start_inner(&self) -> io::Result<()> {
+        if self.inner.stopped.get() {
+            return Err(io::Error::other("sylvan: StreamServer was stopped"));
+        }
+        if self.inner.acceptor.borrow().is_some() {
+            return Ok(());
+        }
+        let listener = self
+            .inner
+            .listener
+            .borrow_mut()
+            .take()
+            .expect("an unstarted server has its listener");
+        let shared = self.inner.shared.clone();
+        let g = Builder::new()
+            .name(format!("StreamServer {}", self.inner.addr))
+            .spawn(move || accept_loop(listener, shared))?;
+        *self.inner.acceptor.borrow_mut() = Some(Rc::new(g));
+        Ok(())
+    }
+
+    /// Starts the server (if needed) and parks the caller until it is
+    /// stopped by [`stop`](Self::stop) from another greenlet. If the caller
+    /// is killed or timed out meanwhile, the accept loop and the handlers
+    /// are killed (without waiting) as it unwinds.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Self::start).
+    pub fn serve_forever(&self) -> io::Result<()> {
+        self.start_inner()?;
+        struct StopOnUnwind<'a>(&'a StreamServer);
+        impl Drop for StopOnUnwind<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.kill_all_nowait();
+                }
+            }
+        }
+        let _guard = StopOnUnwind(self);
+        // Clone the handle out: no borrow is held while parked.
+        let acceptor = self.inner.acceptor.borrow().clone();
+        if let Some(a) = acceptor {
+            a.wait(None);
+        }
+        Ok(())
+    }
+
+    /// Stops the server: kills the accept loop (closing the listener, so
+    /// new connections are refused), waits up to `timeout` for running
+    /// handlers to return (`None`: as long as they take), then kills those
+    /// still running and waits for them to die. Stopping a stopped server
+    /// does nothing; a stopped server cannot be started again. Called
+    /// while the caller unwinds (from a destructor), it kills the accept
+    /// loop and the handlers without waiting.
+    pub fn stop(&self, timeout: Option<Duration>) {
+        if self.inner.stopped.replace(true) {
+            return;
+        }
+        if std::thread::panicking() {
+            // From a destructor during an unwind: no waiting (a greenlet
+            // never switches out while it unwinds).
+            self.kill_all_nowait();
+            return;
+        }
+        self.inner.listener.borrow_mut().take();
+        let acceptor = self.inner.acceptor.borrow_mut().take();
+        if let Some(a) = acceptor {
+            a.kill();
+        }
+        let deadline = timeout.map(|d| Instant::now() + d);
+        while let Some(g) = self.other_handler() {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) || !g.wait(left) {
+                break;
+            }
+        }
+        // No new handler can appear: the accept loop is dead.
+        for g in self.others() {
+            g.kill();
+        }
+    }
+
+    /// Every running handler other than the caller.
+    fn others(&self) -> Vec<Rc<Greenlet<()>>> {
+        let me = crate::current();
+        let handlers = self.inner.shared.handlers.borrow();
+        handlers
+            .iter()
+            .filter_map(|(_, g)| g.as_ref())
+            .filter(|g| g.id() != me && !g.is_dead())
+            .cloned()
+            .collect()
+    }
+
+    /// A running handler other than the caller (a handler may stop its own
+    /// server).
+    fn other_handler(&self) -> Option<Rc<Greenlet<()>>> {
+        let me = crate::current();
+        let handlers = self.inner.shared.handlers.borrow();
+        handlers
+            .iter()
+            .filter_map(|(_, g)| g.as_ref())
+            .find(|g| g.id() != me && !g.is_dead())
+            .cloned()
+    }
+
+    /// Kills the accept loop and every handler without waiting.
+    fn kill_all_nowait(&self) {
+        self.inner.stopped.set(true);
+        self.inner.listener.borrow_mut().take();
+        if let Some(a) = self.inner.acceptor.borrow_mut().take() {
+            a.kill_nowait();
+        }
+        let all: Vec<Rc<Greenlet<()>>> = self
+            .inner
+            .shared
+            .handlers
+            .borrow()
+            .iter()
+            .filter_map(|(_, g)| g.clone())
+            .collect();
+        for g in all {
+            g.kill_nowait();
+        }
+    }
+
+    /// True once started (and until stopped).
+    pub fn is_started(&self) -> bool {
+        self.inner.acceptor.borrow().is_some() && !self.inner.stopped.get()
+    }
+
+    /// True once [`stop`](Self::stop) was called.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.stopped.get()
+    }
+
+    /// Handler greenlets running now.
+    pub fn handlers(&self) -> usize {
+        self.inner.shared.handlers.borrow().len()
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.inner.shared.accepted.get()
+    }
+}
+
+/// Removes a handler's entry when its greenlet ends (returns, panics or is
+/// killed).
+struct Deregister {
+    shared: Rc<Shared>,
+    key: usize,
+}
+
+impl Drop for Deregister {
+    fn drop(&mut self) {
+        let g = self.shared.handlers.borrow_mut().try_remove(self.key);
+        // Dropping the handle detaches; the greenlet is finishing anyway.
+        drop(g);
+    }
+}
+
+/// The accept loop: runs until killed.
+fn accept_loop(listener: TcpListener, shared: Rc<Shared>) {
+    const MIN_PAUSE: Duration = Duration::from_millis(10);
+    const MAX_PAUSE: Duration = Duration::from_secs(1);
+    let mut pause = MIN_PAUSE;
+    loop {
+        if let Spawner::Pool(pool) = &shared.spawner {
+            // Stop accepting while every handler slot is taken.
+            pool.wait_available(None);
+        }
+        let (stream, peer) = match listener.accept() {
+            Ok(c) => {
+                pause = MIN_PAUSE;
+                c
+            }
+            Err(e) => {
+                use io::ErrorKind::*;
+                if matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted) {
+                    continue;
+                }
+                eprintln!(
+                    "sylvan: StreamServer {}: accept failed: {e}; retrying in {pause:?}",
+                    listener
+                        .local_addr()
+                        .map_or_else(|_| "?".to_owned(), |a| a.to_string())
+                );
+                crate::sleep(pause);
+                pause = (pause * 2).min(MAX_PAUSE);
+                continue;
+            }
+        };
+        shared.accepted.set(shared.accepted.get() + 1);
+        let key = shared.handlers.borrow_mut().insert(None);
+        let dereg = Deregister {
+            shared: shared.clone(),
+            key,
+        };
+        let handler = shared.handler.clone();
+        let body = move || {
+            let _dereg = dereg;
+            handler(stream, peer);
+        };
+        let g = match &shared.spawner {
+            Spawner::Plain => crate::spawn(body),
+            Spawner::Pool(pool) => pool.spawn(body),
+        };
+        // The entry is gone already if the handler ran and finished while
+        // a pool's spawn parked us.
+        if let Some(slot) = shared.handlers.borrow_mut().get_mut(key) {
+            *slot = Some(Rc::new(g));
+        }
+    }
+}

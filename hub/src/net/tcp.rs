@@ -1,0 +1,580 @@
+//! TCP: [`TcpListener`] and [`TcpStream`].
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::sealed::Target;
+use super::{ToSocketAddrs, each_addr, resolve};
+use crate::io::{Dir, Source};
+
+/// The listen backlog of [`TcpListener::bind`] (std uses 128, which drops
+/// SYNs when a thousand clients connect at once).
+const BACKLOG: libc::c_int = 1024;
+
+/// A TCP socket server, listening for connections; `accept` parks only the
+/// calling greenlet.
+///
+/// ```
+/// use sylvan_hub::net::{TcpListener, TcpStream};
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let addr = listener.local_addr()?;
+/// let client = sylvan_hub::spawn(move || TcpStream::connect(addr));
+/// let (conn, peer) = listener.accept()?;
+/// assert_eq!(peer, client.join().unwrap()?.local_addr()?);
+/// # drop(conn);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct TcpListener {
+    inner: Rc<Source<mio::net::TcpListener>>,
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("addr", &self.local_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+impl TcpListener {
+    /// Creates a listener bound to `addr` (the first address that works when
+    /// it names several), with `SO_REUSEADDR` and a backlog of 1024.
+    ///
+    /// # Errors
+    ///
+    /// Resolution or bind errors (the last one when every address failed).
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        each_addr(addr, |a| {
+            let l = mio::net::TcpListener::bind(a)?;
+            // SAFETY: `l` owns an open listening socket; listen() on it only
+            // changes the backlog.
+            if unsafe { libc::listen(l.as_raw_fd(), BACKLOG) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(TcpListener {
+                inner: Rc::new(Source::new(l)?),
+            })
+        })
+    }
+
+    /// Accepts a connection, parking until one arrives.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's accept errors (for example `EMFILE` when out of
+    /// descriptors).
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (s, peer) = self.inner.do_io(Dir::Read, "accept", |l| l.accept())?;
+        let stream = TcpStream::adopt(s.into())?;
+        Ok((stream, peer))
+    }
+
+    /// An iterator over accepted connections (never ends; each `next`
+    /// parks until a connection arrives).
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The address it is bound to.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().local_addr()
+    }
+
+    /// Sets `IP_TTL`.
+    ///
+    /// # Errors
+    ///
+    /// As `setsockopt`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.get().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.get().ttl()
+    }
+
+    /// Takes the pending `SO_ERROR`.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.get().take_error()
+    }
+
+    /// Another handle to the same listener (one registration, shared);
+    /// the socket closes when the last handle is dropped.
+    ///
+    /// # Errors
+    ///
+    /// Never; `io::Result` for `std`'s signature.
+    pub fn try_clone(&self) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// Adopts a `std` listener on this thread's hub (it is made
+    /// non-blocking).
+    ///
+    /// # Errors
+    ///
+    /// From `set_nonblocking` or the registration.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        Ok(TcpListener {
+            inner: Rc::new(Source::new(mio::net::TcpListener::from_std(listener))?),
+        })
+    }
+
+    /// Deregisters the listener and returns it as a blocking `std` listener,
+    /// for use on another thread.
+    ///
+    /// # Errors
+    ///
+    /// When handles made by [`try_clone`](Self::try_clone) are still open
+    /// (the listener is then dropped), or from `set_nonblocking`.
+    pub fn into_std(self) -> io::Result<std::net::TcpListener> {
+        let l: std::net::TcpListener = unshare(self.inner)?.into_inner().into();
+        l.set_nonblocking(false)?;
+        Ok(l)
+    }
+}
+
+impl TryFrom<std::net::TcpListener> for TcpListener {
+    type Error = io::Error;
+    fn try_from(l: std::net::TcpListener) -> io::Result<TcpListener> {
+        TcpListener::from_std(l)
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.get().as_raw_fd()
+    }
+}
+
+impl AsFd for TcpListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.get().as_fd()
+    }
+}
+
+/// The iterator of [`TcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// Takes the source out of its `Rc`, or fails if clones share it.
+pub(crate) fn unshare<T: AsRawFd>(rc: Rc<Source<T>>) -> io::Result<Source<T>> {
+    Rc::try_unwrap(rc).map_err(|_| {
+        io::Error::other(
+            "into_std: other handles of this socket (from try_clone) are still open on the hub; \
+             drop them first",
+        )
+    })
+}
+
+/// A TCP connection whose reads and writes park only the calling greenlet.
+///
+/// `Read` and `Write` are implemented for `TcpStream` and for `&TcpStream`,
+/// so one greenlet can read while another writes.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use sylvan_hub::net::{TcpListener, TcpStream};
+/// let listener = TcpListener::bind("127.0.0.1:0")?;
+/// let addr = listener.local_addr()?;
+/// sylvan_hub::spawn(move || {
+///     let (mut c, _) = listener.accept().unwrap();
+///     c.write_all(b"hello").unwrap();
+/// });
+/// let mut s = TcpStream::connect(addr)?;
+/// let mut got = String::new();
+/// s.read_to_string(&mut got)?;
+/// assert_eq!(got, "hello");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct TcpStream {
+    inner: Rc<Source<std::net::TcpStream>>,
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local", &self.local_addr().ok())
+            .field("peer", &self.peer_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+impl TcpStream {
+    fn adopt(s: std::net::TcpStream) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            inner: Rc::new(Source::new(s)?),
+        })
+    }
+
+    /// Connects to `addr`: an address, or a host name and port resolved off
+    /// the hub thread. Each address is tried in turn; parks only the calling
+    /// greenlet.
+    ///
+    /// # Errors
+    ///
+    /// Resolution errors (naming the host), or the last address's connect
+    /// error, with a message naming the address (the kind is the kernel's:
+    /// `ConnectionRefused`, ...).
+    pub fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        each_addr(addr, |a| connect_one(a, None))
+    }
+
+    /// Like [`connect`](Self::connect), giving up after `timeout` (which
+    /// covers the name lookup too) with [`io::ErrorKind::TimedOut`].
+    /// Unlike `std`, it takes any [`ToSocketAddrs`], a `&SocketAddr`
+    /// included.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect); `TimedOut`; `InvalidInput` for a zero
+    /// timeout, as `std`.
+    pub fn connect_timeout(addr: impl ToSocketAddrs, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        let deadline = Instant::now() + timeout;
+        let addrs = match addr.to_target()? {
+            Target::Addrs(v) => v,
+            Target::Host(host, port) => {
+                let name = host.clone();
+                crate::with_timeout(timeout, move || resolve(host, port)).map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("resolving host '{name}' timed out"),
+                    )
+                })??
+            }
+        };
+        each_addr(addrs, |a| connect_one(a, Some(deadline)))
+    }
+
+    /// The remote address.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` and the like, as `getpeername`.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().peer_addr()
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().local_addr()
+    }
+
+    /// Shuts down the read half, the write half or both. Greenlets parked on
+    /// this socket in a direction shut down are woken and see what the
+    /// kernel reports (end of stream for reads, an error for writes).
+    ///
+    /// # Errors
+    ///
+    /// As `shutdown(2)` (`NotConnected` after the peer reset, for example).
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        let r = self.inner.get().shutdown(how);
+        shutdown_wake(&self.inner, how);
+        r
+    }
+
+    /// Sets `TCP_NODELAY`.
+    ///
+    /// # Errors
+    ///
+    /// As `setsockopt`.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.inner.get().set_nodelay(nodelay)
+    }
+
+    /// `TCP_NODELAY`.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt`.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.inner.get().nodelay()
+    }
+
+    /// Sets `IP_TTL`.
+    ///
+    /// # Errors
+    ///
+    /// As `setsockopt`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.get().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.get().ttl()
+    }
+
+    /// Takes the pending `SO_ERROR`.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.get().take_error()
+    }
+
+    /// Bounds how long one read (or `peek`) waits; past it the read fails
+    /// with [`io::ErrorKind::TimedOut`]. `None` waits without limit.
+    /// Shared by the handles of [`try_clone`](Self::try_clone), as socket
+    /// options are in `std`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as `std`.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.set_timeout(Dir::Read, timeout)
+    }
+
+    /// Bounds how long one write waits, as
+    /// [`set_read_timeout`](Self::set_read_timeout) for reads.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as `std`.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.set_timeout(Dir::Write, timeout)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never; `io::Result` for `std`'s signature.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.inner.timeout(Dir::Read))
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never; `io::Result` for `std`'s signature.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.inner.timeout(Dir::Write))
+    }
+
+    /// Reads without consuming, parking until data (or end of stream)
+    /// arrives.
+    ///
+    /// # Errors
+    ///
+    /// As [`Read::read`].
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.do_io(Dir::Read, "read", |s| s.peek(buf))
+    }
+
+    /// Another handle to the same connection: one socket, one registration,
+    /// shared timeouts (as `std`'s clones share socket options). The socket
+    /// closes when the last handle is dropped.
+    ///
+    /// # Errors
+    ///
+    /// Never; `io::Result` for `std`'s signature.
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// Adopts a connected `std` stream on this thread's hub (it is made
+    /// non-blocking; its `std` timeouts are not carried over).
+    ///
+    /// # Errors
+    ///
+    /// From `set_nonblocking` or the registration.
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        TcpStream::adopt(stream)
+    }
+
+    /// Deregisters the connection and returns it as a blocking `std`
+    /// stream carrying the read and write timeouts, for use on another
+    /// thread.
+    ///
+    /// # Errors
+    ///
+    /// When handles made by [`try_clone`](Self::try_clone) are still open
+    /// (this handle is then dropped), or from `set_nonblocking`.
+    pub fn into_std(self) -> io::Result<std::net::TcpStream> {
+        let src = unshare(self.inner)?;
+        let (rt, wt) = (src.timeout(Dir::Read), src.timeout(Dir::Write));
+        let s = src.into_inner();
+        s.set_nonblocking(false)?;
+        s.set_read_timeout(rt)?;
+        s.set_write_timeout(wt)?;
+        Ok(s)
+    }
+}
+
+pub(crate) fn shutdown_wake<T: AsRawFd>(src: &Source<T>, how: Shutdown) {
+    if matches!(how, Shutdown::Read | Shutdown::Both) {
+        src.poke(Dir::Read);
+    }
+    if matches!(how, Shutdown::Write | Shutdown::Both) {
+        src.poke(Dir::Write);
+    }
+}
+
+/// One non-blocking connect, parked until it completes or `deadline`.
+fn connect_one(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+    let attempt = || -> io::Result<TcpStream> {
+        // mio makes the socket (non-blocking, close-on-exec) and starts the
+        // connect; EINPROGRESS is not an error there.
+        let s: std::net::TcpStream = mio::net::TcpStream::connect(addr)?.into();
+        let stream = TcpStream::adopt(s)?;
+        stream
+            .inner
+            .do_io_until(Dir::Write, "connect", deadline, finish_connect)?;
+        Ok(stream)
+    };
+    attempt().map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")))
+}
+
+/// Checks a connecting socket: done, failed, or still in progress
+/// (`WouldBlock`).
+pub(crate) fn finish_connect<S: ConnectProbe>(s: &S) -> io::Result<()> {
+    if let Some(e) = s.take_error()? {
+        return Err(e);
+    }
+    match s.peer() {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+            Err(io::Error::from(io::ErrorKind::WouldBlock))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What [`finish_connect`] asks of a connecting socket.
+pub(crate) trait ConnectProbe {
+    fn take_error(&self) -> io::Result<Option<io::Error>>;
+    fn peer(&self) -> io::Result<()>;
+}
+
+impl ConnectProbe for std::net::TcpStream {
+    fn take_error(&self) -> io::Result<Option<io::Error>> {
+        std::net::TcpStream::take_error(self)
+    }
+    fn peer(&self) -> io::Result<()> {
+        self.peer_addr().map(drop)
+    }
+}
+
+impl TryFrom<std::net::TcpStream> for TcpStream {
+    type Error = io::Error;
+    fn try_from(s: std::net::TcpStream) -> io::Result<TcpStream> {
+        TcpStream::from_std(s)
+    }
+}
+
+impl Read for &TcpStream {
+    #[inline]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.do_io(Dir::Read, "read", |mut s| s.read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.inner
+            .do_io(Dir::Read, "read", |mut s| s.read_vectored(bufs))
+    }
+}
+
+impl Write for &TcpStream {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.do_io(Dir::Write, "write", |mut s| s.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.inner
+            .do_io(Dir::Write, "write", |mut s| s.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for TcpStream {
+    #[inline]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for TcpStream {
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.get().as_raw_fd()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.get().as_fd()
+    }
+}

@@ -1,0 +1,279 @@
+//! UDP: [`UdpSocket`].
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::tcp::unshare;
+use super::{ToSocketAddrs, each_addr, lookup_host};
+use crate::io::{Dir, Source};
+
+/// A UDP socket whose receives (and, rarely, sends) park only the calling
+/// greenlet.
+///
+/// ```
+/// use sylvan_hub::net::UdpSocket;
+/// let a = UdpSocket::bind("127.0.0.1:0")?;
+/// let b = UdpSocket::bind("127.0.0.1:0")?;
+/// a.send_to(b"ping", b.local_addr()?)?;
+/// let mut buf = [0; 16];
+/// let (n, from) = b.recv_from(&mut buf)?; // parks until the datagram arrives
+/// assert_eq!((&buf[..n], from), (&b"ping"[..], a.local_addr()?));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct UdpSocket {
+    inner: Rc<Source<std::net::UdpSocket>>,
+}
+
+impl fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpSocket")
+            .field("addr", &self.local_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+impl UdpSocket {
+    /// Creates a socket bound to `addr` (the first address that works).
+    ///
+    /// # Errors
+    ///
+    /// Resolution or bind errors.
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+        each_addr(addr, |a| UdpSocket::from_std(std::net::UdpSocket::bind(a)?))
+    }
+
+    /// Sets the default peer for [`send`](Self::send) and filters
+    /// [`recv`](Self::recv) to it (the first address that works).
+    ///
+    /// # Errors
+    ///
+    /// Resolution or connect errors.
+    pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
+        each_addr(addr, |a| self.inner.get().connect(a))
+    }
+
+    /// Sends a datagram to the connected peer.
+    ///
+    /// # Errors
+    ///
+    /// As `send(2)`; `TimedOut` past the write timeout.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.do_io(Dir::Write, "write", |s| s.send(buf))
+    }
+
+    /// Receives a datagram from the connected peer, parking until one
+    /// arrives.
+    ///
+    /// # Errors
+    ///
+    /// As `recv(2)`; `TimedOut` past the read timeout.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.do_io(Dir::Read, "read", |s| s.recv(buf))
+    }
+
+    /// Sends a datagram to `addr` (its first address; a host name is
+    /// resolved off the hub thread).
+    ///
+    /// # Errors
+    ///
+    /// Resolution errors, or as `sendto(2)`.
+    pub fn send_to(&self, buf: &[u8], addr: impl ToSocketAddrs) -> io::Result<usize> {
+        let to = *lookup_host(addr)?.first().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
+        })?;
+        self.inner
+            .do_io(Dir::Write, "write", |s| s.send_to(buf, to))
+    }
+
+    /// Receives a datagram and its source address, parking until one
+    /// arrives.
+    ///
+    /// # Errors
+    ///
+    /// As `recvfrom(2)`; `TimedOut` past the read timeout.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.inner.do_io(Dir::Read, "read", |s| s.recv_from(buf))
+    }
+
+    /// Like [`recv`](Self::recv), leaving the datagram queued.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.do_io(Dir::Read, "read", |s| s.peek(buf))
+    }
+
+    /// Like [`recv_from`](Self::recv_from), leaving the datagram queued.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_from`](Self::recv_from).
+    pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.inner.do_io(Dir::Read, "read", |s| s.peek_from(buf))
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().local_addr()
+    }
+
+    /// The connected peer's address.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` when not connected.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().peer_addr()
+    }
+
+    /// Sets `SO_BROADCAST`.
+    ///
+    /// # Errors
+    ///
+    /// As `setsockopt`.
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.inner.get().set_broadcast(on)
+    }
+
+    /// `SO_BROADCAST`.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt`.
+    pub fn broadcast(&self) -> io::Result<bool> {
+        self.inner.get().broadcast()
+    }
+
+    /// Sets `IP_TTL`.
+    ///
+    /// # Errors
+    ///
+    /// As `setsockopt`.
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.get().set_ttl(ttl)
+    }
+
+    /// `IP_TTL`.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt`.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.get().ttl()
+    }
+
+    /// Takes the pending `SO_ERROR`.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.get().take_error()
+    }
+
+    /// Bounds how long one receive waits (`TimedOut` past it).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.set_timeout(Dir::Read, timeout)
+    }
+
+    /// Bounds how long one send waits (`TimedOut` past it).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.set_timeout(Dir::Write, timeout)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.inner.timeout(Dir::Read))
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.inner.timeout(Dir::Write))
+    }
+
+    /// Another handle to the same socket (shared registration and
+    /// timeouts).
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn try_clone(&self) -> io::Result<UdpSocket> {
+        Ok(UdpSocket {
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// Adopts a `std` socket on this thread's hub (made non-blocking).
+    ///
+    /// # Errors
+    ///
+    /// From `set_nonblocking` or the registration.
+    pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        socket.set_nonblocking(true)?;
+        Ok(UdpSocket {
+            inner: Rc::new(Source::new(socket)?),
+        })
+    }
+
+    /// Deregisters the socket and returns it as a blocking `std` socket
+    /// carrying the timeouts.
+    ///
+    /// # Errors
+    ///
+    /// When [`try_clone`](Self::try_clone) handles are still open, or from
+    /// `set_nonblocking`.
+    pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
+        let src = unshare(self.inner)?;
+        let (rt, wt) = (src.timeout(Dir::Read), src.timeout(Dir::Write));
+        let s = src.into_inner();
+        s.set_nonblocking(false)?;
+        s.set_read_timeout(rt)?;
+        s.set_write_timeout(wt)?;
+        Ok(s)
+    }
+}
+
+impl TryFrom<std::net::UdpSocket> for UdpSocket {
+    type Error = io::Error;
+    fn try_from(s: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        UdpSocket::from_std(s)
+    }
+}
+
+impl AsRawFd for UdpSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.get().as_raw_fd()
+    }
+}
+
+impl AsFd for UdpSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.get().as_fd()
+    }
+}

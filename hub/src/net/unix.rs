@@ -1,0 +1,431 @@
+//! Unix domain stream sockets: [`UnixListener`] and [`UnixStream`].
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::SocketAddr;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::tcp::{ConnectProbe, finish_connect, shutdown_wake, unshare};
+use crate::io::{Dir, Source};
+
+/// A Unix domain socket server; `accept` parks only the calling greenlet.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use sylvan_hub::net::{UnixListener, UnixStream};
+/// let path = std::env::temp_dir().join(format!("sylvan-doc-{}.sock", std::process::id()));
+/// # let _ = std::fs::remove_file(&path);
+/// let listener = UnixListener::bind(&path)?;
+/// let p = path.clone();
+/// let client = sylvan_hub::spawn(move || -> std::io::Result<String> {
+///     let mut s = UnixStream::connect(&p)?;
+///     let mut got = String::new();
+///     s.read_to_string(&mut got)?;
+///     Ok(got)
+/// });
+/// let (mut conn, _) = listener.accept()?;
+/// conn.write_all(b"hi")?;
+/// drop(conn);
+/// assert_eq!(client.join().unwrap()?, "hi");
+/// std::fs::remove_file(&path)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct UnixListener {
+    inner: Rc<Source<mio::net::UnixListener>>,
+}
+
+impl fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixListener")
+            .field("addr", &self.local_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+impl UnixListener {
+    /// Creates a listener bound to `path` (which must not exist).
+    ///
+    /// # Errors
+    ///
+    /// As `bind(2)`/`listen(2)` (`AddrInUse` when the path exists).
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        Ok(UnixListener {
+            inner: Rc::new(Source::new(mio::net::UnixListener::bind(path)?)?),
+        })
+    }
+
+    /// Accepts a connection, parking until one arrives.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's accept errors.
+    pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
+        let (s, addr) = self.inner.do_io(Dir::Read, "accept", |l| l.accept())?;
+        Ok((UnixStream::adopt(s.into())?, addr))
+    }
+
+    /// An iterator over accepted connections (never ends).
+    pub fn incoming(&self) -> UnixIncoming<'_> {
+        UnixIncoming { listener: self }
+    }
+
+    /// The address it is bound to.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().local_addr()
+    }
+
+    /// Takes the pending `SO_ERROR`.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.get().take_error()
+    }
+
+    /// Another handle to the same listener (shared registration).
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn try_clone(&self) -> io::Result<UnixListener> {
+        Ok(UnixListener {
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// Adopts a `std` listener on this thread's hub (made non-blocking).
+    ///
+    /// # Errors
+    ///
+    /// From `set_nonblocking` or the registration.
+    pub fn from_std(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        listener.set_nonblocking(true)?;
+        Ok(UnixListener {
+            inner: Rc::new(Source::new(mio::net::UnixListener::from_std(listener))?),
+        })
+    }
+
+    /// Deregisters the listener and returns it as a blocking `std` one.
+    ///
+    /// # Errors
+    ///
+    /// When [`try_clone`](Self::try_clone) handles are still open, or from
+    /// `set_nonblocking`.
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
+        let l: std::os::unix::net::UnixListener = unshare(self.inner)?.into_inner().into();
+        l.set_nonblocking(false)?;
+        Ok(l)
+    }
+}
+
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.get().as_raw_fd()
+    }
+}
+
+impl AsFd for UnixListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.get().as_fd()
+    }
+}
+
+/// The iterator of [`UnixListener::incoming`].
+#[derive(Debug)]
+pub struct UnixIncoming<'a> {
+    listener: &'a UnixListener,
+}
+
+impl Iterator for UnixIncoming<'_> {
+    type Item = io::Result<UnixStream>;
+    fn next(&mut self) -> Option<io::Result<UnixStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// A Unix domain stream connection whose reads and writes park only the
+/// calling greenlet. `Read` and `Write` are implemented for the value and
+/// for `&UnixStream`.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// let (mut a, mut b) = sylvan_hub::net::UnixStream::pair()?;
+/// let echo = sylvan_hub::spawn(move || {
+///     let mut buf = [0; 5];
+///     b.read_exact(&mut buf).unwrap();
+///     b.write_all(&buf).unwrap();
+/// });
+/// a.write_all(b"hello")?;
+/// let mut back = [0; 5];
+/// a.read_exact(&mut back)?;
+/// assert_eq!(&back, b"hello");
+/// echo.join().unwrap();
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct UnixStream {
+    inner: Rc<Source<std::os::unix::net::UnixStream>>,
+}
+
+impl fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixStream")
+            .field("peer", &self.peer_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+impl ConnectProbe for std::os::unix::net::UnixStream {
+    fn take_error(&self) -> io::Result<Option<io::Error>> {
+        std::os::unix::net::UnixStream::take_error(self)
+    }
+    fn peer(&self) -> io::Result<()> {
+        self.peer_addr().map(drop)
+    }
+}
+
+impl UnixStream {
+    fn adopt(s: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        Ok(UnixStream {
+            inner: Rc::new(Source::new(s)?),
+        })
+    }
+
+    /// Connects to the socket at `path`. When the listener's backlog is
+    /// full (the kernel cannot connect without blocking), the connect runs
+    /// on the blocking thread pool, so only the caller waits.
+    ///
+    /// # Errors
+    ///
+    /// As `connect(2)`, with a message naming the path
+    /// (`ConnectionRefused`, `NotFound`...).
+    pub fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        let path = path.as_ref();
+        let named = |e: io::Error| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot connect to {}: {e}", path.display()),
+            )
+        };
+        let s = match mio::net::UnixStream::connect(path) {
+            Ok(s) => s.into(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let p = path.to_owned();
+                let s = crate::spawn_blocking(move || std::os::unix::net::UnixStream::connect(p))
+                    .map_err(named)?;
+                s.set_nonblocking(true)?;
+                s
+            }
+            Err(e) => return Err(named(e)),
+        };
+        let stream = UnixStream::adopt(s)?;
+        stream
+            .inner
+            .do_io(Dir::Write, "connect", finish_connect)
+            .map_err(named)?;
+        Ok(stream)
+    }
+
+    /// A connected pair of sockets.
+    ///
+    /// # Errors
+    ///
+    /// As `socketpair(2)`.
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = std::os::unix::net::UnixStream::pair()?;
+        Ok((UnixStream::from_std(a)?, UnixStream::from_std(b)?))
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().local_addr()
+    }
+
+    /// The peer's address.
+    ///
+    /// # Errors
+    ///
+    /// As `getpeername`.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().peer_addr()
+    }
+
+    /// Shuts down one or both halves, waking greenlets parked in those
+    /// directions (see [`TcpStream::shutdown`](super::TcpStream::shutdown)).
+    ///
+    /// # Errors
+    ///
+    /// As `shutdown(2)`.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        let r = self.inner.get().shutdown(how);
+        shutdown_wake(&self.inner, how);
+        r
+    }
+
+    /// Takes the pending `SO_ERROR`.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockopt`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.get().take_error()
+    }
+
+    /// Bounds how long one read waits (`TimedOut` past it).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.set_timeout(Dir::Read, timeout)
+    }
+
+    /// Bounds how long one write waits (`TimedOut` past it).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.set_timeout(Dir::Write, timeout)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.inner.timeout(Dir::Read))
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.inner.timeout(Dir::Write))
+    }
+
+    /// Another handle to the same connection (shared registration and
+    /// timeouts).
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn try_clone(&self) -> io::Result<UnixStream> {
+        Ok(UnixStream {
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// Adopts a `std` stream on this thread's hub (made non-blocking).
+    ///
+    /// # Errors
+    ///
+    /// From `set_nonblocking` or the registration.
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        stream.set_nonblocking(true)?;
+        UnixStream::adopt(stream)
+    }
+
+    /// Deregisters the stream and returns it as a blocking `std` one
+    /// carrying the timeouts.
+    ///
+    /// # Errors
+    ///
+    /// When [`try_clone`](Self::try_clone) handles are still open, or from
+    /// `set_nonblocking`.
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
+        let src = unshare(self.inner)?;
+        let (rt, wt) = (src.timeout(Dir::Read), src.timeout(Dir::Write));
+        let s = src.into_inner();
+        s.set_nonblocking(false)?;
+        s.set_read_timeout(rt)?;
+        s.set_write_timeout(wt)?;
+        Ok(s)
+    }
+}
+
+impl Read for &UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.do_io(Dir::Read, "read", |mut s| s.read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.inner
+            .do_io(Dir::Read, "read", |mut s| s.read_vectored(bufs))
+    }
+}
+
+impl Write for &UnixStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.do_io(Dir::Write, "write", |mut s| s.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.inner
+            .do_io(Dir::Write, "write", |mut s| s.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        (&*self).read_vectored(bufs)
+    }
+}
+
+impl Write for UnixStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl TryFrom<std::os::unix::net::UnixStream> for UnixStream {
+    type Error = io::Error;
+    fn try_from(s: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        UnixStream::from_std(s)
+    }
+}
+
+impl AsRawFd for UnixStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.get().as_raw_fd()
+    }
+}
+
+impl AsFd for UnixStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.get().as_fd()
+    }
+}

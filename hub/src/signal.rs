@@ -1,0 +1,259 @@
+//! Unix signals delivered to greenlets: [`signal`].
+//!
+//! # How
+//!
+//! A self-pipe per registration. The process-wide C handler (installed with
+//! `sigaction` when the first registration for a signal number appears, and
+//! the previous disposition restored when the last one goes) writes the
+//! signal number as one byte into the write end of every pipe registered
+//! for it: `write(2)` on a non-blocking pipe is async-signal-safe, and the
+//! handler touches only atomics. The read end is a callback source on the
+//! registering hub: when it becomes readable the hub drains it and spawns
+//! one greenlet per byte, which calls the user's function. Signals that
+//! arrive faster than the hub drains coalesce, as the kernel's do.
+//!
+//! A registration counts as a wake source while it lives (unlike gevent's
+//! unreferenced signal watchers): main parked until "Ctrl-C sets an event"
+//! waits for the signal instead of failing with "would block forever".
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::io::Source;
+use crate::task::Builder;
+
+/// Registrations possible at once, process-wide.
+const SLOTS: usize = 64;
+
+/// One registration as the C handler sees it: the signal number (0 when
+/// free) and the pipe's write end (-1 when free).
+struct Slot {
+    signum: AtomicI32,
+    fd: AtomicI32,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const FREE: Slot = Slot {
+    signum: AtomicI32::new(0),
+    fd: AtomicI32::new(-1),
+};
+
+static TABLE: [Slot; SLOTS] = [FREE; SLOTS];
+/// C handlers running now (on any thread).
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// Signal numbers with our handler installed: the previous action and the
+/// number of registrations.
+struct Installed {
+    by_signum: HashMap<i32, (libc::sigaction, usize)>,
+}
+
+// SAFETY: `libc::sigaction` is plain data (a function address, flags and a
+// mask); it is only read and written under the mutex.
+unsafe impl Send for Installed {}
+
+static INSTALLED: Mutex<Option<Installed>> = Mutex::new(None);
+
+fn installed() -> MutexGuard<'static, Option<Installed>> {
+    INSTALLED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+extern "C" fn on_signal(signum: libc::c_int) {
+    // SAFETY: `__errno_location` returns this thread's errno slot; saving
+    // and restoring it keeps the interrupted code's errno intact.
+    let errno = unsafe { *libc::__errno_location() };
+    RUNNING.fetch_add(1, Ordering::SeqCst);
+    let byte = signum as u8;
+    for slot in &TABLE {
+        if slot.signum.load(Ordering::SeqCst) == signum {
+            let fd = slot.fd.load(Ordering::SeqCst);
+            if fd >= 0 {
+                // SAFETY: `fd` is an open pipe write end: a slot's fd is
+                // closed only after it was cleared and `RUNNING` was seen at
+                // zero, and we counted ourselves in `RUNNING` before loading
+                // it. A full pipe (EAGAIN) drops the byte: signals coalesce.
+                unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+            }
+        }
+    }
+    RUNNING.fetch_sub(1, Ordering::SeqCst);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// A registered signal handler (see [`signal`]); dropping it unregisters.
+pub struct SignalHandler {
+    signum: i32,
+    slot: usize,
+    write: Option<OwnedFd>,
+    _read: Source<OwnedFd>,
+}
+
+impl fmt::Debug for SignalHandler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignalHandler")
+            .field("signum", &self.signum)
+            .finish()
+    }
+}
+
+impl SignalHandler {
+    /// The signal number.
+    pub fn signum(&self) -> i32 {
+        self.signum
+    }
+
+    /// Unregisters (as dropping it does).
+    pub fn cancel(self) {}
+}
+
+impl Drop for SignalHandler {
+    fn drop(&mut self) {
+        let mut guard = installed();
+        let slot = &TABLE[self.slot];
+        slot.signum.store(0, Ordering::SeqCst);
+        slot.fd.store(-1, Ordering::SeqCst);
+        // A handler that loaded the fd before we cleared it counted itself
+        // in RUNNING first: once RUNNING is zero, none can still use it.
+        while RUNNING.load(Ordering::SeqCst) != 0 {
+            std::hint::spin_loop();
+        }
+        drop(self.write.take());
+        let by_signum = guard.as_mut().map(|inst| &mut inst.by_signum);
+        if let Some(by_signum) = by_signum {
+            let last = by_signum.get_mut(&self.signum).and_then(|(old, n)| {
+                *n -= 1;
+                (*n == 0).then_some(*old)
+            });
+            if let Some(old) = last {
+                by_signum.remove(&self.signum);
+                // SAFETY: restores the action saved when ours was
+                // installed; `old` is a valid sigaction from the kernel.
+                unsafe { libc::sigaction(self.signum, &old, std::ptr::null_mut()) };
+            }
+        }
+    }
+}
+
+/// Runs `handler` in a new greenlet on this thread's hub each time the
+/// process receives signal `signum`, until the returned [`SignalHandler`] is
+/// dropped.
+///
+/// The handler is ordinary greenlet code: it may block, use `Rc`s of this
+/// thread, spawn and kill. Several registrations (on one hub or on several
+/// threads' hubs) for one signal all run. While any registration for a
+/// signal exists, its previous disposition (default action, ignore, or
+/// another handler) is replaced; it is restored when the last one is
+/// dropped.
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// let got = Rc::new(Cell::new(false));
+/// let g = got.clone();
+/// let _h = sylvan_hub::signal(libc::SIGUSR2, move || g.set(true))?;
+/// // SAFETY: sends SIGUSR2 to this process, which now handles it.
+/// unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) };
+/// for _ in 0..1000 {
+///     if got.get() { break }
+///     sylvan_hub::sleep(std::time::Duration::from_millis(1));
+/// }
+/// assert!(got.get());
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// `InvalidInput` for signals that cannot or must not be caught
+/// (`SIGKILL`, `SIGSTOP`, and the fault signals `SIGSEGV`, `SIGBUS`,
+/// `SIGILL`, `SIGFPE`, which sylvan's stack-overflow detection uses);
+/// an error when 64 registrations already exist process-wide, or from
+/// `pipe2`/`sigaction`.
+pub fn signal(signum: i32, handler: impl Fn() + 'static) -> io::Result<SignalHandler> {
+    if matches!(
+        signum,
+        libc::SIGKILL | libc::SIGSTOP | libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE
+    ) || !(1..=libc::SIGRTMAX()).contains(&signum)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("sylvan::signal: signal {signum} cannot be handled"),
+        ));
+    }
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded: both descriptors are open and owned by us.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let handler: Rc<dyn Fn()> = Rc::new(handler);
+    let read_fd = read.as_raw_fd();
+    let notify = Rc::new(move || {
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: reads into a local buffer from the pipe's read end,
+            // which is open while its source is registered (this callback
+            // runs only then).
+            let n = unsafe { libc::read(read_fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break; // EAGAIN: drained (the write end never closes first)
+            }
+            for _ in 0..n {
+                let h = handler.clone();
+                let spawned = Builder::new()
+                    .name(format!("signal {signum}"))
+                    .spawn(move || h());
+                if let Err(e) = spawned {
+                    eprintln!("sylvan: cannot run the handler of signal {signum}: {e}");
+                }
+            }
+        }
+    });
+    let source = Source::with_callback(read, notify)?;
+    let mut guard = installed();
+    let inst = guard.get_or_insert_with(|| Installed {
+        by_signum: HashMap::new(),
+    });
+    let Some(slot) = TABLE
+        .iter()
+        .position(|s| s.signum.load(Ordering::SeqCst) == 0)
+    else {
+        return Err(io::Error::other(format!(
+            "sylvan::signal: {SLOTS} signal registrations exist already"
+        )));
+    };
+    if let Some((_, n)) = inst.by_signum.get_mut(&signum) {
+        *n += 1;
+    } else {
+        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask"
+        // value that we fill in; `on_signal` only touches atomics and
+        // write(2), which are async-signal-safe.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        // SAFETY: `sa_mask` is a valid sigset_t inside `action`.
+        unsafe { libc::sigemptyset(&mut action.sa_mask) };
+        // SAFETY: as above.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: installs a valid action and stores the old one in `old`.
+        if unsafe { libc::sigaction(signum, &action, &mut old) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        inst.by_signum.insert(signum, (old, 1));
+    }
+    TABLE[slot].fd.store(write.as_raw_fd(), Ordering::SeqCst);
+    TABLE[slot].signum.store(signum, Ordering::SeqCst);
+    drop(guard);
+    Ok(SignalHandler {
+        signum,
+        slot,
+        write: Some(write),
+        _read: source,
+    })
+}
