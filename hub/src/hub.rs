@@ -119,10 +119,12 @@ impl Remote {
             }
             q.push(job);
         }
-        self.pending.store(true, Ordering::Release);
-        // A failed wake (the poller is gone) is harmless: the hub drains the
-        // queue on teardown checks anyway.
-        let _ = self.waker.wake();
+        // One wake-up per batch: when work was already pending, the hub has
+        // been woken for it and drains the whole queue, this job included.
+        // A failed wake (the poller is gone) is harmless.
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            let _ = self.waker.wake();
+        }
         Ok(())
     }
 
@@ -749,7 +751,6 @@ impl Hub {
 
     /// Adds or drops a wake source that is not a timer (IO waiters,
     /// thread-pool jobs, cross-thread receivers).
-    #[allow(dead_code)]
     pub(crate) fn add_ref(&self, n: isize) {
         self.refs.set(
             self.refs
