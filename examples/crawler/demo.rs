@@ -7,7 +7,7 @@
 //! | path | what it does |
 //! |---|---|
 //! | `/missing/N` | 404 |
-//! | `/slow/N` | answers after [`SLOW`] |
+//! | `/slow/N` | answers after a delay ([`SLOW`] by default) |
 //! | `/never` | accepts the request and never answers |
 //! | `/redirect` | 301 to `/landing` |
 //! | `/loop/a`, `/loop/b` | redirect to each other forever |
@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use sylvan::net::{StreamServer, TcpListener, TcpStream};
 
-/// How long `/slow/N` takes to answer.
-pub const SLOW: Duration = Duration::from_millis(700);
+/// How long `/slow/N` takes to answer by default.
+pub const SLOW: Duration = Duration::from_millis(300);
 
 /// Pages `/page/{N}` links to the special paths (for tests to predict).
 pub const SPECIAL_LINKS: &[(usize, &str)] = &[
@@ -63,11 +63,12 @@ impl Drop for DemoSite {
     }
 }
 
-/// Starts the site with `pages` generated pages.
-pub fn start(pages: usize) -> io::Result<DemoSite> {
+/// Starts the site with `pages` generated pages; `/slow/N` answers after
+/// `slow`.
+pub fn start(pages: usize, slow: Duration) -> io::Result<DemoSite> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    let site = Rc::new(Site::new(pages));
+    let site = Rc::new(Site::new(pages, slow));
     let server = StreamServer::new(listener, move |stream: TcpStream, _peer: SocketAddr| {
         let _ = serve(&site, stream);
     });
@@ -81,15 +82,17 @@ pub fn start(pages: usize) -> io::Result<DemoSite> {
 
 struct Site {
     pages: usize,
+    slow: Duration,
     /// Made on first request: compressing takes a moment.
     bomb: RefCell<Option<Rc<Vec<u8>>>>,
     page_buf: RefCell<String>,
 }
 
 impl Site {
-    fn new(pages: usize) -> Site {
+    fn new(pages: usize, slow: Duration) -> Site {
         Site {
             pages,
+            slow,
             bomb: RefCell::new(None),
             page_buf: RefCell::new(String::new()),
         }
@@ -233,7 +236,7 @@ fn route(site: &Site, path: &str) -> Answer {
             body: site.bomb().to_vec(),
         },
         p if p.starts_with("/slow/") => {
-            sylvan::sleep(SLOW);
+            sylvan::sleep(site.slow);
             html(b"<html><body>slow but here <a href=\"/page/0\">home</a></body></html>".to_vec())
         }
         p => match p

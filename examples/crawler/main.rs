@@ -38,7 +38,7 @@ use robots::Robots;
 
 /// Crawl a web site with a pool of greenlets on one thread.
 #[derive(Parser, Debug, Clone)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Start URLs. None: start the built-in demo site and crawl it.
     urls: Vec<String>,
@@ -54,13 +54,14 @@ struct Args {
     /// Greenlets fetching at once (the Pool size).
     #[arg(short, long, default_value_t = 64)]
     concurrency: usize,
-    /// Seconds per page attempt (connect, request, body). Default 10, or 1
-    /// on the demo site.
+    /// Seconds per page attempt (connect, request, body). Default 10, or
+    /// 0.5 on the demo site.
     #[arg(long)]
     timeout: Option<f64>,
     /// Retries of a transient failure (timeout, refused, reset, 5xx, 429).
-    #[arg(long, default_value_t = 2)]
-    retries: u32,
+    /// Default 2, or 1 on the demo site.
+    #[arg(long)]
+    retries: Option<u32>,
     /// Backoff before the first retry in ms; doubles each retry.
     #[arg(long, default_value_t = 200)]
     backoff_ms: u64,
@@ -86,6 +87,9 @@ struct Args {
     /// Pages of the demo site.
     #[arg(long, default_value_t = 3000)]
     demo_pages: usize,
+    /// How long the demo site's slow pages take, in ms.
+    #[arg(long, default_value_t = demo::SLOW.as_millis() as u64)]
+    demo_slow_ms: u64,
     /// Also write the summary as JSON to this file.
     #[arg(long)]
     stats: Option<PathBuf>,
@@ -97,6 +101,7 @@ struct Args {
 /// The crawl's shared state (one hub, so `Rc` and `RefCell`).
 struct Crawl {
     args: Args,
+    retries: u32,
     limits: Limits,
     agent: ureq::Agent,
     report: RefCell<Report>,
@@ -192,7 +197,7 @@ impl Crawl {
                 ))
             });
             match r {
-                Err(e) if e.transient && attempt < self.args.retries => {
+                Err(e) if e.transient && attempt < self.retries => {
                     sylvan::sleep(Duration::from_millis(self.args.backoff_ms << attempt));
                     attempt += 1;
                 }
@@ -284,7 +289,10 @@ fn run(args: Args) -> io::Result<()> {
         ));
     }
     let demo = if args.urls.is_empty() {
-        Some(demo::start(args.demo_pages)?)
+        Some(demo::start(
+            args.demo_pages,
+            Duration::from_millis(args.demo_slow_ms),
+        )?)
     } else {
         None
     };
@@ -329,7 +337,9 @@ fn run(args: Args) -> io::Result<()> {
         None => Box::new(BufWriter::with_capacity(64 << 10, io::stdout())),
     };
     let progress = !args.no_progress && io::stderr().is_terminal();
+    let retries = args.retries.unwrap_or(if demo.is_some() { 1 } else { 2 });
     let crawl = Rc::new(Crawl {
+        retries,
         agent: fetch::agent(&limits, &args.user_agent),
         limits,
         report: RefCell::new(Report::new(out, progress)),

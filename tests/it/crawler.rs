@@ -44,7 +44,15 @@ fn crawl(pages: usize, concurrency: usize, extra: &[&str]) -> (Vec<Line>, serde_
             "--concurrency",
             &concurrency.to_string(),
         ])
-        .args(["--timeout", "0.5", "--retries", "0", "--no-progress"])
+        .args([
+            "--timeout",
+            "0.5",
+            "--retries",
+            "0",
+            "--demo-slow-ms",
+            "3000",
+            "--no-progress",
+        ])
         .arg("-o")
         .arg(&out)
         .arg("--stats")
