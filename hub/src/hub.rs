@@ -808,15 +808,21 @@ impl Hub {
                     State::Dead => "dead",
                 };
                 let parked = t.core.state() == State::Suspended;
+                let wait = if parked {
+                    t.waiting.get()
+                } else {
+                    crate::task::WaitKind::Nothing
+                };
+                let peer = match wait {
+                    crate::task::WaitKind::Io { fd, .. } => crate::inspect::peer_of(fd),
+                    _ => None,
+                };
                 GreenletInfo {
                     id: GreenletId(t.id),
+                    peer,
                     name: t.name.as_deref().map(str::to_owned),
                     state,
-                    wait: if parked {
-                        t.waiting.get()
-                    } else {
-                        crate::task::WaitKind::Nothing
-                    },
+                    wait,
                     waiting_for: parked.then(|| now.saturating_duration_since(t.since.get())),
                     timeout_armed: t.timeouts.get() > 0,
                     spawned_at: t.site,

@@ -222,6 +222,8 @@ pub struct GreenletInfo {
     pub state: &'static str,
     /// What it waits on (`nothing` when running or ready).
     pub wait: WaitKind,
+    /// For a socket wait, the peer's address when it has one.
+    pub peer: Option<std::net::SocketAddr>,
     /// How long it has waited, from the hub's coarse clock.
     pub waiting_for: Option<Duration>,
     /// Whether a `Timeout` armed by it is pending.
@@ -251,6 +253,9 @@ impl fmt::Display for Dump {
         for g in &self.greenlets {
             let name = g.name.as_deref().unwrap_or("-");
             let mut wait = g.wait.to_string();
+            if let Some(peer) = g.peer {
+                wait.push_str(&format!(" ({peer})"));
+            }
             if g.timeout_armed {
                 wait.push_str(" (timeout armed)");
             }
@@ -271,6 +276,48 @@ impl fmt::Display for Dump {
             )?;
         }
         Ok(())
+    }
+}
+
+/// The peer address of socket `fd`, for TCP and UDP sockets.
+pub(crate) fn peer_of(fd: i32) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `ss` and `len` are valid out-pointers of the sizes given.
+    let r = unsafe {
+        libc::getpeername(
+            fd,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the kernel filled a sockaddr_in for AF_INET.
+            let a: libc::sockaddr_in = unsafe { *(&ss as *const libc::sockaddr_storage).cast() };
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(a.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the kernel filled a sockaddr_in6 for AF_INET6.
+            let a: libc::sockaddr_in6 = unsafe { *(&ss as *const libc::sockaddr_storage).cast() };
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(a.sin6_port),
+                a.sin6_flowinfo,
+                a.sin6_scope_id,
+            )))
+        }
+        _ => None,
     }
 }
 

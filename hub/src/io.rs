@@ -398,7 +398,11 @@ impl<T: AsRawFd> Source<T> {
         let _waiter = WaiterGuard::join(hub, self.token, dir);
         loop {
             while !io.is_ready(self.token, dir) {
-                match hub.park_until(WaitKind::Io(what), deadline) {
+                let wait = WaitKind::Io {
+                    op: what,
+                    fd: self.io.as_raw_fd(),
+                };
+                match hub.park_until(wait, deadline) {
                     Woke::Ready => {}
                     Woke::TimedOut => return Err(timed_out(what)),
                     Woke::Refused => return Err(unwinding(what)),

@@ -50,8 +50,14 @@ pub enum WaitKind {
     Idle,
     /// A sync primitive (event, queue, lock...), named.
     Sync(&'static str),
-    /// Socket readiness.
-    Io(&'static str),
+    /// Socket readiness: the operation (`read`, `write`, `accept`,
+    /// `connect`...) and the descriptor.
+    Io {
+        /// The operation.
+        op: &'static str,
+        /// The socket's file descriptor.
+        fd: i32,
+    },
     /// A thread-pool job.
     ThreadPool,
 }
@@ -66,7 +72,7 @@ impl fmt::Display for WaitKind {
             WaitKind::Kill(id) => write!(f, "the death of killed greenlet {id}"),
             WaitKind::Idle => f.write_str("the hub becoming idle"),
             WaitKind::Sync(what) => f.write_str(what),
-            WaitKind::Io(what) => write!(f, "socket {what}"),
+            WaitKind::Io { op, fd } => write!(f, "socket {op} on fd {fd}"),
             WaitKind::ThreadPool => f.write_str("a thread-pool job"),
         }
     }

@@ -117,3 +117,52 @@ fn counters_move_as_expected() {
     );
     assert_eq!(after.timers, before.timers);
 }
+
+#[test]
+fn dump_names_socket_event_queue_and_thread_pool_waits() {
+    use std::rc::Rc;
+    let listener = sylvan::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = sylvan::net::TcpStream::connect(addr).unwrap();
+    let (server_side, _) = listener.accept().unwrap();
+    let reader = sylvan::spawn(move || {
+        let mut buf = [0u8; 8];
+        let _ = std::io::Read::read(&mut &server_side, &mut buf);
+    });
+    let ev = Rc::new(sylvan::sync::Event::new());
+    let e2 = ev.clone();
+    let ev_waiter = sylvan::spawn(move || e2.wait());
+    let q: Rc<sylvan::sync::Queue<u8>> = Rc::new(sylvan::sync::Queue::unbounded());
+    let q2 = q.clone();
+    let getter = sylvan::spawn(move || q2.get());
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let pooled = sylvan::spawn(move || sylvan::spawn_blocking(move || rx.recv()));
+    sylvan::sleep(Duration::from_millis(20));
+    let dump = sylvan::dump();
+    let wait_of = |id| dump.greenlets.iter().find(|g| g.id == id).unwrap().clone();
+    let r = wait_of(reader.id());
+    assert!(
+        matches!(r.wait, WaitKind::Io { op: "read", .. }),
+        "{:?}",
+        r.wait
+    );
+    assert_eq!(r.peer, Some(client.local_addr().unwrap()));
+    assert_eq!(wait_of(ev_waiter.id()).wait, WaitKind::Sync("an event"));
+    assert!(
+        matches!(wait_of(getter.id()).wait, WaitKind::Sync(s) if s.contains("get")),
+        "{:?}",
+        wait_of(getter.id()).wait
+    );
+    assert_eq!(wait_of(pooled.id()).wait, WaitKind::ThreadPool);
+    let text = dump.to_string();
+    assert!(text.contains("socket read on fd"), "{text}");
+    // release everyone
+    drop(client);
+    ev.set();
+    q.put(1).unwrap();
+    tx.send(()).unwrap();
+    reader.join().unwrap();
+    ev_waiter.join().unwrap();
+    assert_eq!(getter.join().unwrap(), Some(1));
+    assert!(pooled.join().unwrap().is_ok());
+}
