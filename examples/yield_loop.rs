@@ -1,11 +1,32 @@
-//! A fixed workload for instruction counting under callgrind: two greenlets
-//! yield N times each through the hub (W1), from depth 3 (W1d), or one raw
-//! core is resumed N times (W1r). `scripts/callgrind.sh` runs it at two N
-//! and prints the difference per operation, which cancels start-up costs.
+//! A fixed workload for instruction counting under callgrind (and for timing
+//! with `/usr/bin/time`). `scripts/callgrind.sh` runs it at two N and prints
+//! the difference per operation, which cancels start-up costs.
+//!
+//! Modes, through the hub on the switch this build uses:
+//! * `w1`: two greenlets yield N times each (W1);
+//! * `w1d`: the same from three non-inlined calls deep (W1d);
+//! * `w1d-chains`: W1d with the two greenlets on different call chains;
+//! * `w1r-core`: one greenlet record resumed N times, no hub.
+//!
+//! On a given switch, with no hub and no greenlet record (`<sw>` is `own` or
+//! `coro`):
+//! * `w1r-<sw>`: one body resumed N times (W1r);
+//! * `ring<d>-<sw>`: the bare ring scheduler, N yields at depth d = 0, 1, 3.
+//!
+//! And `bare`: a bare corosensei coroutine resumed N times; `switch`: prints
+//! the label of the switch this build uses.
 //!
 //! `cargo run --release --example yield_loop -- w1 1000000`
 
 use std::hint::black_box;
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+use sylvan::runtime::switch_impls::Own;
+use sylvan::runtime::switch_impls::{Active, Corosensei, RawSwitch};
+
+#[path = "../benches/switch/ring.rs"]
+mod ring;
+use ring::{Raw, Ring};
 
 #[inline(never)]
 fn depth_a() {
@@ -23,6 +44,52 @@ fn depth_c() {
     black_box(());
 }
 
+#[inline(never)]
+fn other_a() {
+    other_b();
+    black_box(1);
+}
+#[inline(never)]
+fn other_b() {
+    other_c();
+    black_box(2);
+}
+#[inline(never)]
+fn other_c() {
+    sylvan::yield_now();
+    black_box(3);
+}
+
+/// Two greenlets each yield `n` times through the hub, both running the
+/// *same* closure, so that they block at the very same code addresses, as W1
+/// and W1d ask. (Two closure types would be two copies of the loop: each
+/// return out of the yield would go to an address other than the one the
+/// other greenlet's call pushed, one mispredicted return per yield.)
+fn ping_pong(n: u64, f: impl Fn() + Copy + 'static) {
+    let body = move || (0..n).for_each(|_| f());
+    let (a, b) = (sylvan::spawn(body), sylvan::spawn(body));
+    a.join().unwrap();
+    b.join().unwrap();
+}
+
+/// As [`ping_pong`], but each greenlet runs its own closure and call chain.
+fn ping_pong_apart(n: u64, f: impl Fn() + 'static, g: impl Fn() + 'static) {
+    let a = sylvan::spawn(move || (0..n).for_each(|_| f()));
+    let b = sylvan::spawn(move || (0..n).for_each(|_| g()));
+    a.join().unwrap();
+    b.join().unwrap();
+}
+
+fn raw_switch<S: RawSwitch + 'static>(mode: &str, n: u64) {
+    match mode {
+        "w1r" => Raw::<S>::new().run(n),
+        "ring0" => Ring::<S>::new(0).run(n),
+        "ring1" => Ring::<S>::new(1).run(n),
+        "ring3" => Ring::<S>::new(3).run(n),
+        other => panic!("unknown mode {other:?}"),
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "w1".into());
@@ -31,19 +98,11 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
     match mode.as_str() {
-        "w1" | "w1d" => {
-            let deep = mode == "w1d";
-            let body = move || {
-                for _ in 0..n {
-                    if deep { depth_a() } else { sylvan::yield_now() }
-                }
-            };
-            let a = sylvan::spawn(body);
-            let b = sylvan::spawn(body);
-            a.join().unwrap();
-            b.join().unwrap();
-        }
-        "w1r" => {
+        "switch" => println!("{}", Active::LABEL),
+        "w1" => ping_pong(n, sylvan::yield_now),
+        "w1d" => ping_pong(n, depth_a),
+        "w1d-chains" => ping_pong_apart(n, depth_a, other_a),
+        "w1r-core" => {
             let mut pool = sylvan::runtime::stack::StackPool::new(4);
             let stack = pool.get(sylvan::DEFAULT_STACK_SIZE).unwrap();
             let core = Box::new(sylvan::runtime::Core::new());
@@ -55,7 +114,7 @@ fn main() {
                 }
             };
             // SAFETY: `core` is boxed (a stable address) and outlives its
-            // body: dropping the record force-unwinds the body.
+            // body: dropping the record unwinds the body.
             unsafe { core.start(stack, body) };
             for _ in 0..n {
                 // SAFETY: called from the thread's own stack.
@@ -72,6 +131,14 @@ fn main() {
                 co.resume(());
             }
         }
-        other => panic!("unknown mode {other:?}: use w1, w1d, w1r or bare"),
+        other => match other.rsplit_once('-') {
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            Some((m, "own")) => raw_switch::<Own>(m, n),
+            Some((m, "coro")) => raw_switch::<Corosensei>(m, n),
+            _ => panic!(
+                "unknown mode {other:?}: use w1, w1d, w1d-chains, w1r-core, w1r-<sw>, \
+                 ring<0|1|3>-<sw> (sw: own or coro), bare or switch"
+            ),
+        },
     }
 }

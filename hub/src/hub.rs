@@ -347,12 +347,27 @@ impl Hub {
             .expect("sylvan: too many greenlets")
     }
 
-    /// Removes a dead task's entry (dropping the table's reference to it).
-    fn reap(&self, key: Key) {
+    /// Removes a dead task's entry (dropping the table's reference to it),
+    /// if the entry at `key` is still task `id`: user destructors run during
+    /// a cancel may let the loop reap it first and reuse the key.
+    fn reap(&self, key: Key, id: u64) {
         // SAFETY: see `task`; the entry's Rc is dropped after the table borrow
         // ends, so a destructor that reaches the hub finds it consistent.
-        let entry = unsafe { (*self.tasks.get()).try_remove(key as usize) };
+        let entry = unsafe {
+            let tasks = &mut *self.tasks.get();
+            match tasks.get(key as usize) {
+                Some(e) if e.task.as_ref().id == id => tasks.try_remove(key as usize),
+                _ => None,
+            }
+        };
         drop(entry);
+    }
+
+    /// A strong reference to the record at `key`, to keep it alive across
+    /// code that may reap it (user destructors that reach the loop).
+    fn hold(&self, key: Key) -> Option<Rc<dyn Any>> {
+        // SAFETY: as in `task`.
+        unsafe { (*self.tasks.get()).get(key as usize) }.map(|e| e._owner.clone())
     }
 
     #[inline(always)]
@@ -543,7 +558,7 @@ impl Hub {
             let task = self.task(key);
             if task.core.state() != State::Scheduled {
                 // Cancelled while it waited on the queue.
-                self.reap(key);
+                self.reap(key, task.id);
                 continue;
             }
             let n = self.switches.get() + 1;
@@ -667,11 +682,12 @@ impl Hub {
     /// report a failure, notify its links, and drop it from the table.
     fn finish(&self, key: Key) {
         let task = self.task(key);
+        let id = task.id;
         if let Some(stack) = task.core.take_stack() {
             self.pool.borrow_mut().put(stack);
         }
         self.on_dead(task);
-        self.reap(key);
+        self.reap(key, id);
     }
 
     /// Settles a dead task (finished or cancelled): failure record, report,
@@ -735,6 +751,9 @@ impl Hub {
     /// Cancels a greenlet that has not started: it never runs, dies as
     /// killed, and its links fire.
     pub(crate) fn cancel_unstarted(&self, task: &Task) {
+        // Dropping the body runs user destructors, which may block and so run
+        // the loop, which may reap this record: keep it alive meanwhile.
+        let _hold = self.hold(task.key.get());
         let queued = task.core.state() == State::Scheduled;
         if let Some(t) = task.start_timer.take() {
             self.timers.borrow_mut().cancel(t);
@@ -745,7 +764,7 @@ impl Hub {
         self.on_dead(task);
         if !queued {
             // A queued task's key is still in the ring: the loop reaps it.
-            self.reap(task.key.get());
+            self.reap(task.key.get(), task.id);
         }
     }
 
@@ -860,12 +879,14 @@ impl Hub {
                     continue;
                 }
                 let task = self.task(key);
+                let id = task.id;
                 if task.core.state() == State::Dead {
-                    self.reap(key);
+                    self.reap(key, id);
                 } else if !task.core.is_mid_body() {
+                    let _hold = self.hold(key);
                     task.core.set_state(State::Scheduled);
                     self.cancel_unstarted(task);
-                    self.reap(key);
+                    self.reap(key, id);
                 } else {
                     task.wake.set(Wake::Throw(Throw::Kill));
                     self.current.set(key);

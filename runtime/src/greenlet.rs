@@ -200,7 +200,8 @@ impl Core {
             if let Err(payload) = result {
                 if core.dropping.get() {
                     // The record is being dropped with the body suspended:
-                    // corosensei's forced unwind must reach its own root.
+                    // the switch's forced unwind must reach the switch's
+                    // own entry, which catches it and finishes the body.
                     panic::resume_unwind(payload);
                 }
                 core.record_unwind(payload);
@@ -246,8 +247,8 @@ impl Core {
         self.state.set(State::Running);
         overflow::set_running(self.meta.get());
         // SAFETY: per this function's contract the switch is initialised, not
-        // finished, and we are on the thread's own stack. Nobody else holds a
-        // reference into the switch: `suspend` only reads the yielder cell.
+        // finished, and we are on the thread's own stack, so the caller is not
+        // the body. The switch is only ever borrowed shared while bodies run.
         let finished = unsafe { (*self.switch.get()).resume() };
         overflow::set_running(ptr::null());
         if finished {

@@ -20,4 +20,6 @@ mod switch;
 mod unwind;
 
 pub use greenlet::{Core, Outcome, Panic, Resumed, State, payload_message};
+#[doc(hidden)]
+pub use switch::impls as switch_impls;
 pub use unwind::{GreenletExit, Throw, TimeoutUnwind, is_unwind_payload, throw};

@@ -10,6 +10,7 @@ mod links;
 mod net;
 mod pool;
 mod stacks;
+mod switch;
 mod sync;
 mod threads;
 mod threads_io;

@@ -1,15 +1,14 @@
-//! The context switch: the one file that touches `corosensei`.
+//! The portable switch, on `corosensei`: used on every target but x86-64
+//! Linux, and there too with `--cfg sylvan_corosensei`.
 //!
-//! The rest of the crate sees a small interface: [`Switch::init`] places a
-//! body on a stack, [`Switch::resume`] runs it until it suspends or finishes,
-//! [`Switch::suspend`] goes back to whoever resumed it. Resume is called only
-//! from the thread's own stack (the hub loop), never from another greenlet, so
-//! every suspend returns to the hub.
-//!
-//! The body given to [`Switch::init`] must not unwind: `greenlet.rs` wraps it in
-//! `catch_unwind`, so nothing ever unwinds across the switch.
+//! corosensei resumes a coroutine with a call-like switch and suspends it with
+//! a return-like one, and links the coroutine's stack to its resumer's for the
+//! unwinder, so a backtrace taken inside a greenlet continues into the hub.
+//! Dropping a suspended coroutine force-unwinds it with corosensei's own
+//! payload, which the body's `catch_unwind` lets through.
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
+use std::fmt;
 use std::num::NonZeroUsize;
 use std::ptr;
 
@@ -41,7 +40,10 @@ type Coro = Coroutine<(), (), (), SwitchStack>;
 
 /// One greenlet's execution context.
 pub(crate) struct Switch {
-    coro: Option<Coro>,
+    /// The coroutine. Only `init`, `resume`, `take_stack` and `drop_body`
+    /// touch it mutably, and never while another of them runs: `resume` is
+    /// never called by the body it resumes.
+    coro: UnsafeCell<Option<Coro>>,
     /// The coroutine's yielder, recorded by the body when it first runs. It
     /// lives on the coroutine's own stack for the coroutine's whole life.
     yielder: Cell<*const Yielder<(), ()>>,
@@ -50,7 +52,7 @@ pub(crate) struct Switch {
 impl Switch {
     pub(crate) const fn empty() -> Switch {
         Switch {
-            coro: None,
+            coro: UnsafeCell::new(None),
             yielder: Cell::new(ptr::null()),
         }
     }
@@ -61,7 +63,7 @@ impl Switch {
     ///
     /// `self` must not move from this call until the body has finished or the
     /// `Switch` is dropped: the body records the yielder through a pointer to
-    /// `self`. `body` must not unwind.
+    /// `self`. `body` must not unwind (except to let a forced unwind through).
     pub(crate) unsafe fn init(&mut self, stack: Stack, body: impl FnOnce() + 'static) {
         let slot: *const Cell<*const Yielder<(), ()>> = &self.yielder;
         let coro =
@@ -71,26 +73,28 @@ impl Switch {
                 unsafe { (*slot).set(yielder) };
                 body();
             });
-        self.coro = Some(coro);
+        *self.coro.get_mut() = Some(coro);
     }
 
     /// Runs the body until it suspends (`false`) or finishes (`true`).
     ///
     /// # Safety
     ///
-    /// Must be called from the thread's own stack (not from inside another
-    /// switch), on an initialised switch whose body has not finished.
+    /// The switch was initialised, its body has not finished, and the caller
+    /// is not that body.
     #[inline(always)]
-    pub(crate) unsafe fn resume(&mut self) -> bool {
-        // SAFETY: the caller guarantees the switch was initialised.
-        let coro = unsafe { self.coro.as_mut().unwrap_unchecked() };
+    pub(crate) unsafe fn resume(&self) -> bool {
+        // SAFETY: the caller is not the body, so no other reference into
+        // `coro` is live (the body only touches `yielder`), and the switch
+        // was initialised, so the option is `Some`.
+        let coro = unsafe { (*self.coro.get()).as_mut().unwrap_unchecked() };
         match coro.resume(()) {
             CoroutineResult::Yield(()) => false,
             CoroutineResult::Return(()) => true,
         }
     }
 
-    /// Suspends the running body and returns to the hub that resumed it.
+    /// Suspends the running body and returns to whoever resumed it.
     ///
     /// # Safety
     ///
@@ -102,23 +106,31 @@ impl Switch {
         unsafe { (*self.yielder.get()).suspend(()) }
     }
 
+    fn coro(&self) -> Option<&Coro> {
+        // SAFETY: a shared look at the coroutine's flags; `resume` holds the
+        // only mutable reference, and only while the body runs, when nothing
+        // outside the body calls into this switch.
+        unsafe { (*self.coro.get()).as_ref() }
+    }
+
     /// Whether `init` was called and the body has not been dropped yet.
     pub(crate) fn is_init(&self) -> bool {
-        self.coro.is_some()
+        self.coro().is_some()
     }
 
     /// Whether the body has run at least once and not finished.
     pub(crate) fn is_mid_body(&self) -> bool {
-        self.coro.as_ref().is_some_and(|c| c.started() && !c.done())
+        self.coro().is_some_and(|c| c.started() && !c.done())
     }
 
     /// Takes the stack back after the body finished, or before it started (the
     /// body is then dropped without running). `None` while the body is
     /// suspended mid-way.
     pub(crate) fn take_stack(&mut self) -> Option<Stack> {
-        let mut coro = self.coro.take()?;
+        let slot = self.coro.get_mut();
+        let mut coro = slot.take()?;
         if coro.started() && !coro.done() {
-            self.coro = Some(coro);
+            *slot = Some(coro);
             return None;
         }
         // Not started: this drops the initial closure without running it.
@@ -130,6 +142,15 @@ impl Switch {
     /// Drops the body and stack. A body suspended mid-way is force-unwound by
     /// corosensei (its destructors run).
     pub(crate) fn drop_body(&mut self) {
-        self.coro = None;
+        *self.coro.get_mut() = None;
+    }
+}
+
+impl fmt::Debug for Switch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Switch")
+            .field("init", &self.is_init())
+            .field("mid_body", &self.is_mid_body())
+            .finish_non_exhaustive()
     }
 }
