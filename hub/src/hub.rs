@@ -150,6 +150,8 @@ pub struct HubStats {
     pub timers: usize,
     /// Greenlets on the ready queue now.
     pub ready: usize,
+    /// Jobs waiting on the (process-wide) thread pool for a thread.
+    pub thread_pool_queue: usize,
     /// Stacks mapped so far.
     pub stacks_mapped: u64,
     /// Stacks unmapped because the pool was full.
@@ -800,6 +802,7 @@ impl Hub {
             polls: self.polls.get(),
             timers: self.timers.borrow().len(),
             ready: self.ready_len(),
+            thread_pool_queue: crate::threadpool::queued_jobs(),
             stacks_mapped: pool.mapped,
             stacks_unmapped: pool.unmapped,
             stacks_reused: pool.reused,

@@ -191,6 +191,18 @@ pub fn set_blocking_threads(threads: usize) {
     pool().work.notify_all();
 }
 
+/// Jobs queued on the thread pool, not yet picked up by a thread (all hubs
+/// of the process share the pool).
+pub(crate) fn queued_jobs() -> usize {
+    POOL.get().map_or(0, |p| {
+        p.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .queue
+            .len()
+    })
+}
+
 /// The bound on blocking-pool threads (see [`set_blocking_threads`]).
 pub fn blocking_threads() -> usize {
     MAX_THREADS.load(Ordering::Relaxed)

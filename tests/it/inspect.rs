@@ -166,3 +166,32 @@ fn dump_names_socket_event_queue_and_thread_pool_waits() {
     assert_eq!(getter.join().unwrap(), Some(1));
     assert!(pooled.join().unwrap().is_ok());
 }
+
+#[test]
+fn stats_show_thread_pool_jobs_waiting_for_a_thread() {
+    // More blocked jobs than the pool has threads: the rest must queue.
+    let n = sylvan::blocking_threads() + 4;
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+    let gs: Vec<_> = (0..n)
+        .map(|_| {
+            let rx = rx.clone();
+            sylvan::spawn(move || sylvan::spawn_blocking(move || rx.lock().unwrap().recv().is_ok()))
+        })
+        .collect();
+    let mut seen = 0;
+    for _ in 0..1000 {
+        seen = sylvan::stats().thread_pool_queue;
+        if seen >= 2 {
+            break;
+        }
+        sylvan::sleep(Duration::from_millis(2));
+    }
+    assert!(seen >= 2, "queue depth {seen}");
+    for _ in 0..n {
+        tx.send(()).unwrap();
+    }
+    for g in gs {
+        assert!(g.join().unwrap());
+    }
+}
