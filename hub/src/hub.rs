@@ -12,7 +12,6 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
-use std::collections::VecDeque;
 use std::fmt;
 use std::ptr::{self, NonNull};
 use std::rc::Rc;
@@ -28,6 +27,7 @@ use sylvan_runtime::{Outcome, Resumed, State, Throw, throw};
 use crate::error::{Error, ErrorPolicy, Failure};
 use crate::inspect::{Beacon, Dump, GreenletInfo};
 use crate::poll::{Poller, WAKER_TOKEN};
+use crate::ring::Ring;
 use crate::task::{GreenletId, Link, Task, TaskInner, WaitKind};
 use crate::timer::{TimerId, Timers};
 
@@ -165,8 +165,12 @@ pub struct HubStats {
 /// The per-thread hub. Reached through [`hub`]; never moves (boxed).
 pub(crate) struct Hub {
     tasks: UnsafeCell<Slab<Entry>>,
-    ready: UnsafeCell<VecDeque<Key>>,
+    ready: UnsafeCell<Ring>,
     current: Cell<Key>,
+    /// The record of the running greenlet (main's while main or the loop
+    /// runs), so `park` needs no table lookup. Points into a record the
+    /// table keeps alive while that greenlet runs.
+    cur: Cell<*const Task>,
     resumes: Cell<u32>,
     pub(crate) timers: RefCell<Timers<TimerAction>>,
     poller: RefCell<Poller>,
@@ -284,8 +288,9 @@ impl Hub {
         main.task.core.set_state(State::Running);
         Ok(Hub {
             tasks: UnsafeCell::new(tasks),
-            ready: UnsafeCell::new(VecDeque::with_capacity(64)),
+            ready: UnsafeCell::new(Ring::with_capacity(64)),
             current: Cell::new(MAIN),
+            cur: Cell::new(&main.task),
             resumes: Cell::new(0),
             timers: RefCell::new(Timers::new()),
             poller: RefCell::new(poller),
@@ -492,7 +497,9 @@ impl Hub {
         if std::thread::panicking() {
             return Woke::Refused;
         }
-        let task = self.task(key);
+        // SAFETY: `cur` points to the record of the running greenlet (`key`),
+        // which the table keeps alive at least until that greenlet is dead.
+        let task = unsafe { &*self.cur.get() };
         task.waiting.set(what);
         task.since.set(self.now.get());
         if requeue {
@@ -553,7 +560,9 @@ impl Hub {
             self.resumes.set(self.resumes.get() + 1);
             if key == MAIN {
                 self.current.set(MAIN);
-                self.task(MAIN).core.set_state(State::Running);
+                let main = self.task(MAIN);
+                self.cur.set(main);
+                main.core.set_state(State::Running);
                 self.beacon.main(self.switches.get());
                 return;
             }
@@ -568,6 +577,7 @@ impl Hub {
             task.switches.set(task.switches.get() + 1);
             self.beacon.running(n, task.id, task.site);
             self.current.set(key);
+            self.cur.set(task);
             // SAFETY: we are on main's stack in the loop, `task` was started
             // (scheduled tasks always have a body) and is not dead; no
             // RefCell of the hub is borrowed here.
@@ -893,10 +903,12 @@ impl Hub {
                 } else {
                     task.wake.set(Wake::Throw(Throw::Kill));
                     self.current.set(key);
+                    self.cur.set(task);
                     // SAFETY: on the thread's own stack, the task is suspended
                     // mid-body, nothing of the hub is borrowed.
                     let resumed = unsafe { task.core.resume() };
                     self.current.set(MAIN);
+                    self.cur.set(self.task(MAIN));
                     if resumed == Resumed::Finished {
                         self.finish(key);
                     }

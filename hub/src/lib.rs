@@ -20,6 +20,7 @@ mod io;
 pub mod mpsc;
 pub mod net;
 mod poll;
+mod ring;
 mod signal;
 mod task;
 mod threadpool;
