@@ -142,7 +142,7 @@ pub struct HubStats {
     pub alive: usize,
     /// Greenlets spawned on this hub so far.
     pub spawned: u64,
-    /// Times the loop resumed a greenlet.
+    /// Times the loop resumed a greenlet (returning to main included).
     pub switches: u64,
     /// Times the loop polled for IO (blocking or not).
     pub polls: u64,
@@ -171,7 +171,8 @@ pub(crate) struct Hub {
     /// runs), so `park` needs no table lookup. Points into a record the
     /// table keeps alive while that greenlet runs.
     cur: Cell<*const Task>,
-    resumes: Cell<u32>,
+    /// `switches` when the loop last took a turn (fired timers, polled).
+    turn_mark: Cell<u64>,
     pub(crate) timers: RefCell<Timers<TimerAction>>,
     poller: RefCell<Poller>,
     /// The IO table: registered sources, their readiness and waiters.
@@ -291,7 +292,7 @@ impl Hub {
             ready: UnsafeCell::new(Ring::with_capacity(64)),
             current: Cell::new(MAIN),
             cur: Cell::new(&main.task),
-            resumes: Cell::new(0),
+            turn_mark: Cell::new(0),
             timers: RefCell::new(Timers::new()),
             poller: RefCell::new(poller),
             io,
@@ -546,7 +547,12 @@ impl Hub {
         self.current.set(ON_HUB);
         loop {
             let key = match self.pop_ready() {
-                Some(k) if self.resumes.get() < POLL_EVERY => k,
+                Some(k)
+                    if self.switches.get().wrapping_sub(self.turn_mark.get())
+                        < u64::from(POLL_EVERY) =>
+                {
+                    k
+                }
                 popped => {
                     if let Some(k) = popped {
                         // Put it back in front: timers and IO go first.
@@ -557,13 +563,14 @@ impl Hub {
                     continue;
                 }
             };
-            self.resumes.set(self.resumes.get() + 1);
             if key == MAIN {
+                let n = self.switches.get() + 1;
+                self.switches.set(n);
                 self.current.set(MAIN);
                 let main = self.task(MAIN);
                 self.cur.set(main);
                 main.core.set_state(State::Running);
-                self.beacon.main(self.switches.get());
+                self.beacon.main(n);
                 return;
             }
             let task = self.task(key);
@@ -594,7 +601,7 @@ impl Hub {
     #[cold]
     #[inline(never)]
     fn turn(&self) {
-        self.resumes.set(0);
+        self.turn_mark.set(self.switches.get());
         let now = Instant::now();
         self.now.set(now);
         self.fire_timers(now);
