@@ -54,8 +54,8 @@ struct Args {
     /// Greenlets fetching at once (the Pool size).
     #[arg(short, long, default_value_t = 64)]
     concurrency: usize,
-    /// Seconds per page attempt (connect, request, body). Default 10, or
-    /// 0.5 on the demo site.
+    /// Seconds per page attempt (connect, request, body). Default 10, or 1
+    /// on the demo site.
     #[arg(long)]
     timeout: Option<f64>,
     /// Retries of a transient failure (timeout, refused, reset, 5xx, 429).
