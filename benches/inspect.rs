@@ -4,45 +4,10 @@
 //!
 //! `cargo bench --bench inspect`
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
-use common::{criterion, line, record, take_median};
-
-fn ping_pong(n: u64, depth3: bool) -> Duration {
-    let body = move || {
-        for _ in 0..n {
-            if depth3 {
-                depth_a()
-            } else {
-                sylvan::yield_now()
-            }
-        }
-    };
-    let a = sylvan::spawn(body);
-    let b = sylvan::spawn(body);
-    let t = Instant::now();
-    a.join().unwrap();
-    b.join().unwrap();
-    t.elapsed()
-}
-
-#[inline(never)]
-fn depth_a() {
-    depth_b();
-    black_box(());
-}
-#[inline(never)]
-fn depth_b() {
-    depth_c();
-    black_box(());
-}
-#[inline(never)]
-fn depth_c() {
-    sylvan::yield_now();
-    black_box(());
-}
+use common::{criterion, depth_a, inline_yield, line, ping_pong, record, take_median};
 
 fn main() {
     let mut c = criterion();
@@ -61,7 +26,11 @@ fn main() {
             c.bench_function(&format!("{id} {label} [{tag}]"), |b| {
                 b.iter_custom(|iters| {
                     let n = iters.div_ceil(2).max(500);
-                    let e = ping_pong(n, deep);
+                    let e = if deep {
+                        ping_pong(n, depth_a)
+                    } else {
+                        ping_pong(n, inline_yield)
+                    };
                     record(e, 2 * n);
                     e.mul_f64(iters as f64 / (2 * n) as f64)
                 })

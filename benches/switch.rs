@@ -11,7 +11,6 @@
 //! A criterion filter selects workloads (`cargo bench --bench switch -- W1d`);
 //! lines are printed for the workloads that ran.
 
-use std::cell::RefCell;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -21,43 +20,11 @@ use sylvan::runtime::switch_impls::Own;
 use sylvan::runtime::switch_impls::{Active, Corosensei, RawSwitch};
 
 mod common;
-use common::{criterion, line, median};
+use common::{criterion, depth_a, inline_yield, line, ping_pong, record, take};
 
 #[path = "switch/ring.rs"]
 mod ring;
 use ring::{Raw, Ring};
-
-thread_local! {
-    static SAMPLES: RefCell<Vec<f64>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Records `total` for `ops` operations (for `iter_custom`).
-fn record(total: Duration, ops: u64) -> Duration {
-    SAMPLES.with(|s| s.borrow_mut().push(total.as_nanos() as f64 / ops as f64));
-    total
-}
-
-/// Median ns per op of the samples since the last call; `None` when the
-/// workload was filtered out.
-fn take() -> Option<f64> {
-    let v = SAMPLES.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    (!v.is_empty()).then(|| median(v))
-}
-
-/// Two greenlets each yield `n` times through the hub, both running the
-/// *same* closure, so that they block at the very same code addresses, as W1
-/// and W1d ask. (Two closure types would be two copies of the loop: each
-/// return out of the yield would go to an address other than the one the
-/// other greenlet's call pushed, one mispredicted return per yield.) Returns
-/// the time for the 2n yields.
-fn ping_pong(n: u64, f: impl Fn() + Copy + 'static) -> Duration {
-    let body = move || (0..n).for_each(|_| f());
-    let (a, b) = (sylvan::spawn(body), sylvan::spawn(body));
-    let t = Instant::now();
-    a.join().unwrap();
-    b.join().unwrap();
-    t.elapsed()
-}
 
 /// As [`ping_pong`], but each greenlet runs its own closure and call chain.
 fn ping_pong_apart(n: u64, f: impl Fn() + 'static, g: impl Fn() + 'static) -> Duration {
@@ -67,27 +34,6 @@ fn ping_pong_apart(n: u64, f: impl Fn() + 'static, g: impl Fn() + 'static) -> Du
     a.join().unwrap();
     b.join().unwrap();
     t.elapsed()
-}
-
-#[inline(always)]
-fn inline_yield() {
-    sylvan::yield_now();
-}
-
-#[inline(never)]
-fn depth_a() {
-    depth_b();
-    black_box(());
-}
-#[inline(never)]
-fn depth_b() {
-    depth_c();
-    black_box(());
-}
-#[inline(never)]
-fn depth_c() {
-    sylvan::yield_now();
-    black_box(());
 }
 
 // A second chain of three calls, for the greenlet that blocks elsewhere.
