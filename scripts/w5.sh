@@ -6,6 +6,7 @@
 # packages if needed, generates the site, starts nginx, stops it after.
 #
 #   scripts/w5.sh [RUNS]     (default 5 runs; prints the median)
+#   W5_KEEP=1 scripts/w5.sh  keeps the site, outputs and stats for inspection
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
@@ -17,7 +18,7 @@ if ! command -v nginx >/dev/null; then
 fi
 cargo build --release --example crawler >/dev/null
 work=$(mktemp -d)
-trap 'kill $(cat "$work/run/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $(cat "$work/run/nginx.pid" 2>/dev/null) 2>/dev/null || true; [ -n "${W5_KEEP:-}" ] || rm -rf "$work"' EXIT
 mkdir -p "$work/run/nginx-tmp"
 python3 "$shared/w5/gen-site.py" "$work/site-data" >/dev/null
 cp "$shared/w5/nginx.conf" "$work/nginx.conf"

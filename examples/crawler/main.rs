@@ -340,7 +340,7 @@ fn run(args: Args) -> io::Result<()> {
     let retries = args.retries.unwrap_or(if demo.is_some() { 1 } else { 2 });
     let crawl = Rc::new(Crawl {
         retries,
-        agent: fetch::agent(&limits, &args.user_agent),
+        agent: fetch::agent(&limits, &args.user_agent, args.concurrency),
         limits,
         report: RefCell::new(Report::new(out, progress)),
         seen: RefCell::new(HashSet::new()),
