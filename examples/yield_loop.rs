@@ -6,7 +6,12 @@
 //! * `w1`: two greenlets yield N times each (W1);
 //! * `w1d`: the same from three non-inlined calls deep (W1d);
 //! * `w1d-chains`: W1d with the two greenlets on different call chains;
-//! * `w1r-core`: one greenlet record resumed N times, no hub.
+//! * `w1r-core`: one greenlet record resumed N times, no hub;
+//! * `w2-1k`, `w2-20k`: N greenlets spawned and joined in batches of 1,000
+//!   or 20,000 alive at once (W2, stack pool warmed and sized to hold them);
+//! * `w8`: N items through a bounded(1) queue (W8);
+//! * `w6`: N rounds of W6 (20,000 sleeping greenlets, warmed pool), printing
+//!   each round's overshoot per timer.
 //!
 //! On a given switch, with no hub and no greenlet record (`<sw>` is `own` or
 //! `coro`):
@@ -90,6 +95,55 @@ fn raw_switch<S: RawSwitch + 'static>(mode: &str, n: u64) {
     }
 }
 
+/// Spawns and joins `n` greenlets whose body returns at once, `batch` alive
+/// at a time (rounded up to whole batches), after one warm-up batch.
+fn spawn_join(n: u64, batch: usize) {
+    sylvan::set_stack_pool_limit(batch + 16);
+    let round = |size: usize| {
+        let gs: Vec<_> = (0..size).map(|i| sylvan::spawn(move || i)).collect();
+        gs.into_iter().map(|g| g.join().unwrap()).sum::<usize>()
+    };
+    black_box(round(batch));
+    for _ in 0..n.div_ceil(batch as u64) {
+        black_box(round(batch));
+    }
+}
+
+/// One W6 round: prints the overshoot per timer in ns.
+fn w6_round() {
+    let mut x: u64 = 0x5eed0006;
+    let delays: Vec<_> = (0..20_000)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            std::time::Duration::from_micros(x.wrapping_mul(0x2545F4914F6CDD1D) % 100_000)
+        })
+        .collect();
+    let longest = *delays.iter().max().unwrap();
+    let t0 = std::time::Instant::now();
+    let gs: Vec<_> = delays
+        .iter()
+        .map(|&d| {
+            sylvan::spawn(move || {
+                let deadline = std::time::Instant::now() + d;
+                sylvan::sleep(d);
+                let now = std::time::Instant::now();
+                assert!(now >= deadline, "a timer fired early");
+                now
+            })
+        })
+        .collect();
+    let spawned = t0.elapsed();
+    let last = gs.into_iter().map(|g| g.join().unwrap()).max().unwrap();
+    let over = (last - t0).saturating_sub(longest);
+    println!(
+        "W6 overshoot {:.0} ns/timer (spawning took {:.0} ns/greenlet)",
+        over.as_nanos() as f64 / 20_000.0,
+        spawned.as_nanos() as f64 / 20_000.0
+    );
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "w1".into());
@@ -102,6 +156,33 @@ fn main() {
         "w1" => ping_pong(n, sylvan::yield_now),
         "w1d" => ping_pong(n, depth_a),
         "w1d-chains" => ping_pong_apart(n, depth_a, other_a),
+        "w2-1k" => spawn_join(n, 1_000),
+        "w2-20k" => spawn_join(n, 20_000),
+        "w6" => {
+            sylvan::set_stack_pool_limit(20_016);
+            spawn_join(1, 20_000);
+            for _ in 0..n {
+                w6_round();
+            }
+        }
+        "w8" => {
+            let q = std::rc::Rc::new(sylvan::sync::Queue::bounded(1));
+            let tx = q.clone();
+            let producer = sylvan::spawn(move || {
+                for i in 0..n {
+                    tx.put(i).unwrap();
+                }
+            });
+            let consumer = sylvan::spawn(move || {
+                let mut sum = 0u64;
+                for _ in 0..n {
+                    sum = sum.wrapping_add(q.get().unwrap());
+                }
+                sum
+            });
+            producer.join().unwrap();
+            black_box(consumer.join().unwrap());
+        }
         "w1r-core" => {
             let mut pool = sylvan::runtime::stack::StackPool::new(4);
             let stack = pool.get(sylvan::DEFAULT_STACK_SIZE).unwrap();
@@ -136,7 +217,8 @@ fn main() {
             Some((m, "own")) => raw_switch::<Own>(m, n),
             Some((m, "coro")) => raw_switch::<Corosensei>(m, n),
             _ => panic!(
-                "unknown mode {other:?}: use w1, w1d, w1d-chains, w1r-core, w1r-<sw>, \
+                "unknown mode {other:?}: use w1, w1d, w1d-chains, w2-1k, w2-20k, w6, w8, w1r-core, \
+                 w1r-<sw>, \
                  ring<0|1|3>-<sw> (sw: own or coro), bare or switch"
             ),
         },

@@ -10,11 +10,9 @@
 //! through [`Hub::park`]; the ready queue is a ring of slab keys; nothing on
 //! the yield path allocates, hashes or touches a `RefCell`.
 
-use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 use std::ptr::{self, NonNull};
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +25,7 @@ use sylvan_runtime::{Outcome, Resumed, State, Throw, throw};
 use crate::error::{Error, ErrorPolicy, Failure};
 use crate::inspect::{Beacon, Dump, GreenletInfo};
 use crate::poll::{Poller, WAKER_TOKEN};
+use crate::record::{ErasedRecord, Record, RecordCache};
 use crate::ring::Ring;
 use crate::task::{GreenletId, Link, Task, TaskInner, WaitKind};
 use crate::timer::{TimerId, Timers};
@@ -90,7 +89,7 @@ pub(crate) enum TimerAction {
 
 struct Entry {
     task: NonNull<Task>,
-    _owner: Rc<dyn Any>,
+    _owner: ErasedRecord,
 }
 
 /// Work handed to the hub by other threads.
@@ -194,7 +193,9 @@ pub(crate) struct Hub {
     pub(crate) now: Cell<Instant>,
     /// Facts published for the blocking detector's watchdog thread.
     pub(crate) beacon: Arc<Beacon>,
-    _main: Rc<TaskInner<()>>,
+    /// Free task-record blocks, bounded like the stack pool.
+    pub(crate) records: RecordCache,
+    _main: Record<()>,
     _alt_stack: Option<AltStackGuard>,
 }
 
@@ -279,11 +280,11 @@ impl Hub {
             keepalive: AtomicUsize::new(0),
             alive: AtomicBool::new(true),
         });
-        let main = Rc::new(TaskInner::<()>::new_main());
+        let main = Record::new(None, TaskInner::<()>::new_main);
         let mut tasks = Slab::with_capacity(64);
         let key = tasks.insert(Entry {
             task: NonNull::from(&main.task),
-            _owner: main.clone(),
+            _owner: main.erased(),
         });
         debug_assert_eq!(key, MAIN as usize);
         main.task.core.set_state(State::Running);
@@ -309,6 +310,7 @@ impl Hub {
             polls: Cell::new(0),
             now: Cell::new(Instant::now()),
             beacon: Arc::new(Beacon::new()),
+            records: RecordCache::new(DEFAULT_POOL_LIMIT),
             _main: main,
             _alt_stack: Some(alt),
         })
@@ -327,7 +329,7 @@ impl Hub {
         // are not reentrant and call no user code).
         let entry = unsafe { (*self.tasks.get()).get(key as usize) };
         let entry = entry.expect("sylvan: task key not in the hub's table");
-        // SAFETY: `task` points into the Rc kept alive by `_owner`.
+        // SAFETY: `task` points into the record kept alive by `_owner`.
         unsafe { entry.task.as_ref() }
     }
 
@@ -341,7 +343,7 @@ impl Hub {
         (task.id == r.id).then_some(task)
     }
 
-    pub(crate) fn insert_task(&self, task: NonNull<Task>, owner: Rc<dyn Any>) -> Key {
+    pub(crate) fn insert_task(&self, task: NonNull<Task>, owner: ErasedRecord) -> Key {
         // SAFETY: see `task`; no other reference into the table is live here.
         let key = unsafe {
             (*self.tasks.get()).insert(Entry {
@@ -359,7 +361,7 @@ impl Hub {
     /// if the entry at `key` is still task `id`: user destructors run during
     /// a cancel may let the loop reap it first and reuse the key.
     fn reap(&self, key: Key, id: u64) {
-        // SAFETY: see `task`; the entry's Rc is dropped after the table borrow
+        // SAFETY: see `task`; the entry's record is dropped after the table borrow
         // ends, so a destructor that reaches the hub finds it consistent.
         let entry = unsafe {
             let tasks = &mut *self.tasks.get();
@@ -373,7 +375,7 @@ impl Hub {
 
     /// A strong reference to the record at `key`, to keep it alive across
     /// code that may reap it (user destructors that reach the loop).
-    fn hold(&self, key: Key) -> Option<Rc<dyn Any>> {
+    fn hold(&self, key: Key) -> Option<ErasedRecord> {
         // SAFETY: as in `task`.
         unsafe { (*self.tasks.get()).get(key as usize) }.map(|e| e._owner.clone())
     }
@@ -714,14 +716,14 @@ impl Hub {
     pub(crate) fn on_dead(&self, task: &Task) {
         let error = match task.core.outcome() {
             Outcome::Panicked => {
-                let panic = task.core.panic().borrow_mut().take();
+                let panic = task.core.take_panic();
                 panic.map(Error::Panicked)
             }
             Outcome::TimedOut(_) => Some(Error::TimedOut),
             _ => None,
         };
         if let Some(error) = error {
-            *task.failure.borrow_mut() = Some(error);
+            *task.failure.borrow_mut() = Some(Box::new(error));
             if !self.closing.get() {
                 self.report(task);
             }
@@ -749,7 +751,7 @@ impl Hub {
     fn report(&self, task: &Task) {
         let policy = self.policy.borrow().clone();
         let failure = task.failure.borrow();
-        let Some(error) = failure.as_ref() else {
+        let Some(error) = failure.as_deref() else {
             return;
         };
         let f = Failure {

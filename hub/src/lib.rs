@@ -20,6 +20,7 @@ mod io;
 pub mod mpsc;
 pub mod net;
 mod poll;
+mod record;
 mod ring;
 mod signal;
 mod task;
@@ -83,9 +84,12 @@ pub fn stats() -> HubStats {
 
 /// Sets how many free stacks this thread's hub keeps for reuse (default
 /// [`DEFAULT_POOL_LIMIT`]); stacks returned past the bound are unmapped, and
-/// lowering it unmaps the excess at once.
+/// lowering it unmaps the excess at once. The hub keeps as many free
+/// greenlet records (a few hundred bytes each) under the same bound.
 pub fn set_stack_pool_limit(stacks: usize) {
-    hub::hub().pool.borrow_mut().set_limit(stacks);
+    let hub = hub::hub();
+    hub.pool.borrow_mut().set_limit(stacks);
+    hub.records.set_limit(stacks);
 }
 
 /// Gives back the memory of the pooled free stacks without unmapping them

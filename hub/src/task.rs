@@ -5,7 +5,6 @@ use std::fmt;
 use std::io;
 use std::panic::Location;
 use std::ptr::NonNull;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use sylvan_runtime::stack::DEFAULT_STACK_SIZE;
@@ -13,6 +12,7 @@ use sylvan_runtime::{Core, Outcome as CoreOutcome, State, Throw, throw};
 
 use crate::error::{Error, Panic, Survivors};
 use crate::hub::{Hub, TaskRef, TimerAction, Wake, Woke, hub};
+use crate::record::Record;
 
 /// A greenlet's id, unique on its hub for the life of the thread. Main is
 /// `#0`.
@@ -124,7 +124,8 @@ pub(crate) struct Task {
     pub(crate) borrow_waiters: RefCell<Vec<TaskRef>>,
     /// `link`/`link_exception` callbacks registered (for the error policy).
     pub(crate) observers: Cell<u32>,
-    pub(crate) failure: RefCell<Option<Error>>,
+    /// Boxed: rare, and the record stays small.
+    pub(crate) failure: RefCell<Option<Box<Error>>>,
     pub(crate) start_timer: Cell<Option<crate::timer::TimerId>>,
     /// When it parked, from the hub's coarse clock.
     pub(crate) since: Cell<Instant>,
@@ -135,7 +136,12 @@ pub(crate) struct Task {
 }
 
 impl Task {
-    fn new(id: u64, name: Option<Box<str>>, site: &'static Location<'static>) -> Task {
+    fn new(
+        id: u64,
+        name: Option<Box<str>>,
+        site: &'static Location<'static>,
+        now: Instant,
+    ) -> Task {
         Task {
             core: Core::new(),
             id,
@@ -153,7 +159,7 @@ impl Task {
             observers: Cell::new(0),
             failure: RefCell::new(None),
             start_timer: Cell::new(None),
-            since: Cell::new(Instant::now()),
+            since: Cell::new(now),
             switches: Cell::new(0),
             timeouts: Cell::new(0),
         }
@@ -180,7 +186,7 @@ pub(crate) struct TaskInner<T> {
 impl TaskInner<()> {
     pub(crate) fn new_main() -> TaskInner<()> {
         TaskInner {
-            task: Task::new(0, Some("main".into()), Location::caller()),
+            task: Task::new(0, Some("main".into()), Location::caller(), Instant::now()),
             value: RefCell::new(None),
         }
     }
@@ -210,7 +216,7 @@ impl<T> TaskInner<T> {
             }
             CoreOutcome::Panicked => {
                 let e = self.task.failure.borrow();
-                match e.as_ref().and_then(Error::panic) {
+                match e.as_deref().and_then(Error::panic) {
                     Some(p) => f(&Outcome::Panicked(p)),
                     None => f(&Outcome::Killed),
                 }
@@ -231,8 +237,8 @@ impl<T> TaskInner<T> {
 /// let g = sylvan_hub::spawn(|| 1);
 /// std::thread::spawn(move || g.join()); // Greenlet is !Send
 /// ```
-pub struct Greenlet<T> {
-    inner: Rc<TaskInner<T>>,
+pub struct Greenlet<T: 'static> {
+    inner: Record<T>,
 }
 
 impl<T> fmt::Debug for Greenlet<T> {
@@ -326,18 +332,25 @@ fn spawn_task<T: 'static>(
         .pool
         .borrow_mut()
         .get(stack_size.unwrap_or(DEFAULT_STACK_SIZE))?;
-    let inner = Rc::new(TaskInner {
-        task: Task::new(hub.next_id(), name.map(String::into_boxed_str), site),
+    let inner = Record::new(Some(&hub.records), || TaskInner {
+        // The hub's coarse clock: a clock read per spawn costs more than
+        // the rest of the record's setup.
+        task: Task::new(
+            hub.next_id(),
+            name.map(String::into_boxed_str),
+            site,
+            hub.now.get(),
+        ),
         value: RefCell::new(None),
     });
     let task = &inner.task;
-    let key = hub.insert_task(NonNull::from(task), inner.clone());
+    let key = hub.insert_task(NonNull::from(task), inner.erased());
     task.key.set(key);
     // SAFETY: the name lives in the task record, which outlives the body
     // (the table keeps the record alive until the greenlet is dead and the
     // stack is back in the pool, where the next `set_owner` replaces it).
     unsafe { stack.set_owner(task.id, task.name.as_deref()) };
-    let slot: *const TaskInner<T> = Rc::as_ptr(&inner);
+    let slot: *const TaskInner<T> = inner.as_ptr();
     let body = move || {
         // SAFETY: the hub's table holds a strong reference to the record
         // until the body has finished (`Hub::finish` drops it after).
@@ -406,9 +419,9 @@ pub(crate) fn spawn_link_callback(hub: &Hub, task: &Task, f: Box<dyn FnOnce()>) 
 
 /// Decrements the borrower count of a task when a link callback is done
 /// (run, skipped or dropped), and wakes joiners waiting on it.
-struct BorrowGuard<T>(Rc<TaskInner<T>>);
+struct BorrowGuard<T: 'static>(Record<T>);
 
-impl<T> Drop for BorrowGuard<T> {
+impl<T: 'static> Drop for BorrowGuard<T> {
     fn drop(&mut self) {
         let t = &self.0.task;
         let n = t.borrowers.get() - 1;
@@ -480,9 +493,11 @@ impl<T: 'static> Greenlet<T> {
                 .borrow_mut()
                 .take()
                 .expect("the value is taken once")),
-            CoreOutcome::Panicked | CoreOutcome::TimedOut(_) => {
-                Err(task.failure.borrow_mut().take().unwrap_or(Error::Killed))
-            }
+            CoreOutcome::Panicked | CoreOutcome::TimedOut(_) => Err(task
+                .failure
+                .borrow_mut()
+                .take()
+                .map_or(Error::Killed, |e| *e)),
             CoreOutcome::Killed | CoreOutcome::Pending => Err(Error::Killed),
         }
     }
@@ -637,7 +652,7 @@ impl<T: 'static> Greenlet<T> {
         let inner = self.inner.clone();
         self.add_callback(When::Exception, move |_| {
             let failure = inner.task.failure.borrow();
-            if let Some(e) = failure.as_ref() {
+            if let Some(e) = failure.as_deref() {
                 f(e)
             }
         });

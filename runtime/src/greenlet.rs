@@ -148,15 +148,20 @@ pub struct Core {
     switch: UnsafeCell<Switch>,
     state: Cell<State>,
     outcome: Cell<Outcome>,
-    panic: RefCell<Option<Panic>>,
+    /// Boxed, like `panic_site`: rare, and the record stays small (it is
+    /// copied and touched on every spawn).
+    panic: RefCell<Option<Box<Panic>>>,
     /// Location and backtrace of a panic in progress, from the panic hook.
-    panic_site: RefCell<Option<(String, Option<String>)>>,
+    panic_site: RefCell<Option<Box<PanicSite>>>,
     meta: Cell<*const StackMeta>,
     stack_size: Cell<usize>,
     /// Set while the record drops a body that is still suspended: the
     /// switch's forced unwind must then pass the entry's `catch_unwind`.
     dropping: Cell<bool>,
 }
+
+/// Where a panic happened, and its backtrace when one was captured.
+type PanicSite = (String, Option<String>);
 
 impl Default for Core {
     fn default() -> Self {
@@ -223,10 +228,10 @@ impl Core {
             Outcome::TimedOut(t.id)
         } else {
             let (location, backtrace) = match self.panic_site.borrow_mut().take() {
-                Some((l, b)) => (Some(l), b),
+                Some(site) => (Some(site.0), site.1),
                 None => (None, None),
             };
-            *self.panic.borrow_mut() = Some(Panic::new(payload, location, backtrace));
+            *self.panic.borrow_mut() = Some(Box::new(Panic::new(payload, location, backtrace)));
             Outcome::Panicked
         };
         self.outcome.set(outcome);
@@ -329,16 +334,17 @@ impl Core {
         self.outcome.get()
     }
 
-    /// The caught panic, when the outcome is [`Outcome::Panicked`].
-    pub fn panic(&self) -> &RefCell<Option<Panic>> {
-        &self.panic
+    /// Takes the caught panic, when the outcome is [`Outcome::Panicked`]
+    /// (once: later calls return `None`).
+    pub fn take_panic(&self) -> Option<Panic> {
+        self.panic.borrow_mut().take().map(|p| *p)
     }
 
     /// Called by the panic hook while this greenlet panics: remembers where,
     /// and the backtrace, for the [`Panic`] record.
     pub fn record_panic_site(&self, location: String, backtrace: Option<String>) {
         if let Ok(mut site) = self.panic_site.try_borrow_mut() {
-            *site = Some((location, backtrace));
+            *site = Some(Box::new((location, backtrace)));
         }
     }
 
