@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 use sylvan_runtime::overflow::{self, AltStackGuard};
-use sylvan_runtime::stack::{DEFAULT_POOL_LIMIT, StackPool};
+use sylvan_runtime::stack::{DEFAULT_POOL_LIMIT, Stack, StackPool};
 use sylvan_runtime::{Outcome, Resumed, State, Throw, throw};
 
 use crate::error::{Error, ErrorPolicy, Failure};
 use crate::inspect::{Beacon, Dump, GreenletInfo};
 use crate::poll::{Poller, WAKER_TOKEN};
-use crate::record::{ErasedRecord, Record, RecordCache};
+use crate::record::{Body, ErasedRecord, Record, RecordCache};
 use crate::ring::Ring;
 use crate::task::{GreenletId, Link, Task, TaskInner, WaitKind};
 use crate::timer::{TimerId, Timers};
@@ -36,6 +36,12 @@ pub(crate) type Key = u32;
 pub(crate) const MAIN: Key = 0;
 /// `current` while the loop itself runs (between two resumes).
 const ON_HUB: Key = u32::MAX;
+
+/// Marks, on the ready queue, the key of a greenlet that has never run and
+/// whose body still waits in its record for a stack. Keys stay below it, so
+/// a marked key misses the table: the loop's lookup finds it with no extra
+/// test.
+const FRESH: Key = 1 << 31;
 /// The loop fires timers and polls IO at least once every this many resumes,
 /// so greenlets that only yield never starve timers or sockets.
 pub const POLL_EVERY: u32 = 64;
@@ -280,7 +286,7 @@ impl Hub {
             keepalive: AtomicUsize::new(0),
             alive: AtomicBool::new(true),
         });
-        let main = Record::new(None, TaskInner::<()>::new_main);
+        let main = Record::new(None, TaskInner::<()>::new_main, None::<fn()>);
         let mut tasks = Slab::with_capacity(64);
         let key = tasks.insert(Entry {
             task: NonNull::from(&main.task),
@@ -353,7 +359,7 @@ impl Hub {
         };
         u32::try_from(key)
             .ok()
-            .filter(|&k| k != ON_HUB)
+            .filter(|&k| k < FRESH)
             .expect("sylvan: too many greenlets")
     }
 
@@ -451,11 +457,13 @@ impl Hub {
         self.current.get() == ON_HUB
     }
 
-    /// Puts a created (never scheduled) greenlet on the ready queue.
+    /// Puts a created (never scheduled) greenlet on the ready queue, its key
+    /// marked [`FRESH`] while its body still waits for a stack.
     pub(crate) fn schedule_new(&self, task: &Task) {
         debug_assert_eq!(task.core.state(), State::Created);
         task.core.set_state(State::Scheduled);
-        self.push_ready(task.key.get());
+        let fresh = if task.has_body_waiting() { FRESH } else { 0 };
+        self.push_ready(task.key.get() | fresh);
     }
 
     /// Wakes a parked greenlet with `why`.
@@ -575,7 +583,16 @@ impl Hub {
                 self.beacon.main(n);
                 return;
             }
-            let task = self.task(key);
+            // SAFETY: as in `task`.
+            let entry = unsafe { (*self.tasks.get()).get(key as usize) };
+            let Some(entry) = entry else {
+                // Only a key marked `FRESH` is not in the table: a greenlet
+                // that has never run. No test on the hot path finds it.
+                self.bind(key);
+                continue;
+            };
+            // SAFETY: `task` points into the record kept alive by `_owner`.
+            let task = unsafe { entry.task.as_ref() };
             if task.core.state() != State::Scheduled {
                 // Cancelled while it waited on the queue.
                 self.reap(key, task.id);
@@ -596,6 +613,46 @@ impl Hub {
                 self.finish(key);
             }
         }
+    }
+
+    /// Readies a greenlet popped for its first run (its key marked
+    /// [`FRESH`]): gives it its stack, the one on top of the pool (reserved
+    /// at spawn), and puts it back in front of the queue unmarked.
+    #[cold]
+    #[inline(never)]
+    fn bind(&self, key: Key) {
+        assert!(key & FRESH != 0, "sylvan: key {key} not in the hub's table");
+        let key = key & !FRESH;
+        let task = self.task(key);
+        if task.core.state() != State::Scheduled {
+            // Cancelled while it waited on the queue.
+            self.reap(key, task.id);
+            return;
+        }
+        if let Some(body) = task.body.take() {
+            let stack = self.pool.borrow_mut().take_reserved();
+            // SAFETY: the table holds the record until its body has finished;
+            // the body was still in the record, so the core is unstarted.
+            unsafe { self.start_body(task, body, stack) };
+        }
+        // SAFETY: as in `push_ready`.
+        unsafe { (*self.ready.get()).push_front(key) };
+    }
+
+    /// Places `task`'s body on `stack`, naming the stack's owner for the
+    /// overflow handler.
+    ///
+    /// # Safety
+    ///
+    /// As [`Body::start`]; `body` is `task`'s.
+    pub(crate) unsafe fn start_body(&self, task: &Task, body: Body, stack: Stack) {
+        // SAFETY: the name lives in the task record, which outlives the body
+        // (the table keeps the record alive until the greenlet is dead and
+        // the stack is back in the pool, where the next `set_owner` replaces
+        // it).
+        unsafe { stack.set_owner(task.id, task.name.as_deref()) };
+        // SAFETY: per this function's contract.
+        unsafe { body.start(stack) };
     }
 
     /// One turn of housekeeping: fire due timers, poll IO (without blocking
@@ -781,6 +838,12 @@ impl Hub {
         }
         if let Some(stack) = task.core.cancel_unstarted() {
             self.pool.borrow_mut().put(stack);
+        }
+        if let Some(body) = task.body.take() {
+            self.pool.borrow_mut().unreserve();
+            // SAFETY: `_hold` keeps the record alive; its body was still
+            // there (taken from the task just now).
+            unsafe { body.cancel() };
         }
         self.on_dead(task);
         if !queued {

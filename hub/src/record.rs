@@ -14,58 +14,90 @@
 //! the whole record that `Rc::new` makes.
 
 use std::alloc::{self, Layout};
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::{self, NonNull};
 
+use sylvan_runtime::stack::Stack;
+
 use crate::task::TaskInner;
 
-/// The front of every block: the reference count and how to drop the record
-/// that follows (its type is erased in [`ErasedRecord`]).
+/// The front of every block: the reference count and the operations that
+/// need the block's real type (erased in [`ErasedRecord`] and [`Body`]).
 #[repr(C)]
 struct Header {
     strong: Cell<usize>,
-    release: unsafe fn(NonNull<Header>),
+    ops: &'static Ops,
 }
 
+struct Ops {
+    /// Drops the record and frees or recycles its block.
+    release: unsafe fn(NonNull<Header>),
+    /// Moves the body onto a stack (see [`Body::start`]).
+    start: unsafe fn(NonNull<Header>, Stack),
+    /// Drops the body unrun (see [`Body::cancel`]).
+    cancel: unsafe fn(NonNull<Header>),
+}
+
+/// A record, then the body `F` that will fill its value slot, kept here
+/// until the greenlet first runs (`repr(C)`: `inner` sits at the same offset
+/// whatever `F` is).
 #[repr(C)]
-struct Block<T> {
+struct Block<T, F> {
     head: Header,
     inner: TaskInner<T>,
+    body: UnsafeCell<Option<F>>,
+}
+
+/// Where `inner` sits in every `Block<T, _>`.
+const fn inner_offset<T>() -> usize {
+    std::mem::offset_of!(Block<T, ()>, inner)
 }
 
 /// A counted reference to a task record (`!Send`, like `Rc`).
 pub(crate) struct Record<T: 'static> {
-    ptr: NonNull<Block<T>>,
-    _owns: PhantomData<Block<T>>,
+    head: NonNull<Header>,
+    _owns: PhantomData<TaskInner<T>>,
 }
 
 impl<T: 'static> Record<T> {
-    /// A record built by `make` in a block from `cache` (or the allocator).
+    /// A record built by `make` in a block from `cache` (or the allocator),
+    /// holding `body` until [`Body::start`] or [`Body::cancel`].
     #[inline]
-    pub(crate) fn new(cache: Option<&RecordCache>, make: impl FnOnce() -> TaskInner<T>) -> Self {
-        let layout = Layout::new::<Block<T>>();
+    pub(crate) fn new<F: FnOnce() -> T + 'static>(
+        cache: Option<&RecordCache>,
+        make: impl FnOnce() -> TaskInner<T>,
+        body: Option<F>,
+    ) -> Self {
+        let layout = Layout::new::<Block<T, F>>();
         let mem = match cache.and_then(|c| c.take(layout)) {
             Some(mem) => mem,
             None => {
-                // SAFETY: `Block<T>` is never zero-sized (it has a header).
+                // SAFETY: `Block` is never zero-sized (it has a header).
                 let p = unsafe { alloc::alloc(layout) };
                 NonNull::new(p).unwrap_or_else(|| alloc::handle_alloc_error(layout))
             }
         };
-        let ptr = mem.cast::<Block<T>>();
+        let ptr = mem.cast::<Block<T, F>>();
         let block = Block {
             head: Header {
                 strong: Cell::new(1),
-                release: release::<T>,
+                ops: const {
+                    &Ops {
+                        release: release::<T, F>,
+                        start: start::<T, F>,
+                        cancel: cancel::<T, F>,
+                    }
+                },
             },
             inner: make(),
+            body: UnsafeCell::new(body),
         };
-        // SAFETY: `mem` is a fresh block of `Block<T>`'s layout, unaliased.
+        // SAFETY: `mem` is a fresh block of `Block<T, F>`'s layout, unaliased.
         unsafe { ptr.as_ptr().write(block) };
         Record {
-            ptr,
+            head: ptr.cast(),
             _owns: PhantomData,
         }
     }
@@ -73,18 +105,22 @@ impl<T: 'static> Record<T> {
     /// Another reference to the same record, type-erased.
     #[inline]
     pub(crate) fn erased(&self) -> ErasedRecord {
-        let head = self.ptr.cast::<Header>();
         // SAFETY: the block is alive while `self` holds a reference.
-        unsafe { incr(head) };
-        ErasedRecord { head }
+        unsafe { incr(self.head) };
+        ErasedRecord { head: self.head }
+    }
+
+    /// The body this record holds, to start or cancel it later.
+    #[inline]
+    pub(crate) fn body(&self) -> Body {
+        Body { head: self.head }
     }
 
     /// The record's address (stable for its whole life).
     #[inline]
     pub(crate) fn as_ptr(&self) -> *const TaskInner<T> {
-        // SAFETY: the block is alive while `self` holds a reference; no
-        // reference is created, only the field's address.
-        unsafe { &raw const (*self.ptr.as_ptr()).inner }
+        // SAFETY: `inner` lies `inner_offset` bytes into the live block.
+        unsafe { self.head.as_ptr().byte_add(inner_offset::<T>()) as *const TaskInner<T> }
     }
 }
 
@@ -95,7 +131,7 @@ impl<T: 'static> Deref for Record<T> {
     fn deref(&self) -> &TaskInner<T> {
         // SAFETY: the block is alive while `self` holds a reference, and is
         // only ever accessed shared (the record's mutable parts are cells).
-        unsafe { &(*self.ptr.as_ptr()).inner }
+        unsafe { &*self.as_ptr() }
     }
 }
 
@@ -103,9 +139,9 @@ impl<T: 'static> Clone for Record<T> {
     #[inline]
     fn clone(&self) -> Self {
         // SAFETY: the block is alive while `self` holds a reference.
-        unsafe { incr(self.ptr.cast()) };
+        unsafe { incr(self.head) };
         Record {
-            ptr: self.ptr,
+            head: self.head,
             _owns: PhantomData,
         }
     }
@@ -115,8 +151,76 @@ impl<T: 'static> Drop for Record<T> {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: `self` holds one reference, given up here.
-        unsafe { decr(self.ptr.cast()) }
+        unsafe { decr(self.head) }
     }
+}
+
+/// The body kept in a record until the greenlet first runs. Holds no
+/// reference: the task keeps it only while the hub's table holds the record.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Body {
+    head: NonNull<Header>,
+}
+
+impl Body {
+    /// Places the body on `stack` (the greenlet's core starts there): it runs
+    /// at the next resume.
+    ///
+    /// # Safety
+    ///
+    /// The record is alive and stays so until its body has finished (the
+    /// hub's table holds it); its body is still here (neither started nor
+    /// cancelled); the record's core has not been started.
+    pub(crate) unsafe fn start(self, stack: Stack) {
+        // SAFETY: per contract; `ops` matches the block's type.
+        unsafe { (self.head.as_ref().ops.start)(self.head, stack) }
+    }
+
+    /// Drops the body unrun. Its destructors are user code and may block.
+    ///
+    /// # Safety
+    ///
+    /// The record is alive (the caller holds it across this call); its body
+    /// is still here.
+    pub(crate) unsafe fn cancel(self) {
+        // SAFETY: per contract; `ops` matches the block's type.
+        unsafe { (self.head.as_ref().ops.cancel)(self.head) }
+    }
+}
+
+/// # Safety
+///
+/// As [`Body::start`], for a `Block<T, F>`.
+unsafe fn start<T: 'static, F: FnOnce() -> T + 'static>(head: NonNull<Header>, stack: Stack) {
+    let block = head.cast::<Block<T, F>>().as_ptr();
+    // SAFETY: per contract the block is alive and its body is still there;
+    // nothing else touches the body slot.
+    let f = unsafe { (*(*block).body.get()).take() }.expect("sylvan: a greenlet body starts once");
+    // SAFETY: as above.
+    let slot: *const TaskInner<T> = unsafe { &raw const (*block).inner };
+    let body = move || {
+        // SAFETY: the hub's table holds a reference to the record until the
+        // body has finished (`Hub::finish` drops it after).
+        let inner = unsafe { &*slot };
+        inner.task.started.set(true);
+        let value = f();
+        inner.set_value(value);
+    };
+    // SAFETY: the record is alive and in place until the body has finished
+    // (per contract), and its core was not started.
+    unsafe { (*slot).task.core.start(stack, body) };
+}
+
+/// # Safety
+///
+/// As [`Body::cancel`], for a `Block<T, F>`.
+unsafe fn cancel<T: 'static, F: 'static>(head: NonNull<Header>) {
+    let block = head.cast::<Block<T, F>>().as_ptr();
+    // SAFETY: per contract the block is alive; the body is moved out before
+    // it is dropped, so a destructor that reaches this record finds the slot
+    // empty.
+    let f = unsafe { (*(*block).body.get()).take() };
+    drop(f);
 }
 
 /// A counted reference to a record of any value type: the hub's table keeps
@@ -166,7 +270,7 @@ unsafe fn decr(head: NonNull<Header>) {
     let n = h.strong.get() - 1;
     h.strong.set(n);
     if n == 0 {
-        let release = h.release;
+        let release = h.ops.release;
         // SAFETY: that was the last reference; `release` matches the block's
         // type (set by `Record::new`).
         unsafe { release(head) }
@@ -179,15 +283,15 @@ unsafe fn decr(head: NonNull<Header>) {
 ///
 /// # Safety
 ///
-/// `head` heads a live `Block<T>` with no references left.
-unsafe fn release<T: 'static>(head: NonNull<Header>) {
-    let block = head.cast::<Block<T>>();
+/// `head` heads a live `Block<T, F>` with no references left.
+unsafe fn release<T: 'static, F: 'static>(head: NonNull<Header>) {
+    let block = head.cast::<Block<T, F>>();
     // SAFETY: per contract nobody else can reach the record. Its drop may run
-    // user code (the value's destructor, unrun link callbacks, the unwinding
-    // of a body that never finished), which may spawn: the cache is not
-    // borrowed meanwhile.
-    unsafe { ptr::drop_in_place(&raw mut (*block.as_ptr()).inner) };
-    let layout = Layout::new::<Block<T>>();
+    // user code (the value's destructor, unrun link callbacks, a body never
+    // started, the unwinding of one that never finished), which may spawn:
+    // the cache is not borrowed meanwhile.
+    unsafe { ptr::drop_in_place(block.as_ptr()) };
+    let layout = Layout::new::<Block<T, F>>();
     let mem = block.cast::<u8>();
     match crate::hub::try_hub() {
         Some(hub) => hub.records.put(layout, mem),

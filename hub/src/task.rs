@@ -12,7 +12,7 @@ use sylvan_runtime::{Core, Outcome as CoreOutcome, State, Throw, throw};
 
 use crate::error::{Error, Panic, Survivors};
 use crate::hub::{Hub, TaskRef, TimerAction, Wake, Woke, hub};
-use crate::record::Record;
+use crate::record::{Body, Record};
 
 /// A greenlet's id, unique on its hub for the life of the thread. Main is
 /// `#0`.
@@ -133,6 +133,9 @@ pub(crate) struct Task {
     pub(crate) switches: Cell<u64>,
     /// `Timeout`s armed by it and still pending.
     pub(crate) timeouts: Cell<u32>,
+    /// Its body, while it waits in the record for a stack (until the
+    /// greenlet first runs or is cancelled).
+    pub(crate) body: Cell<Option<Body>>,
 }
 
 impl Task {
@@ -162,6 +165,7 @@ impl Task {
             since: Cell::new(now),
             switches: Cell::new(0),
             timeouts: Cell::new(0),
+            body: Cell::new(None),
         }
     }
 
@@ -175,6 +179,11 @@ impl Task {
     pub(crate) fn is_dead(&self) -> bool {
         self.core.state() == State::Dead
     }
+
+    /// Whether its body still waits in the record for a stack.
+    pub(crate) fn has_body_waiting(&self) -> bool {
+        self.body.get().is_some()
+    }
 }
 
 /// A task record and the slot its body's value lands in.
@@ -185,10 +194,26 @@ pub(crate) struct TaskInner<T> {
 
 impl TaskInner<()> {
     pub(crate) fn new_main() -> TaskInner<()> {
+        TaskInner::new(Task::new(
+            0,
+            Some("main".into()),
+            Location::caller(),
+            Instant::now(),
+        ))
+    }
+}
+
+impl<T> TaskInner<T> {
+    pub(crate) fn new(task: Task) -> TaskInner<T> {
         TaskInner {
-            task: Task::new(0, Some("main".into()), Location::caller(), Instant::now()),
+            task,
             value: RefCell::new(None),
         }
+    }
+
+    /// Stores the body's value (once, as the body returns).
+    pub(crate) fn set_value(&self, value: T) {
+        *self.value.borrow_mut() = Some(value);
     }
 }
 
@@ -328,40 +353,40 @@ fn spawn_task<T: 'static>(
     f: impl FnOnce() -> T + 'static,
 ) -> io::Result<Greenlet<T>> {
     let hub = hub();
-    let stack = hub
-        .pool
-        .borrow_mut()
-        .get(stack_size.unwrap_or(DEFAULT_STACK_SIZE))?;
-    let inner = Record::new(Some(&hub.records), || TaskInner {
-        // The hub's coarse clock: a clock read per spawn costs more than
-        // the rest of the record's setup.
-        task: Task::new(
-            hub.next_id(),
-            name.map(String::into_boxed_str),
-            site,
-            hub.now.get(),
-        ),
-        value: RefCell::new(None),
-    });
+    let inner = Record::new(
+        Some(&hub.records),
+        || {
+            // The hub's coarse clock: a clock read per spawn costs more than
+            // the rest of the record's setup.
+            TaskInner::new(Task::new(
+                hub.next_id(),
+                name.map(String::into_boxed_str),
+                site,
+                hub.now.get(),
+            ))
+        },
+        Some(f),
+    );
+    // A greenlet of the default size takes its stack when it first runs,
+    // from the top of the pool (see `StackPool::reserve`); the reservation
+    // makes a failure to map one this call's error (the record, body
+    // included, is then dropped).
+    let size = stack_size.unwrap_or(DEFAULT_STACK_SIZE);
+    let stack = if size == DEFAULT_STACK_SIZE {
+        hub.pool.borrow_mut().reserve()?;
+        None
+    } else {
+        Some(hub.pool.borrow_mut().get(size)?)
+    };
     let task = &inner.task;
     let key = hub.insert_task(NonNull::from(task), inner.erased());
     task.key.set(key);
-    // SAFETY: the name lives in the task record, which outlives the body
-    // (the table keeps the record alive until the greenlet is dead and the
-    // stack is back in the pool, where the next `set_owner` replaces it).
-    unsafe { stack.set_owner(task.id, task.name.as_deref()) };
-    let slot: *const TaskInner<T> = inner.as_ptr();
-    let body = move || {
-        // SAFETY: the hub's table holds a strong reference to the record
-        // until the body has finished (`Hub::finish` drops it after).
-        let inner = unsafe { &*slot };
-        inner.task.started.set(true);
-        let value = f();
-        *inner.value.borrow_mut() = Some(value);
-    };
-    // SAFETY: the record is inside an Rc (a stable address) kept alive by the
-    // table until the body has finished; `start` is called once.
-    unsafe { task.core.start(stack, body) };
+    match stack {
+        // SAFETY: the table holds the record until its body has finished;
+        // the body is fresh and the core unstarted.
+        Some(stack) => unsafe { hub.start_body(task, inner.body(), stack) },
+        None => task.body.set(Some(inner.body())),
+    }
     hub.count_spawn();
     match delay {
         None => hub.schedule_new(task),

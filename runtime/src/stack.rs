@@ -532,6 +532,9 @@ pub struct StackPool {
     /// Other sizes, `(usable size, stacks)`; small, searched linearly.
     others: Vec<(usize, Vec<Stack>)>,
     pooled: usize,
+    /// Default-size stacks in `default` promised by [`reserve`](Self::reserve)
+    /// and not taken yet: never unmapped, not counted against `limit`.
+    reserved: usize,
     limit: usize,
     next_colour: usize,
     mapped: u64,
@@ -547,6 +550,7 @@ impl StackPool {
             default_size: usable_size(DEFAULT_STACK_SIZE).unwrap_or(DEFAULT_STACK_SIZE),
             others: Vec::new(),
             pooled: 0,
+            reserved: 0,
             limit,
             next_colour: 0,
             mapped: 0,
@@ -564,7 +568,8 @@ impl StackPool {
     /// As [`Stack::new`], when a stack has to be mapped and cannot be.
     #[inline]
     pub fn get(&mut self, size: usize) -> io::Result<Stack> {
-        let pooled = if size == DEFAULT_STACK_SIZE {
+        // Only a spare stack: reserved ones are promised.
+        let pooled = if size == DEFAULT_STACK_SIZE && self.default.len() > self.reserved {
             self.default.pop()
         } else {
             None
@@ -585,7 +590,7 @@ impl StackPool {
             return Stack::new(size, 0);
         };
         let bucket = if usable == self.default_size {
-            Some(&mut self.default)
+            Some(&mut self.default).filter(|d| d.len() > self.reserved)
         } else {
             self.others
                 .iter_mut()
@@ -609,13 +614,73 @@ impl StackPool {
         Ok(stack)
     }
 
+    /// Promises a [`DEFAULT_STACK_SIZE`] stack to a later
+    /// [`take_reserved`](Self::take_reserved), mapping one now if the pool has
+    /// none to spare, so that failing to get a stack is reported here.
+    ///
+    /// A greenlet reserves at spawn and takes its stack when it first runs:
+    /// by then the top of the pool holds the stack most recently given back,
+    /// likely still in cache, whereas a stack chosen at spawn has gone cold
+    /// while other greenlets ran.
+    ///
+    /// # Errors
+    ///
+    /// As [`Stack::new`], when a stack has to be mapped and cannot be.
+    #[inline]
+    pub fn reserve(&mut self) -> io::Result<()> {
+        if self.default.len() <= self.reserved {
+            self.reserve_new()?;
+        }
+        self.reserved += 1;
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn reserve_new(&mut self) -> io::Result<()> {
+        let stack = self.map_new(self.default_size)?;
+        // At the bottom: the hot stacks stay on top.
+        self.default.insert(0, stack);
+        self.pooled += 1;
+        Ok(())
+    }
+
+    /// Takes a stack promised by [`reserve`](Self::reserve): the one on top.
+    ///
+    /// # Panics
+    ///
+    /// When nothing was reserved.
+    #[inline]
+    pub fn take_reserved(&mut self) -> Stack {
+        assert!(self.reserved > 0, "sylvan: take_reserved without reserve");
+        self.reserved -= 1;
+        self.pooled -= 1;
+        self.reused += 1;
+        self.default.pop().expect("a reserved stack is in the pool")
+    }
+
+    /// Gives up a reservation that will not be taken (the greenlet was
+    /// cancelled before it ran); unmaps a stack if the pool is now past its
+    /// bound.
+    pub fn unreserve(&mut self) {
+        assert!(self.reserved > 0, "sylvan: unreserve without reserve");
+        self.reserved -= 1;
+        if self.pooled - self.reserved > self.limit
+            && let Some(stack) = self.default.pop()
+        {
+            drop(stack);
+            self.pooled -= 1;
+            self.unmapped += 1;
+        }
+    }
+
     /// Returns a stack: kept when fewer than [`limit`](Self::limit) stacks are
-    /// pooled, else unmapped. Clears its owner; makes no system call when the
-    /// stack is kept.
+    /// pooled (reserved ones aside), else unmapped. Clears its owner; makes
+    /// no system call when the stack is kept.
     #[inline]
     pub fn put(&mut self, stack: Stack) {
         stack.clear_owner();
-        if self.pooled < self.limit && stack.size == self.default_size {
+        if self.pooled - self.reserved < self.limit && stack.size == self.default_size {
             self.default.push(stack);
             self.pooled += 1;
         } else {
@@ -625,7 +690,7 @@ impl StackPool {
 
     #[inline(never)]
     fn put_slow(&mut self, stack: Stack) {
-        if self.pooled >= self.limit {
+        if self.pooled - self.reserved >= self.limit {
             self.unmapped += 1;
             drop(stack);
             return;
@@ -645,10 +710,10 @@ impl StackPool {
     }
 
     /// Changes the bound; shrinking below the number of pooled stacks unmaps
-    /// the excess at once (non-default sizes first).
+    /// the excess at once (non-default sizes first; reserved stacks stay).
     pub fn set_limit(&mut self, limit: usize) {
         self.limit = limit;
-        let mut excess = self.pooled.saturating_sub(limit);
+        let mut excess = (self.pooled - self.reserved).saturating_sub(limit);
         for (_, bucket) in self.others.iter_mut().rev() {
             if excess == 0 {
                 break;
@@ -660,7 +725,7 @@ impl StackPool {
             self.pooled -= n;
         }
         self.others.retain(|(_, bucket)| !bucket.is_empty());
-        let n = excess.min(self.default.len());
+        let n = excess.min(self.default.len() - self.reserved);
         self.default.truncate(self.default.len() - n);
         self.unmapped += n as u64;
         self.pooled -= n;
@@ -771,6 +836,39 @@ mod tests {
             assert_eq!(m.guard_lo(), stack.limit() - page);
             assert!(m.in_guard(stack.limit() - 1) && !m.in_guard(stack.limit()));
         }
+    }
+
+    #[test]
+    fn reservations_are_kept_and_served_hottest_first() {
+        let mut pool = StackPool::new(2);
+        // Reserving maps when nothing is spare; the reserved stacks survive
+        // the bound.
+        for _ in 0..4 {
+            pool.reserve().unwrap();
+        }
+        assert_eq!(pool.stats().mapped, 4);
+        pool.set_limit(0);
+        assert_eq!(pool.stats().pooled, 4, "reserved stacks are not unmapped");
+        pool.set_limit(2);
+        // A plain get does not steal a promised stack.
+        let other = pool.get(DEFAULT_STACK_SIZE).unwrap();
+        assert_eq!(pool.stats().mapped, 5);
+        let a = pool.take_reserved();
+        let a_top = a.top();
+        pool.put(a);
+        // The stack just given back is the next one taken.
+        let b = pool.take_reserved();
+        assert_eq!(b.top(), a_top);
+        pool.put(b);
+        // Two reservations left and two spare stacks (the bound): one more
+        // is unmapped.
+        pool.put(other);
+        assert_eq!(pool.stats().unmapped, 1);
+        // Giving up the reservations unmaps what then exceeds the bound.
+        pool.unreserve();
+        pool.unreserve();
+        assert_eq!(pool.stats().pooled, 2);
+        assert_eq!(pool.stats().unmapped, 3);
     }
 
     #[test]

@@ -47,6 +47,32 @@ fn join_returns_value_panic_or_killed() {
 }
 
 #[test]
+fn kill_before_start_drops_the_body_at_once_and_gives_its_stack_back() {
+    // Warm the pool so that the spawns below need no new stack.
+    let warm: Vec<_> = (0..8).map(|_| sylvan::spawn(|| ())).collect();
+    sylvan::joinall(&warm, None);
+    let before = sylvan::stats();
+    for _ in 0..100 {
+        let dropped = Rc::new(Cell::new(0));
+        let flag = DropFlag(dropped.clone());
+        let g = sylvan::spawn(move || {
+            let _keep = &flag;
+            unreachable!("a killed unstarted greenlet never runs");
+        });
+        assert_eq!(dropped.get(), 0);
+        g.kill();
+        assert_eq!(dropped.get(), 1, "the body's captures drop with the kill");
+        assert!(g.join().unwrap_err().is_killed());
+    }
+    sylvan::sleep(Duration::from_millis(1));
+    let after = sylvan::stats();
+    assert_eq!(
+        after.stacks_mapped, before.stacks_mapped,
+        "each cancelled greenlet gave its stack reservation back"
+    );
+}
+
+#[test]
 fn kill_before_start_never_runs_and_links_fire() {
     let ran = Rc::new(Cell::new(false));
     let r = ran.clone();

@@ -88,6 +88,15 @@ fn hitting_the_kernel_map_limit_is_a_clear_error() {
             }
             assert!(gs.len() < 1_000_000, "no limit reached");
         };
+        // A greenlet of the default size, whose stack is reserved at spawn
+        // and taken when it first runs, fails at spawn just the same.
+        let default = sylvan::Builder::new()
+            .spawn(|| ())
+            .expect_err("no stack can be mapped");
+        assert!(
+            default.to_string().contains("vm.max_map_count"),
+            "{default}"
+        );
         println!("CHILD count={} err={err}", gs.len());
         std::process::exit(0);
     }
