@@ -639,8 +639,9 @@ impl StackPool {
     #[inline(never)]
     fn reserve_new(&mut self) -> io::Result<()> {
         let stack = self.map_new(self.default_size)?;
-        // At the bottom: the hot stacks stay on top.
-        self.default.insert(0, stack);
+        // Stacks given back later land on top of it: the next greenlet to
+        // run takes the hottest stack either way.
+        self.default.push(stack);
         self.pooled += 1;
         Ok(())
     }
