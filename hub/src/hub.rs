@@ -195,8 +195,10 @@ pub(crate) struct Hub {
     spawned: Cell<u64>,
     switches: Cell<u64>,
     polls: Cell<u64>,
-    /// The coarse clock: read once per loop turn, stamped on parks.
-    pub(crate) now: Cell<Instant>,
+    /// The coarse clock, in ns since `epoch`: read once per loop turn,
+    /// stamped on parks (a word, so a park stamps it with one store).
+    pub(crate) now: Cell<u64>,
+    epoch: Instant,
     /// Facts published for the blocking detector's watchdog thread.
     pub(crate) beacon: Arc<Beacon>,
     /// Free task-record blocks, bounded like the stack pool.
@@ -314,7 +316,8 @@ impl Hub {
             spawned: Cell::new(0),
             switches: Cell::new(0),
             polls: Cell::new(0),
-            now: Cell::new(Instant::now()),
+            now: Cell::new(0),
+            epoch: Instant::now(),
             beacon: Arc::new(Beacon::new()),
             records: RecordCache::new(DEFAULT_POOL_LIMIT),
             _main: main,
@@ -511,10 +514,13 @@ impl Hub {
         // SAFETY: `cur` points to the record of the running greenlet (`key`),
         // which the table keeps alive at least until that greenlet is dead.
         let task = unsafe { &*self.cur.get() };
+        // `waiting` and `since` are read only while it is parked, so they
+        // are not cleared on wake-up.
         task.waiting.set(what);
         task.since.set(self.now.get());
         if requeue {
-            task.wake.set(Wake::Ready);
+            // `wake` stays `None`, which reads as a plain wake-up; a throw
+            // that arrives while it is queued replaces it.
             task.core.set_state(State::Scheduled);
             self.push_ready(key);
         } else {
@@ -526,7 +532,6 @@ impl Hub {
             // SAFETY: we are the running greenlet `key`, on its own stack.
             unsafe { task.core.suspend() };
         }
-        task.waiting.set(WaitKind::Nothing);
         match task.wake.replace(Wake::None) {
             Wake::Ready | Wake::None => Woke::Ready,
             Wake::TimedOut => Woke::TimedOut,
@@ -615,6 +620,11 @@ impl Hub {
         }
     }
 
+    /// `t` on the coarse clock's scale.
+    fn stamp(&self, t: Instant) -> u64 {
+        u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+    }
+
     /// Readies a greenlet popped for its first run (its key marked
     /// [`FRESH`]): gives it its stack, the one on top of the pool (reserved
     /// at spawn), and puts it back in front of the queue unmarked.
@@ -662,7 +672,7 @@ impl Hub {
     fn turn(&self) {
         self.turn_mark.set(self.switches.get());
         let now = Instant::now();
-        self.now.set(now);
+        self.now.set(self.stamp(now));
         self.fire_timers(now);
         if self.ready_len() > 0 {
             if self.refs.get() > 0 || self.remote.pending.load(Ordering::Acquire) {
@@ -692,7 +702,7 @@ impl Hub {
         self.poll(timeout);
         self.beacon.polling.store(false, Ordering::Relaxed);
         let now = Instant::now();
-        self.now.set(now);
+        self.now.set(self.stamp(now));
         self.fire_timers(now);
     }
 
@@ -927,7 +937,10 @@ impl Hub {
                     name: t.name.as_deref().map(str::to_owned),
                     state,
                     wait,
-                    waiting_for: parked.then(|| now.saturating_duration_since(t.since.get())),
+                    waiting_for: parked.then(|| {
+                        let since = self.epoch + Duration::from_nanos(t.since.get());
+                        now.saturating_duration_since(since)
+                    }),
                     timeout_armed: t.timeouts.get() > 0,
                     spawned_at: t.site,
                     switches: t.switches.get(),

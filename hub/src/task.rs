@@ -128,7 +128,7 @@ pub(crate) struct Task {
     pub(crate) failure: RefCell<Option<Box<Error>>>,
     pub(crate) start_timer: Cell<Option<crate::timer::TimerId>>,
     /// When it parked, from the hub's coarse clock.
-    pub(crate) since: Cell<Instant>,
+    pub(crate) since: Cell<u64>,
     /// Times the hub resumed it.
     pub(crate) switches: Cell<u64>,
     /// `Timeout`s armed by it and still pending.
@@ -139,12 +139,7 @@ pub(crate) struct Task {
 }
 
 impl Task {
-    fn new(
-        id: u64,
-        name: Option<Box<str>>,
-        site: &'static Location<'static>,
-        now: Instant,
-    ) -> Task {
+    fn new(id: u64, name: Option<Box<str>>, site: &'static Location<'static>, now: u64) -> Task {
         Task {
             core: Core::new(),
             id,
@@ -194,12 +189,7 @@ pub(crate) struct TaskInner<T> {
 
 impl TaskInner<()> {
     pub(crate) fn new_main() -> TaskInner<()> {
-        TaskInner::new(Task::new(
-            0,
-            Some("main".into()),
-            Location::caller(),
-            Instant::now(),
-        ))
+        TaskInner::new(Task::new(0, Some("main".into()), Location::caller(), 0))
     }
 }
 
