@@ -366,7 +366,13 @@ impl Drop for Core {
             // The hub avoids this by killing greenlets before it lets go of
             // them; this is the backstop.
             self.dropping.set(true);
+            // The unwind runs on the body's stack: name it for the overflow
+            // handler meanwhile (a destructor may overflow too), then give
+            // back whatever stack the dropper runs on.
+            let dropper = overflow::running();
+            overflow::set_running(self.meta.get());
             self.switch.get_mut().drop_body();
+            overflow::set_running(dropper);
         }
     }
 }
@@ -377,5 +383,59 @@ impl fmt::Debug for Core {
             .field("state", &self.state.get())
             .field("outcome", &self.outcome.get())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::stack::MIN_STACK_SIZE;
+
+    /// Dropping a record whose body is suspended unwinds the body on its
+    /// own stack: code there that catches the unwind sees a sylvan unwind
+    /// (own switch), and the overflow handler sees that stack meanwhile.
+    #[test]
+    fn dropping_a_suspended_record_unwinds_it_as_a_sylvan_unwind() {
+        let seen = Rc::new(Cell::new((false, false)));
+        let core = Box::new(Core::new());
+        let stack = Stack::new(MIN_STACK_SIZE, 0).unwrap();
+        let meta = stack.meta();
+        let p: *const Core = &*core;
+        let s = seen.clone();
+        let body = move || {
+            let caught = panic::catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: the body runs on the core's own stack.
+                unsafe { (*p).suspend() };
+            }));
+            let payload = caught.expect_err("only a forced unwind ends the suspend");
+            s.set((
+                crate::is_unwind_payload(&*payload),
+                overflow::running() == meta,
+            ));
+            panic::resume_unwind(payload);
+        };
+        // SAFETY: `core` is boxed and outlives its body (dropping it unwinds
+        // the body); resumed from the thread's own stack.
+        unsafe {
+            core.start(stack, body);
+            core.resume();
+        }
+        assert!(core.is_mid_body());
+        drop(core);
+        let (is_sylvan, named) = seen.get();
+        assert!(named, "the overflow handler knows the unwinding stack");
+        assert!(
+            overflow::running().is_null(),
+            "the thread's own stack again"
+        );
+        if cfg!(all(
+            target_arch = "x86_64",
+            target_os = "linux",
+            not(sylvan_corosensei)
+        )) {
+            assert!(is_sylvan, "the forced unwind is not a panic");
+        }
     }
 }

@@ -62,6 +62,13 @@ pub fn set_running(meta: *const StackMeta) {
     RUNNING.set(meta);
 }
 
+/// The stack [`set_running`] last named on this thread (null: the thread's
+/// own stack).
+#[inline]
+pub fn running() -> *const StackMeta {
+    RUNNING.get()
+}
+
 /// The `sigaction` that was installed for a signal before ours.
 struct SavedAction {
     /// Set (with `Release`) once `action` holds the previous action.

@@ -74,6 +74,16 @@ pub fn throw(t: Throw) -> ! {
 /// let caught = panic::catch_unwind(|| sylvan_runtime::throw(sylvan_runtime::Throw::Kill));
 /// assert!(sylvan_runtime::is_unwind_payload(&*caught.unwrap_err()));
 /// ```
+///
+/// It also recognises the unwind that sylvan's own switch throws into a
+/// suspended body whose record is dropped (the backstop that runs its
+/// destructors). With the `corosensei` switch that unwind carries
+/// corosensei's private payload, which no predicate can recognise; such code
+/// should re-raise every payload it does not understand.
 pub fn is_unwind_payload(payload: &(dyn Any + Send)) -> bool {
-    payload.is::<GreenletExit>() || payload.is::<TimeoutUnwind>()
+    payload.is::<GreenletExit>() || payload.is::<TimeoutUnwind>() || payload.is::<ForcedUnwind>()
 }
+
+/// The payload of the unwind that drops a suspended body (sylvan's own
+/// switch): like a kill, code must not swallow it.
+pub(crate) struct ForcedUnwind;

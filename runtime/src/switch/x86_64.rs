@@ -98,6 +98,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::stack::Stack;
+use crate::unwind::ForcedUnwind;
 
 /// Resumer -> greenlet: go on.
 const RUN: usize = 0;
@@ -116,9 +117,6 @@ const MAX_INLINE_BODY: usize = 2048;
 /// Times `drop_body` throws the unwind into a body that catches it and
 /// suspends again, before it gives up and leaks the stack.
 pub(super) const MAX_FORCED_UNWINDS: u32 = 16;
-
-/// The payload of the unwind that drops a suspended body.
-struct ForcedUnwind;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
