@@ -429,13 +429,15 @@ impl Hub {
     /// The running greenlet (main when called from the hub loop itself).
     #[inline]
     pub(crate) fn current(&self) -> TaskRef {
-        let key = match self.current.get() {
-            ON_HUB => MAIN,
-            k => k,
-        };
-        TaskRef {
-            key,
-            id: self.task(key).id,
+        match self.current.get() {
+            // Main's id is 0.
+            ON_HUB => TaskRef { key: MAIN, id: 0 },
+            key => TaskRef {
+                key,
+                // SAFETY: while a greenlet (or main) runs, `cur` points to
+                // its record, which the table keeps alive.
+                id: unsafe { (*self.cur.get()).id },
+            },
         }
     }
 
