@@ -300,6 +300,11 @@ unsafe fn release<T: 'static, F: 'static>(head: NonNull<Header>) {
     }
 }
 
+/// Blocks larger than this go back to the allocator: the cache holds up to
+/// a thousand blocks, and a body that captured a big value should not pin
+/// that much memory.
+const MAX_CACHED_BLOCK: usize = 4096;
+
 /// Free record blocks by layout, last freed first out, bounded in count.
 pub(crate) struct RecordCache {
     classes: RefCell<Vec<(Layout, Vec<NonNull<u8>>)>>,
@@ -329,9 +334,10 @@ impl RecordCache {
         Some(mem)
     }
 
-    /// Keeps a free block for reuse, or frees it when the cache is full.
+    /// Keeps a free block for reuse, or frees it when the cache is full or
+    /// the block is large (a body that captured a big value).
     fn put(&self, layout: Layout, mem: NonNull<u8>) {
-        if self.held.get() >= self.limit.get() {
+        if self.held.get() >= self.limit.get() || layout.size() > MAX_CACHED_BLOCK {
             // SAFETY: allocated with this layout.
             unsafe { alloc::dealloc(mem.as_ptr(), layout) };
             return;
@@ -400,6 +406,12 @@ mod tests {
                 g.join().unwrap();
             }
             assert!(records.held() <= 10, "the bound holds: {}", records.held());
+            // Room again, but a large block is not kept.
+            crate::set_stack_pool_limit(100);
+            let held = records.held();
+            let big = [0u8; 8192];
+            crate::spawn(move || big.len()).join().unwrap();
+            assert_eq!(records.held(), held, "a large block is not kept");
         })
         .join()
         .unwrap();
