@@ -22,8 +22,8 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Fetched {
     pub status: u16,
-    /// Where the redirects ended.
-    pub final_url: Url,
+    /// Where the redirects ended, if not at the URL asked for.
+    pub redirected: Option<Url>,
     pub bytes: u64,
     pub body: Vec<u8>,
     /// Whether the body is HTML worth parsing (by its Content-Type).
@@ -65,6 +65,12 @@ pub fn agent(limits: &Limits, user_agent: &str, concurrency: usize) -> ureq::Age
         .max_redirects(limits.max_redirects)
         .max_response_header_size(limits.max_header)
         .user_agent(user_agent)
+        // Room for the largest response head we accept (the input buffer
+        // grows to this only when a response needs it), and for a request
+        // head: ureq's default output buffer (128 KiB) is zeroed for every
+        // new connection, which cost more than the pages on a small site.
+        .input_buffer_size(limits.max_header.max(16 << 10))
+        .output_buffer_size(16 << 10)
         // A backstop behind the greenlet's own timeout.
         .timeout_global(Some(limits.timeout + Duration::from_secs(1)))
         .build();
@@ -103,24 +109,72 @@ fn classify(e: ureq::Error) -> FetchError {
     }
 }
 
+thread_local! {
+    /// Body buffers of finished pages, for the next fetches: a page-sized
+    /// allocation per page otherwise (and glibc consolidates its free
+    /// lists on every request of that size).
+    static BUFFERS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An empty buffer with room for `len` bytes, reused if one is free.
+fn take_buffer(len: usize) -> Vec<u8> {
+    let mut buf = BUFFERS.with(|b| b.borrow_mut().pop()).unwrap_or_default();
+    buf.reserve(len);
+    buf
+}
+
+/// Gives a body back for reuse once the page is done with it. Only a few
+/// buffers of ordinary size are kept.
+pub fn recycle(mut body: Vec<u8>) {
+    const KEEP: usize = 256;
+    const LARGEST: usize = 256 << 10;
+    if body.capacity() <= LARGEST {
+        body.clear();
+        BUFFERS.with(|b| {
+            let mut b = b.borrow_mut();
+            if b.len() < KEEP {
+                b.push(body);
+            }
+        });
+    }
+}
+
+/// Whether `needle` (lowercase ASCII) occurs in `hay`, ignoring ASCII case.
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
 /// Fetches `url` once. Non-2xx statuses are errors of kind `status`
 /// (5xx and 429 are transient).
 pub fn fetch(agent: &ureq::Agent, url: &Url, limits: &Limits) -> Result<Fetched, FetchError> {
+    use std::io::Read;
     use ureq::ResponseExt;
     let mut resp = agent.get(url.as_str()).call().map_err(classify)?;
     let status = resp.status().as_u16();
-    let final_url = Url::parse(&resp.get_uri().to_string()).unwrap_or_else(|_| url.clone());
+    // Without a redirect the final URI is the one asked for: compare in
+    // place rather than printing and parsing it again.
+    let uri = resp.get_uri();
+    let redirected = if *uri == *url.as_str() {
+        None
+    } else {
+        Url::parse(&uri.to_string()).ok().filter(|u| u != url)
+    };
     let is_html = resp
         .headers()
         .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|ct| ct.to_ascii_lowercase().contains("html"));
-    let body = resp
-        .body_mut()
+        .is_none_or(|ct| contains_ignore_case(ct.as_bytes(), b"html"));
+    // Sized from Content-Length (within the limit) so the body is read
+    // straight into place instead of growing from nothing.
+    let body_ref = resp.body_mut();
+    let expected = body_ref.content_length().unwrap_or(0).min(limits.max_body);
+    let mut body = take_buffer(expected as usize);
+    body_ref
         .with_config()
         .limit(limits.max_body)
-        .read_to_vec()
-        .map_err(classify)?;
+        .reader()
+        .read_to_end(&mut body)
+        .map_err(|e| classify(ureq::Error::from(e)))?;
     if !(200..300).contains(&status) {
         let transient = status >= 500 || status == 429;
         let mut e = FetchError::new("status", format!("HTTP {status}"), transient);
@@ -130,7 +184,7 @@ pub fn fetch(agent: &ureq::Agent, url: &Url, limits: &Limits) -> Result<Fetched,
     let bytes = body.len() as u64;
     Ok(Fetched {
         status,
-        final_url,
+        redirected,
         bytes,
         body,
         is_html,

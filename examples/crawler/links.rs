@@ -1,66 +1,346 @@
-//! Link extraction with `lol_html` (a streaming HTML tokenizer, no regular
-//! expressions over HTML) and URL normalisation with `url`.
+//! Link extraction with `html5gum` (a WHATWG-conformant HTML tokenizer, no
+//! regular expressions over HTML) and URL normalisation with `url`.
+//!
+//! The tokenizer drives a small [`Emitter`] of our own that only looks at
+//! start tags: it keeps no text, comments or doctypes, reports no parse
+//! errors, and reuses its buffers, so a page costs a few microseconds.
+//! Tag and attribute names arrive lowercased and attribute values with their
+//! character references (`&amp;`) decoded, as the HTML standard says.
 
-use std::borrow::Cow;
-use std::cell::RefCell;
-use std::str::FromStr;
+use std::convert::Infallible;
 
-use lol_html::html_content::Element;
-use lol_html::{ElementContentHandlers, HtmlRewriter, Selector, Settings};
+use html5gum::{Emitter, Error, Reader, State, Tokenizer, naive_next_state};
 use url::Url;
 
-thread_local! {
-    /// The selectors, parsed once per thread rather than once per page.
-    static SELECTORS: [Selector; 3] = [
-        Selector::from_str("base[href]").expect("valid selector"),
-        Selector::from_str("a[href], area[href]").expect("valid selector"),
-        Selector::from_str("frame[src], iframe[src]").expect("valid selector"),
-    ];
+/// The page as the tokenizer's input. html5gum's own reader for byte
+/// slices calls `jetscii` for every run of text it skips, whose set-up cost
+/// dominated the whole tokenizer on short runs: this one takes the set of
+/// bytes that end the run as a bitmask and finds the first in one pass.
+struct PageReader<'a>(&'a [u8]);
+
+impl Reader for PageReader<'_> {
+    type Error = Infallible;
+
+    #[inline(always)]
+    fn read_byte(&mut self) -> Result<Option<u8>, Infallible> {
+        Ok(self.0.split_first().map(|(&b, rest)| {
+            self.0 = rest;
+            b
+        }))
+    }
+
+    #[inline(always)]
+    fn try_read_string(&mut self, s: &[u8], case_sensitive: bool) -> Result<bool, Infallible> {
+        match self.0.get(..s.len()) {
+            Some(next) if next == s || (!case_sensitive && next.eq_ignore_ascii_case(s)) => {
+                self.0 = &self.0[s.len()..];
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    #[inline(always)]
+    fn read_until<'b>(
+        &'b mut self,
+        needle: &[u8],
+        _: &'b mut [u8; 4],
+    ) -> Result<Option<&'b [u8]>, Infallible> {
+        if self.0.is_empty() {
+            return Ok(None);
+        }
+        let at = find_stop(self.0, needle).unwrap_or(self.0.len());
+        // A stop byte is returned on its own.
+        let (run, rest) = self.0.split_at(at.max(1));
+        self.0 = rest;
+        Ok(Some(run))
+    }
+}
+
+/// Where the first byte of `needle` is in `hay`. Small sets (the text and
+/// attribute value states: `<` or a quote, `&`, NUL, CR) are searched with
+/// `memchr`, three bytes per pass, each pass only over what the earlier ones
+/// left; larger sets (names, which end at white space, `/`, `>` ...) end
+/// within a few bytes and are checked byte by byte.
+#[inline(always)]
+fn find_stop(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.len() > 6 {
+        let mut set = [0u64; 4];
+        for &b in needle {
+            set[usize::from(b >> 6)] |= 1 << (b & 63);
+        }
+        return hay
+            .iter()
+            .position(|&b| set[usize::from(b >> 6)] & (1 << (b & 63)) != 0);
+    }
+    let mut end = hay.len();
+    let mut found = false;
+    for group in needle.chunks(3) {
+        let part = &hay[..end];
+        let hit = match *group {
+            [a] => memchr::memchr(a, part),
+            [a, b] => memchr::memchr2(a, b, part),
+            [a, b, c] => memchr::memchr3(a, b, c, part),
+            _ => None,
+        };
+        if let Some(i) = hit {
+            end = i;
+            found = true;
+        }
+    }
+    found.then_some(end)
+}
+
+/// Which attribute of the current start tag holds a URL we want.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// Not a tag we care about.
+    Nothing,
+    /// `<a href>`, `<area href>`: a link.
+    LinkHref,
+    /// `<frame src>`, `<iframe src>`: a link.
+    FrameSrc,
+    /// `<base href>`, the first one only.
+    BaseHref,
+}
+
+impl Want {
+    fn attribute(self) -> &'static [u8] {
+        match self {
+            Want::LinkHref | Want::BaseHref => b"href",
+            Want::FrameSrc => b"src",
+            Want::Nothing => b"",
+        }
+    }
+}
+
+/// State of the current attribute.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Attr {
+    /// Its name is still being read.
+    Name,
+    /// It is the wanted attribute and its value goes to `value`.
+    Capture,
+    /// Not wanted (or a duplicate: the first occurrence wins).
+    Skip,
+}
+
+/// Collects the URLs of one page as the tokenizer reports start tags.
+struct LinkEmitter<'a> {
+    page: &'a Url,
+    /// The page's `<base href>`, once seen.
+    base: Option<Url>,
+    base_seen: bool,
+    out: &'a mut Vec<Url>,
+    tag: Vec<u8>,
+    is_start_tag: bool,
+    /// Whether `want` is set for the current tag (its name is complete).
+    tag_known: bool,
+    /// For the tokenizer's raw-text states (`<script>`, `<style>`, ...).
+    last_start_tag: Vec<u8>,
+    want: Want,
+    attr: Attr,
+    attr_name: Vec<u8>,
+    /// The wanted attribute's value, complete once `have_value`.
+    value: Vec<u8>,
+    have_value: bool,
+}
+
+impl<'a> LinkEmitter<'a> {
+    fn new(page: &'a Url, out: &'a mut Vec<Url>) -> LinkEmitter<'a> {
+        LinkEmitter {
+            page,
+            base: None,
+            base_seen: false,
+            out,
+            tag: Vec::with_capacity(16),
+            is_start_tag: false,
+            tag_known: false,
+            last_start_tag: Vec::with_capacity(16),
+            want: Want::Nothing,
+            attr: Attr::Skip,
+            attr_name: Vec::with_capacity(16),
+            value: Vec::with_capacity(128),
+            have_value: false,
+        }
+    }
+
+    /// The current attribute ended: if it was the wanted one, its value is
+    /// final (later duplicates are ignored, as by browsers).
+    fn end_attribute(&mut self) {
+        match self.attr {
+            Attr::Capture => self.have_value = true,
+            // A wanted attribute without a value (`<a href>`): empty.
+            Attr::Name if self.attr_name == self.want.attribute() => {
+                self.value.clear();
+                self.have_value = true;
+            }
+            _ => {}
+        }
+        self.attr = Attr::Skip;
+    }
+
+    /// A start tag is complete: use its URL, if it has one we want.
+    fn finish_start_tag(&mut self) {
+        if !self.have_value {
+            return;
+        }
+        let raw = String::from_utf8_lossy(&self.value);
+        let base = self.base.as_ref().unwrap_or(self.page);
+        if self.want == Want::BaseHref {
+            self.base_seen = true;
+            if let Ok(u) = base.join(raw.trim()) {
+                self.base = Some(u);
+            }
+        } else if let Some(u) = normalize(base, &raw) {
+            self.out.push(u);
+        }
+    }
+}
+
+impl Emitter for LinkEmitter<'_> {
+    type Token = Infallible;
+
+    fn should_emit_errors(&mut self) -> bool {
+        false
+    }
+
+    fn set_last_start_tag(&mut self, last_start_tag: Option<&[u8]>) {
+        self.last_start_tag.clear();
+        self.last_start_tag
+            .extend_from_slice(last_start_tag.unwrap_or_default());
+    }
+
+    fn emit_eof(&mut self) {}
+
+    fn emit_error(&mut self, _: Error) {}
+
+    fn pop_token(&mut self) -> Option<Infallible> {
+        None
+    }
+
+    fn emit_string(&mut self, _: &[u8]) {}
+
+    fn init_start_tag(&mut self) {
+        self.tag.clear();
+        self.is_start_tag = true;
+        self.tag_known = false;
+        self.want = Want::Nothing;
+        self.attr = Attr::Skip;
+        self.have_value = false;
+    }
+
+    fn init_end_tag(&mut self) {
+        self.tag.clear();
+        self.is_start_tag = false;
+        self.want = Want::Nothing;
+        self.attr = Attr::Skip;
+    }
+
+    fn init_comment(&mut self) {}
+
+    fn emit_current_tag(&mut self) -> Option<State> {
+        self.end_attribute();
+        if !self.is_start_tag {
+            self.last_start_tag.clear();
+            return None;
+        }
+        self.finish_start_tag();
+        // The name is cleared when the next tag starts: swap, not copy.
+        std::mem::swap(&mut self.last_start_tag, &mut self.tag);
+        // Switch to raw text after `<script>`, `<style>`, `<textarea>` ...
+        // so that their contents are not taken for tags.
+        naive_next_state(&self.last_start_tag)
+    }
+
+    fn emit_current_comment(&mut self) {}
+
+    fn emit_current_doctype(&mut self) {}
+
+    fn set_self_closing(&mut self) {}
+
+    fn set_force_quirks(&mut self) {}
+
+    fn push_tag_name(&mut self, s: &[u8]) {
+        self.tag.extend_from_slice(s);
+    }
+
+    fn push_comment(&mut self, _: &[u8]) {}
+
+    fn push_doctype_name(&mut self, _: &[u8]) {}
+
+    fn init_doctype(&mut self) {}
+
+    fn init_attribute(&mut self) {
+        self.end_attribute();
+        if !self.is_start_tag {
+            return;
+        }
+        if !self.tag_known {
+            // First attribute of this tag: the tag name is complete.
+            self.tag_known = true;
+            self.want = match self.tag.as_slice() {
+                b"a" | b"area" => Want::LinkHref,
+                b"frame" | b"iframe" => Want::FrameSrc,
+                b"base" if !self.base_seen => Want::BaseHref,
+                _ => Want::Nothing,
+            };
+        }
+        self.attr_name.clear();
+        self.attr = if self.want == Want::Nothing || self.have_value {
+            Attr::Skip
+        } else {
+            Attr::Name
+        };
+    }
+
+    fn push_attribute_name(&mut self, s: &[u8]) {
+        if self.attr == Attr::Name {
+            self.attr_name.extend_from_slice(s);
+        }
+    }
+
+    fn push_attribute_value(&mut self, s: &[u8]) {
+        if self.attr == Attr::Name {
+            if self.attr_name == self.want.attribute() {
+                self.value.clear();
+                self.attr = Attr::Capture;
+            } else {
+                self.attr = Attr::Skip;
+            }
+        }
+        if self.attr == Attr::Capture {
+            self.value.extend_from_slice(s);
+        }
+    }
+
+    fn set_doctype_public_identifier(&mut self, _: &[u8]) {}
+
+    fn set_doctype_system_identifier(&mut self, _: &[u8]) {}
+
+    fn push_doctype_public_identifier(&mut self, _: &[u8]) {}
+
+    fn push_doctype_system_identifier(&mut self, _: &[u8]) {}
+
+    fn current_is_appropriate_end_tag_token(&mut self) -> bool {
+        !self.is_start_tag && !self.last_start_tag.is_empty() && self.last_start_tag == self.tag
+    }
 }
 
 /// Collects the absolute http(s) URLs that `body` links to (`a[href]`,
 /// `area[href]`, `frame[src]`, `iframe[src]`), resolved against `base` (or
-/// the page's own `<base href>`), with fragments removed. Invalid UTF-8 and
-/// broken markup are tolerated: the tokenizer recovers as browsers do.
+/// the page's first `<base href>`, for the links after it), with fragments
+/// removed. Invalid UTF-8 and broken markup are tolerated: the tokenizer
+/// recovers as browsers do.
 pub fn extract(base: &Url, body: &[u8], out: &mut Vec<Url>) -> Result<(), String> {
-    let base = RefCell::new(base.clone());
-    let found = RefCell::new(Vec::new());
-    let add = |raw: &str| {
-        if let Some(u) = normalize(&base.borrow(), raw) {
-            found.borrow_mut().push(u);
-        }
-    };
-    SELECTORS.with(|[base_sel, link_sel, frame_sel]| {
-        let on_base = ElementContentHandlers::default().element(|el: &mut Element<'_, '_>| {
-            if let Some(href) = el.get_attribute("href") {
-                let joined = base.borrow().join(href.trim());
-                if let Ok(u) = joined {
-                    *base.borrow_mut() = u;
-                }
-            }
-            Ok(())
-        });
-        let on_link = ElementContentHandlers::default().element(|el: &mut Element<'_, '_>| {
-            if let Some(href) = el.get_attribute("href") {
-                add(&href);
-            }
-            Ok(())
-        });
-        let on_frame = ElementContentHandlers::default().element(|el: &mut Element<'_, '_>| {
-            if let Some(src) = el.get_attribute("src") {
-                add(&src);
-            }
-            Ok(())
-        });
-        let settings = Settings::new()
-            .append_element_content_handler((Cow::Borrowed(base_sel), on_base))
-            .append_element_content_handler((Cow::Borrowed(link_sel), on_link))
-            .append_element_content_handler((Cow::Borrowed(frame_sel), on_frame));
-        let mut rewriter = HtmlRewriter::new(settings, |_: &[u8]| {});
-        rewriter.write(body).map_err(|e| e.to_string())?;
-        rewriter.end().map_err(|e| e.to_string())
-    })?;
-    out.append(&mut found.into_inner());
+    let emitter = LinkEmitter::new(base, out);
+    // Reading from a byte slice cannot fail, and the emitter makes no
+    // tokens: the first `next` runs the tokenizer to the end.
+    if let Some(Ok(never) | Err(never)) =
+        Tokenizer::new_with_emitter(PageReader(body), emitter).next()
+    {
+        match never {}
+    }
     Ok(())
 }
 
@@ -82,14 +362,20 @@ pub fn normalize(base: &Url, raw: &str) -> Option<Url> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn extracts_and_normalizes() {
-        let base = Url::parse("http://h/a/b.html").unwrap();
-        let html = b"<a href='c.html#x'>c</a><a href=/d>d</a><a href='mailto:x@y'>m</a>\
-                     <A HREF=\"https://o/e\">e</A><a href='#top'>t</a><iframe src=f>";
+    fn links(base: &str, html: &[u8]) -> Vec<String> {
+        let base = Url::parse(base).unwrap();
         let mut out = vec![];
         extract(&base, html, &mut out).unwrap();
-        let got: Vec<_> = out.iter().map(Url::as_str).collect();
+        out.iter().map(|u| u.as_str().to_owned()).collect()
+    }
+
+    #[test]
+    fn extracts_and_normalizes() {
+        let got = links(
+            "http://h/a/b.html",
+            b"<a href='c.html#x'>c</a><a href=/d>d</a><a href='mailto:x@y'>m</a>\
+              <A HREF=\"https://o/e\">e</A><a href='#top'>t</a><iframe src=f>",
+        );
         assert_eq!(
             got,
             [
@@ -103,10 +389,79 @@ mod tests {
 
     #[test]
     fn survives_invalid_utf8_and_honours_base() {
-        let base = Url::parse("http://h/").unwrap();
-        let html = b"<base href='http://b/x/'>\xff\xfe<a href='y'>\x80</a><a href=";
-        let mut out = vec![];
-        extract(&base, html, &mut out).unwrap();
-        assert_eq!(out[0].as_str(), "http://b/x/y");
+        let got = links(
+            "http://h/",
+            b"<base href='http://b/x/'>\xff\xfe<a href='y'>\x80</a><a href=",
+        );
+        assert_eq!(got[0], "http://b/x/y");
+    }
+
+    #[test]
+    fn first_base_only_and_only_for_later_links() {
+        let got = links(
+            "http://h/p/",
+            b"<a href=a1><base target=_top><BASE HREF='../q/'><base href='http://z/'>\
+              <a href=a2>",
+        );
+        assert_eq!(got, ["http://h/p/a1", "http://h/q/a2"]);
+    }
+
+    #[test]
+    fn decodes_character_references() {
+        let got = links(
+            "http://h/",
+            b"<a href='/s?a=1&amp;b=2&#x26;c=3&lt'>x</a><a href=\"/&quot;q\">y</a>",
+        );
+        assert_eq!(got, ["http://h/s?a=1&b=2&c=3%3C", "http://h/%22q"]);
+    }
+
+    #[test]
+    fn all_link_tags_and_attributes() {
+        let got = links(
+            "http://h/",
+            b"<map><AREA shape=rect HREF=/area></map><frameset><frame name=f src=/frame>\
+              </frameset><iframe title='t' src=\"/iframe\"></iframe>\
+              <a>no href</a><a href>empty</a><a href=''>empty</a><a name=x href=/last>\
+              <img src=/img><link href=/css><frame href=/not-src><a src=/not-href>",
+        );
+        assert_eq!(
+            got,
+            [
+                "http://h/area",
+                "http://h/frame",
+                "http://h/iframe",
+                "http://h/last"
+            ]
+        );
+    }
+
+    #[test]
+    fn first_duplicate_attribute_wins() {
+        let got = links(
+            "http://h/",
+            b"<a href=/one href=/two><a HREF=/three Href=/four>",
+        );
+        assert_eq!(got, ["http://h/one", "http://h/three"]);
+    }
+
+    #[test]
+    fn no_links_from_scripts_styles_comments_or_text() {
+        let got = links(
+            "http://h/",
+            b"<script>document.write(\"<a href='/s1'>\"); if (a<b) {}</script>\
+              <style>a[href='/s2'] {}</style><!-- <a href=/c> --><textarea><a href=/t>\
+              </textarea><title><a href=/ti></title>&lt;a href=/x&gt;<a href=/ok>",
+        );
+        assert_eq!(got, ["http://h/ok"]);
+    }
+
+    #[test]
+    fn only_http_and_https() {
+        let got = links(
+            "https://h/",
+            b"<a href='javascript:x()'><a href='ftp://f/'><a href='//o/p'>\
+              <a href='  /trimmed  '><a href='data:text/html,x'>",
+        );
+        assert_eq!(got, ["https://o/p", "https://h/trimmed"]);
     }
 }

@@ -105,10 +105,15 @@ struct Crawl {
     limits: Limits,
     agent: ureq::Agent,
     report: RefCell<Report>,
-    seen: RefCell<HashSet<String>>,
-    hosts: HashSet<String>,
+    /// Every URL queued (or reached by a redirect), as text.
+    seen: RefCell<HashSet<Box<str>>>,
+    /// The start URLs' hosts: a handful, so a list.
+    hosts: Vec<String>,
     robots: RefCell<HashMap<String, Rc<Robots>>>,
     frontier: Queue<(Url, u32)>,
+    /// The links of the page being parsed, kept between pages: a fresh
+    /// vector grows through sizes that glibc serves from its slower bins.
+    found: RefCell<Vec<Url>>,
     /// Pages queued or being fetched; the frontier closes when it drops to 0.
     pending: Cell<usize>,
     stopped: Cell<bool>,
@@ -120,14 +125,21 @@ impl Crawl {
         if self.stopped.get() || depth > self.args.max_depth {
             return;
         }
-        if !self.args.all_hosts && !url.host_str().is_some_and(|h| self.hosts.contains(h)) {
+        if !self.args.all_hosts
+            && !url
+                .host_str()
+                .is_some_and(|h| self.hosts.iter().any(|s| s == h))
+        {
             return;
         }
         {
+            // Most links point at pages already seen: look up before
+            // copying the URL for the set.
             let mut seen = self.seen.borrow_mut();
-            if seen.len() >= self.args.max_pages || !seen.insert(url.as_str().to_owned()) {
+            if seen.len() >= self.args.max_pages || seen.contains(url.as_str()) {
                 return;
             }
+            seen.insert(url.as_str().into());
         }
         self.pending.set(self.pending.get() + 1);
         if self.frontier.put((url, depth)).is_err() {
@@ -165,10 +177,10 @@ impl Crawl {
     }
 
     /// Fetches one page (with retries) and queues its links.
-    fn visit(&self, url: Url, depth: u32) {
+    fn visit(&self, url: &Url, depth: u32) {
         let started = Instant::now();
         let mut page = Page {
-            url: url.to_string(),
+            url: url.as_str(),
             status: None,
             bytes: 0,
             links: 0,
@@ -177,7 +189,7 @@ impl Crawl {
         };
         if !self.args.no_robots {
             let path = &url[url::Position::BeforePath..];
-            if !self.robots_for(&url).allowed(path) {
+            if !self.robots_for(url).allowed(path) {
                 page.error = Some(("robots", "disallowed by robots.txt".into()));
                 page.elapsed = started.elapsed();
                 self.record(&page);
@@ -187,7 +199,7 @@ impl Crawl {
         let mut attempt = 0;
         let result = loop {
             let r = sylvan::with_timeout(self.limits.timeout, || {
-                fetch::fetch(&self.agent, &url, &self.limits)
+                fetch::fetch(&self.agent, url, &self.limits)
             })
             .unwrap_or_else(|_| {
                 Err(FetchError::new(
@@ -208,22 +220,23 @@ impl Crawl {
             Ok(f) => {
                 page.status = Some(f.status);
                 page.bytes = f.bytes;
-                if f.final_url != url {
+                if let Some(target) = &f.redirected {
                     // A redirect: its target counts as seen too.
-                    self.seen
-                        .borrow_mut()
-                        .insert(f.final_url.as_str().to_owned());
+                    self.seen.borrow_mut().insert(target.as_str().into());
                 }
+                let final_url = f.redirected.as_ref().unwrap_or(url);
                 if f.is_html {
-                    let mut found = Vec::new();
-                    if let Err(e) = links::extract(&f.final_url, &f.body, &mut found) {
+                    let mut found = std::mem::take(&mut *self.found.borrow_mut());
+                    if let Err(e) = links::extract(final_url, &f.body, &mut found) {
                         page.error = Some(("parse", e));
                     }
                     page.links = found.len();
-                    for link in found {
+                    for link in found.drain(..) {
                         self.offer(link, depth + 1);
                     }
+                    *self.found.borrow_mut() = found;
                 }
+                fetch::recycle(f.body);
             }
             Err(e) => {
                 page.status = e.status;
@@ -234,7 +247,7 @@ impl Crawl {
         self.record(&page);
     }
 
-    fn record(&self, page: &Page) {
+    fn record(&self, page: &Page<'_>) {
         if let Err(e) = self.report.borrow_mut().page(page) {
             eprintln!("crawler: cannot write output: {e}");
             self.stop();
@@ -344,12 +357,18 @@ fn run(args: Args) -> io::Result<()> {
         limits,
         report: RefCell::new(Report::new(out, progress)),
         seen: RefCell::new(HashSet::new()),
-        hosts: starts
-            .iter()
-            .filter_map(|u| u.host_str().map(str::to_owned))
-            .collect(),
+        hosts: {
+            let mut hosts: Vec<String> = starts
+                .iter()
+                .filter_map(|u| u.host_str().map(str::to_owned))
+                .collect();
+            hosts.sort_unstable();
+            hosts.dedup();
+            hosts
+        },
         robots: RefCell::new(HashMap::new()),
         frontier: Queue::unbounded(),
+        found: RefCell::new(Vec::new()),
         pending: Cell::new(0),
         stopped: Cell::new(false),
         args,
@@ -385,18 +404,20 @@ fn run(args: Args) -> io::Result<()> {
         }
         let c = crawl.clone();
         let guard = Pending(crawl.clone());
-        let shown = url.to_string();
+        // Shared with the panic report below rather than copied per page.
+        let url = Rc::new(url);
+        let shown = url.clone();
         let g = pool.spawn(move || {
             let _guard = guard;
             let _running = InFlight::start(&c);
-            c.visit(url, depth);
+            c.visit(&url, depth);
         });
         // A bug or a hostile page that makes the visit panic is counted and
         // reported; the crawl goes on.
         let c = crawl.clone();
         g.link_exception(move |e| {
             let page = Page {
-                url: shown,
+                url: shown.as_str(),
                 status: None,
                 bytes: 0,
                 links: 0,

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 /// What happened to one page.
 #[derive(Debug, Clone)]
-pub struct Page {
-    pub url: String,
+pub struct Page<'a> {
+    pub url: &'a str,
     pub status: Option<u16>,
     pub bytes: u64,
     pub links: usize,
@@ -62,7 +62,7 @@ impl Report {
     }
 
     /// Records one page and writes its JSON line.
-    pub fn page(&mut self, p: &Page) -> io::Result<()> {
+    pub fn page(&mut self, p: &Page<'_>) -> io::Result<()> {
         self.pages += 1;
         self.latencies_us.push(p.elapsed.as_micros() as u64);
         if let Some((kind, _)) = &p.error {
@@ -71,19 +71,20 @@ impl Report {
         let l = &mut self.line;
         l.clear();
         l.push_str("{\"url\":");
-        push_json_str(l, &p.url);
+        push_json_str(l, p.url);
         match p.status {
-            Some(s) => write!(l, ",\"status\":{s}").unwrap(),
+            Some(s) => {
+                l.push_str(",\"status\":");
+                push_u64(l, s.into());
+            }
             None => l.push_str(",\"status\":null"),
         }
-        write!(
-            l,
-            ",\"bytes\":{},\"links\":{},\"elapsed_ms\":{:.3}",
-            p.bytes,
-            p.links,
-            p.elapsed.as_secs_f64() * 1e3
-        )
-        .unwrap();
+        l.push_str(",\"bytes\":");
+        push_u64(l, p.bytes);
+        l.push_str(",\"links\":");
+        push_u64(l, p.links as u64);
+        l.push_str(",\"elapsed_ms\":");
+        push_ms(l, p.elapsed);
         match &p.error {
             Some((kind, msg)) => {
                 l.push_str(",\"error\":");
@@ -171,20 +172,55 @@ impl Report {
     }
 }
 
+/// Appends `n` in decimal (what `write!` does, without the formatting
+/// machinery: this runs for every page).
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&digits[i..]).expect("ASCII digits"));
+}
+
+/// Appends `d` in milliseconds with three decimals, rounded to the
+/// microsecond, as `{:.3}` of the milliseconds would print it.
+fn push_ms(out: &mut String, d: Duration) {
+    let us = (d.as_nanos() + 500) / 1000;
+    let us = u64::try_from(us).unwrap_or(u64::MAX);
+    push_u64(out, us / 1000);
+    let frac = us % 1000;
+    out.push('.');
+    out.push(char::from(b'0' + (frac / 100) as u8));
+    out.push(char::from(b'0' + (frac / 10 % 10) as u8));
+    out.push(char::from(b'0' + (frac % 10) as u8));
+}
+
 /// Appends `s` as a JSON string literal.
 fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
+    // Runs that need no escaping (all of a typical URL) go in one copy.
+    let clean = |b: u8| b >= 0x20 && b != b'"' && b != b'\\';
+    let mut rest = s;
+    while let Some(i) = rest.bytes().position(|b| !clean(b)) {
+        out.push_str(&rest[..i]);
+        let c = rest.as_bytes()[i];
+        rest = &rest[i + 1..];
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => write!(out, "\\u{:04x}", c as u32).unwrap(),
-            c => out.push(c),
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            c => write!(out, "\\u{:04x}", c).unwrap(),
         }
     }
+    out.push_str(rest);
     out.push('"');
 }
 
@@ -197,5 +233,34 @@ mod tests {
         assert_eq!(s, r#""a\"b\\c\n\u0001""#);
         let v: serde_json::Value = serde_json::from_str(&s).unwrap();
         assert_eq!(v, "a\"b\\c\n\u{1}");
+        let mut s = String::new();
+        super::push_json_str(&mut s, "plain ünïcode \u{1f}end");
+        assert_eq!(s, r#""plain ünïcode \u001fend""#);
+    }
+
+    #[test]
+    fn numbers_as_write_prints_them() {
+        use std::fmt::Write as _;
+        use std::time::Duration;
+        for n in [0, 7, 10, 99, 100, 12345, u64::MAX] {
+            let mut s = String::new();
+            super::push_u64(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+        for ns in [
+            0,
+            499,
+            501,
+            693_000,
+            2_991_499,
+            2_991_501,
+            1_234_567_890_123,
+        ] {
+            let d = Duration::from_nanos(ns);
+            let (mut got, mut want) = (String::new(), String::new());
+            super::push_ms(&mut got, d);
+            write!(want, "{:.3}", ns as f64 / 1e6).unwrap();
+            assert_eq!(got, want, "{ns} ns");
+        }
     }
 }
