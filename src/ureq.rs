@@ -26,13 +26,15 @@
 //! live in `ureq::unversioned`, which may change in minor releases: sylvan
 //! pins ureq's minor version.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::mem::ManuallyDrop;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::sync::Mutex;
 use std::thread::{self, ThreadId};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ureq::config::Config;
 use ureq::http::Uri;
@@ -375,8 +377,41 @@ impl Transport for SylvanTransport {
 
 /// Resolves host names on sylvan's thread pool, so a slow resolver parks
 /// only the calling greenlet.
+///
+/// ureq asks for the addresses before every request, even one that goes
+/// out on a pooled connection, so the answers are cached for
+/// [`SylvanResolver::TTL`] (the system resolver gives no time to live; a
+/// crawler would otherwise make one lookup per page). At most
+/// [`SylvanResolver::MAX_HOSTS`] hosts are cached; the cache starts over when
+/// full. Failures are not cached.
 #[derive(Debug, Default)]
-pub struct SylvanResolver(());
+pub struct SylvanResolver {
+    cache: Mutex<HashMap<(String, u16), Lookup>>,
+}
+
+/// When a host was looked up, and its addresses.
+type Lookup = (Instant, Vec<SocketAddr>);
+
+impl SylvanResolver {
+    /// How long a host's addresses are reused.
+    pub const TTL: Duration = Duration::from_secs(60);
+    /// Hosts cached at most.
+    pub const MAX_HOSTS: usize = 4096;
+
+    fn cached(&self, host: &str, port: u16) -> Option<Vec<SocketAddr>> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, addrs) = cache.get(&(host.to_owned(), port))?;
+        (at.elapsed() < Self::TTL).then(|| addrs.clone())
+    }
+
+    fn remember(&self, host: String, port: u16, addrs: &[SocketAddr]) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= Self::MAX_HOSTS {
+            cache.clear();
+        }
+        cache.insert((host, port), (Instant::now(), addrs.to_vec()));
+    }
+}
 
 impl Resolver for SylvanResolver {
     fn resolve(
@@ -403,13 +438,19 @@ impl Resolver for SylvanResolver {
             out.push(SocketAddr::new(ip, port));
             return Ok(out);
         }
-        let host = host.to_owned();
-        let lookup = || crate::net::lookup_host((host.as_str(), port));
-        let addrs: Vec<SocketAddr> = match timeout.not_zero() {
-            Some(d) => {
-                crate::with_timeout(*d, lookup).map_err(|_| Error::Timeout(Timeout::Resolve))??
+        let addrs = match self.cached(host, port) {
+            Some(addrs) => addrs,
+            None => {
+                let host = host.to_owned();
+                let lookup = || crate::net::lookup_host((host.as_str(), port));
+                let addrs: Vec<SocketAddr> = match timeout.not_zero() {
+                    Some(d) => crate::with_timeout(*d, lookup)
+                        .map_err(|_| Error::Timeout(Timeout::Resolve))??,
+                    None => lookup()?,
+                };
+                self.remember(host, port, &addrs);
+                addrs
             }
-            None => lookup()?,
         };
         let mut out = self.empty();
         for a in addrs {
@@ -460,6 +501,41 @@ mod tests {
         .into_bytes();
         r.extend_from_slice(body);
         r
+    }
+
+    #[test]
+    fn host_lookups_are_cached_and_addresses_need_none() {
+        use ureq::unversioned::resolver::Resolver;
+        use ureq::unversioned::transport::NextTimeout;
+        use ureq::unversioned::transport::time::Duration;
+
+        let r = super::SylvanResolver::default();
+        let config = ureq::Agent::config_builder().build();
+        let timeout = NextTimeout {
+            after: Duration::Exact(std::time::Duration::from_secs(10)),
+            reason: ureq::Timeout::Resolve,
+            per_read: None,
+            per_write: None,
+        };
+        let resolve = |uri: &str| {
+            let uri: ureq::http::Uri = uri.parse().unwrap();
+            r.resolve(&uri, &config, timeout).unwrap()
+        };
+        let ip = resolve("http://127.0.0.1:8/");
+        assert_eq!(ip[0], "127.0.0.1:8".parse().unwrap());
+        assert!(
+            r.cached("127.0.0.1", 8).is_none(),
+            "addresses are not cached"
+        );
+        let first = resolve("http://localhost:9/");
+        assert!(first[0].ip().is_loopback(), "{:?}", &first[..]);
+        let cached = r.cached("localhost", 9).expect("the answer is cached");
+        assert_eq!(cached, &first[..]);
+        assert_eq!(&resolve("http://localhost:9/")[..], &first[..]);
+        assert!(
+            r.cached("localhost", 10).is_none(),
+            "the port is part of the key"
+        );
     }
 
     #[test]
