@@ -592,14 +592,16 @@ impl Hub {
             }
             // SAFETY: as in `task`.
             let entry = unsafe { (*self.tasks.get()).get(key as usize) };
-            let Some(entry) = entry else {
+            let (key, task) = match entry {
+                // SAFETY: `task` points into the record kept alive by `_owner`.
+                Some(entry) => (key, unsafe { entry.task.as_ref() }),
                 // Only a key marked `FRESH` is not in the table: a greenlet
                 // that has never run. No test on the hot path finds it.
-                self.bind(key);
-                continue;
+                None => match self.bind(key) {
+                    Some(fresh) => fresh,
+                    None => continue,
+                },
             };
-            // SAFETY: `task` points into the record kept alive by `_owner`.
-            let task = unsafe { entry.task.as_ref() };
             if task.core.state() != State::Scheduled {
                 // Cancelled while it waited on the queue.
                 self.reap(key, task.id);
@@ -629,17 +631,18 @@ impl Hub {
 
     /// Readies a greenlet popped for its first run (its key marked
     /// [`FRESH`]): gives it its stack, the one on top of the pool (reserved
-    /// at spawn), and puts it back in front of the queue unmarked.
+    /// at spawn). Returns its key and record, or `None` when it was
+    /// cancelled while it waited (then reaped here).
     #[cold]
     #[inline(never)]
-    fn bind(&self, key: Key) {
+    fn bind(&self, key: Key) -> Option<(Key, &Task)> {
         assert!(key & FRESH != 0, "sylvan: key {key} not in the hub's table");
         let key = key & !FRESH;
         let task = self.task(key);
         if task.core.state() != State::Scheduled {
             // Cancelled while it waited on the queue.
             self.reap(key, task.id);
-            return;
+            return None;
         }
         if let Some(body) = task.body.take() {
             let stack = self.pool.borrow_mut().take_reserved();
@@ -647,8 +650,7 @@ impl Hub {
             // the body was still in the record, so the core is unstarted.
             unsafe { self.start_body(task, body, stack) };
         }
-        // SAFETY: as in `push_ready`.
-        unsafe { (*self.ready.get()).push_front(key) };
+        Some((key, task))
     }
 
     /// Places `task`'s body on `stack`, naming the stack's owner for the
