@@ -16,3 +16,16 @@ mod threads;
 mod threads_io;
 mod time;
 mod wait;
+
+// The crawler example's self-contained modules, compiled in here so that
+// `cargo test --workspace` runs their unit tests: an example built as a
+// test harness is no longer built as the program `crawler.rs` runs.
+#[path = "../../examples/crawler/links.rs"]
+#[allow(dead_code)]
+mod crawler_links;
+#[path = "../../examples/crawler/report.rs"]
+#[allow(dead_code)]
+mod crawler_report;
+#[path = "../../examples/crawler/robots.rs"]
+#[allow(dead_code)]
+mod crawler_robots;
