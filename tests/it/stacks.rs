@@ -161,3 +161,11 @@ fn stack_overflow_in_a_greenlet_prints_its_name_and_aborts() {
 fn libc_sigabrt() -> i32 {
     6
 }
+
+#[test]
+fn a_greenlet_that_captured_a_large_value_runs() {
+    // Larger than either switch places inline: the body is boxed.
+    let big = [3u8; 16 * 1024];
+    let g = sylvan::spawn(move || big.iter().map(|&b| u64::from(b)).sum::<u64>());
+    assert_eq!(g.join().unwrap(), 3 * 16 * 1024);
+}

@@ -9,6 +9,7 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::fmt;
+use std::mem;
 use std::num::NonZeroUsize;
 use std::ptr;
 
@@ -16,6 +17,10 @@ use corosensei::stack::StackPointer;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use crate::stack::Stack;
+
+/// Bodies larger than this are boxed: corosensei moves the coroutine's
+/// closure (the body plus a pointer) through a stack slot of at most 1 KiB.
+const MAX_INLINE_BODY: usize = 512;
 
 /// A pooled stack as corosensei sees it.
 struct SwitchStack(Stack);
@@ -64,7 +69,24 @@ impl Switch {
     /// `self` must not move from this call until the body has finished or the
     /// `Switch` is dropped: the body records the yielder through a pointer to
     /// `self`. `body` must not unwind (except to let a forced unwind through).
-    pub(crate) unsafe fn init(&mut self, stack: Stack, body: impl FnOnce() + 'static) {
+    pub(crate) unsafe fn init<F: FnOnce() + 'static>(&mut self, stack: Stack, body: F) {
+        // corosensei refuses (panics on) a coroutine closure over 1 KiB: a
+        // body that captured more is boxed.
+        if mem::size_of::<F>() > MAX_INLINE_BODY || mem::align_of::<F>() > 16 {
+            let body: Box<dyn FnOnce()> = Box::new(body);
+            // SAFETY: the caller's contract.
+            return unsafe { self.init_inline(stack, body) };
+        }
+        // SAFETY: the caller's contract.
+        unsafe { self.init_inline(stack, body) }
+    }
+
+    /// `init` for a body small enough to travel inside the coroutine.
+    ///
+    /// # Safety
+    ///
+    /// As [`init`](Self::init).
+    unsafe fn init_inline(&mut self, stack: Stack, body: impl FnOnce() + 'static) {
         let slot: *const Cell<*const Yielder<(), ()>> = &self.yielder;
         let coro =
             Coroutine::with_stack(SwitchStack(stack), move |yielder: &Yielder<(), ()>, ()| {
