@@ -163,7 +163,9 @@ pub struct HubStats {
     pub stacks_unmapped: u64,
     /// Spawns served from the stack pool.
     pub stacks_reused: u64,
-    /// Stacks sitting in the pool now.
+    /// Stacks sitting in the pool now, including those reserved for spawned
+    /// greenlets that have not run yet (a greenlet takes its stack when it
+    /// first runs).
     pub stacks_pooled: usize,
 }
 
