@@ -8,75 +8,10 @@
 //! W6 uses the xorshift64* delays of BENCHMARKS.md with a warmed pool; each
 //! greenlet checks that it woke at or after its deadline.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
-use common::{criterion, line, median, record, take_median};
-
-/// Spawns `n` greenlets that return at once, then joins them all.
-fn spawn_join(n: usize) -> Duration {
-    let t = Instant::now();
-    let gs: Vec<_> = (0..n).map(|i| sylvan::spawn(move || i)).collect();
-    let mut sum = 0;
-    for g in gs {
-        sum += g.join().unwrap();
-    }
-    let e = t.elapsed();
-    assert_eq!(sum, n * (n - 1) / 2);
-    e
-}
-
-fn w6_delays() -> Vec<Duration> {
-    let mut x: u64 = 0x5eed0006;
-    (0..20_000)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            Duration::from_micros(x.wrapping_mul(0x2545F4914F6CDD1D) % 100_000)
-        })
-        .collect()
-}
-
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid out-pointer for clock_gettime.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// One W6 run: (overshoot per timer, CPU per timer), in ns.
-fn w6_run(delays: &[Duration]) -> (f64, f64) {
-    let longest = *delays.iter().max().unwrap();
-    let cpu0 = thread_cpu();
-    let t0 = Instant::now();
-    let gs: Vec<_> = delays
-        .iter()
-        .map(|&d| {
-            sylvan::spawn(move || {
-                let deadline = Instant::now() + d;
-                sylvan::sleep(d);
-                let now = Instant::now();
-                assert!(now >= deadline, "a timer fired early");
-                now
-            })
-        })
-        .collect();
-    let mut last = t0;
-    for g in gs {
-        last = last.max(g.join().unwrap());
-    }
-    let wall = last - t0;
-    let cpu = thread_cpu() - cpu0;
-    let n = delays.len() as f64;
-    (
-        wall.saturating_sub(longest).as_nanos() as f64 / n,
-        cpu.as_nanos() as f64 / n,
-    )
-}
+use common::{criterion, line, median, record, spawn_join, take_median, w6_delays, w6_run};
 
 fn main() {
     let mut c = criterion();
@@ -124,9 +59,9 @@ fn main() {
 
     let delays = w6_delays();
     w6_run(&delays); // warm-up (and warms the pool to 20,000 stacks)
-    let runs: Vec<(f64, f64)> = (0..7).map(|_| w6_run(&delays)).collect();
-    let overshoot = median(runs.iter().map(|r| r.0).collect());
-    let cpu = median(runs.iter().map(|r| r.1).collect());
+    let runs: Vec<_> = (0..7).map(|_| w6_run(&delays)).collect();
+    let overshoot = median(runs.iter().map(|r| r.overshoot).collect());
+    let cpu = median(runs.iter().map(|r| r.cpu).collect());
 
     c.final_summary();
     println!();

@@ -21,10 +21,10 @@ use std::hint::black_box;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use sylvan::sync::{Channel, Event, Queue};
+use sylvan::sync::{Channel, Event};
 
 mod common;
-use common::{criterion, line, record, take_median};
+use common::{criterion, line, queue_handoff, record, take_median};
 
 /// Two greenlets each yield `n` times through the hub (W1). Returns the
 /// time for 2n yields.
@@ -40,32 +40,6 @@ fn ping_pong(n: u64) -> Duration {
     a.join().unwrap();
     b.join().unwrap();
     t.elapsed()
-}
-
-/// A producer and a consumer pass `n` items through a bounded(1) queue.
-fn queue_handoff(n: u64) -> Duration {
-    let q = Rc::new(Queue::bounded(1));
-    let producer = {
-        let q = q.clone();
-        sylvan::spawn(move || {
-            for i in 0..n {
-                q.put(i).unwrap();
-            }
-        })
-    };
-    let consumer = sylvan::spawn(move || {
-        let mut sum = 0u64;
-        for _ in 0..n {
-            sum = sum.wrapping_add(q.get().unwrap());
-        }
-        sum
-    });
-    let t = Instant::now();
-    producer.join().unwrap();
-    let sum = consumer.join().unwrap();
-    let e = t.elapsed();
-    assert_eq!(sum, n * (n - 1) / 2);
-    e
 }
 
 /// The same through a rendezvous channel.

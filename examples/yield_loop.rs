@@ -29,6 +29,8 @@ use std::hint::black_box;
 use sylvan::runtime::switch_impls::Own;
 use sylvan::runtime::switch_impls::{Active, Corosensei, RawSwitch};
 
+#[path = "../benches/common/mod.rs"]
+mod common;
 #[path = "../benches/switch/ring.rs"]
 mod ring;
 use ring::{Raw, Ring};
@@ -97,59 +99,11 @@ fn raw_switch<S: RawSwitch + 'static>(mode: &str, n: u64) {
 
 /// Spawns and joins `n` greenlets whose body returns at once, `batch` alive
 /// at a time (rounded up to whole batches), after one warm-up batch.
-fn spawn_join(n: u64, batch: usize) {
+fn spawn_join_batches(n: u64, batch: usize) {
     sylvan::set_stack_pool_limit(batch + 16);
-    let round = |size: usize| {
-        let gs: Vec<_> = (0..size).map(|i| sylvan::spawn(move || i)).collect();
-        gs.into_iter().map(|g| g.join().unwrap()).sum::<usize>()
-    };
-    black_box(round(batch));
-    for _ in 0..n.div_ceil(batch as u64) {
-        black_box(round(batch));
+    for _ in 0..=n.div_ceil(batch as u64) {
+        black_box(common::spawn_join(batch));
     }
-}
-
-/// One W6 round: prints the overshoot per timer in ns.
-fn w6_round() {
-    let mut x: u64 = 0x5eed0006;
-    let delays: Vec<_> = (0..20_000)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            std::time::Duration::from_micros(x.wrapping_mul(0x2545F4914F6CDD1D) % 100_000)
-        })
-        .collect();
-    let longest = *delays.iter().max().unwrap();
-    let t0 = std::time::Instant::now();
-    let gs: Vec<_> = delays
-        .iter()
-        .map(|&d| {
-            sylvan::spawn(move || {
-                let start = std::time::Instant::now();
-                let deadline = start + d;
-                sylvan::sleep(d);
-                let now = std::time::Instant::now();
-                assert!(now >= deadline, "a timer fired early");
-                (start, now, now - deadline)
-            })
-        })
-        .collect();
-    let spawned = t0.elapsed();
-    let ends: Vec<_> = gs.into_iter().map(|g| g.join().unwrap()).collect();
-    let started = ends.iter().map(|e| e.0).max().unwrap() - t0;
-    let last = ends.iter().map(|e| e.1).max().unwrap();
-    let late = ends.iter().map(|e| e.2).max().unwrap();
-    let over = (last - t0).saturating_sub(longest);
-    let per = |d: std::time::Duration| d.as_nanos() as f64 / 20_000.0;
-    println!(
-        "W6 overshoot {:.0} ns/timer (spawning took {:.0} ns/greenlet, all started after {:.0}; \
-         latest wake-up {:?} after its deadline)",
-        per(over),
-        per(spawned),
-        per(started),
-        late
-    );
 }
 
 fn main() {
@@ -164,32 +118,22 @@ fn main() {
         "w1" => ping_pong(n, sylvan::yield_now),
         "w1d" => ping_pong(n, depth_a),
         "w1d-chains" => ping_pong_apart(n, depth_a, other_a),
-        "w2-1k" => spawn_join(n, 1_000),
-        "w2-20k" => spawn_join(n, 20_000),
+        "w2-1k" => spawn_join_batches(n, 1_000),
+        "w2-20k" => spawn_join_batches(n, 20_000),
         "w6" => {
-            sylvan::set_stack_pool_limit(20_016);
-            spawn_join(1, 20_000);
+            spawn_join_batches(1, 20_000);
+            let delays = common::w6_delays();
             for _ in 0..n {
-                w6_round();
+                let r = common::w6_run(&delays);
+                println!(
+                    "W6 overshoot {:.0} ns/timer (spawning took {:.0} ns/greenlet, all started \
+                     after {:.0}; latest wake-up {:?} after its deadline)",
+                    r.overshoot, r.spawning, r.started, r.latest
+                );
             }
         }
         "w8" => {
-            let q = std::rc::Rc::new(sylvan::sync::Queue::bounded(1));
-            let tx = q.clone();
-            let producer = sylvan::spawn(move || {
-                for i in 0..n {
-                    tx.put(i).unwrap();
-                }
-            });
-            let consumer = sylvan::spawn(move || {
-                let mut sum = 0u64;
-                for _ in 0..n {
-                    sum = sum.wrapping_add(q.get().unwrap());
-                }
-                sum
-            });
-            producer.join().unwrap();
-            black_box(consumer.join().unwrap());
+            black_box(common::queue_handoff(n));
         }
         "w1r-core" => {
             let mut pool = sylvan::runtime::stack::StackPool::new(4);

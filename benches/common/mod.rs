@@ -67,6 +67,119 @@ fn depth_c() {
     black_box(());
 }
 
+/// W2: spawns `n` greenlets that return at once, then joins them all.
+pub fn spawn_join(n: usize) -> Duration {
+    let t = Instant::now();
+    let gs: Vec<_> = (0..n).map(|i| sylvan::spawn(move || i)).collect();
+    let mut sum = 0;
+    for g in gs {
+        sum += g.join().unwrap();
+    }
+    let e = t.elapsed();
+    assert_eq!(sum, n * (n - 1) / 2);
+    e
+}
+
+/// W8: a producer and a consumer pass `n` items through a bounded(1)
+/// queue.
+pub fn queue_handoff(n: u64) -> Duration {
+    let q = std::rc::Rc::new(sylvan::sync::Queue::bounded(1));
+    let producer = {
+        let q = q.clone();
+        sylvan::spawn(move || {
+            for i in 0..n {
+                q.put(i).unwrap();
+            }
+        })
+    };
+    let consumer = sylvan::spawn(move || {
+        let mut sum = 0u64;
+        for _ in 0..n {
+            sum = sum.wrapping_add(q.get().unwrap());
+        }
+        sum
+    });
+    let t = Instant::now();
+    producer.join().unwrap();
+    let sum = consumer.join().unwrap();
+    let e = t.elapsed();
+    assert_eq!(sum, n * (n - 1) / 2);
+    e
+}
+
+/// The 20,000 W6 delays of BENCHMARKS.md (xorshift64*, 0..100 ms).
+pub fn w6_delays() -> Vec<Duration> {
+    let mut x: u64 = 0x5eed0006;
+    (0..20_000)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            Duration::from_micros(x.wrapping_mul(0x2545F4914F6CDD1D) % 100_000)
+        })
+        .collect()
+}
+
+/// CPU time of the calling thread.
+pub fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer for clock_gettime.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// One W6 run, per timer in ns where not said otherwise.
+pub struct W6 {
+    /// Wall time from the first spawn to the last exit beyond the longest
+    /// delay.
+    pub overshoot: f64,
+    /// CPU time of the hub's thread.
+    pub cpu: f64,
+    /// Time to spawn them all.
+    pub spawning: f64,
+    /// From the first spawn until the last greenlet began its sleep.
+    pub started: f64,
+    /// The latest wake-up after its deadline (one greenlet, not per timer).
+    pub latest: Duration,
+}
+
+/// One W6 run: each greenlet sleeps its delay and checks that it woke at
+/// or after its deadline.
+pub fn w6_run(delays: &[Duration]) -> W6 {
+    let longest = *delays.iter().max().unwrap();
+    let cpu0 = thread_cpu();
+    let t0 = Instant::now();
+    let gs: Vec<_> = delays
+        .iter()
+        .map(|&d| {
+            sylvan::spawn(move || {
+                let start = Instant::now();
+                let deadline = start + d;
+                sylvan::sleep(d);
+                let now = Instant::now();
+                assert!(now >= deadline, "a timer fired early");
+                (start, now, now - deadline)
+            })
+        })
+        .collect();
+    let spawning = t0.elapsed();
+    let ends: Vec<_> = gs.into_iter().map(|g| g.join().unwrap()).collect();
+    let cpu = thread_cpu() - cpu0;
+    let started = ends.iter().map(|e| e.0).max().unwrap() - t0;
+    let last = ends.iter().map(|e| e.1).max().unwrap();
+    let per = |d: Duration| d.as_nanos() as f64 / delays.len() as f64;
+    W6 {
+        overshoot: per((last - t0).saturating_sub(longest)),
+        cpu: per(cpu),
+        spawning: per(spawning),
+        started: per(started),
+        latest: ends.iter().map(|e| e.2).max().unwrap(),
+    }
+}
+
 pub fn median(mut v: Vec<f64>) -> f64 {
     assert!(!v.is_empty(), "no samples recorded");
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
