@@ -599,10 +599,7 @@ impl Hub {
                 Some(entry) => (key, unsafe { entry.task.as_ref() }),
                 // Only a key marked `FRESH` is not in the table: a greenlet
                 // that has never run. No test on the hot path finds it.
-                None => match self.bind(key) {
-                    Some(fresh) => fresh,
-                    None => continue,
-                },
+                None => self.bind(key),
             };
             if task.core.state() != State::Scheduled {
                 // Cancelled while it waited on the queue.
@@ -633,26 +630,22 @@ impl Hub {
 
     /// Readies a greenlet popped for its first run (its key marked
     /// [`FRESH`]): gives it its stack, the one on top of the pool (reserved
-    /// at spawn). Returns its key and record, or `None` when it was
-    /// cancelled while it waited (then reaped here).
+    /// at spawn), and returns its key and record. A greenlet cancelled while
+    /// it waited has no body left (the cancel dropped it); the loop then
+    /// finds it dead and reaps it, as any other.
     #[cold]
     #[inline(never)]
-    fn bind(&self, key: Key) -> Option<(Key, &Task)> {
+    fn bind(&self, key: Key) -> (Key, &Task) {
         assert!(key & FRESH != 0, "sylvan: key {key} not in the hub's table");
         let key = key & !FRESH;
         let task = self.task(key);
-        if task.core.state() != State::Scheduled {
-            // Cancelled while it waited on the queue.
-            self.reap(key, task.id);
-            return None;
-        }
         if let Some(body) = task.body.take() {
             let stack = self.pool.borrow_mut().take_reserved();
             // SAFETY: the table holds the record until its body has finished;
             // the body was still in the record, so the core is unstarted.
             unsafe { self.start_body(task, body, stack) };
         }
-        Some((key, task))
+        (key, task)
     }
 
     /// Places `task`'s body on `stack`, naming the stack's owner for the
