@@ -666,7 +666,7 @@ impl StackPool {
     pub fn unreserve(&mut self) {
         assert!(self.reserved > 0, "sylvan: unreserve without reserve");
         self.reserved -= 1;
-        if self.pooled - self.reserved > self.limit
+        if self.spare() > self.limit
             && let Some(stack) = self.default.pop()
         {
             drop(stack);
@@ -675,13 +675,19 @@ impl StackPool {
         }
     }
 
+    /// Pooled stacks not promised to a reservation: what `limit` bounds.
+    #[inline]
+    fn spare(&self) -> usize {
+        self.pooled - self.reserved
+    }
+
     /// Returns a stack: kept when fewer than [`limit`](Self::limit) stacks are
     /// pooled (reserved ones aside), else unmapped. Clears its owner; makes
     /// no system call when the stack is kept.
     #[inline]
     pub fn put(&mut self, stack: Stack) {
         stack.clear_owner();
-        if self.pooled - self.reserved < self.limit && stack.size == self.default_size {
+        if self.spare() < self.limit && stack.size == self.default_size {
             self.default.push(stack);
             self.pooled += 1;
         } else {
@@ -691,7 +697,7 @@ impl StackPool {
 
     #[inline(never)]
     fn put_slow(&mut self, stack: Stack) {
-        if self.pooled - self.reserved >= self.limit {
+        if self.spare() >= self.limit {
             self.unmapped += 1;
             drop(stack);
             return;
@@ -714,7 +720,7 @@ impl StackPool {
     /// the excess at once (non-default sizes first; reserved stacks stay).
     pub fn set_limit(&mut self, limit: usize) {
         self.limit = limit;
-        let mut excess = (self.pooled - self.reserved).saturating_sub(limit);
+        let mut excess = self.spare().saturating_sub(limit);
         for (_, bucket) in self.others.iter_mut().rev() {
             if excess == 0 {
                 break;
