@@ -77,6 +77,10 @@ pub const DEFAULT_POOL_LIMIT: usize = 1024;
 /// Number of stack colours: [`Stack::new`] takes the colour modulo this.
 pub const STACK_COLOURS: usize = 16;
 
+/// Cache lines below the top that [`Stack::prefetch_top`] fetches: a first
+/// run down to its first park uses about 750 bytes.
+const PREFETCH_LINES: usize = 12;
+
 /// Bytes by which each colour step lowers the top of the stack (a cache line).
 const COLOUR_STEP: usize = 64;
 
@@ -405,6 +409,26 @@ impl Stack {
         self.top
     }
 
+    /// Hints the CPU to fetch the lines that a greenlet's first run writes
+    /// (its [`StackMeta`] and the frames just below [`top`](Self::top)), so
+    /// that the cache and TLB misses on a stack that has not run for a while
+    /// overlap with other work instead of stalling the first run.
+    #[inline]
+    pub fn prefetch_top(&self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use core::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            // SAFETY: prefetching is a hint that never faults or changes
+            // memory; the addresses lie in this stack's read-write mapping.
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(self.meta().cast());
+                for line in 1..=PREFETCH_LINES {
+                    _mm_prefetch::<_MM_HINT_T0>((self.top - line * 64) as *const i8);
+                }
+            }
+        }
+    }
+
     /// Lowest usable address: the first byte above the guard page.
     #[inline]
     pub fn limit(&self) -> usize {
@@ -535,6 +559,11 @@ pub struct StackPool {
     /// Default-size stacks in `default` promised by [`reserve`](Self::reserve)
     /// and not taken yet: never unmapped, not counted against `limit`.
     reserved: usize,
+    /// The last call was [`take_reserved`](Self::take_reserved), not
+    /// [`put`](Self::put): greenlets are starting one after another without
+    /// giving stacks back, so the next one takes a stack that has not run
+    /// lately (cold in cache and TLB), worth prefetching.
+    taking: bool,
     limit: usize,
     next_colour: usize,
     mapped: u64,
@@ -551,6 +580,7 @@ impl StackPool {
             others: Vec::new(),
             pooled: 0,
             reserved: 0,
+            taking: false,
             limit,
             next_colour: 0,
             mapped: 0,
@@ -657,7 +687,17 @@ impl StackPool {
         self.reserved -= 1;
         self.pooled -= 1;
         self.reused += 1;
-        self.default.pop().expect("a reserved stack is in the pool")
+        let stack = self.default.pop().expect("a reserved stack is in the pool");
+        // After a put, the top is the stack just given back, still hot; after
+        // a take, it is one that has sat in the pool.
+        if self.taking
+            && self.reserved > 0
+            && let Some(next) = self.default.last()
+        {
+            next.prefetch_top();
+        }
+        self.taking = true;
+        stack
     }
 
     /// Gives up a reservation that will not be taken (the greenlet was
@@ -687,6 +727,7 @@ impl StackPool {
     #[inline]
     pub fn put(&mut self, stack: Stack) {
         stack.clear_owner();
+        self.taking = false;
         if self.spare() < self.limit && stack.size == self.default_size {
             self.default.push(stack);
             self.pooled += 1;
@@ -843,6 +884,35 @@ mod tests {
             assert_eq!(m.guard_lo(), stack.limit() - page);
             assert!(m.in_guard(stack.limit() - 1) && !m.in_guard(stack.limit()));
         }
+    }
+
+    #[test]
+    fn takes_in_a_row_prefetch_within_the_next_stack() {
+        // The prefetched lines lie in the read-write part even of the
+        // smallest stack with the deepest colour.
+        let small = Stack::new(MIN_STACK_SIZE, STACK_COLOURS - 1).unwrap();
+        assert!(small.top() - PREFETCH_LINES * 64 >= small.limit());
+        small.prefetch_top();
+        let mut pool = StackPool::new(8);
+        for _ in 0..5 {
+            pool.reserve().unwrap();
+        }
+        // Five takes with no put between: all but the first prefetch the
+        // stack left on top; each stack is distinct and writable at its top.
+        let taken: Vec<Stack> = (0..5).map(|_| pool.take_reserved()).collect();
+        let mut tops: Vec<usize> = taken.iter().map(Stack::top).collect();
+        tops.sort_unstable();
+        tops.dedup();
+        assert_eq!(tops.len(), 5);
+        for stack in &taken {
+            // SAFETY: the line just below the top is in the stack's
+            // read-write part, and nothing runs on it.
+            unsafe { ((stack.top() - 64) as *mut u64).write(7) };
+        }
+        for stack in taken {
+            pool.put(stack);
+        }
+        assert_eq!(pool.stats().pooled, 5);
     }
 
     #[test]
