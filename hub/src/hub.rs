@@ -745,7 +745,14 @@ impl Hub {
             let action = self.timers.borrow_mut().pop_due(now);
             let Some(action) = action else { break };
             match action {
-                TimerAction::Wake(r) => self.wake(r, Wake::Ready),
+                TimerAction::Wake(r) => {
+                    // A sleeper's stack has gone cold: start fetching its
+                    // context now, while the ready queue drains.
+                    if let Some(task) = self.lookup(r) {
+                        task.core.prefetch_context();
+                    }
+                    self.wake(r, Wake::Ready)
+                }
                 TimerAction::Expire(r) => self.wake(r, Wake::TimedOut),
                 TimerAction::Throw(r, id) => {
                     if let Some(task) = self.lookup(r) {

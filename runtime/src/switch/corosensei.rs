@@ -145,6 +145,14 @@ impl Switch {
         self.coro().is_some_and(|c| c.started() && !c.done())
     }
 
+    /// Does nothing: corosensei keeps the saved context private.
+    #[inline]
+    #[cfg_attr(
+        all(target_arch = "x86_64", target_os = "linux", not(sylvan_corosensei)),
+        allow(dead_code, reason = "only the active switch's is called")
+    )]
+    pub(crate) fn prefetch_context(&self) {}
+
     /// Takes the stack back after the body finished, or before it started (the
     /// body is then dropped without running). `None` while the body is
     /// suspended mid-way.
