@@ -18,6 +18,15 @@
 //!   waiter list and park until the flag is set again, then retry. A woken
 //!   greenlet re-checks the flag in a loop: wake-ups are hints, never
 //!   counted.
+//! * **A short stream read drains.** A read from a byte stream that returns
+//!   fewer bytes than asked (but some) got all the kernel had, so
+//!   [`Source::read_stream`] clears the read flag as a `WouldBlock` would,
+//!   and the next read parks at once instead of making a syscall that
+//!   fails (tokio does the same on epoll). Data that arrives after that
+//!   read is a new edge. End of stream and socket errors are *sticky*: once
+//!   the poll reported one, the read flag is never cleared by a short read,
+//!   since a FIN that came with the data raises no further edge. Flags
+//!   start set: a new source may be ready already.
 //! * **Waiters per direction, served in order.** A reader and a writer may
 //!   wait on one socket at the same time. Several greenlets waiting in the
 //!   same direction are all woken by an event, in the order they started
@@ -83,6 +92,9 @@ pub(crate) type Notify = Rc<dyn Fn()>;
 struct Slot {
     /// Cached readiness per direction (see the module docs).
     ready: [bool; 2],
+    /// The poll reported end of stream or an error: a short read does not
+    /// clear `ready[Read]`.
+    read_closed: bool,
     /// Greenlets waiting per direction, in the order they began waiting.
     waiters: [Waiters; 2],
     /// For callback sources: run when readable.
@@ -136,6 +148,7 @@ impl Io {
     fn insert(&self, fd: i32, notify: Option<Notify>) -> io::Result<usize> {
         let token = self.table.borrow_mut().insert(Slot {
             notify,
+            ready: [true, true],
             ..Slot::default()
         });
         if let Err(e) = self.registrar.add(fd, token) {
@@ -168,6 +181,7 @@ impl Io {
             let Some(slot) = table.get_mut(ev.token) else {
                 return;
             };
+            slot.read_closed |= ev.read_closed;
             for (dir, ready) in [(Dir::Read, ev.readable), (Dir::Write, ev.writable)] {
                 if ready {
                     slot.ready[dir as usize] = true;
@@ -201,6 +215,17 @@ impl Io {
     fn clear_ready(&self, token: usize, dir: Dir) {
         if let Some(s) = self.table.borrow_mut().get_mut(token) {
             s.ready[dir as usize] = false;
+        }
+    }
+
+    /// A stream read returned less than asked: the socket is drained, unless
+    /// the poll reported end of stream or an error (see the module docs).
+    #[inline]
+    fn drained(&self, token: usize) {
+        if let Some(s) = self.table.borrow_mut().get_mut(token)
+            && !s.read_closed
+        {
+            s.ready[Dir::Read as usize] = false;
         }
     }
 
@@ -355,6 +380,45 @@ impl<T: AsRawFd> Source<T> {
         match f(&self.io) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.wait_and_retry(dir, what, None, &mut f)
+            }
+            r => r,
+        }
+    }
+
+    /// A read from a byte stream into `len` bytes of buffer: as
+    /// [`do_io`](Self::do_io) in [`Dir::Read`], except that a read returning
+    /// fewer bytes than asked marks the socket drained, and a read from a
+    /// drained socket parks until the next readable edge without trying the
+    /// syscall first (see the module docs). Not for datagrams or peeks, where
+    /// a short result says nothing about what is left.
+    #[inline]
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        mut f: impl FnMut(&T) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        if len == 0 {
+            // Says nothing about what is left.
+            return self.do_io(Dir::Read, "read", f);
+        }
+        let io = &hub().io;
+        let token = self.token;
+        let mut read = |t: &T| {
+            let r = f(t);
+            if let Ok(n) = r
+                && n > 0
+                && n < len
+            {
+                io.drained(token);
+            }
+            r
+        };
+        if !io.is_ready(token, Dir::Read) {
+            return self.wait_and_retry(Dir::Read, "read", None, &mut read);
+        }
+        match read(&self.io) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.wait_and_retry(Dir::Read, "read", None, &mut read)
             }
             r => r,
         }

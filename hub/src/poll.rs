@@ -18,6 +18,9 @@ pub(crate) struct Ready {
     pub(crate) token: usize,
     pub(crate) readable: bool,
     pub(crate) writable: bool,
+    /// The peer ended its side (FIN) or the socket has an error: reads will
+    /// not block again.
+    pub(crate) read_closed: bool,
 }
 
 pub(crate) struct Poller {
@@ -79,6 +82,7 @@ impl Poller {
                 token: ev.token().0,
                 readable: ev.is_readable() || ev.is_read_closed() || ev.is_error(),
                 writable: ev.is_writable() || ev.is_write_closed() || ev.is_error(),
+                read_closed: ev.is_read_closed() || ev.is_error(),
             });
         }
         Ok(())

@@ -234,6 +234,69 @@ fn half_close_is_end_of_stream_and_the_other_half_still_works() {
     assert_eq!(c.write(b"x").unwrap_err().kind(), io::ErrorKind::BrokenPipe);
 }
 
+#[test]
+fn data_and_end_of_stream_polled_before_the_reads_are_both_seen() {
+    // The hub learns of the data and the FIN in one poll, before anyone
+    // reads. The first read is short, which marks a socket drained; the FIN
+    // raises no further edge, so the second read must still see it.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = sylvan::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.write_all(b"hello").unwrap();
+    });
+    let mut c = TcpStream::connect(addr).unwrap();
+    server.join().unwrap();
+    // A sleep parks main with nothing ready: the hub polls and records
+    // the readiness.
+    sylvan::sleep(Duration::from_millis(20));
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(c.read(&mut buf).unwrap(), 5);
+    assert_eq!(&buf[..5], b"hello");
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    let mut bufs = [io::IoSliceMut::new(&mut a), io::IoSliceMut::new(&mut b)];
+    assert_eq!(c.read_vectored(&mut bufs).unwrap(), 0, "end of stream");
+    assert_eq!(c.read(&mut buf).unwrap(), 0, "end of stream again");
+}
+
+#[test]
+fn a_read_after_a_short_read_parks_until_more_arrives() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let go = Rc::new(sylvan::sync::Event::new());
+    let server = {
+        let go = go.clone();
+        sylvan::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            c.write_all(b"ab").unwrap();
+            go.wait();
+            c.write_all(b"cd").unwrap();
+            // Keeps the connection open until the client has read.
+            let mut end = [0u8; 1];
+            c.read(&mut end).unwrap()
+        })
+    };
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(c.read(&mut buf).unwrap(), 2, "a short read");
+    assert_eq!(&buf[..2], b"ab");
+    let reader = sylvan::spawn(move || {
+        let mut buf = [0u8; 16];
+        let n = c.read(&mut buf).unwrap();
+        (buf[..n].to_vec(), c)
+    });
+    yield_until("the reader parked", || reader.is_started());
+    assert!(!reader.is_dead(), "nothing to read yet: the reader parks");
+    go.set();
+    let (got, c) = reader.join().unwrap();
+    assert_eq!(got, b"cd");
+    drop(c);
+    assert_eq!(server.join().unwrap(), 0);
+}
+
 /// Makes dropping `s` send a reset (SO_LINGER with a zero timeout).
 fn set_linger_zero(s: &TcpStream) {
     let l = libc::linger {

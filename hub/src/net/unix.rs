@@ -363,12 +363,12 @@ impl UnixStream {
 
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.do_io(Dir::Read, "read", |mut s| s.read(buf))
+        self.inner.read_stream(buf.len(), |mut s| s.read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.inner
-            .do_io(Dir::Read, "read", |mut s| s.read_vectored(bufs))
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.inner.read_stream(len, |mut s| s.read_vectored(bufs))
     }
 }
 
