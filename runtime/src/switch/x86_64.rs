@@ -310,6 +310,10 @@ impl Switch {
     /// Hints the CPU to fetch the line holding the suspended body's saved
     /// context, the first thing its next resume loads.
     #[inline]
+    #[cfg_attr(
+        sylvan_corosensei,
+        allow(dead_code, reason = "only the active switch's is called")
+    )]
     pub(crate) fn prefetch_context(&self) {
         if self.phase.get() == Phase::Started {
             // SAFETY: prefetching is a hint that never faults or changes
