@@ -91,6 +91,9 @@ pub(crate) enum TimerAction {
     Throw(TaskRef, u64),
     /// `spawn_later`: put the greenlet on the ready queue.
     Start(TaskRef),
+    /// Deliver the next deferred throw of a greenlet that has taken the
+    /// throw before it.
+    Deferred(TaskRef),
 }
 
 struct Entry {
@@ -477,7 +480,9 @@ impl Hub {
     ///
     /// A greenlet already woken keeps its first reason, except that a throw
     /// (kill, timeout) overrides a plain wake-up: as in gevent, the exception
-    /// is delivered even if the greenlet was about to run anyway. Waking a
+    /// is delivered even if the greenlet was about to run anyway. A throw
+    /// that finds another throw queued is deferred, not lost: it is thrown
+    /// after that one (see [`defer_throw`](Self::defer_throw)). Waking a
     /// running or dead greenlet does nothing.
     pub(crate) fn wake(&self, r: TaskRef, why: Wake) {
         let Some(task) = self.lookup(r) else { return };
@@ -487,14 +492,52 @@ impl Hub {
                 task.core.set_state(State::Scheduled);
                 self.push_ready(r.key);
             }
-            State::Scheduled
-                if matches!(why, Wake::Throw(_))
-                    && task.started.get()
-                    && !matches!(task.wake.get(), Wake::Throw(_)) =>
-            {
-                task.wake.set(why);
-            }
+            State::Scheduled if task.started.get() => match (why, task.wake.get()) {
+                (Wake::Throw(t), Wake::Throw(queued)) => self.defer_throw(task, queued, t),
+                (Wake::Throw(_), _) => task.wake.set(why),
+                _ => {}
+            },
             _ => {}
+        }
+    }
+
+    /// Keeps `t` for after `queued`, the throw the greenlet will take when it
+    /// next runs. Each throw is thrown once: one equal to a throw already
+    /// queued or deferred is dropped. When the greenlet takes a throw with
+    /// others deferred behind it, a timer due at once delivers the next one
+    /// at the following turn of the loop, by then the greenlet has caught the
+    /// first (a `with_timeout`) or died of it; a deferred timeout whose
+    /// `Timeout` is dropped meanwhile is withdrawn.
+    #[cold]
+    fn defer_throw(&self, task: &Task, queued: Throw, t: Throw) {
+        if t == queued {
+            return;
+        }
+        let mut deferred = task.deferred.borrow_mut();
+        if !deferred.contains(&t) {
+            deferred.push(t);
+        }
+    }
+
+    /// The timer of [`take_throw`](Self::take_throw): wakes the greenlet with
+    /// its next deferred throw.
+    fn deliver_deferred(&self, r: TaskRef) {
+        let Some(task) = self.lookup(r) else { return };
+        let next = {
+            let mut deferred = task.deferred.borrow_mut();
+            (!deferred.is_empty()).then(|| deferred.remove(0))
+        };
+        if let Some(t) = next {
+            self.wake(r, Wake::Throw(t));
+        }
+    }
+
+    /// Withdraws a deferred throw of `timeout_id` from `owner` (its
+    /// `Timeout` was dropped: a cancelled timeout never fires later).
+    pub(crate) fn withdraw_deferred_timeout(&self, owner: TaskRef, timeout_id: u64) {
+        if let Some(task) = self.lookup(owner) {
+            let mut deferred = task.deferred.borrow_mut();
+            deferred.retain(|t| *t != Throw::Timeout(timeout_id));
         }
     }
 
@@ -539,7 +582,7 @@ impl Hub {
         match task.wake.replace(Wake::None) {
             Wake::Ready | Wake::None => Woke::Ready,
             Wake::TimedOut => Woke::TimedOut,
-            Wake::Throw(t) => throw(t),
+            Wake::Throw(t) => take_throw(t),
             Wake::Deadlock => deadlock(what),
         }
     }
@@ -760,6 +803,7 @@ impl Hub {
                     }
                     self.wake(r, Wake::Throw(Throw::Timeout(id)))
                 }
+                TimerAction::Deferred(r) => self.deliver_deferred(r),
                 TimerAction::Start(r) => {
                     if let Some(task) = self.lookup(r) {
                         task.start_timer.set(None);
@@ -1050,6 +1094,24 @@ fn blocking_on_hub(what: WaitKind) -> ! {
         "sylvan: blocking call ({what}) made from the hub itself, inside a raw link callback or a \
          cross-thread job; such code must not block: spawn a greenlet for it instead"
     )
+}
+
+/// Throws `t` into the running greenlet (from `park`, once it is resumed),
+/// first arranging the delivery of its next deferred throw, if any. A free
+/// function reaching the hub through its thread-local: `park` then keeps no
+/// hub pointer alive across its switch.
+#[cold]
+#[inline(never)]
+fn take_throw(t: Throw) -> ! {
+    let hub = hub();
+    // SAFETY: as in `park`: `cur` is the running greenlet's record.
+    let task = unsafe { &*hub.cur.get() };
+    if !task.deferred.borrow().is_empty() {
+        hub.timers
+            .borrow_mut()
+            .insert(Instant::now(), TimerAction::Deferred(task.as_ref()));
+    }
+    throw(t)
 }
 
 #[cold]

@@ -133,6 +133,11 @@ pub(crate) struct Task {
     pub(crate) switches: Cell<u64>,
     /// `Timeout`s armed by it and still pending.
     pub(crate) timeouts: Cell<u32>,
+    /// Throws that arrived while another throw was already queued for it (a
+    /// kill behind a timeout, nested timeouts due in one turn), in arrival
+    /// order: each is delivered after the one before it (see
+    /// `Hub::defer_throw`). Empty (no allocation) but in that rare case.
+    pub(crate) deferred: RefCell<Vec<Throw>>,
     /// Its body, while it waits in the record for a stack (until the
     /// greenlet first runs or is cancelled).
     pub(crate) body: Cell<Option<Body>>,
@@ -160,6 +165,7 @@ impl Task {
             since: Cell::new(now),
             switches: Cell::new(0),
             timeouts: Cell::new(0),
+            deferred: RefCell::new(Vec::new()),
             body: Cell::new(None),
         }
     }
@@ -189,7 +195,11 @@ pub(crate) struct TaskInner<T> {
 
 impl TaskInner<()> {
     pub(crate) fn new_main() -> TaskInner<()> {
-        TaskInner::new(Task::new(0, Some("main".into()), Location::caller(), 0))
+        let inner = TaskInner::new(Task::new(0, Some("main".into()), Location::caller(), 0));
+        // Main runs from the start: a throw (a timeout armed by main) reaches
+        // it even while it waits on the ready queue.
+        inner.task.started.set(true);
+        inner
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sylvan_runtime::TimeoutUnwind;
 
-use crate::hub::{TimerAction, TimerGuard, hub};
+use crate::hub::{TaskRef, TimerAction, TimerGuard, hub};
 use crate::task::WaitKind;
 use crate::timer::TimerId;
 
@@ -107,6 +107,8 @@ impl From<Elapsed> for io::Error {
 pub struct Timeout {
     id: u64,
     timer: Option<TimerId>,
+    /// The greenlet that armed it.
+    owner: TaskRef,
 }
 
 impl Timeout {
@@ -121,13 +123,15 @@ impl Timeout {
         let id = hub.next_timeout_id();
         let task = hub.current_task();
         task.timeouts.set(task.timeouts.get() + 1);
+        let owner = hub.current();
         let timer = hub
             .timers
             .borrow_mut()
-            .insert(deadline, TimerAction::Throw(hub.current(), id));
+            .insert(deadline, TimerAction::Throw(owner, id));
         Timeout {
             id,
             timer: Some(timer),
+            owner,
         }
     }
 
@@ -145,10 +149,15 @@ impl Timeout {
     fn disarm(&mut self) {
         if let (Some(t), Some(hub)) = (self.timer.take(), crate::hub::try_hub()) {
             let cancelled = hub.timers.borrow_mut().cancel(t);
-            if let Some(TimerAction::Throw(r, _)) = cancelled
-                && let Some(task) = hub.lookup(r)
-            {
-                task.timeouts.set(task.timeouts.get().saturating_sub(1));
+            match cancelled {
+                Some(TimerAction::Throw(r, _)) => {
+                    if let Some(task) = hub.lookup(r) {
+                        task.timeouts.set(task.timeouts.get().saturating_sub(1));
+                    }
+                }
+                // Fired already: its throw may wait behind another one.
+                None => hub.withdraw_deferred_timeout(self.owner, self.id),
+                Some(_) => {}
             }
         }
     }
