@@ -12,6 +12,8 @@ use super::semaphore::{Semaphore, SemaphoreGuard};
 /// gevent's `BoundedSemaphore` raises `ValueError`.
 ///
 /// Acquiring works as on [`Semaphore`] (FIFO hand-off, guards, timeouts).
+/// The count never exceeds the bound: dropping a guard whose permit was
+/// also given back with `release` panics (during an unwind, it is ignored).
 ///
 /// ```
 /// use sylvan_hub::sync::BoundedSemaphore;
@@ -51,18 +53,26 @@ impl BoundedSemaphore {
     /// unwinds.
     #[inline]
     pub fn acquire(&self) -> SemaphoreGuard<'_> {
-        self.sem.acquire()
+        self.bounded(self.sem.acquire())
     }
 
     /// Takes a permit if one is free, without waiting.
     #[inline]
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.sem.try_acquire()
+        self.sem.try_acquire().map(|g| self.bounded(g))
     }
 
     /// Takes a permit, waiting at most `timeout`.
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        self.sem.acquire_timeout(timeout)
+        self.sem.acquire_timeout(timeout).map(|g| self.bounded(g))
+    }
+
+    /// A guard whose drop keeps to the bound: dropping it when every permit
+    /// is already free (its permit was also released by hand) panics.
+    #[inline]
+    fn bounded<'a>(&self, mut g: SemaphoreGuard<'a>) -> SemaphoreGuard<'a> {
+        g.bound = self.bound;
+        g
     }
 
     /// Gives a permit back by hand (one taken with

@@ -66,6 +66,9 @@ impl fmt::Debug for Semaphore {
 #[must_use = "the permit is released at once if the guard is not kept"]
 pub struct SemaphoreGuard<'a> {
     sem: &'a Semaphore,
+    /// The most free permits a release may leave: a
+    /// [`BoundedSemaphore`](super::BoundedSemaphore)'s bound, else no limit.
+    pub(super) bound: usize,
 }
 
 impl fmt::Debug for SemaphoreGuard<'_> {
@@ -85,7 +88,27 @@ impl SemaphoreGuard<'_> {
 impl Drop for SemaphoreGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.sem.release();
+        if self.sem.available() >= self.bound {
+            released_too_often(self.bound);
+        } else {
+            self.sem.release();
+        }
+    }
+}
+
+/// A [`BoundedSemaphore`](super::BoundedSemaphore) guard dropped while every
+/// permit is already free: its permit was also released by hand. The count
+/// stays at the bound; the mistake panics, as gevent raises `ValueError`,
+/// except during an unwind (a second panic would abort).
+#[cold]
+#[inline(never)]
+fn released_too_often(bound: usize) {
+    if !std::thread::panicking() {
+        panic!(
+            "sylvan: BoundedSemaphore released too many times: a guard was dropped while all \
+             {bound} permits were free (was its permit also given back with `release`? use \
+             `SemaphoreGuard::forget` before releasing by hand)"
+        );
     }
 }
 
@@ -113,20 +136,28 @@ impl Semaphore {
         if !self.take() && !self.acquire_slow(None) {
             cannot_wait_while_unwinding("Semaphore::acquire");
         }
-        SemaphoreGuard { sem: self }
+        SemaphoreGuard {
+            sem: self,
+            bound: usize::MAX,
+        }
     }
 
     /// Takes a permit if one is free, without waiting.
     #[inline]
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.take().then(|| SemaphoreGuard { sem: self })
+        self.take().then(|| SemaphoreGuard {
+            sem: self,
+            bound: usize::MAX,
+        })
     }
 
     /// Takes a permit, waiting at most `timeout`; `None` if none came in
     /// time (or the caller is unwinding and none was free).
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        (self.take() || self.acquire_slow(Some(Instant::now() + timeout)))
-            .then(|| SemaphoreGuard { sem: self })
+        (self.take() || self.acquire_slow(Some(Instant::now() + timeout))).then(|| SemaphoreGuard {
+            sem: self,
+            bound: usize::MAX,
+        })
     }
 
     #[inline]
