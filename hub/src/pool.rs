@@ -503,6 +503,9 @@ fn map<I: 'static, T: 'static>(
     let n = running.0.len();
     let mut results = Vec::with_capacity(n);
     for key in 0..n {
+        // Waited for in the set, so that a kill of the caller meanwhile
+        // kills it with the others.
+        running.0[key].wait(None);
         let g = running.0.remove(key);
         results.push(g.join());
     }
@@ -589,7 +592,10 @@ impl<T: 'static> Iterator for Imap<'_, T> {
 
     fn next(&mut self) -> Option<Result<T, Error>> {
         self.fill();
-        let key = self.order.pop_front()?;
+        let key = *self.order.front()?;
+        // As in `map`: a consumer killed while it waits kills this task too.
+        self.running.0[key].wait(None);
+        self.order.pop_front();
         let g = self.running.0.remove(key);
         Some(g.join())
     }
