@@ -89,23 +89,58 @@ impl Event {
     /// Parks the calling greenlet until the event is set; returns at once if
     /// it is set already. Returns true.
     ///
+    /// A wait on a set event whose [`set`](Event::set) woke greenlets that
+    /// have not run yet yields once first, so that they go first, as in
+    /// gevent (its issue 1520): the greenlets an event releases run in the
+    /// order they began waiting.
+    ///
     /// Called while the greenlet is unwinding (from a destructor during a
     /// kill, timeout or panic), it does not wait: it returns whether the
     /// flag is set.
     #[inline]
     pub fn wait(&self) -> bool {
-        self.flag.get() || self.wait_slow(None)
+        if self.flag.get() {
+            self.after_notified();
+            return true;
+        }
+        self.wait_slow(None)
     }
 
     /// Like [`wait`](Event::wait), for at most `timeout`. True if the event
     /// was set (or this waiter was woken by a `set`), false on timeout.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.flag.get() || self.wait_slow(Some(Instant::now() + timeout))
+        if self.flag.get() {
+            self.after_notified();
+            return true;
+        }
+        self.wait_slow(Some(Instant::now() + timeout))
     }
 
     /// Like [`wait`](Event::wait), until `deadline` at the latest.
     pub fn wait_deadline(&self, deadline: Instant) -> bool {
-        self.flag.get() || self.wait_slow(Some(deadline))
+        if self.flag.get() {
+            self.after_notified();
+            return true;
+        }
+        self.wait_slow(Some(deadline))
+    }
+
+    /// A wait that finds the flag set lets the greenlets the last `set` woke
+    /// run first (they are on the ready queue: one yield is enough).
+    #[inline]
+    fn after_notified(&self) {
+        if self.waiters.borrow().has_chosen() {
+            self.yield_to_notified();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn yield_to_notified(&self) {
+        let hub = hub();
+        if !hub.on_hub() && !std::thread::panicking() {
+            crate::yield_now();
+        }
     }
 
     #[inline(never)]

@@ -89,6 +89,13 @@ impl<S> WaitList<S> {
         self.linked
     }
 
+    /// True while some waiter was chosen and woken but has not run yet to
+    /// remove its node.
+    #[inline]
+    pub(crate) fn has_chosen(&self) -> bool {
+        self.nodes.len() > self.linked
+    }
+
     /// Puts `task` at the end of the line with `slot`.
     #[inline]
     pub(crate) fn push(&mut self, task: TaskRef, slot: S) -> NodeKey {
