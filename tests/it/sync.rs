@@ -783,12 +783,19 @@ fn channel_pairs_putters_and_getters_in_fifo_order_and_close_ends_it() {
 #[test]
 fn channel_item_handed_to_a_killed_getter_is_kept_for_the_next_get() {
     let ch = Rc::new(Channel::new());
-    let g = {
+    let getter = {
         let ch = ch.clone();
-        spawn_parked(1, move |_| ch.get())
+        Rc::new(spawn_parked(1, move |_| ch.get()).remove(0))
     };
-    ch.put("kept").unwrap(); // handed to the getter
-    g[0].kill();
+    // Queued before the getter is woken: it kills the getter after the
+    // hand-off and before the getter runs.
+    let killer = {
+        let getter = getter.clone();
+        sylvan::spawn(move || getter.kill_nowait())
+    };
+    ch.put("kept").unwrap(); // handed to the getter; yields to it
+    killer.join().unwrap();
+    assert!(getter.is_dead());
     assert_eq!(ch.try_get(), Ok("kept"));
 }
 

@@ -12,11 +12,14 @@ const NAMES: Names = Names {
 /// [`get`](Channel::get) waits for a putter. Waiting putters and getters
 /// pair up in FIFO order.
 ///
-/// A put that finds a getter waiting hands the item over and returns at
-/// once (the getter is committed to it). If that getter is killed before it
-/// runs, the item goes to the next getter or, with none waiting, is kept
-/// for the next `get`: items are never lost. The same holds for a put made
-/// while its greenlet unwinds, which cannot wait.
+/// A put that finds a getter waiting hands the item over (the getter is
+/// committed to it) and then yields, so the getter runs before the putter
+/// goes on, as in gevent, where a put always waits for its getter to take
+/// the item. If that getter is killed before it runs, the item goes to the
+/// next getter or, with none waiting, is kept for the next `get`: items are
+/// never lost. The same holds for a put made while its greenlet unwinds,
+/// which cannot wait (nor yield). [`try_put`](Channel::try_put) never
+/// switches.
 ///
 /// ```
 /// use std::rc::Rc;

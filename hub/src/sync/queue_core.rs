@@ -251,6 +251,12 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
     fn put_cold(&self, v: T, deadline: Option<Instant>) -> Result<(), TryPutError<T>> {
         match self.try_put_cold(v) {
             Err(TryPutError::Full(v)) => self.put_slow(v, deadline),
+            Ok(()) if self.cap == 0 => {
+                // A rendezvous: handed to a waiting getter, which runs
+                // before the putter goes on (gevent's `Channel.put`).
+                yield_after_handoff();
+                Ok(())
+            }
             r => r,
         }
     }
@@ -440,6 +446,16 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
 
     pub(crate) fn putters(&self) -> usize {
         self.st.borrow().putters.len()
+    }
+}
+
+/// After a rendezvous put handed its item to a waiting getter: lets the
+/// getter run first. Not while unwinding (no switch then), nor on the hub.
+#[cold]
+#[inline(never)]
+fn yield_after_handoff() {
+    if !std::thread::panicking() && !hub().on_hub() {
+        crate::yield_now();
     }
 }
 
