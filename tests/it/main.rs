@@ -4,6 +4,7 @@ mod util;
 
 mod crawler;
 mod failures;
+mod gevent;
 mod inspect;
 mod lifecycle;
 mod links;
