@@ -514,6 +514,32 @@ fn e04_wait_while_notifying_runs_after_waiters() {
     })
 }
 
+// The same for AsyncResult, which shares gevent's AbstractLinkable wait.
+#[test]
+fn e04b_async_result_get_while_notifying_runs_after_waiters() {
+    bounded(|| {
+        let ar: Rc<AsyncResult<u32, String>> = Rc::default();
+        let log = Log::default();
+        for i in [1, 2] {
+            let (a, l) = (ar.clone(), log.clone());
+            spawn(move || {
+                a.get().unwrap();
+                l.push(i.to_string());
+            });
+        }
+        sylvan::idle();
+        assert_eq!(ar.waiters(), 2);
+        ar.set(7).unwrap();
+        assert_eq!(ar.get(), Ok(7));
+        log.push("3");
+        assert_eq!(log.get(), ["1", "2", "3"]);
+        // Nothing left to notify: a get on a ready result does not switch.
+        let switches = sylvan::stats().switches;
+        assert_eq!(ar.get_timeout(Duration::ZERO), Ok(7));
+        assert_eq!(sylvan::stats().switches, switches);
+    })
+}
+
 // test_gevent_wait_twice_when_already_set
 #[test]
 fn e05_wait_twice_on_set_event() {

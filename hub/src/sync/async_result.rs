@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::error::{AlreadySet, GetError, SharedError};
-use super::waitlist::{NodeKey, WaitList, wait_on};
+use super::waitlist::{NodeKey, WaitList, let_notified_run_first, wait_on};
 use crate::hub::hub;
 use crate::task::WaitKind;
 use crate::wait::{Waitable, Waiter};
@@ -132,14 +132,26 @@ impl<T, E> AsyncResult<T, E> {
 
     /// Parks until a value or failure is stored; true then. Returns false
     /// without waiting when the caller is unwinding and it is not ready.
+    ///
+    /// As [`Event::wait`](super::Event::wait), a wait on a ready result
+    /// while greenlets its storing woke have not run yet yields once, so
+    /// that they go first.
     pub fn wait(&self) -> bool {
-        self.ready.get() || self.wait_slow(None)
+        if self.ready.get() {
+            let_notified_run_first(&self.waiters);
+            return true;
+        }
+        self.wait_slow(None)
     }
 
     /// Like [`wait`](AsyncResult::wait), for at most `timeout`; false on
     /// timeout.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.ready.get() || self.wait_slow(Some(Instant::now() + timeout))
+        if self.ready.get() {
+            let_notified_run_first(&self.waiters);
+            return true;
+        }
+        self.wait_slow(Some(Instant::now() + timeout))
     }
 
     #[inline(never)]

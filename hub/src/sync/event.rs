@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::waitlist::{NodeKey, WaitList, wait_on};
+use super::waitlist::{NodeKey, WaitList, let_notified_run_first, wait_on};
 use crate::hub::hub;
 use crate::task::WaitKind;
 use crate::wait::{Waitable, Waiter};
@@ -125,22 +125,9 @@ impl Event {
         self.wait_slow(Some(deadline))
     }
 
-    /// A wait that finds the flag set lets the greenlets the last `set` woke
-    /// run first (they are on the ready queue: one yield is enough).
     #[inline]
     fn after_notified(&self) {
-        if self.waiters.borrow().has_chosen() {
-            self.yield_to_notified();
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn yield_to_notified(&self) {
-        let hub = hub();
-        if !hub.on_hub() && !std::thread::panicking() {
-            crate::yield_now();
-        }
+        let_notified_run_first(&self.waiters);
     }
 
     #[inline(never)]

@@ -253,6 +253,26 @@ pub(crate) fn wait_on(
     park_until_chosen(hub, what, deadline, || list.borrow().is_linked(key))
 }
 
+/// A wait that finds its primitive ready already: when greenlets that the
+/// primitive's last wake-up chose have not run yet, yields once so that
+/// they go first (they are on the ready queue), as gevent does (its issue
+/// 1520): the greenlets a `set` releases run in the order they began
+/// waiting, before a later waiter. Not on the hub, nor while unwinding.
+#[inline]
+pub(crate) fn let_notified_run_first(list: &RefCell<WaitList<()>>) {
+    if list.borrow().has_chosen() {
+        yield_to_notified();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn yield_to_notified() {
+    if !hub().on_hub() && !std::thread::panicking() {
+        crate::yield_now();
+    }
+}
+
 struct Registered<'a> {
     list: &'a RefCell<WaitList<()>>,
     key: NodeKey,
