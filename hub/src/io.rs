@@ -18,15 +18,19 @@
 //!   waiter list and park until the flag is set again, then retry. A woken
 //!   greenlet re-checks the flag in a loop: wake-ups are hints, never
 //!   counted.
-//! * **A short stream read drains.** A read from a byte stream that returns
-//!   fewer bytes than asked (but some) got all the kernel had, so
-//!   [`Source::read_stream`] clears the read flag as a `WouldBlock` would,
+//! * **A short TCP read drains.** On Linux, a TCP read that returns fewer
+//!   bytes than asked (but some) got all the kernel had, so
+//!   [`Source::read_tcp`] clears the read flag as a `WouldBlock` would,
 //!   and the next read parks at once instead of making a syscall that
 //!   fails (tokio does the same on epoll). Data that arrives after that
-//!   read is a new edge. End of stream and socket errors are *sticky*: once
-//!   the poll reported one, the read flag is never cleared by a short read,
-//!   since a FIN that came with the data raises no further edge. Flags
-//!   start set: a new source may be ready already.
+//!   read is a new edge. Three things make the flag *sticky*, never
+//!   cleared by a short read: end of stream and socket errors (a FIN that
+//!   came with the data raises no further edge), and urgent data (a read
+//!   stops short at the urgent mark with data queued behind it; sources
+//!   are registered for `EPOLLPRI` to see it). Unix streams do not take the
+//!   shortcut: their reads also stop at ancillary-data boundaries (passed
+//!   descriptors, credentials) with data behind. Flags start set: a new
+//!   source may be ready already.
 //! * **Waiters per direction, served in order.** A reader and a writer may
 //!   wait on one socket at the same time. Several greenlets waiting in the
 //!   same direction are all woken by an event, in the order they started
@@ -92,9 +96,9 @@ pub(crate) type Notify = Rc<dyn Fn()>;
 struct Slot {
     /// Cached readiness per direction (see the module docs).
     ready: [bool; 2],
-    /// The poll reported end of stream or an error: a short read does not
-    /// clear `ready[Read]`.
-    read_closed: bool,
+    /// The poll reported end of stream, an error or urgent data: a short
+    /// read does not clear `ready[Read]` (see the module docs).
+    sticky_read: bool,
     /// Greenlets waiting per direction, in the order they began waiting.
     waiters: [Waiters; 2],
     /// For callback sources: run when readable.
@@ -181,7 +185,7 @@ impl Io {
             let Some(slot) = table.get_mut(ev.token) else {
                 return;
             };
-            slot.read_closed |= ev.read_closed;
+            slot.sticky_read |= ev.read_closed || ev.urgent;
             for (dir, ready) in [(Dir::Read, ev.readable), (Dir::Write, ev.writable)] {
                 if ready {
                     slot.ready[dir as usize] = true;
@@ -218,12 +222,12 @@ impl Io {
         }
     }
 
-    /// A stream read returned less than asked: the socket is drained, unless
-    /// the poll reported end of stream or an error (see the module docs).
+    /// A TCP read returned less than asked: the socket is drained, unless
+    /// the flag is sticky (see the module docs).
     #[inline]
     fn drained(&self, token: usize) {
         if let Some(s) = self.table.borrow_mut().get_mut(token)
-            && !s.read_closed
+            && !s.sticky_read
         {
             s.ready[Dir::Read as usize] = false;
         }
@@ -385,14 +389,15 @@ impl<T: AsRawFd> Source<T> {
         }
     }
 
-    /// A read from a byte stream into `len` bytes of buffer: as
-    /// [`do_io`](Self::do_io) in [`Dir::Read`], except that a read returning
-    /// fewer bytes than asked marks the socket drained, and a read from a
-    /// drained socket parks until the next readable edge without trying the
-    /// syscall first (see the module docs). Not for datagrams or peeks, where
-    /// a short result says nothing about what is left.
+    /// A read from a TCP stream into `len` bytes of buffer: as
+    /// [`do_io`](Self::do_io) in [`Dir::Read`], except that on Linux a read
+    /// returning fewer bytes than asked marks the socket drained, and a read
+    /// from a drained socket parks until the next readable edge without
+    /// trying the syscall first (see the module docs). Only for TCP: not for
+    /// datagrams or peeks, where a short result says nothing about what is
+    /// left, nor for Unix streams.
     #[inline]
-    pub(crate) fn read_stream(
+    pub(crate) fn read_tcp(
         &self,
         len: usize,
         mut f: impl FnMut(&T) -> io::Result<usize>,
@@ -408,6 +413,7 @@ impl<T: AsRawFd> Source<T> {
             if let Ok(n) = r
                 && n > 0
                 && n < len
+                && cfg!(any(target_os = "linux", target_os = "android"))
             {
                 io.drained(token);
             }

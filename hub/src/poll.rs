@@ -21,6 +21,9 @@ pub(crate) struct Ready {
     /// The peer ended its side (FIN) or the socket has an error: reads will
     /// not block again.
     pub(crate) read_closed: bool,
+    /// Urgent (out-of-band) data arrived: a TCP read stops short at its
+    /// mark with more data queued behind it.
+    pub(crate) urgent: bool,
 }
 
 pub(crate) struct Poller {
@@ -83,6 +86,7 @@ impl Poller {
                 readable: ev.is_readable() || ev.is_read_closed() || ev.is_error(),
                 writable: ev.is_writable() || ev.is_write_closed() || ev.is_error(),
                 read_closed: ev.is_read_closed() || ev.is_error(),
+                urgent: ev.is_priority(),
             });
         }
         Ok(())
@@ -103,17 +107,19 @@ impl std::fmt::Debug for Registrar {
 }
 
 impl Registrar {
-    /// Registers `fd` under `token` for readable and writable edges.
+    /// Registers `fd` under `token` for readable and writable edges (and,
+    /// on Linux, urgent data: see `Ready::urgent`).
     pub(crate) fn add(&self, fd: RawFd, token: usize) -> io::Result<()> {
         debug_assert_ne!(
             token, WAKER_TOKEN.0,
             "an IO token collides with the waker's"
         );
-        self.registry.register(
-            &mut SourceFd(&fd),
-            Token(token),
-            Interest::READABLE | Interest::WRITABLE,
-        )
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let interest = Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        self.registry
+            .register(&mut SourceFd(&fd), Token(token), interest)
     }
 
     /// Deregisters `fd` (which must still be open).

@@ -516,12 +516,12 @@ impl TryFrom<std::net::TcpStream> for TcpStream {
 impl Read for &TcpStream {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_stream(buf.len(), |mut s| s.read(buf))
+        self.inner.read_tcp(buf.len(), |mut s| s.read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         let len = bufs.iter().map(|b| b.len()).sum();
-        self.inner.read_stream(len, |mut s| s.read_vectored(bufs))
+        self.inner.read_tcp(len, |mut s| s.read_vectored(bufs))
     }
 }
 

@@ -363,12 +363,13 @@ impl UnixStream {
 
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_stream(buf.len(), |mut s| s.read(buf))
+        // Not `read_tcp`: see the IO module's docs.
+        self.inner.do_io(Dir::Read, "read", |mut s| s.read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let len = bufs.iter().map(|b| b.len()).sum();
-        self.inner.read_stream(len, |mut s| s.read_vectored(bufs))
+        self.inner
+            .do_io(Dir::Read, "read", |mut s| s.read_vectored(bufs))
     }
 }
 
