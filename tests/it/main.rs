@@ -9,6 +9,7 @@ mod inspect;
 mod lifecycle;
 mod links;
 mod net;
+mod net_peers;
 mod pool;
 mod stacks;
 mod switch;
