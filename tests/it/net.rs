@@ -579,6 +579,45 @@ fn unix_path(tag: &str) -> std::path::PathBuf {
 }
 
 #[test]
+fn unix_connect_to_a_full_backlog_waits_in_the_greenlet_and_can_be_killed() {
+    let path = unix_path("full");
+    let l = UnixListener::bind(&path).unwrap();
+    // SAFETY: listen() on an open listening socket only changes its backlog.
+    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+    // Fill the backlog: connects that complete at once.
+    let mut fill = Vec::new();
+    while fill.len() < 8 {
+        match sylvan::with_timeout(Duration::from_millis(50), || UnixStream::connect(&path)) {
+            Ok(s) => fill.push(s.unwrap()),
+            Err(_) => break,
+        }
+    }
+    assert!(fill.len() < 8, "the backlog never filled");
+    let path2 = path.clone();
+    let waiting = sylvan::spawn(move || UnixStream::connect(&path2).map(|_| ()));
+    let doomed = {
+        let path = path.clone();
+        sylvan::spawn(move || UnixStream::connect(&path).map(|_| ()))
+    };
+    sylvan::sleep(Duration::from_millis(20));
+    assert!(
+        !waiting.is_dead() && !doomed.is_dead(),
+        "both wait for room"
+    );
+    // A kill ends a wait at once; no thread is left blocked in connect.
+    doomed.kill();
+    assert!(doomed.join().unwrap_err().is_killed());
+    assert_eq!(sylvan::stats().thread_pool_queue, 0);
+    // Room in the backlog lets the other one through.
+    let accepted: Vec<_> = (0..=fill.len()).map(|_| l.accept().unwrap()).collect();
+    assert_eq!(accepted.len(), fill.len() + 1);
+    sylvan::with_timeout(Duration::from_secs(5), || waiting.join())
+        .expect("the waiting connect went through")
+        .unwrap()
+        .unwrap();
+}
+
+#[test]
 fn unix_round_trip() {
     let path = unix_path("rt");
     let l = UnixListener::bind(&path).unwrap();

@@ -202,8 +202,11 @@ impl UnixStream {
     }
 
     /// Connects to the socket at `path`. When the listener's backlog is
-    /// full (the kernel cannot connect without blocking), the connect runs
-    /// on the blocking thread pool, so only the caller waits.
+    /// full (the kernel cannot connect without blocking, and no readiness
+    /// event says when it could), the greenlet retries, sleeping 1 ms, then
+    /// twice as long each time up to 50 ms: only the caller waits, and a
+    /// kill or timeout ends the wait like any other. Bound it with
+    /// [`with_timeout`](crate::with_timeout).
     ///
     /// # Errors
     ///
@@ -217,16 +220,17 @@ impl UnixStream {
                 format!("cannot connect to {}: {e}", path.display()),
             )
         };
-        let s = match mio::net::UnixStream::connect(path) {
-            Ok(s) => s.into(),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let p = path.to_owned();
-                let s = crate::spawn_blocking(move || std::os::unix::net::UnixStream::connect(p))
-                    .map_err(named)?;
-                s.set_nonblocking(true)?;
-                s
+        let mut pause = Duration::from_millis(1);
+        let s = loop {
+            match mio::net::UnixStream::connect(path) {
+                Ok(s) => break std::os::unix::net::UnixStream::from(s),
+                // A full backlog; never a sleep while unwinding.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && !std::thread::panicking() => {
+                    crate::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(e) => return Err(named(e)),
             }
-            Err(e) => return Err(named(e)),
         };
         let stream = UnixStream::adopt(s)?;
         stream
