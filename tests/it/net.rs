@@ -69,7 +69,7 @@ fn yield_until(what: &str, cond: impl Fn() -> bool) {
 /// A listener whose accept queue is full, so further connects hang in
 /// SYN-SENT (the kernel drops their SYNs): for connect timeouts and kills.
 /// Returns it with the connections that filled it.
-fn full_backlog_listener() -> (TcpListener, SocketAddr, Vec<TcpStream>) {
+pub fn full_backlog_listener() -> (TcpListener, SocketAddr, Vec<TcpStream>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     // SAFETY: listen() on an open listening socket only changes its backlog.
     assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
@@ -572,7 +572,7 @@ fn udp_round_trip() {
     );
 }
 
-fn unix_path(tag: &str) -> std::path::PathBuf {
+pub fn unix_path(tag: &str) -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!("sylvan-test-{}-{tag}.sock", std::process::id()));
     let _ = std::fs::remove_file(&p);
     p

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use sylvan::net::{StreamServer, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 
+use crate::net::{full_backlog_listener, unix_path};
 use crate::util::{is_child, run_child};
 
 const BOUND: Duration = Duration::from_secs(3);
@@ -50,23 +51,6 @@ fn set_linger_zero(fd: i32) {
         )
     };
     assert_eq!(r, 0);
-}
-
-/// A listener with a full accept queue: further connects hang in SYN-SENT.
-fn full_backlog_listener() -> (TcpListener, SocketAddr, Vec<TcpStream>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    // SAFETY: listen() on an open listening socket only changes its backlog.
-    assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
-    let addr = l.local_addr().unwrap();
-    let mut fill = Vec::new();
-    for _ in 0..4 {
-        match TcpStream::connect_timeout(addr, Duration::from_millis(50)) {
-            Ok(s) => fill.push(s),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => break,
-            Err(e) => panic!("{e}"),
-        }
-    }
-    (l, addr, fill)
 }
 
 /// Runs a python3 script (bounded by coreutils `timeout 10`) on the blocking
@@ -1126,10 +1110,6 @@ fn p29_udp_many_datagrams_burst() {
 }
 
 // ---------------------------------------------------------------- Unix
-
-fn unix_path(tag: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("sylvan-probe-{}-{tag}.sock", std::process::id()))
-}
 
 #[test]
 fn p30_unix_stream_behaviours() {
