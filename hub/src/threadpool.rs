@@ -188,7 +188,15 @@ pub fn set_blocking_threads(threads: usize) {
         "sylvan: the blocking pool needs at least one thread"
     );
     MAX_THREADS.store(threads, Ordering::Relaxed);
-    pool().work.notify_all();
+    let pool = pool();
+    pool.work.notify_all();
+    // A raised bound starts a thread for jobs already queued at once (that
+    // thread starts the next, as in `submit`), instead of at the next
+    // submit.
+    let start = pool.lock().claim_start();
+    if start {
+        pool.start_thread();
+    }
 }
 
 /// Jobs queued on the thread pool, not yet picked up by a thread (all hubs
