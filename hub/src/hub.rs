@@ -1011,6 +1011,12 @@ impl Hub {
         self.closing.set(true);
         self.beacon.alive.store(false, Ordering::Release);
         self.remote.alive.store(false, Ordering::Release);
+        // Work other threads handed over that the loop never ran: dropped
+        // with the hub, not when the last `Handle` goes (what it holds, a
+        // sender or a file, is released now). Dropped outside the lock.
+        let orphans =
+            std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        drop(orphans);
         for _round in 0..3 {
             // SAFETY: as in `task`; the keys are copied out before any
             // greenlet runs.
