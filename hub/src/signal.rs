@@ -9,8 +9,9 @@
 //! for it: `write(2)` on a non-blocking pipe is async-signal-safe, and the
 //! handler touches only atomics. The read end is a callback source on the
 //! registering hub: when it becomes readable the hub drains it and spawns
-//! one greenlet per byte, which calls the user's function. Signals that
-//! arrive faster than the hub drains coalesce, as the kernel's do.
+//! one greenlet, which calls the user's function once however many bytes
+//! it read: signals that arrive faster than the hub drains coalesce, as
+//! the kernel's pending signals do (and as gevent runs the handler once).
 //!
 //! A registration counts as a wake source while it lives (unlike gevent's
 //! unreferenced signal watchers): main parked until "Ctrl-C sets an event"
@@ -142,7 +143,8 @@ impl Drop for SignalHandler {
 
 /// Runs `handler` in a new greenlet on this thread's hub each time the
 /// process receives signal `signum`, until the returned [`SignalHandler`] is
-/// dropped.
+/// dropped. Signals that arrive before the hub gets to them coalesce: one
+/// run for all of them, as the kernel keeps one pending signal of a kind.
 ///
 /// The handler is ordinary greenlet code: it may block, use `Rc`s of this
 /// thread, spawn and kill. Several registrations (on one hub or on several
@@ -196,6 +198,7 @@ pub fn signal(signum: i32, handler: impl Fn() + 'static) -> io::Result<SignalHan
     let read_fd = read.as_raw_fd();
     let notify = Rc::new(move || {
         let mut buf = [0u8; 64];
+        let mut arrived = false;
         loop {
             // SAFETY: reads into a local buffer from the pipe's read end,
             // which is open while its source is registered (this callback
@@ -204,14 +207,15 @@ pub fn signal(signum: i32, handler: impl Fn() + 'static) -> io::Result<SignalHan
             if n <= 0 {
                 break; // EAGAIN: drained (the write end never closes first)
             }
-            for _ in 0..n {
-                let h = handler.clone();
-                let spawned = Builder::new()
-                    .name(format!("signal {signum}"))
-                    .spawn(move || h());
-                if let Err(e) = spawned {
-                    eprintln!("sylvan: cannot run the handler of signal {signum}: {e}");
-                }
+            arrived = true;
+        }
+        if arrived {
+            let h = handler.clone();
+            let spawned = Builder::new()
+                .name(format!("signal {signum}"))
+                .spawn(move || h());
+            if let Err(e) = spawned {
+                eprintln!("sylvan: cannot run the handler of signal {signum}: {e}");
             }
         }
     });
