@@ -15,6 +15,7 @@ mod stacks;
 mod switch;
 mod sync;
 mod threads;
+mod threads_gevent;
 mod threads_io;
 mod time;
 mod wait;
