@@ -1,5 +1,6 @@
-//! The chained panic hook: panics on greenlet stacks are recorded for the
-//! failure report instead of being printed with the OS thread's name.
+//! The chained panic hook: panics on greenlet stacks, and in the
+//! `spawn_blocking` jobs of greenlets, are recorded for the failure report
+//! instead of being printed with the OS thread's name.
 
 use std::backtrace::{Backtrace, BacktraceStatus};
 use std::sync::Once;
@@ -12,11 +13,20 @@ pub(crate) fn install() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if let Some(core) = try_hub().and_then(|hub| hub.running_greenlet_core()) {
+            let site = || {
                 let location = info.location().map(|l| l.to_string()).unwrap_or_default();
                 let bt = Backtrace::capture();
                 let bt = (bt.status() == BacktraceStatus::Captured).then(|| bt.to_string());
+                (location, bt)
+            };
+            if let Some(core) = try_hub().and_then(|hub| hub.running_greenlet_core()) {
+                let (location, bt) = site();
                 core.record_panic_site(location, bt);
+                return;
+            }
+            // A `spawn_blocking` job of a greenlet, on a pool thread: its
+            // greenlet reports the panic.
+            if crate::threadpool::capture_job_panic(site) {
                 return;
             }
             previous(info)

@@ -36,8 +36,48 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::Duration;
 
+use crate::hub::try_hub;
 use crate::mpsc::oneshot;
 use crate::task::WaitKind;
+
+/// Where a panic happened and its backtrace, if captured.
+type PanicSite = (String, Option<String>);
+
+thread_local! {
+    /// On a pool thread running a job whose caller is a greenlet: the site
+    /// of the job's panic, recorded by the panic hook instead of printed
+    /// (the caller's greenlet reports the panic once, with this site).
+    static JOB_PANIC_SITE: std::cell::RefCell<Option<Option<PanicSite>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Called by the panic hook: records the site and returns true when this
+/// thread runs a job for a greenlet (see [`JOB_PANIC_SITE`]).
+pub(crate) fn capture_job_panic(site: impl FnOnce() -> PanicSite) -> bool {
+    JOB_PANIC_SITE
+        .try_with(|slot| match slot.try_borrow_mut() {
+            Ok(mut slot) if slot.is_some() => {
+                *slot = Some(Some(site()));
+                true
+            }
+            _ => false,
+        })
+        .unwrap_or(false)
+}
+
+/// Runs a job's body, capturing its panic's site when the caller is a
+/// greenlet.
+fn run_job<T>(for_greenlet: bool, f: impl FnOnce() -> T) -> (thread::Result<T>, Option<PanicSite>) {
+    if !for_greenlet {
+        // std's hook prints the panic with this thread's name; the caller
+        // (main, or code outside any greenlet) gets the payload.
+        return (panic::catch_unwind(AssertUnwindSafe(f)), None);
+    }
+    JOB_PANIC_SITE.with(|slot| *slot.borrow_mut() = Some(None));
+    let r = panic::catch_unwind(AssertUnwindSafe(f));
+    let site = JOB_PANIC_SITE.with(|slot| slot.borrow_mut().take().flatten());
+    (r, site)
+}
 
 /// The default bound on blocking-pool threads (see the module docs).
 pub const DEFAULT_BLOCKING_THREADS: usize = 16;
@@ -250,15 +290,25 @@ pub fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
         return f();
     }
     let (tx, rx) = oneshot();
+    let for_greenlet = try_hub().is_some_and(|h| h.running_greenlet_core().is_some());
     pool().submit(Box::new(move || {
-        let r = panic::catch_unwind(AssertUnwindSafe(f));
+        let r = run_job(for_greenlet, f);
         // The caller may have been killed: its receiver is gone, and the
         // result is dropped here.
         let _ = tx.send(r);
     }));
     match rx.recv_as(WaitKind::ThreadPool) {
-        Ok(Ok(v)) => v,
-        Ok(Err(payload)) => panic::resume_unwind(payload),
+        Ok((Ok(v), _)) => v,
+        Ok((Err(payload), site)) => {
+            // Resumed without the hook: the greenlet's report gets the site
+            // where the job panicked.
+            if let (Some((location, backtrace)), Some(core)) =
+                (site, try_hub().and_then(|h| h.running_greenlet_core()))
+            {
+                core.record_panic_site(location, backtrace);
+            }
+            panic::resume_unwind(payload)
+        }
         Err(_) => panic!("sylvan: a blocking-pool job was dropped without running"),
     }
 }

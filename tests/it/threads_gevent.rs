@@ -142,6 +142,44 @@ fn sb_panic_propagates_to_the_caller_with_its_payload() {
 }
 
 #[test]
+fn sb_panic_of_a_greenlets_job_is_reported_once_with_its_site() {
+    const NAME: &str = "sb_site";
+    if is_child(NAME) {
+        let g = sylvan::Builder::new()
+            .name("caller")
+            .spawn(|| {
+                sylvan::spawn_blocking(|| -> u32 { panic!("boom-in-pool") });
+            })
+            .unwrap();
+        let e = g.join().unwrap_err();
+        let p = e.panic().expect("a panic");
+        println!("PROBE message={}", p.message());
+        println!(
+            "PROBE located={}",
+            p.location()
+                .is_some_and(|l| l.contains("threads_gevent.rs"))
+        );
+        return;
+    }
+    let (stdout, stderr) = child(
+        "threads_gevent::sb_panic_of_a_greenlets_job_is_reported_once_with_its_site",
+        NAME,
+        Duration::from_secs(10),
+    );
+    assert_eq!(probe_value(&stdout, "message"), "boom-in-pool");
+    assert_eq!(probe_value(&stdout, "located"), "true", "{stderr}");
+    assert!(
+        !stderr.contains("thread 'sylvan-blocking' panicked"),
+        "std's hook printed it with the pool thread's name:\n{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("boom-in-pool").count(),
+        1,
+        "reported once:\n{stderr}"
+    );
+}
+
+#[test]
 fn sb_kill_of_the_waiting_greenlet() {
     struct Tell(Arc<Mutex<Option<String>>>);
     impl Drop for Tell {
