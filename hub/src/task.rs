@@ -60,6 +60,9 @@ pub enum WaitKind {
     },
     /// A thread-pool job.
     ThreadPool,
+    /// `join` of this dead greenlet, waiting for its link callbacks, which
+    /// borrow its outcome, to finish.
+    LinkCallbacks(GreenletId),
 }
 
 impl fmt::Display for WaitKind {
@@ -74,6 +77,11 @@ impl fmt::Display for WaitKind {
             WaitKind::Sync(what) => f.write_str(what),
             WaitKind::Io { op, fd } => write!(f, "socket {op} on fd {fd}"),
             WaitKind::ThreadPool => f.write_str("a thread-pool job"),
+            WaitKind::LinkCallbacks(id) => write!(
+                f,
+                "the link callbacks of greenlet {id}, which is dead (join returns once its \
+                 callbacks, which borrow its outcome, have finished; one of them is blocked)"
+            ),
         }
     }
 }
@@ -505,7 +513,7 @@ impl<T: 'static> Greenlet<T> {
             let me = hub.current();
             task.borrow_waiters.borrow_mut().push(me);
             let guard = WaiterGuard { task, me };
-            let woke = hub.park(WaitKind::Join(GreenletId(task.id)), false);
+            let woke = hub.park(WaitKind::LinkCallbacks(GreenletId(task.id)), false);
             drop(guard);
             if woke == Woke::Refused {
                 return Err(Error::Unwinding);

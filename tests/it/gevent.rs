@@ -1629,6 +1629,27 @@ fn x04_nested_timeouts_due_together_outer_not_lost() {
     })
 }
 
+// A join of a dead greenlet waits for its link callbacks (they borrow its
+// outcome); one blocked on main is a deadlock, and the message says that
+// the callbacks, not the dead greenlet, are what main waits on.
+#[test]
+fn x05b_join_blocked_by_a_link_callback_names_the_callbacks() {
+    let ev = Rc::new(Event::new());
+    let g = spawn(|| 1);
+    let e = ev.clone();
+    g.link(move |_| {
+        e.wait();
+    });
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.join()));
+    let e = r.unwrap_err();
+    let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("would block forever"), "{msg}");
+    assert!(msg.contains("link callbacks of greenlet"), "{msg}");
+    ev.set();
+    sylvan::idle();
+    assert_eq!(ev.waiters(), 0, "the callback finished");
+}
+
 // gevent raises LoopExit when main would block forever; sylvan panics with a
 // message naming what main waits on.
 #[test]
