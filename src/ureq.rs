@@ -346,6 +346,12 @@ impl Transport for SylvanTransport {
             self.read_timeout = want;
         }
         let mut s: &TcpStream = stream;
+        if self.buffers.input_append_buf().is_empty() {
+            // The buffer is full of a response head that does not end: an
+            // empty read would pass for the peer closing the connection.
+            let held = self.buffers.input().len();
+            return Err(Error::LargeResponseHeader(held, held));
+        }
         let n = loop {
             match s.read(self.buffers.input_append_buf()) {
                 Ok(n) => break n,
@@ -565,6 +571,9 @@ mod tests {
         assert_eq!(get(&url).unwrap(), b"small");
         assert_eq!(get(&url).unwrap(), body);
         assert_eq!(get(&url).unwrap(), b"again");
-        assert!(get(&url).is_err());
+        // A head that fills the buffer is too large, not a disconnect (an
+        // empty read into a full buffer would look like one).
+        let e = get(&url).unwrap_err();
+        assert!(matches!(e, ureq::Error::LargeResponseHeader(..)), "{e:?}");
     }
 }

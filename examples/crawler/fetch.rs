@@ -69,7 +69,9 @@ pub fn agent(limits: &Limits, user_agent: &str, concurrency: usize) -> ureq::Age
         // grows to this only when a response needs it), and for a request
         // head: ureq's default output buffer (128 KiB) is zeroed for every
         // new connection, which cost more than the pages on a small site.
-        .input_buffer_size(limits.max_header.max(16 << 10))
+        // One byte over the header limit, so that a head too large to
+        // accept is seen as such by ureq.
+        .input_buffer_size(limits.max_header.max(16 << 10) + 1)
         .output_buffer_size(16 << 10)
         // A backstop behind the greenlet's own timeout.
         .timeout_global(Some(limits.timeout + Duration::from_secs(1)))
@@ -88,6 +90,11 @@ fn classify(e: ureq::Error) -> FetchError {
         E::BodyExceedsLimit(n) => {
             FetchError::new("too_large", format!("body over {n} bytes"), false)
         }
+        E::LargeResponseHeader(got, max) => FetchError::new(
+            "too_large",
+            format!("response head over {max} bytes ({got} read)"),
+            false,
+        ),
         E::Tls(m) => FetchError::new("tls", m, false),
         E::Io(io) => {
             use std::io::ErrorKind as K;
