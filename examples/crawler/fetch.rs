@@ -154,6 +154,32 @@ fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
 
 /// Fetches `url` once. Non-2xx statuses are errors of kind `status`
 /// (5xx and 429 are transient).
+/// How much of a robots.txt is read: RFC 9309 asks crawlers to parse at
+/// least 500 KiB; the rest of a larger file is ignored.
+pub const ROBOTS_MAX: u64 = 512 << 10;
+
+/// Fetches a robots.txt: its first [`ROBOTS_MAX`] bytes (decoded), as
+/// text; any status but 2xx is an error carrying the status.
+pub fn fetch_robots(agent: &ureq::Agent, url: &Url) -> Result<String, FetchError> {
+    use std::io::Read;
+    let mut resp = agent.get(url.as_str()).call().map_err(classify)?;
+    let status = resp.status().as_u16();
+    if !(200..300).contains(&status) {
+        let mut e = FetchError::new("status", format!("HTTP {status}"), false);
+        e.status = Some(status);
+        return Err(e);
+    }
+    let mut body = Vec::new();
+    resp.body_mut()
+        .with_config()
+        .limit(ROBOTS_MAX + 1)
+        .reader()
+        .take(ROBOTS_MAX)
+        .read_to_end(&mut body)
+        .map_err(|e| classify(ureq::Error::from(e)))?;
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
 pub fn fetch(agent: &ureq::Agent, url: &Url, limits: &Limits) -> Result<Fetched, FetchError> {
     use std::io::Read;
     use ureq::ResponseExt;

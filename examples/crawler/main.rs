@@ -160,14 +160,19 @@ impl Crawl {
         if let Some(r) = self.robots.borrow().get(&origin) {
             return r.clone();
         }
+        // RFC 9309 2.3.1: a robots.txt that is missing (4xx but 429) allows
+        // everything; one that is unreachable (5xx, a network error, a
+        // timeout) disallows everything. Only its first 512 KiB are read.
         let rules = match url.join("/robots.txt") {
-            Ok(robots_url) => match fetch::fetch(&self.agent, &robots_url, &self.limits) {
-                Ok(f) => {
-                    let text = String::from_utf8_lossy(&f.body).into_owned();
-                    Robots::parse(&text, &self.args.user_agent)
+            Ok(robots_url) => match fetch::fetch_robots(&self.agent, &robots_url) {
+                Ok(text) => Robots::parse(&text, &self.args.user_agent),
+                Err(e)
+                    if e.status
+                        .is_some_and(|s| (400..500).contains(&s) && s != 429) =>
+                {
+                    Robots::default()
                 }
-                // Missing or unreadable robots.txt: everything is allowed.
-                Err(_) => Robots::default(),
+                Err(_) => Robots::disallow_all(),
             },
             Err(_) => Robots::default(),
         };

@@ -58,6 +58,15 @@ impl Robots {
         }
     }
 
+    /// Rules that disallow everything: what a crawler must assume when a
+    /// site's robots.txt is unreachable (a 5xx status or a network error,
+    /// RFC 9309 section 2.3.1.4).
+    pub fn disallow_all() -> Robots {
+        Robots {
+            rules: vec![(false, "/".to_owned())],
+        }
+    }
+
     /// Whether `path` (with its query) may be fetched.
     pub fn allowed(&self, path: &str) -> bool {
         let mut best: Option<(usize, bool)> = None;
@@ -104,6 +113,15 @@ fn matches(pattern: &str, path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disallow_all_disallows_every_path_and_default_allows_all() {
+        let none = Robots::disallow_all();
+        for path in ["/", "/index.html", "/a/b?c=d"] {
+            assert!(!none.allowed(path), "{path}");
+            assert!(Robots::default().allowed(path), "{path}");
+        }
+    }
 
     #[test]
     fn groups_and_longest_match() {
