@@ -38,6 +38,9 @@ pub struct FetchError {
     pub message: String,
     pub transient: bool,
     pub status: Option<u16>,
+    /// A 429 or 503's `Retry-After`, in seconds (capped at a minute): the
+    /// wait before a retry, when longer than the backoff.
+    pub retry_after: Option<Duration>,
 }
 
 impl FetchError {
@@ -47,6 +50,7 @@ impl FetchError {
             message: message.into(),
             transient,
             status: None,
+            retry_after: None,
         }
     }
 }
@@ -185,6 +189,14 @@ pub fn fetch(agent: &ureq::Agent, url: &Url, limits: &Limits) -> Result<Fetched,
     use ureq::ResponseExt;
     let mut resp = agent.get(url.as_str()).call().map_err(classify)?;
     let status = resp.status().as_u16();
+    // Only the delay-seconds form; an HTTP date is ignored (the backoff
+    // applies).
+    let retry_after = (status == 429 || status == 503)
+        .then(|| resp.headers().get("retry-after"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s.min(60)));
     // Without a redirect the final URI is the one asked for: compare in
     // place rather than printing and parsing it again.
     let uri = resp.get_uri();
@@ -212,6 +224,7 @@ pub fn fetch(agent: &ureq::Agent, url: &Url, limits: &Limits) -> Result<Fetched,
         let transient = status >= 500 || status == 429;
         let mut e = FetchError::new("status", format!("HTTP {status}"), transient);
         e.status = Some(status);
+        e.retry_after = retry_after;
         return Err(e);
     }
     let bytes = body.len() as u64;

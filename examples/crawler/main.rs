@@ -215,7 +215,10 @@ impl Crawl {
             });
             match r {
                 Err(e) if e.transient && attempt < self.retries => {
-                    sylvan::sleep(Duration::from_millis(self.args.backoff_ms << attempt));
+                    let backoff = Duration::from_millis(self.args.backoff_ms << attempt);
+                    // A server's Retry-After (capped at a minute) wins when
+                    // longer.
+                    sylvan::sleep(backoff.max(e.retry_after.unwrap_or_default()));
                     attempt += 1;
                 }
                 r => break r,
