@@ -18,31 +18,10 @@ use sylvan::{
     sleep, spawn, spawn_later, with_timeout, yield_now,
 };
 
+use crate::util::{DropFlag, Log, quiet};
+
 const MS: Duration = Duration::from_millis(1);
 const LIMIT: Duration = Duration::from_secs(3);
-
-#[derive(Clone, Default)]
-struct Log(Rc<RefCell<Vec<String>>>);
-
-impl Log {
-    fn push(&self, s: impl Into<String>) {
-        self.0.borrow_mut().push(s.into());
-    }
-    fn get(&self) -> Vec<String> {
-        self.0.borrow().clone()
-    }
-}
-
-struct DropFlag(Rc<Cell<u32>>);
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
-
-fn quiet() {
-    sylvan::set_error_policy(ErrorPolicy::Custom(Rc::new(|_| {})));
-}
 
 /// Runs `f` under a hard limit so that no probe can hang.
 fn bounded<T>(f: impl FnOnce() -> T) -> T {

@@ -4,11 +4,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::util::Log;
-
-fn quiet() {
-    sylvan::set_error_policy(sylvan::ErrorPolicy::Custom(Rc::new(|_| {})));
-}
+use crate::util::{Log, quiet};
 
 #[test]
 fn links_fire_once_in_registration_order_with_join_waiters() {

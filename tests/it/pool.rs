@@ -6,13 +6,9 @@ use std::time::{Duration, Instant};
 
 use sylvan::pool::{Group, Pool};
 
-use crate::util::{DropFlag, Log};
+use crate::util::{DropFlag, Log, quiet};
 
 const MS: Duration = Duration::from_millis(1);
-
-fn quiet_failures() {
-    sylvan::set_error_policy(sylvan::ErrorPolicy::Custom(Rc::new(|_| {})));
-}
 
 /// Counts tasks running at once and remembers the most seen.
 #[derive(Clone, Default)]
@@ -106,7 +102,7 @@ fn map_returns_results_in_input_order_within_the_bound() {
 
 #[test]
 fn a_panic_in_one_task_loses_no_other_result_and_a_kill_is_a_kill() {
-    quiet_failures();
+    quiet();
     let pool = Pool::new(2);
     let results = pool.map(0..5, |i| {
         sylvan::yield_now();

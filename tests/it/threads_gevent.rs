@@ -14,13 +14,9 @@ use std::time::{Duration, Instant};
 use sylvan::pool::{Group, Pool};
 use sylvan::sync::{AsyncResult, Event};
 
-use crate::util::{CHILD_ENV, Log, is_child};
+use crate::util::{CHILD_ENV, Log, is_child, quiet};
 
 const T3: Duration = Duration::from_secs(3);
-
-fn quiet() {
-    sylvan::set_error_policy(sylvan::ErrorPolicy::Custom(Rc::new(|_| {})));
-}
 
 /// Runs `f` on a fresh OS thread (its own hub, no timers of ours) and waits
 /// at most `limit` for it.

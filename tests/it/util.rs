@@ -15,6 +15,16 @@ impl Log {
     pub fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.0.borrow_mut())
     }
+    /// What was logged so far, leaving it in place.
+    pub fn get(&self) -> Vec<String> {
+        self.0.borrow().clone()
+    }
+}
+
+/// Keeps the greenlet failures a test provokes off stderr (this thread's
+/// hub only).
+pub fn quiet() {
+    sylvan::set_error_policy(sylvan::ErrorPolicy::Custom(Rc::new(|_| {})));
 }
 
 /// Counts drops, to prove destructors ran.
