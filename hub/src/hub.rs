@@ -485,7 +485,14 @@ impl Hub {
     /// after that one (see [`defer_throw`](Self::defer_throw)). Waking a
     /// running or dead greenlet does nothing.
     pub(crate) fn wake(&self, r: TaskRef, why: Wake) {
-        let Some(task) = self.lookup(r) else { return };
+        if let Some(task) = self.lookup(r) {
+            self.wake_found(r, task, why);
+        }
+    }
+
+    /// [`wake`](Self::wake) for a caller that has looked `r` up already.
+    #[inline]
+    fn wake_found(&self, r: TaskRef, task: &Task, why: Wake) {
         match task.core.state() {
             State::Suspended => {
                 task.wake.set(why);
@@ -528,7 +535,7 @@ impl Hub {
             (!deferred.is_empty()).then(|| deferred.remove(0))
         };
         if let Some(t) = next {
-            self.wake(r, Wake::Throw(t));
+            self.wake_found(r, task, Wake::Throw(t));
         }
     }
 
@@ -793,15 +800,15 @@ impl Hub {
                     // context now, while the ready queue drains.
                     if let Some(task) = self.lookup(r) {
                         task.core.prefetch_context();
+                        self.wake_found(r, task, Wake::Ready);
                     }
-                    self.wake(r, Wake::Ready)
                 }
                 TimerAction::Expire(r) => self.wake(r, Wake::TimedOut),
                 TimerAction::Throw(r, id) => {
                     if let Some(task) = self.lookup(r) {
                         task.timeouts.set(task.timeouts.get().saturating_sub(1));
+                        self.wake_found(r, task, Wake::Throw(Throw::Timeout(id)));
                     }
-                    self.wake(r, Wake::Throw(Throw::Timeout(id)))
                 }
                 TimerAction::Deferred(r) => self.deliver_deferred(r),
                 TimerAction::Start(r) => {

@@ -136,6 +136,12 @@ impl Semaphore {
         if !self.take() && !self.acquire_slow(None) {
             cannot_wait_while_unwinding("Semaphore::acquire");
         }
+        self.guard()
+    }
+
+    /// The guard of a permit just taken (no bound: see `BoundedSemaphore`).
+    #[inline]
+    fn guard(&self) -> SemaphoreGuard<'_> {
         SemaphoreGuard {
             sem: self,
             bound: usize::MAX,
@@ -145,19 +151,13 @@ impl Semaphore {
     /// Takes a permit if one is free, without waiting.
     #[inline]
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.take().then(|| SemaphoreGuard {
-            sem: self,
-            bound: usize::MAX,
-        })
+        self.take().then(|| self.guard())
     }
 
     /// Takes a permit, waiting at most `timeout`; `None` if none came in
     /// time (or the caller is unwinding and none was free).
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        (self.take() || self.acquire_slow(Some(Instant::now() + timeout))).then(|| SemaphoreGuard {
-            sem: self,
-            bound: usize::MAX,
-        })
+        (self.take() || self.acquire_slow(Some(Instant::now() + timeout))).then(|| self.guard())
     }
 
     #[inline]
