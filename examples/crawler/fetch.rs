@@ -12,7 +12,8 @@ pub struct Limits {
     pub max_body: u64,
     /// Bytes of response head.
     pub max_header: usize,
-    /// Redirects followed per page.
+    /// Redirects followed from one page (the crawler follows them itself,
+    /// so each hop passes the seen-set, the scope and robots.txt).
     pub max_redirects: u32,
     /// Wall time per attempt (connect, request, headers, body).
     pub timeout: Duration,
@@ -22,8 +23,9 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Fetched {
     pub status: u16,
-    /// Where the redirects ended, if not at the URL asked for.
-    pub redirected: Option<Url>,
+    /// A redirect's `Location` (301, 302, 303, 307 or 308), as sent: the
+    /// agent follows no redirects itself.
+    pub location: Option<String>,
     pub bytes: u64,
     pub body: Vec<u8>,
     /// Whether the body is HTML worth parsing (by its Content-Type).
@@ -66,7 +68,9 @@ pub fn agent(limits: &Limits, user_agent: &str, concurrency: usize) -> ureq::Age
         .max_idle_connections(concurrency.max(10))
         .max_idle_connections_per_host(concurrency.max(3))
         .http_status_as_error(false)
-        .max_redirects(limits.max_redirects)
+        // The crawler follows redirects itself: a target ureq followed
+        // would bypass the seen-set, the host scope and robots.txt.
+        .max_redirects(0)
         .max_response_header_size(limits.max_header)
         .user_agent(user_agent)
         // Room for the largest response head we accept (the input buffer
@@ -156,17 +160,25 @@ fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
         .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// Fetches `url` once. Non-2xx statuses are errors of kind `status`
-/// (5xx and 429 are transient).
 /// How much of a robots.txt is read: RFC 9309 asks crawlers to parse at
 /// least 500 KiB; the rest of a larger file is ignored.
 pub const ROBOTS_MAX: u64 = 512 << 10;
+
+/// Redirects followed for a robots.txt (RFC 9309 asks for at least five).
+pub const ROBOTS_REDIRECTS: u32 = 5;
 
 /// Fetches a robots.txt: its first [`ROBOTS_MAX`] bytes (decoded), as
 /// text; any status but 2xx is an error carrying the status.
 pub fn fetch_robots(agent: &ureq::Agent, url: &Url) -> Result<String, FetchError> {
     use std::io::Read;
-    let mut resp = agent.get(url.as_str()).call().map_err(classify)?;
+    // RFC 9309 2.3.1.2: follow at least five redirects for robots.txt.
+    let mut resp = agent
+        .get(url.as_str())
+        .config()
+        .max_redirects(ROBOTS_REDIRECTS)
+        .build()
+        .call()
+        .map_err(classify)?;
     let status = resp.status().as_u16();
     if !(200..300).contains(&status) {
         let mut e = FetchError::new("status", format!("HTTP {status}"), false);
@@ -184,9 +196,11 @@ pub fn fetch_robots(agent: &ureq::Agent, url: &Url) -> Result<String, FetchError
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
+/// Fetches `url` once, following no redirect. A redirect (301, 302, 303,
+/// 307, 308) is a success carrying its `Location`; other statuses but 2xx
+/// are errors of kind `status` (5xx and 429 are transient).
 pub fn fetch(agent: &ureq::Agent, url: &Url, limits: &Limits) -> Result<Fetched, FetchError> {
     use std::io::Read;
-    use ureq::ResponseExt;
     let mut resp = agent.get(url.as_str()).call().map_err(classify)?;
     let status = resp.status().as_u16();
     // Only the delay-seconds form; an HTTP date is ignored (the backoff
@@ -197,18 +211,17 @@ pub fn fetch(agent: &ureq::Agent, url: &Url, limits: &Limits) -> Result<Fetched,
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|s| Duration::from_secs(s.min(60)));
-    // Without a redirect the final URI is the one asked for: compare in
-    // place rather than printing and parsing it again.
-    let uri = resp.get_uri();
-    let redirected = if *uri == *url.as_str() {
-        None
-    } else {
-        Url::parse(&uri.to_string()).ok().filter(|u| u != url)
-    };
-    let is_html = resp
-        .headers()
-        .get("content-type")
-        .is_none_or(|ct| contains_ignore_case(ct.as_bytes(), b"html"));
+    let redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
+    let location = redirect
+        .then(|| resp.headers().get("location"))
+        .flatten()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    // A redirect's body is a note for browsers: its links are not followed.
+    let is_html = !redirect
+        && resp
+            .headers()
+            .get("content-type")
+            .is_none_or(|ct| contains_ignore_case(ct.as_bytes(), b"html"));
     // Sized from Content-Length (within the limit) so the body is read
     // straight into place instead of growing from nothing.
     let body_ref = resp.body_mut();
@@ -220,7 +233,7 @@ pub fn fetch(agent: &ureq::Agent, url: &Url, limits: &Limits) -> Result<Fetched,
         .reader()
         .read_to_end(&mut body)
         .map_err(|e| classify(ureq::Error::from(e)))?;
-    if !(200..300).contains(&status) {
+    if !redirect && !(200..300).contains(&status) {
         let transient = status >= 500 || status == 429;
         let mut e = FetchError::new("status", format!("HTTP {status}"), transient);
         e.status = Some(status);
@@ -230,7 +243,7 @@ pub fn fetch(agent: &ureq::Agent, url: &Url, limits: &Limits) -> Result<Fetched,
     let bytes = body.len() as u64;
     Ok(Fetched {
         status,
-        redirected,
+        location,
         bytes,
         body,
         is_html,

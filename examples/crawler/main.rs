@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use sylvan::pool::Pool;
-use sylvan::sync::Queue;
+use sylvan::sync::{AsyncResult, Queue};
 use url::Url;
 
 use fetch::{FetchError, Limits};
@@ -78,7 +78,8 @@ struct Args {
     /// Largest response head in bytes.
     #[arg(long, default_value_t = 64 << 10)]
     max_header: usize,
-    /// Redirects followed per page.
+    /// Redirects followed in a row from one page (each hop is checked as a
+    /// link is: seen once, in scope, allowed by robots.txt).
     #[arg(long, default_value_t = 5)]
     max_redirects: u32,
     /// Ignore robots.txt.
@@ -109,7 +110,8 @@ struct Crawl {
     seen: RefCell<HashSet<Box<str>>>,
     /// The start URLs' hosts: a handful, so a list.
     hosts: Vec<String>,
-    robots: RefCell<HashMap<String, Rc<Robots>>>,
+    /// robots.txt rules by origin, set once fetched.
+    robots: RefCell<HashMap<String, Rc<AsyncResult<Rc<Robots>>>>>,
     frontier: Queue<(Url, u32)>,
     /// The links of the page being parsed, kept between pages: a fresh
     /// vector grows through sizes that glibc serves from its slower bins.
@@ -120,26 +122,33 @@ struct Crawl {
 }
 
 impl Crawl {
-    /// Queues `url` unless seen, out of scope or over the limits.
-    fn offer(&self, url: Url, depth: u32) {
-        if self.stopped.get() || depth > self.args.max_depth {
-            return;
+    /// Marks `url` seen and returns true unless it was seen already, is out
+    /// of scope, or the page limit is reached.
+    fn admit(&self, url: &Url) -> bool {
+        if self.stopped.get() {
+            return false;
         }
         if !self.args.all_hosts
             && !url
                 .host_str()
                 .is_some_and(|h| self.hosts.iter().any(|s| s == h))
         {
-            return;
+            return false;
         }
-        {
-            // Most links point at pages already seen: look up before
-            // copying the URL for the set.
-            let mut seen = self.seen.borrow_mut();
-            if seen.len() >= self.args.max_pages || seen.contains(url.as_str()) {
-                return;
-            }
-            seen.insert(url.as_str().into());
+        // Most links point at pages already seen: look up before copying
+        // the URL for the set.
+        let mut seen = self.seen.borrow_mut();
+        if seen.len() >= self.args.max_pages || seen.contains(url.as_str()) {
+            return false;
+        }
+        seen.insert(url.as_str().into());
+        true
+    }
+
+    /// Queues `url` unless too deep or not admitted.
+    fn offer(&self, url: Url, depth: u32) {
+        if depth > self.args.max_depth || !self.admit(&url) {
+            return;
         }
         self.pending.set(self.pending.get() + 1);
         if self.frontier.put((url, depth)).is_err() {
@@ -155,41 +164,85 @@ impl Crawl {
         }
     }
 
+    /// The robots.txt rules of `url`'s origin, fetched once per origin:
+    /// greenlets that need them while the fetch runs wait for its result.
     fn robots_for(&self, url: &Url) -> Rc<Robots> {
         let origin = url.origin().ascii_serialization();
-        if let Some(r) = self.robots.borrow().get(&origin) {
-            return r.clone();
+        let pending = self.robots.borrow().get(&origin).cloned();
+        if let Some(slot) = pending {
+            // Set by the greenlet fetching it, also when that greenlet
+            // fails (see `Unreachable`), so this wait ends.
+            return slot
+                .get()
+                .unwrap_or_else(|_| Rc::new(Robots::disallow_all()));
         }
+        let slot = Rc::new(AsyncResult::new());
+        self.robots.borrow_mut().insert(origin, slot.clone());
+
+        /// Sets the slot to "unreachable" if the fetch below never does
+        /// (the greenlet killed or a bug panicking), so waiters go on.
+        struct Unreachable(Rc<AsyncResult<Rc<Robots>>>);
+        impl Drop for Unreachable {
+            fn drop(&mut self) {
+                if !self.0.is_ready() {
+                    let _ = self.0.set(Rc::new(Robots::disallow_all()));
+                }
+            }
+        }
+        let _unreachable = Unreachable(slot.clone());
+
         // RFC 9309 2.3.1: a robots.txt that is missing (4xx but 429) allows
         // everything; one that is unreachable (5xx, a network error, a
         // timeout) disallows everything. Only its first 512 KiB are read.
         let rules = match url.join("/robots.txt") {
-            Ok(robots_url) => match fetch::fetch_robots(&self.agent, &robots_url) {
-                Ok(text) => Robots::parse(&text, &self.args.user_agent),
-                Err(e)
-                    if e.status
-                        .is_some_and(|s| (400..500).contains(&s) && s != 429) =>
-                {
-                    Robots::default()
+            Ok(robots_url) => {
+                let fetched = sylvan::with_timeout(self.limits.timeout, || {
+                    fetch::fetch_robots(&self.agent, &robots_url)
+                });
+                match fetched {
+                    Ok(Ok(text)) => Robots::parse(&text, &self.args.user_agent),
+                    Ok(Err(e))
+                        if e.status
+                            .is_some_and(|s| (400..500).contains(&s) && s != 429) =>
+                    {
+                        Robots::default()
+                    }
+                    _ => Robots::disallow_all(),
                 }
-                Err(_) => Robots::disallow_all(),
-            },
+            }
             Err(_) => Robots::default(),
         };
         let rules = Rc::new(rules);
-        self.robots.borrow_mut().insert(origin, rules.clone());
+        let _ = slot.set(rules.clone());
         rules
     }
 
-    /// Fetches one page (with retries) and queues its links.
+    /// Visits `url` and the redirects it leads to (each hop admitted as a
+    /// link is: seen once, in scope, allowed by robots.txt).
     fn visit(&self, url: &Url, depth: u32) {
+        let Some(mut next) = self.visit_one(url, depth, &[]) else {
+            return;
+        };
+        let mut chain = vec![url.clone()];
+        while let Some(after) = self.visit_one(&next, depth, &chain) {
+            chain.push(std::mem::replace(&mut next, after));
+        }
+    }
+
+    /// Fetches one page (with retries) and queues its links. A redirect
+    /// returns its target when that is to be visited next; `chain` holds
+    /// the pages whose redirects led here.
+    fn visit_one(&self, url: &Url, depth: u32, chain: &[Url]) -> Option<Url> {
         let started = Instant::now();
+        // A redirect's target (declared before `page`, which shows it).
+        let target: Url;
         let mut page = Page {
             url: url.as_str(),
             status: None,
             bytes: 0,
             links: 0,
             elapsed: Duration::ZERO,
+            redirect: None,
             error: None,
         };
         if !self.args.no_robots {
@@ -198,7 +251,7 @@ impl Crawl {
                 page.error = Some(("robots", "disallowed by robots.txt".into()));
                 page.elapsed = started.elapsed();
                 self.record(&page);
-                return;
+                return None;
             }
         }
         let mut attempt = 0;
@@ -225,17 +278,31 @@ impl Crawl {
             }
         };
         match result {
+            // `fetch` succeeds with a 3xx only for a redirect.
+            Ok(f) if (300..400).contains(&f.status) => {
+                page.status = Some(f.status);
+                page.bytes = f.bytes;
+                fetch::recycle(f.body);
+                match self.redirect_target(url, f.location.as_deref()) {
+                    Ok(to) => {
+                        target = to;
+                        page.redirect = Some(target.as_str());
+                        let refused = self.refuse_hop(url, &target, chain);
+                        let follow = refused.is_none();
+                        page.error = refused.map(|e| ("redirect", e));
+                        page.elapsed = started.elapsed();
+                        self.record(&page);
+                        return (follow && self.admit(&target)).then_some(target);
+                    }
+                    Err(e) => page.error = Some(("redirect", e)),
+                }
+            }
             Ok(f) => {
                 page.status = Some(f.status);
                 page.bytes = f.bytes;
-                if let Some(target) = &f.redirected {
-                    // A redirect: its target counts as seen too.
-                    self.seen.borrow_mut().insert(target.as_str().into());
-                }
-                let final_url = f.redirected.as_ref().unwrap_or(url);
                 if f.is_html {
                     let mut found = std::mem::take(&mut *self.found.borrow_mut());
-                    if let Err(e) = links::extract(final_url, &f.body, &mut found) {
+                    if let Err(e) = links::extract(url, &f.body, &mut found) {
                         page.error = Some(("parse", e));
                     }
                     page.links = found.len();
@@ -253,6 +320,25 @@ impl Crawl {
         }
         page.elapsed = started.elapsed();
         self.record(&page);
+        None
+    }
+
+    /// Where the redirect of `from` points, or why it points nowhere (no
+    /// `Location`, or one that is no URL).
+    fn redirect_target(&self, from: &Url, location: Option<&str>) -> Result<Url, String> {
+        let location = location.ok_or("a redirect without a Location")?;
+        from.join(location)
+            .map_err(|e| format!("bad Location {location:?}: {e}"))
+    }
+
+    /// Why the hop from `from` (which `chain` led to) to `to` is not taken:
+    /// a loop, or more than `--max-redirects` hops in a row.
+    fn refuse_hop(&self, from: &Url, to: &Url, chain: &[Url]) -> Option<String> {
+        if to == from || chain.contains(to) {
+            return Some(format!("redirect loop back to {to}"));
+        }
+        let max = self.limits.max_redirects;
+        (chain.len() >= max as usize).then(|| format!("more than {max} redirects in a row"))
     }
 
     fn record(&self, page: &Page<'_>) {
@@ -296,13 +382,26 @@ impl Drop for InFlight {
 
 fn main() {
     let args = Args::parse();
-    if let Err(e) = run(args) {
-        eprintln!("crawler: {e}");
-        std::process::exit(1);
+    match run(args) {
+        Ok(Finished::Complete) => {}
+        // As a shell reports a process that SIGINT ended, so scripts can
+        // tell an interrupted crawl from a complete one.
+        Ok(Finished::Interrupted) => std::process::exit(128 + libc::SIGINT),
+        Err(e) => {
+            eprintln!("crawler: {e}");
+            std::process::exit(1);
+        }
     }
 }
 
-fn run(args: Args) -> io::Result<()> {
+/// How a crawl ended.
+enum Finished {
+    Complete,
+    /// Stopped by Ctrl-C: what was fetched is written and summarized.
+    Interrupted,
+}
+
+fn run(args: Args) -> io::Result<Finished> {
     if args.concurrency == 0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -329,12 +428,6 @@ fn run(args: Args) -> io::Result<()> {
             })
             .collect::<io::Result<_>>()?,
     };
-    if let Some(site) = &demo {
-        eprintln!(
-            "demo site with {} pages at http://{}/",
-            site.pages, site.addr
-        );
-    }
     let timeout =
         Duration::from_secs_f64(
             args.timeout
@@ -346,10 +439,11 @@ fn run(args: Args) -> io::Result<()> {
         max_redirects: args.max_redirects,
         timeout,
     };
+    let mut to_file_note = false;
     let out: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(BufWriter::with_capacity(64 << 10, File::create(p)?)),
         None if demo.is_some() && io::stdout().is_terminal() => {
-            eprintln!("writing JSON lines to crawl.jsonl");
+            to_file_note = true;
             Box::new(BufWriter::with_capacity(
                 64 << 10,
                 File::create("crawl.jsonl")?,
@@ -395,6 +489,16 @@ fn run(args: Args) -> io::Result<()> {
         c.stop();
         p.kill();
     })?;
+    // Printed once Ctrl-C is handled (a test waits for these lines).
+    if let Some(site) = &demo {
+        eprintln!(
+            "demo site with {} pages at http://{}/",
+            site.pages, site.addr
+        );
+    }
+    if to_file_note {
+        eprintln!("writing JSON lines to crawl.jsonl");
+    }
     if progress {
         let c = crawl.clone();
         sylvan::spawn(move || {
@@ -430,6 +534,7 @@ fn run(args: Args) -> io::Result<()> {
                 bytes: 0,
                 links: 0,
                 elapsed: Duration::ZERO,
+                redirect: None,
                 error: Some(("panic", e.to_string())),
             };
             c.record(&page);
@@ -449,5 +554,9 @@ fn run(args: Args) -> io::Result<()> {
         std::fs::write(path, serde_json::to_vec_pretty(&stats)?)?;
     }
     drop(demo);
-    Ok(())
+    Ok(if interrupted.get() {
+        Finished::Interrupted
+    } else {
+        Finished::Complete
+    })
 }

@@ -14,6 +14,8 @@ pub struct Page<'a> {
     pub bytes: u64,
     pub links: usize,
     pub elapsed: Duration,
+    /// Where a redirect points (its `Location` resolved against `url`).
+    pub redirect: Option<&'a str>,
     /// The error kind and its message.
     pub error: Option<(&'static str, String)>,
 }
@@ -85,6 +87,13 @@ impl Report {
         push_u64(l, p.links as u64);
         l.push_str(",\"elapsed_ms\":");
         push_ms(l, p.elapsed);
+        match p.redirect {
+            Some(to) => {
+                l.push_str(",\"redirect\":");
+                push_json_str(l, to);
+            }
+            None => l.push_str(",\"redirect\":null"),
+        }
         match &p.error {
             Some((kind, msg)) => {
                 l.push_str(",\"error\":");
