@@ -291,6 +291,10 @@ pub(crate) struct Source<T: AsRawFd> {
     /// Callback sources count as a wake source for their whole life.
     counted: bool,
     timeouts: [Cell<Option<Duration>>; 2],
+    /// Set by the socket's `set_nonblocking(true)`: an operation that would
+    /// park returns `WouldBlock` instead, as a non-blocking `std` socket
+    /// does (gevent's `settimeout(0)`).
+    nonblocking: Cell<bool>,
     _not_send: PhantomData<Rc<()>>,
 }
 
@@ -314,6 +318,7 @@ impl<T: AsRawFd> Source<T> {
             token,
             counted: false,
             timeouts: [Cell::new(None), Cell::new(None)],
+            nonblocking: Cell::new(false),
             _not_send: PhantomData,
         })
     }
@@ -330,6 +335,7 @@ impl<T: AsRawFd> Source<T> {
             token,
             counted: true,
             timeouts: [Cell::new(None), Cell::new(None)],
+            nonblocking: Cell::new(false),
             _not_send: PhantomData,
         })
     }
@@ -356,6 +362,16 @@ impl<T: AsRawFd> Source<T> {
         }
         self.timeouts[dir as usize].set(d);
         Ok(())
+    }
+
+    /// Whether operations that would park return `WouldBlock` instead.
+    pub(crate) fn set_nonblocking(&self, on: bool) {
+        self.nonblocking.set(on);
+    }
+
+    /// See [`set_nonblocking`](Self::set_nonblocking).
+    pub(crate) fn is_nonblocking(&self) -> bool {
+        self.nonblocking.get()
     }
 
     /// Marks `dir` ready and wakes its waiters (after a `shutdown`, so a
@@ -419,7 +435,7 @@ impl<T: AsRawFd> Source<T> {
             }
             r
         };
-        if !io.is_ready(token, Dir::Read) {
+        if !io.is_ready(token, Dir::Read) && !self.nonblocking.get() {
             return self.wait_and_retry(Dir::Read, "read", None, &mut read);
         }
         match read(&self.io) {
@@ -457,6 +473,9 @@ impl<T: AsRawFd> Source<T> {
         deadline: Option<Option<Instant>>,
         f: &mut impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
+        if self.nonblocking.get() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         let hub = hub();
         let io = &hub.io;
         if std::thread::panicking() {

@@ -10,6 +10,7 @@ mod lifecycle;
 mod links;
 mod net;
 mod net_peers;
+mod net_std;
 mod pool;
 mod stacks;
 mod switch;

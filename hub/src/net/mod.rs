@@ -75,11 +75,13 @@ mod server;
 mod tcp;
 mod udp;
 mod unix;
+mod unix_datagram;
 
 pub use server::StreamServer;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixIncoming, UnixListener, UnixStream};
+pub use unix_datagram::UnixDatagram;
 
 /// Something that names one or more socket addresses: an address, an
 /// `(ip, port)` pair, or a host name with a port (`"example.com:80"`,

@@ -107,6 +107,18 @@ impl TcpListener {
         self.inner.get().ttl()
     }
 
+    /// Moves the socket into or out of non-blocking mode, where an
+    /// operation that would park returns [`io::ErrorKind::WouldBlock`]
+    /// instead; see [`TcpStream::set_nonblocking`](crate::net::TcpStream::set_nonblocking).
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.inner.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
     /// Takes the pending `SO_ERROR`.
     ///
     /// # Errors
@@ -141,16 +153,19 @@ impl TcpListener {
         })
     }
 
-    /// Deregisters the listener and returns it as a blocking `std` listener,
-    /// for use on another thread.
+    /// Deregisters the listener and returns it as a `std` listener for use
+    /// on another thread, blocking unless
+    /// [`set_nonblocking`](Self::set_nonblocking) turned that off.
     ///
     /// # Errors
     ///
     /// When handles made by [`try_clone`](Self::try_clone) are still open
     /// (the listener is then dropped), or from `set_nonblocking`.
     pub fn into_std(self) -> io::Result<std::net::TcpListener> {
-        let l: std::net::TcpListener = unshare(self.inner)?.into_inner().into();
-        l.set_nonblocking(false)?;
+        let src = unshare(self.inner)?;
+        let nonblocking = src.is_nonblocking();
+        let l: std::net::TcpListener = src.into_inner().into();
+        l.set_nonblocking(nonblocking)?;
         Ok(l)
     }
 }
@@ -350,6 +365,23 @@ impl TcpStream {
         self.inner.get().ttl()
     }
 
+    /// Moves the socket into or out of non-blocking mode. In non-blocking
+    /// mode an operation that would park the greenlet (a read with no data,
+    /// an accept with no connection, a write with a full send buffer)
+    /// returns [`io::ErrorKind::WouldBlock`] at once instead, as with a
+    /// non-blocking `std` socket or gevent's `sock.setblocking(False)`. The
+    /// default, blocking mode parks only the calling greenlet. Handles made
+    /// by [`try_clone`](Self::try_clone) share the mode, as the descriptors
+    /// `std` duplicates do.
+    ///
+    /// # Errors
+    ///
+    /// Never: at the OS level the descriptor is non-blocking either way.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.inner.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
     /// Takes the pending `SO_ERROR`.
     ///
     /// # Errors
@@ -433,9 +465,9 @@ impl TcpStream {
         TcpStream::adopt(stream)
     }
 
-    /// Deregisters the connection and returns it as a blocking `std`
-    /// stream carrying the read and write timeouts, for use on another
-    /// thread.
+    /// Deregisters the connection and returns it as a `std` stream
+    /// carrying the read and write timeouts and the blocking mode, for use
+    /// on another thread.
     ///
     /// # Errors
     ///
@@ -444,8 +476,9 @@ impl TcpStream {
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
         let src = unshare(self.inner)?;
         let (rt, wt) = (src.timeout(Dir::Read), src.timeout(Dir::Write));
+        let nonblocking = src.is_nonblocking();
         let s = src.into_inner();
-        s.set_nonblocking(false)?;
+        s.set_nonblocking(nonblocking)?;
         s.set_read_timeout(rt)?;
         s.set_write_timeout(wt)?;
         Ok(s)

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::rc::Rc;
 use std::time::Duration;
@@ -154,6 +154,102 @@ impl UdpSocket {
         self.inner.get().broadcast()
     }
 
+    /// Joins the IPv4 multicast group `multiaddr` on the interface with
+    /// address `interface` (`UNSPECIFIED`: the system's choice), as `std`
+    /// (`IP_ADD_MEMBERSHIP`).
+    ///
+    /// # Errors
+    ///
+    /// From the OS (not a multicast address, no such interface).
+    pub fn join_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.inner.get().join_multicast_v4(multiaddr, interface)
+    }
+
+    /// Joins the IPv6 multicast group `multiaddr` on the interface with
+    /// index `interface` (0: the system's choice).
+    ///
+    /// # Errors
+    ///
+    /// From the OS.
+    pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.inner.get().join_multicast_v6(multiaddr, interface)
+    }
+
+    /// Leaves a group joined with [`join_multicast_v4`](Self::join_multicast_v4).
+    ///
+    /// # Errors
+    ///
+    /// From the OS (not a member).
+    pub fn leave_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.inner.get().leave_multicast_v4(multiaddr, interface)
+    }
+
+    /// Leaves a group joined with [`join_multicast_v6`](Self::join_multicast_v6).
+    ///
+    /// # Errors
+    ///
+    /// From the OS (not a member).
+    pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.inner.get().leave_multicast_v6(multiaddr, interface)
+    }
+
+    /// Sets `IP_MULTICAST_LOOP`: whether multicast datagrams this socket
+    /// sends come back to the local host's members.
+    ///
+    /// # Errors
+    ///
+    /// From the OS.
+    pub fn set_multicast_loop_v4(&self, on: bool) -> io::Result<()> {
+        self.inner.get().set_multicast_loop_v4(on)
+    }
+
+    /// `IP_MULTICAST_LOOP`.
+    ///
+    /// # Errors
+    ///
+    /// From the OS.
+    pub fn multicast_loop_v4(&self) -> io::Result<bool> {
+        self.inner.get().multicast_loop_v4()
+    }
+
+    /// Sets `IP_MULTICAST_TTL`: how many hops this socket's multicast
+    /// datagrams may travel (1, the default, keeps them on the local
+    /// network).
+    ///
+    /// # Errors
+    ///
+    /// From the OS.
+    pub fn set_multicast_ttl_v4(&self, ttl: u32) -> io::Result<()> {
+        self.inner.get().set_multicast_ttl_v4(ttl)
+    }
+
+    /// `IP_MULTICAST_TTL`.
+    ///
+    /// # Errors
+    ///
+    /// From the OS.
+    pub fn multicast_ttl_v4(&self) -> io::Result<u32> {
+        self.inner.get().multicast_ttl_v4()
+    }
+
+    /// Sets `IPV6_MULTICAST_LOOP`.
+    ///
+    /// # Errors
+    ///
+    /// From the OS.
+    pub fn set_multicast_loop_v6(&self, on: bool) -> io::Result<()> {
+        self.inner.get().set_multicast_loop_v6(on)
+    }
+
+    /// `IPV6_MULTICAST_LOOP`.
+    ///
+    /// # Errors
+    ///
+    /// From the OS.
+    pub fn multicast_loop_v6(&self) -> io::Result<bool> {
+        self.inner.get().multicast_loop_v6()
+    }
+
     /// Sets `IP_TTL`.
     ///
     /// # Errors
@@ -170,6 +266,18 @@ impl UdpSocket {
     /// As `getsockopt`.
     pub fn ttl(&self) -> io::Result<u32> {
         self.inner.get().ttl()
+    }
+
+    /// Moves the socket into or out of non-blocking mode, where an
+    /// operation that would park returns [`io::ErrorKind::WouldBlock`]
+    /// instead; see [`TcpStream::set_nonblocking`](crate::net::TcpStream::set_nonblocking).
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.inner.set_nonblocking(nonblocking);
+        Ok(())
     }
 
     /// Takes the pending `SO_ERROR`.
@@ -241,8 +349,8 @@ impl UdpSocket {
         })
     }
 
-    /// Deregisters the socket and returns it as a blocking `std` socket
-    /// carrying the timeouts.
+    /// Deregisters the socket and returns it as a `std` socket
+    /// carrying the timeouts and the blocking mode.
     ///
     /// # Errors
     ///
@@ -251,8 +359,9 @@ impl UdpSocket {
     pub fn into_std(self) -> io::Result<std::net::UdpSocket> {
         let src = unshare(self.inner)?;
         let (rt, wt) = (src.timeout(Dir::Read), src.timeout(Dir::Write));
+        let nonblocking = src.is_nonblocking();
         let s = src.into_inner();
-        s.set_nonblocking(false)?;
+        s.set_nonblocking(nonblocking)?;
         s.set_read_timeout(rt)?;
         s.set_write_timeout(wt)?;
         Ok(s)

@@ -83,6 +83,18 @@ impl UnixListener {
         self.inner.get().local_addr()
     }
 
+    /// Moves the socket into or out of non-blocking mode, where an
+    /// operation that would park returns [`io::ErrorKind::WouldBlock`]
+    /// instead; see [`TcpStream::set_nonblocking`](crate::net::TcpStream::set_nonblocking).
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.inner.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
     /// Takes the pending `SO_ERROR`.
     ///
     /// # Errors
@@ -115,15 +127,18 @@ impl UnixListener {
         })
     }
 
-    /// Deregisters the listener and returns it as a blocking `std` one.
+    /// Deregisters the listener and returns it as a `std` one, in the
+    /// blocking mode it had.
     ///
     /// # Errors
     ///
     /// When [`try_clone`](Self::try_clone) handles are still open, or from
     /// `set_nonblocking`.
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixListener> {
-        let l: std::os::unix::net::UnixListener = unshare(self.inner)?.into_inner().into();
-        l.set_nonblocking(false)?;
+        let src = unshare(self.inner)?;
+        let nonblocking = src.is_nonblocking();
+        let l: std::os::unix::net::UnixListener = src.into_inner().into();
+        l.set_nonblocking(nonblocking)?;
         Ok(l)
     }
 }
@@ -280,6 +295,18 @@ impl UnixStream {
         r
     }
 
+    /// Moves the socket into or out of non-blocking mode, where an
+    /// operation that would park returns [`io::ErrorKind::WouldBlock`]
+    /// instead; see [`TcpStream::set_nonblocking`](crate::net::TcpStream::set_nonblocking).
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.inner.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
     /// Takes the pending `SO_ERROR`.
     ///
     /// # Errors
@@ -347,8 +374,8 @@ impl UnixStream {
         UnixStream::adopt(stream)
     }
 
-    /// Deregisters the stream and returns it as a blocking `std` one
-    /// carrying the timeouts.
+    /// Deregisters the stream and returns it as a `std` one carrying
+    /// the timeouts and the blocking mode.
     ///
     /// # Errors
     ///
@@ -357,8 +384,9 @@ impl UnixStream {
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
         let src = unshare(self.inner)?;
         let (rt, wt) = (src.timeout(Dir::Read), src.timeout(Dir::Write));
+        let nonblocking = src.is_nonblocking();
         let s = src.into_inner();
-        s.set_nonblocking(false)?;
+        s.set_nonblocking(nonblocking)?;
         s.set_read_timeout(rt)?;
         s.set_write_timeout(wt)?;
         Ok(s)

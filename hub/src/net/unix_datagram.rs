@@ -1,0 +1,313 @@
+//! Unix domain datagram sockets: [`UnixDatagram`].
+
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::unix::net::SocketAddr;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::tcp::{shutdown_wake, unshare};
+use crate::io::{Dir, Source};
+
+/// A Unix domain datagram socket whose receives (and sends to a full peer)
+/// park only the calling greenlet, in the shape of `std`'s
+/// [`UnixDatagram`](std::os::unix::net::UnixDatagram).
+///
+/// ```
+/// use sylvan_hub::net::UnixDatagram;
+/// let (a, b) = UnixDatagram::pair()?;
+/// let reader = sylvan_hub::spawn(move || {
+///     let mut buf = [0; 16];
+///     let n = b.recv(&mut buf).unwrap(); // parks until the datagram arrives
+///     buf[..n].to_vec()
+/// });
+/// sylvan_hub::yield_now(); // the reader parks first
+/// a.send(b"ping")?;
+/// assert_eq!(reader.join().unwrap(), b"ping");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct UnixDatagram {
+    inner: Rc<Source<std::os::unix::net::UnixDatagram>>,
+    /// Set by `shutdown(Read | Both)` on any handle: Linux then reports the
+    /// socket readable but its non-blocking `recv` keeps failing with
+    /// `EAGAIN`, where a blocking one returns 0, which is what a receive
+    /// returns here too.
+    read_shut: Rc<Cell<bool>>,
+}
+
+impl fmt::Debug for UnixDatagram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixDatagram")
+            .field("addr", &self.local_addr().ok())
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+impl UnixDatagram {
+    /// A socket bound to `path`.
+    ///
+    /// # Errors
+    ///
+    /// As `bind(2)`, with a message naming the path (`AddrInUse` when the
+    /// file exists).
+    pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixDatagram> {
+        let path = path.as_ref();
+        let s = std::os::unix::net::UnixDatagram::bind(path).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot bind {}: {e}", path.display()))
+        })?;
+        UnixDatagram::from_std(s)
+    }
+
+    /// A socket bound to no address: it can send, and receive once
+    /// connected.
+    ///
+    /// # Errors
+    ///
+    /// As `socket(2)`.
+    pub fn unbound() -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(std::os::unix::net::UnixDatagram::unbound()?)
+    }
+
+    /// A connected pair of unnamed sockets.
+    ///
+    /// # Errors
+    ///
+    /// As `socketpair(2)`.
+    pub fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+        let (a, b) = std::os::unix::net::UnixDatagram::pair()?;
+        Ok((UnixDatagram::from_std(a)?, UnixDatagram::from_std(b)?))
+    }
+
+    /// Sets the default peer for [`send`](Self::send) and filters
+    /// [`recv`](Self::recv) to it. Never waits: a datagram connect only
+    /// records the address.
+    ///
+    /// # Errors
+    ///
+    /// As `connect(2)`, with a message naming the path.
+    pub fn connect(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        let path = path.as_ref();
+        self.inner.get().connect(path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot connect to {}: {e}", path.display()),
+            )
+        })
+    }
+
+    /// Sends a datagram to the connected peer, parking while the peer's
+    /// receive queue is full.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` past the write timeout; as `send(2)` otherwise
+    /// (`NotConnected`, `ConnectionRefused` once the peer is gone).
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.do_io(Dir::Write, "write", |s| s.send(buf))
+    }
+
+    /// Sends a datagram to the socket at `path`, parking while its receive
+    /// queue is full.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` past the write timeout; as `sendto(2)` otherwise.
+    pub fn send_to(&self, buf: &[u8], path: impl AsRef<Path>) -> io::Result<usize> {
+        let path = path.as_ref();
+        self.inner
+            .do_io(Dir::Write, "write", |s| s.send_to(buf, path))
+    }
+
+    /// Receives one datagram, parking until one arrives; a datagram longer
+    /// than `buf` is cut to fit.
+    ///
+    /// # Errors
+    ///
+    /// `TimedOut` past the read timeout; as `recv(2)` otherwise.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.do_io(Dir::Read, "read", |s| match s.recv(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.read_shut.get() => Ok(0),
+            r => r,
+        })
+    }
+
+    /// Receives one datagram and the address it came from.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.inner
+            .do_io(Dir::Read, "read", |s| match s.recv_from(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.read_shut.get() => {
+                    // Nothing came from anywhere: an unnamed address, as
+                    // recvfrom(2) reports then.
+                    let unnamed = std::os::unix::net::UnixDatagram::unbound()?.local_addr()?;
+                    Ok((0, unnamed))
+                }
+                r => r,
+            })
+    }
+
+    /// The local address.
+    ///
+    /// # Errors
+    ///
+    /// As `getsockname`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().local_addr()
+    }
+
+    /// The connected peer's address.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` when not connected.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get().peer_addr()
+    }
+
+    /// Shuts down one or both halves, waking greenlets parked in those
+    /// directions (see [`TcpStream::shutdown`](super::TcpStream::shutdown)).
+    /// After the read half is shut down a receive with nothing queued
+    /// returns 0 bytes, as a blocking `std` socket's does.
+    ///
+    /// # Errors
+    ///
+    /// As `shutdown(2)`.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        let r = self.inner.get().shutdown(how);
+        if r.is_ok() && matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.read_shut.set(true);
+        }
+        shutdown_wake(&self.inner, how);
+        r
+    }
+
+    /// Moves the socket into or out of non-blocking mode, where an
+    /// operation that would park returns [`io::ErrorKind::WouldBlock`]
+    /// instead; see [`TcpStream::set_nonblocking`](crate::net::TcpStream::set_nonblocking).
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.inner.set_nonblocking(nonblocking);
+        Ok(())
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`).
+    ///
+    /// # Errors
+    ///
+    /// From `getsockopt`.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.get().take_error()
+    }
+
+    /// Bounds how long one receive waits (`TimedOut` past it).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.set_timeout(Dir::Read, timeout)
+    }
+
+    /// Bounds how long one send waits (`TimedOut` past it).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.inner.set_timeout(Dir::Write, timeout)
+    }
+
+    /// The read timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.inner.timeout(Dir::Read))
+    }
+
+    /// The write timeout.
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.inner.timeout(Dir::Write))
+    }
+
+    /// Another handle to the same socket (shared registration, timeouts
+    /// and blocking mode).
+    ///
+    /// # Errors
+    ///
+    /// Never.
+    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
+        Ok(UnixDatagram {
+            inner: self.inner.clone(),
+            read_shut: self.read_shut.clone(),
+        })
+    }
+
+    /// Adopts a `std` socket on this thread's hub (made non-blocking at the
+    /// OS level; it parks greenlets unless
+    /// [`set_nonblocking`](Self::set_nonblocking) says otherwise).
+    ///
+    /// # Errors
+    ///
+    /// From `set_nonblocking` or the registration.
+    pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
+        socket.set_nonblocking(true)?;
+        Ok(UnixDatagram {
+            inner: Rc::new(Source::new(socket)?),
+            read_shut: Rc::new(Cell::new(false)),
+        })
+    }
+
+    /// Deregisters the socket and returns it as a `std` one carrying the
+    /// timeouts and the blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// When [`try_clone`](Self::try_clone) handles are still open, or from
+    /// `set_nonblocking`.
+    pub fn into_std(self) -> io::Result<std::os::unix::net::UnixDatagram> {
+        let src = unshare(self.inner)?;
+        let (rt, wt) = (src.timeout(Dir::Read), src.timeout(Dir::Write));
+        let nonblocking = src.is_nonblocking();
+        let s = src.into_inner();
+        s.set_nonblocking(nonblocking)?;
+        s.set_read_timeout(rt)?;
+        s.set_write_timeout(wt)?;
+        Ok(s)
+    }
+}
+
+impl TryFrom<std::os::unix::net::UnixDatagram> for UnixDatagram {
+    type Error = io::Error;
+    fn try_from(s: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
+        UnixDatagram::from_std(s)
+    }
+}
+
+impl AsRawFd for UnixDatagram {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.get().as_raw_fd()
+    }
+}
+
+impl AsFd for UnixDatagram {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.get().as_fd()
+    }
+}
