@@ -744,8 +744,19 @@ pub fn killall<T: 'static>(
     timeout: Option<Duration>,
 ) -> Result<(), Survivors> {
     let hub = hub();
+    // The caller, if listed, last: killing it unwinds it at once, and the
+    // greenlets after it must not be skipped (gevent throws into every one).
+    let me = hub.current().id;
+    let mut listed_me = None;
     for g in greenlets {
-        kill_task(hub, g.task());
+        if g.task().id == me {
+            listed_me = Some(g.task());
+        } else {
+            kill_task(hub, g.task());
+        }
+    }
+    if let Some(t) = listed_me {
+        kill_task(hub, t);
     }
     let deadline = timeout.map(|d| Instant::now() + d);
     for g in greenlets {

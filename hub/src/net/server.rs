@@ -128,6 +128,9 @@ impl StreamServer {
         let addr = listener
             .local_addr()
             .expect("sylvan: StreamServer::new needs a bound listener");
+        // The accept loop parks for connections, whatever mode the
+        // listener was left in.
+        let _ = listener.set_nonblocking(false);
         StreamServer {
             inner: Rc::new(Inner {
                 shared: Rc::new(Shared {
