@@ -1243,7 +1243,6 @@ fn many_concurrent_lookups_all_succeed() {
 /// returns. Shutting the listening socket down makes accept fail with
 /// EINVAL for good.
 #[test]
-#[ignore = "BUG: a fatal accept error (EINVAL on a shut-down listener) is retried forever with backoff and stderr spam; serve_forever never returns"]
 fn fatal_accept_error_closes_the_server_and_serve_forever_returns() {
     bounded(|| {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -385,6 +385,19 @@ fn accept_loop(listener: TcpListener, shared: Rc<Shared>) {
                 if matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted) {
                     continue;
                 }
+                // The listener itself is unusable (closed, shut down, not
+                // a socket): retrying cannot help, so the server stops
+                // accepting and serve_forever returns (gevent's
+                // is_fatal_error).
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK)
+                ) {
+                    eprintln!(
+                        "sylvan: StreamServer: accept failed for good: {e}; no longer accepting"
+                    );
+                    return;
+                }
                 eprintln!(
                     "sylvan: StreamServer {}: accept failed: {e}; retrying in {pause:?}",
                     listener
