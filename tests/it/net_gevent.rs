@@ -18,6 +18,7 @@ use sylvan::pool::Pool;
 use sylvan::sync::Event;
 
 use crate::net::{full_backlog_listener, unix_path};
+use crate::net_peers::{pair as tcp_pair, set_linger_zero};
 use crate::util::{DropFlag, is_child, quiet, run_child};
 
 /// Runs `f` bounded by 5 s: a hang fails the test with a clear message.
@@ -37,32 +38,6 @@ fn yield_until(what: &str, cond: impl Fn() -> bool) {
         sylvan::yield_now();
     }
     panic!("gave up waiting for: {what}");
-}
-
-/// A connected loopback pair (client, server side).
-fn tcp_pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (s, _) = l.accept().unwrap();
-    (c, s)
-}
-
-fn set_linger_zero(fd: i32) {
-    let l = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt with a valid linger struct on an open socket.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&l as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(r, 0);
 }
 
 fn kind<T: std::fmt::Debug>(r: io::Result<T>) -> io::ErrorKind {

@@ -28,14 +28,15 @@ fn bounded<T>(what: &str, f: impl FnOnce() -> T) -> T {
 }
 
 /// A connected loopback pair (client, server side).
-fn pair() -> (TcpStream, TcpStream) {
+pub fn pair() -> (TcpStream, TcpStream) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
     let (s, _) = l.accept().unwrap();
     (c, s)
 }
 
-fn set_linger_zero(fd: i32) {
+/// Makes closing `fd` send a reset instead of a FIN.
+pub fn set_linger_zero(fd: i32) {
     let l = libc::linger {
         l_onoff: 1,
         l_linger: 0,
