@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use super::{TcpListener, TcpStream, ToSocketAddrs};
+use crate::sync::Event;
 use crate::task::{Builder, Greenlet};
 
 type Handler = dyn Fn(TcpStream, SocketAddr);
@@ -32,6 +33,8 @@ struct Shared {
     /// (`None` while the greenlet is being spawned.)
     handlers: RefCell<Slab<Option<Rc<Greenlet<()>>>>>,
     accepted: Cell<u64>,
+    /// The error that ended the accept loop for good, for `serve_forever`.
+    fatal: RefCell<Option<io::Error>>,
 }
 
 /// A TCP server: an accept loop in its own greenlet that runs `handler` in
@@ -91,6 +94,28 @@ struct Inner {
     listener: RefCell<Option<TcpListener>>,
     acceptor: RefCell<Option<Rc<Greenlet<()>>>>,
     stopped: Cell<bool>,
+    /// `stop` calls in progress (each may be parked waiting for handlers).
+    stops: Cell<usize>,
+    /// Set each time a `stop` call ends, however it ends.
+    stop_ended: Event,
+}
+
+/// Counts a `stop` call in progress; its end (return or unwind) wakes
+/// `serve_forever`.
+struct StopInProgress<'a>(&'a Inner);
+
+impl<'a> StopInProgress<'a> {
+    fn new(inner: &'a Inner) -> Self {
+        inner.stops.set(inner.stops.get() + 1);
+        StopInProgress(inner)
+    }
+}
+
+impl Drop for StopInProgress<'_> {
+    fn drop(&mut self) {
+        self.0.stops.set(self.0.stops.get() - 1);
+        self.0.stop_ended.set();
+    }
 }
 
 impl Drop for Inner {
@@ -138,11 +163,14 @@ impl StreamServer {
                     spawner: Spawner::Plain,
                     handlers: RefCell::new(Slab::new()),
                     accepted: Cell::new(0),
+                    fatal: RefCell::new(None),
                 }),
                 addr,
                 listener: RefCell::new(Some(listener)),
                 acceptor: RefCell::new(None),
                 stopped: Cell::new(false),
+                stops: Cell::new(0),
+                stop_ended: Event::new(),
             }),
         }
     }
@@ -224,13 +252,19 @@ impl StreamServer {
     }
 
     /// Starts the server (if needed) and parks the caller until it is
-    /// stopped by [`stop`](Self::stop) from another greenlet. If the caller
-    /// is killed or timed out meanwhile, the accept loop and the handlers
-    /// are killed (without waiting) as it unwinds.
+    /// stopped by [`stop`](Self::stop) from another greenlet, then returns
+    /// once the handlers are dealt with: when a `stop` is in progress it
+    /// waits for it to end, and it finishes with a `stop` of its own with
+    /// a one-second grace ([`STOP_TIMEOUT`](Self::STOP_TIMEOUT)), as
+    /// gevent's `serve_forever` does, so no handler outlives the call. If
+    /// the caller is killed or timed out meanwhile, the accept loop and the
+    /// handlers are killed (without waiting) as it unwinds.
     ///
     /// # Errors
     ///
-    /// As [`start`](Self::start).
+    /// As [`start`](Self::start); and the accept error that ended the
+    /// accept loop for good (the listener was closed or is not a socket),
+    /// after the handlers are dealt with as above.
     pub fn serve_forever(&self) -> io::Result<()> {
         self.start_inner()?;
         struct StopOnUnwind<'a>(&'a StreamServer);
@@ -247,26 +281,46 @@ impl StreamServer {
         if let Some(a) = acceptor {
             a.wait(None);
         }
-        Ok(())
+        // A stop elsewhere killed the accept loop and may still be waiting
+        // for handlers: let it finish on its own terms.
+        while self.inner.stops.get() > 0 {
+            self.inner.stop_ended.clear();
+            self.inner.stop_ended.wait();
+        }
+        // Whatever that stop left (it may have been cut short), or the
+        // handlers of an accept loop that failed for good.
+        self.stop(Some(Self::STOP_TIMEOUT));
+        match self.inner.shared.fatal.borrow_mut().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
+
+    /// How long [`serve_forever`](Self::serve_forever)'s own closing
+    /// `stop` lets handlers run before killing them (gevent's
+    /// `stop_timeout`).
+    pub const STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
     /// Stops the server: kills the accept loop (closing the listener, so
     /// new connections are refused), waits up to `timeout` for running
     /// handlers to return (`None`: as long as they take), then kills those
-    /// still running and waits for them to die. Stopping a stopped server
-    /// does nothing; a stopped server cannot be started again. Called
+    /// still running and waits for them to die. A stopped server cannot be
+    /// started again.
+    ///
+    /// Every call does the whole job on whatever is left, so calling it
+    /// again is cheap and safe, and a `stop` cut short (its caller killed
+    /// or timed out while it waited) is finished by the next one. Called
     /// while the caller unwinds (from a destructor), it kills the accept
     /// loop and the handlers without waiting.
     pub fn stop(&self, timeout: Option<Duration>) {
-        if self.inner.stopped.replace(true) {
-            return;
-        }
+        self.inner.stopped.set(true);
         if std::thread::panicking() {
             // From a destructor during an unwind: no waiting (a greenlet
             // never switches out while it unwinds).
             self.kill_all_nowait();
             return;
         }
+        let _in_progress = StopInProgress::new(&self.inner);
         self.inner.listener.borrow_mut().take();
         let acceptor = self.inner.acceptor.borrow_mut().take();
         if let Some(a) = acceptor {
@@ -329,9 +383,16 @@ impl StreamServer {
         }
     }
 
-    /// True once started (and until stopped).
+    /// True once started, until stopped or until the accept loop ended on
+    /// an error.
     pub fn is_started(&self) -> bool {
-        self.inner.acceptor.borrow().is_some() && !self.inner.stopped.get()
+        let accepting = self
+            .inner
+            .acceptor
+            .borrow()
+            .as_ref()
+            .is_some_and(|a| !a.is_dead());
+        accepting && !self.inner.stopped.get()
     }
 
     /// True once [`stop`](Self::stop) was called.
@@ -396,6 +457,7 @@ fn accept_loop(listener: TcpListener, shared: Rc<Shared>) {
                     eprintln!(
                         "sylvan: StreamServer: accept failed for good: {e}; no longer accepting"
                     );
+                    *shared.fatal.borrow_mut() = Some(e);
                     return;
                 }
                 eprintln!(
