@@ -1530,7 +1530,6 @@ fn listener_clone_keeps_accepting_after_the_original_is_dropped() {
 /// a socket adopted with from_std after the shutdown (or passed through
 /// into_std/from_std) must behave the same instead of parking for good.
 #[test]
-#[ignore = "BUG: TEMP"]
 fn unix_datagram_adopted_after_shutdown_read_returns_zero_like_std() {
     bounded(|| {
         // what std does, on a blocking socket

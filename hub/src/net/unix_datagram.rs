@@ -1,6 +1,5 @@
 //! Unix domain datagram sockets: [`UnixDatagram`].
 
-use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::net::Shutdown;
@@ -32,11 +31,6 @@ use crate::io::{Dir, Source};
 /// ```
 pub struct UnixDatagram {
     inner: Rc<Source<std::os::unix::net::UnixDatagram>>,
-    /// Set by `shutdown(Read | Both)` on any handle: Linux then reports the
-    /// socket readable but its non-blocking `recv` keeps failing with
-    /// `EAGAIN`, where a blocking one returns 0, which is what a receive
-    /// returns here too.
-    read_shut: Rc<Cell<bool>>,
 }
 
 impl fmt::Debug for UnixDatagram {
@@ -131,7 +125,7 @@ impl UnixDatagram {
     /// `TimedOut` past the read timeout; as `recv(2)` otherwise.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.do_io(Dir::Read, "read", |s| match s.recv(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.read_shut.get() => Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && read_shut_down(s) => Ok(0),
             r => r,
         })
     }
@@ -144,7 +138,7 @@ impl UnixDatagram {
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.inner
             .do_io(Dir::Read, "read", |s| match s.recv_from(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && self.read_shut.get() => {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && read_shut_down(s) => {
                     // Nothing came from anywhere: an unnamed address, as
                     // recvfrom(2) reports then.
                     let unnamed = std::os::unix::net::UnixDatagram::unbound()?.local_addr()?;
@@ -182,9 +176,6 @@ impl UnixDatagram {
     /// As `shutdown(2)`.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         let r = self.inner.get().shutdown(how);
-        if r.is_ok() && matches!(how, Shutdown::Read | Shutdown::Both) {
-            self.read_shut.set(true);
-        }
         shutdown_wake(&self.inner, how);
         r
     }
@@ -255,7 +246,6 @@ impl UnixDatagram {
     pub fn try_clone(&self) -> io::Result<UnixDatagram> {
         Ok(UnixDatagram {
             inner: self.inner.clone(),
-            read_shut: self.read_shut.clone(),
         })
     }
 
@@ -270,7 +260,6 @@ impl UnixDatagram {
         socket.set_nonblocking(true)?;
         Ok(UnixDatagram {
             inner: Rc::new(Source::new(socket)?),
-            read_shut: Rc::new(Cell::new(false)),
         })
     }
 
@@ -310,4 +299,22 @@ impl AsFd for UnixDatagram {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.get().as_fd()
     }
+}
+
+/// True when the socket's read half is shut down (by any handle, before or
+/// after sylvan adopted it). Linux then reports the socket readable, but a
+/// non-blocking `recv` keeps failing with `EAGAIN` where a blocking one
+/// returns 0; a receive that gets `EAGAIN` asks this to return 0 as `std`
+/// does. For a datagram socket `POLLRDHUP` means exactly that (a peer's
+/// shutdown does not reach it).
+fn read_shut_down(s: &std::os::unix::net::UnixDatagram) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, a zero timeout; the descriptor is open
+    // for as long as `s` is borrowed.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n == 1 && pfd.revents & libc::POLLRDHUP != 0
 }
