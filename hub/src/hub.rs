@@ -541,10 +541,22 @@ impl Hub {
 
     /// Withdraws a deferred throw of `timeout_id` from `owner` (its
     /// `Timeout` was dropped: a cancelled timeout never fires later).
+    ///
+    /// The throw may also be the one queued for the owner's next run (it
+    /// fired, and another greenlet dropped the `Timeout` before the owner
+    /// ran): then the next deferred throw takes its place, or, with none,
+    /// a plain wake-up, which every park treats as possibly spurious (it
+    /// re-checks what it waits for and parks again).
     pub(crate) fn withdraw_deferred_timeout(&self, owner: TaskRef, timeout_id: u64) {
-        if let Some(task) = self.lookup(owner) {
-            let mut deferred = task.deferred.borrow_mut();
-            deferred.retain(|t| *t != Throw::Timeout(timeout_id));
+        let Some(task) = self.lookup(owner) else {
+            return;
+        };
+        let own = Throw::Timeout(timeout_id);
+        let mut deferred = task.deferred.borrow_mut();
+        deferred.retain(|t| *t != own);
+        if task.core.state() == State::Scheduled && task.wake.get() == Wake::Throw(own) {
+            let next = (!deferred.is_empty()).then(|| deferred.remove(0));
+            task.wake.set(next.map_or(Wake::Ready, Wake::Throw));
         }
     }
 
