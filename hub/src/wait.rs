@@ -85,6 +85,16 @@ pub trait Waitable {
     /// Cancels a [`watch`](Waitable::watch), whether or not it fired. After
     /// this, `waiter` must not be woken through this registration.
     fn unwatch(&self, waiter: Waiter, token: usize);
+
+    /// True when the registration `token` has fired, even if the object is
+    /// no longer ready (an [`Event`](crate::sync::Event) set and cleared
+    /// again before the waiter ran): [`wait`] and [`iwait`] then report it,
+    /// as gevent notifies every link of a set event. The default, `false`,
+    /// suits objects that stay ready once they are.
+    fn fired(&self, waiter: Waiter, token: usize) -> bool {
+        let _ = (waiter, token);
+        false
+    }
 }
 
 impl<T: 'static> Waitable for Greenlet<T> {
@@ -119,6 +129,9 @@ impl<W: Waitable + ?Sized> Waitable for &W {
     fn unwatch(&self, waiter: Waiter, token: usize) {
         (**self).unwatch(waiter, token)
     }
+    fn fired(&self, waiter: Waiter, token: usize) -> bool {
+        (**self).fired(waiter, token)
+    }
 }
 
 impl<W: Waitable + ?Sized> Waitable for Rc<W> {
@@ -131,6 +144,9 @@ impl<W: Waitable + ?Sized> Waitable for Rc<W> {
     fn unwatch(&self, waiter: Waiter, token: usize) {
         (**self).unwatch(waiter, token)
     }
+    fn fired(&self, waiter: Waiter, token: usize) -> bool {
+        (**self).fired(waiter, token)
+    }
 }
 
 impl<W: Waitable + ?Sized> Waitable for Box<W> {
@@ -142,6 +158,9 @@ impl<W: Waitable + ?Sized> Waitable for Box<W> {
     }
     fn unwatch(&self, waiter: Waiter, token: usize) {
         (**self).unwatch(waiter, token)
+    }
+    fn fired(&self, waiter: Waiter, token: usize) -> bool {
+        (**self).fired(waiter, token)
     }
 }
 
@@ -234,9 +253,27 @@ impl Iwait<'_> {
         }
         let i = (self.next_scan..self.objects.len())
             .find(|&i| !self.reported[i] && self.objects[i].is_ready())?;
+        Some(self.report(i))
+    }
+
+    /// Like [`scan`](Self::scan), also counting the watched objects whose
+    /// registration fired though they are no longer ready.
+    fn scan_watched(&mut self, watches: &Watches<'_>) -> Option<usize> {
+        if let Some(i) = self.scan() {
+            return Some(i);
+        }
+        let i = watches
+            .tokens
+            .iter()
+            .find(|&&(i, token)| !self.reported[i] && self.objects[i].fired(watches.waiter, token))?
+            .0;
+        Some(self.report(i))
+    }
+
+    fn report(&mut self, i: usize) -> usize {
         self.reported[i] = true;
         self.remaining -= 1;
-        Some(i)
+        i
     }
 }
 
@@ -284,7 +321,7 @@ impl Iterator for Iwait<'_> {
         }
         let found = loop {
             let woke = hub.park_until(WAIT, self.deadline);
-            if let Some(i) = self.scan() {
+            if let Some(i) = self.scan_watched(&watches) {
                 break Some(i);
             }
             if woke != Woke::Ready {

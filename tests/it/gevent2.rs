@@ -736,7 +736,6 @@ fn gp10_simple_and_error_exit_states() {
 // notification runs (Event._notify_all), so wait([event]) returns it. A
 // set immediately followed by clear must not be missed by wait/iwait.
 #[test]
-#[ignore = "BUG: wait/iwait miss an Event that is set then cleared before the waiter runs (Event::wait does not)"]
 fn wp01_wait_reports_event_set_then_cleared() {
     bounded(|| {
         let ev = Rc::new(Event::new());

@@ -157,4 +157,10 @@ impl Waitable for Event {
     fn unwatch(&self, _waiter: Waiter, token: usize) {
         self.waiters.borrow_mut().remove(token as NodeKey);
     }
+
+    /// A `set` chose this registration (even if the event was cleared
+    /// since).
+    fn fired(&self, _waiter: Waiter, token: usize) -> bool {
+        !self.waiters.borrow().is_linked(token as NodeKey)
+    }
 }
