@@ -17,6 +17,7 @@ use sylvan::net::UnixStream;
 use sylvan::pool::{Group, Pool};
 use sylvan::sync::{
     AsyncResult, Event, GetError, JoinableQueue, LifoQueue, Mutex, PriorityQueue, Queue, Semaphore,
+    TryPutError,
 };
 use sylvan::{
     ErrorPolicy, Greenlet, Outcome, Timeout, joinall, killall, sleep, sleep_until, spawn,
@@ -1397,22 +1398,51 @@ fn qp04_lifo_queue_with_waiting_putter() {
 // qsize() < maxsize): not even when an item handed to a getter comes back
 // because the getter was killed before it ran.
 #[test]
-#[ignore = "BUG: a bounded queue exceeds its capacity when an item handed to a killed getter is restored"]
 fn qp05_bounded_queue_never_exceeds_capacity_after_handoff_returns() {
     bounded(|| {
         let q: Rc<Queue<u32>> = Rc::new(Queue::bounded(1));
         let q2 = q.clone();
         let getter = spawn(move || q2.get());
         yield_now(); // the getter parks
+        // A putter that will run before the getter does.
+        let q3 = q.clone();
+        let putter = spawn(move || q3.put(3));
         q.put(1).unwrap(); // handed to the getter, which has not run yet
-        q.put(2).unwrap(); // gevent: would wait (qsize 1 == maxsize)
-        getter.kill(); // the item handed over comes back
+        // gevent: put_nowait raises Full (qsize 1 == maxsize)
+        assert!(matches!(q.try_put(2), Err(TryPutError::Full(2))));
+        assert!(q.is_full());
+        // The putter runs first and parks for room; then the getter dies
+        // before it ran, and the item handed over comes back.
+        getter.kill();
         assert!(
             q.len() <= 1,
             "bounded(1) queue holds {} items after a hand-off came back",
             q.len()
         );
+        assert_eq!(q.putters(), 1, "the putter still waits for room");
         assert_eq!(q.try_get(), Ok(1));
+        putter.join().unwrap().unwrap();
+        assert_eq!(q.try_get(), Ok(3));
+    })
+}
+
+// When the getter does take the handed item, its room frees for a parked
+// putter at once (gevent: the putter is unlocked once qsize drops).
+#[test]
+fn qp05b_room_held_for_a_handoff_frees_when_the_getter_takes_it() {
+    bounded(|| {
+        let q: Rc<Queue<u32>> = Rc::new(Queue::bounded(1));
+        let q2 = q.clone();
+        let getter = spawn(move || q2.get());
+        yield_now();
+        q.put(1).unwrap(); // handed over
+        let q3 = q.clone();
+        let putter = spawn(move || q3.put(2));
+        yield_now(); // the getter takes 1; the putter's 2 moves in
+        assert_eq!(getter.join().unwrap(), Some(1));
+        putter.join().unwrap().unwrap();
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.try_get(), Ok(2));
     })
 }
 

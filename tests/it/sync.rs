@@ -454,10 +454,11 @@ fn bounded_queue_applies_back_pressure_to_a_fast_producer() {
     };
     let mut max_putters = 0;
     let mut got = Vec::new();
-    while let Some(v) = q.get() {
+    loop {
+        max_putters = max_putters.max(q.putters());
+        let Some(v) = q.get() else { break };
         consumed.set(consumed.get() + 1);
         got.push(v);
-        max_putters = max_putters.max(q.putters());
         sylvan::sleep(Duration::ZERO); // a slow consumer
         sylvan::yield_now();
     }

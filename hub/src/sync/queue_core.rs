@@ -18,6 +18,10 @@
 //! * A getter chosen (handed an item) that is killed or times out before it
 //!   runs passes the item to the next waiting getter, or puts it back at
 //!   the front of the buffer ([`Buffer::restore`]).
+//! * An item handed to a getter that has not run yet still counts against
+//!   the capacity (`State::handed`), so the one put back always fits, and
+//!   the room frees (refilling from a waiting putter) when the getter takes
+//!   it.
 //! * A putter whose wait ends (timeout, kill) before its item was taken
 //!   takes the item back (the put failed); once taken, the put succeeded
 //!   whatever happens to the putter afterwards.
@@ -138,6 +142,19 @@ struct State<T, B> {
     /// borrow flag invites the compiler to merge the two updates into one
     /// wide store that later loads cannot forward from.
     accepted: u64,
+    /// Items handed to chosen getters that have not run yet. They count
+    /// against the capacity, as they would in gevent (where they sit in
+    /// the queue until the getter runs): an item handed back by a getter
+    /// killed before it ran must fit again.
+    handed: usize,
+}
+
+impl<T, B: Buffer<T>> State<T, B> {
+    /// Items that count against the capacity.
+    #[inline]
+    fn held(&self) -> usize {
+        self.buf.len() + self.handed
+    }
 }
 
 /// A queue of capacity `cap` over the buffer `B`.
@@ -181,6 +198,7 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
                 getters: WaitList::new(),
                 putters: WaitList::new(),
                 accepted: 0,
+                handed: 0,
             }),
         }
     }
@@ -194,7 +212,7 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
     #[inline]
     fn push_fast(&self, v: T) -> Option<T> {
         let mut st = self.st.borrow_mut();
-        if st.getters.is_empty() && st.buf.len() < self.cap && !self.closed.get() {
+        if st.getters.is_empty() && st.held() < self.cap && !self.closed.get() {
             st.buf.push(v);
             st.accepted += 1;
             None
@@ -222,13 +240,14 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
         let v = match st.getters.give_first(v) {
             Ok(task) => {
                 st.accepted += 1;
+                st.handed += 1;
                 drop(st);
                 hub().wake(task, Wake::Ready);
                 return Ok(());
             }
             Err(v) => v,
         };
-        if st.buf.len() < self.cap {
+        if st.held() < self.cap {
             st.buf.push(v);
             st.accepted += 1;
             return Ok(());
@@ -313,7 +332,7 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
     #[inline(never)]
     fn refill(&self) {
         let mut st = self.st.borrow_mut();
-        if st.buf.len() >= self.cap {
+        if st.held() >= self.cap {
             return;
         }
         if let Some((item, task)) = st.putters.take_first() {
@@ -400,6 +419,7 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
             };
             std::mem::forget(guard);
             if let Some(v) = slot {
+                self.received_handoff();
                 return Ok(v);
             }
             if !chosen {
@@ -410,6 +430,19 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
                 Err(TryGetError::Empty) => {}
                 r => return r,
             }
+        }
+    }
+
+    /// A getter took the item handed to it: the room it held is free for
+    /// a waiting putter.
+    #[inline]
+    fn received_handoff(&self) {
+        let mut st = self.st.borrow_mut();
+        st.handed -= 1;
+        let refill = !st.putters.is_empty();
+        drop(st);
+        if refill {
+            self.refill();
         }
     }
 
@@ -437,7 +470,8 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
     }
 
     pub(crate) fn is_full(&self) -> bool {
-        self.len() >= self.cap
+        let st = self.st.borrow();
+        st.getters.is_empty() && st.held() >= self.cap
     }
 
     pub(crate) fn getters(&self) -> usize {
@@ -496,7 +530,11 @@ impl<T, B: Buffer<T>> Drop for GetWaiting<'_, T, B> {
                     hub.wake(task, Wake::Ready);
                 }
             }
-            Err(v) => st.buf.restore(v),
+            Err(v) => {
+                // Its room was held for it (`handed`), so it fits.
+                st.handed -= 1;
+                st.buf.restore(v);
+            }
         }
     }
 }
@@ -637,7 +675,8 @@ macro_rules! queue_methods {
             }
 
             /// Items buffered now (not counting items in waiting putters'
-            /// hands).
+            /// hands, nor items already handed to a getter that has not
+            /// run yet, though those hold their room until it runs).
             pub fn len(&self) -> usize {
                 self.core.len()
             }
