@@ -7,21 +7,23 @@
 //!
 //! Hand-off rules, which keep waiters FIFO and lose no item:
 //!
-//! * A put with getters waiting hands the item straight to the first getter
-//!   (through its wait-list slot) and wakes it; the buffer is then empty.
+//! * An item handed to a getter that has not run yet holds its room
+//!   (`State::handed`): it counts against the capacity like a buffered
+//!   one, as in gevent, where it sits in the queue until the getter runs.
+//! * A put with getters waiting and room to spare hands the item straight
+//!   to the first getter (through its wait-list slot) and wakes it; the
+//!   buffer is then empty. A rendezvous (capacity zero) needs no room.
 //! * A put with no room parks the putter with its item in its slot.
-//! * A get that takes from the buffer refills it from the first waiting
-//!   putter (moving that putter's item in and waking it): so waiting putters
-//!   imply a full buffer, and waiting getters an empty one.
-//! * A get on an empty buffer with a putter waiting (capacity zero) takes
-//!   the putter's item directly: the rendezvous.
+//! * When room frees (a get takes from the buffer, or a getter takes the
+//!   item handed to it), the first waiting putter's item moves on: to the
+//!   first waiting getter if any, else into the buffer. So waiting putters
+//!   imply no room, and waiting getters an empty buffer.
+//! * A get on an empty buffer with a putter waiting takes the putter's item
+//!   directly: the rendezvous.
 //! * A getter chosen (handed an item) that is killed or times out before it
-//!   runs passes the item to the next waiting getter, or puts it back at
-//!   the front of the buffer ([`Buffer::restore`]).
-//! * An item handed to a getter that has not run yet still counts against
-//!   the capacity (`State::handed`), so the one put back always fits, and
-//!   the room frees (refilling from a waiting putter) when the getter takes
-//!   it.
+//!   runs passes the item to the next waiting getter, or gives it back to
+//!   the buffer ([`Buffer::restore`]), where the room it held awaits it:
+//!   it is older than every buffered item, and comes out accordingly.
 //! * A putter whose wait ends (timeout, kill) before its item was taken
 //!   takes the item back (the put failed); once taken, the put succeeded
 //!   whatever happens to the putter afterwards.
@@ -46,8 +48,9 @@ use crate::task::WaitKind;
 pub(crate) trait Buffer<T>: Default {
     fn push(&mut self, v: T);
     fn pop(&mut self) -> Option<T>;
-    /// Gives back an item that had been handed out first: it is the next
-    /// one out.
+    /// Gives back an item that had been handed to a getter: it was put
+    /// before every item buffered now (a hand-off happens only while the
+    /// buffer is empty), and takes the place that age gives it.
     fn restore(&mut self, v: T);
     fn len(&self) -> usize;
 }
@@ -98,7 +101,8 @@ impl<T> Buffer<T> for Lifo<T> {
         self.0.pop()
     }
     fn restore(&mut self, v: T) {
-        self.0.push(v)
+        // Older than every item buffered (those came after it): last out.
+        self.0.insert(0, v)
     }
     #[inline]
     fn len(&self) -> usize {
@@ -237,6 +241,11 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
             return Err(TryPutError::Closed(v));
         }
         let mut st = self.st.borrow_mut();
+        // A hand-off holds room like a buffered item (a rendezvous needs
+        // none); without room the item waits with its putter.
+        if self.cap != 0 && st.held() >= self.cap {
+            return Err(TryPutError::Full(v));
+        }
         let v = match st.getters.give_first(v) {
             Ok(task) => {
                 st.accepted += 1;
@@ -335,11 +344,26 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
         if st.held() >= self.cap {
             return;
         }
-        if let Some((item, task)) = st.putters.take_first() {
-            st.buf.push(item);
+        if let Some((item, putter)) = st.putters.take_first() {
             st.accepted += 1;
+            // Getters may wait while room was held by hand-offs: the first
+            // of them gets the item.
+            let getter = match st.getters.give_first(item) {
+                Ok(getter) => {
+                    st.handed += 1;
+                    Some(getter)
+                }
+                Err(item) => {
+                    st.buf.push(item);
+                    None
+                }
+            };
             drop(st);
-            hub().wake(task, Wake::Ready);
+            let hub = hub();
+            hub.wake(putter, Wake::Ready);
+            if let Some(getter) = getter {
+                hub.wake(getter, Wake::Ready);
+            }
         }
     }
 
