@@ -219,6 +219,7 @@ pub fn iwait<'a>(objects: &'a [&'a dyn Waitable], timeout: Option<Duration>) -> 
     Iwait {
         objects,
         reported: vec![false; objects.len()],
+        fired: vec![false; objects.len()],
         remaining: objects.len(),
         deadline: timeout.map(|d| Instant::now() + d),
         next_scan: 0,
@@ -229,6 +230,9 @@ pub fn iwait<'a>(objects: &'a [&'a dyn Waitable], timeout: Option<Duration>) -> 
 pub struct Iwait<'a> {
     objects: &'a [&'a dyn Waitable],
     reported: Vec<bool>,
+    /// Objects whose registration fired while this iterator waited, ready
+    /// or not now (an event set then cleared): reported like ready ones.
+    fired: Vec<bool>,
     remaining: usize,
     deadline: Option<Instant>,
     /// Where the next scan starts: objects below it were all reported.
@@ -252,28 +256,21 @@ impl Iwait<'_> {
             self.next_scan += 1;
         }
         let i = (self.next_scan..self.objects.len())
-            .find(|&i| !self.reported[i] && self.objects[i].is_ready())?;
-        Some(self.report(i))
-    }
-
-    /// Like [`scan`](Self::scan), also counting the watched objects whose
-    /// registration fired though they are no longer ready.
-    fn scan_watched(&mut self, watches: &Watches<'_>) -> Option<usize> {
-        if let Some(i) = self.scan() {
-            return Some(i);
-        }
-        let i = watches
-            .tokens
-            .iter()
-            .find(|&&(i, token)| !self.reported[i] && self.objects[i].fired(watches.waiter, token))?
-            .0;
-        Some(self.report(i))
-    }
-
-    fn report(&mut self, i: usize) -> usize {
+            .find(|&i| !self.reported[i] && (self.fired[i] || self.objects[i].is_ready()))?;
         self.reported[i] = true;
         self.remaining -= 1;
-        i
+        Some(i)
+    }
+
+    /// Notes every watched object whose registration fired, before the
+    /// registrations go: each is reported in turn, even if the object is
+    /// no longer ready.
+    fn latch_fired(&mut self, watches: &Watches<'_>) {
+        for &(i, token) in &watches.tokens {
+            if self.objects[i].fired(watches.waiter, token) {
+                self.fired[i] = true;
+            }
+        }
     }
 }
 
@@ -321,7 +318,8 @@ impl Iterator for Iwait<'_> {
         }
         let found = loop {
             let woke = hub.park_until(WAIT, self.deadline);
-            if let Some(i) = self.scan_watched(&watches) {
+            self.latch_fired(&watches);
+            if let Some(i) = self.scan() {
                 break Some(i);
             }
             if woke != Woke::Ready {
