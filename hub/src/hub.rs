@@ -952,6 +952,12 @@ impl Hub {
         self.idle_waiters.borrow_mut().retain(|w| *w != r);
     }
 
+    /// True while `r` is registered and the loop has not yet woken it for
+    /// being idle.
+    pub(crate) fn is_idle_waiter(&self, r: TaskRef) -> bool {
+        self.idle_waiters.borrow().contains(&r)
+    }
+
     pub(crate) fn stats(&self) -> HubStats {
         let pool = self.pool.borrow().stats();
         // SAFETY: as in `task`.

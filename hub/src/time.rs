@@ -66,7 +66,13 @@ pub fn idle() {
         }
     }
     let _g = Unregister(me);
-    hub.park(WaitKind::Idle, false);
+    // The loop takes the waiter off the list when it wakes it for being
+    // idle; any other wake-up is spurious and parks again.
+    while hub.park(WaitKind::Idle, false) != crate::hub::Woke::Refused {
+        if !hub.is_idle_waiter(me) {
+            break;
+        }
+    }
 }
 
 /// The error of [`with_timeout`]: the deadline passed first.
