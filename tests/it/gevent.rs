@@ -18,15 +18,9 @@ use sylvan::{
     sleep, spawn, spawn_later, with_timeout, yield_now,
 };
 
-use crate::util::{DropFlag, Log, quiet};
+use crate::util::{DropFlag, Log, bounded, quiet};
 
 const MS: Duration = Duration::from_millis(1);
-const LIMIT: Duration = Duration::from_secs(3);
-
-/// Runs `f` under a hard limit so that no probe can hang.
-fn bounded<T>(f: impl FnOnce() -> T) -> T {
-    with_timeout(LIMIT, f).expect("probe hung (hit the 3 s limit)")
-}
 
 // ---------------------------------------------------------------- greenlets
 

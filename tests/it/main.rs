@@ -14,6 +14,7 @@ mod net_gevent;
 mod net_peers;
 mod net_std;
 mod pool;
+mod probes3;
 mod stacks;
 mod switch;
 mod sync;

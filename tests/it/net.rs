@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sylvan::net::{StreamServer, TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 
-use crate::util::{DropFlag, is_child, run_child};
+use crate::util::{DropFlag, is_child, run_child, yield_until};
 
 /// Raises the open-file soft limit to the hard one (as DESIGN.md says for
 /// tests with many connections).
@@ -53,17 +53,6 @@ fn echo_server() -> (SocketAddr, StreamServer) {
     .start()
     .unwrap();
     (server.local_addr().unwrap(), server)
-}
-
-/// Yields until `cond` holds (bounded).
-fn yield_until(what: &str, cond: impl Fn() -> bool) {
-    for _ in 0..10_000 {
-        if cond() {
-            return;
-        }
-        sylvan::yield_now();
-    }
-    panic!("gave up waiting for: {what}");
 }
 
 /// A listener whose accept queue is full, so further connects hang in

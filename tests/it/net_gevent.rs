@@ -19,26 +19,7 @@ use sylvan::sync::Event;
 
 use crate::net::{full_backlog_listener, unix_path};
 use crate::net_peers::{pair as tcp_pair, set_linger_zero};
-use crate::util::{DropFlag, is_child, quiet, run_child};
-
-/// Runs `f` bounded by 5 s: a hang fails the test with a clear message.
-fn bounded<T>(f: impl FnOnce() -> T) -> T {
-    match sylvan::with_timeout(Duration::from_secs(5), f) {
-        Ok(v) => v,
-        Err(_) => panic!("probe hung (bounded by 5 s)"),
-    }
-}
-
-/// Yields until `cond` holds (bounded).
-fn yield_until(what: &str, cond: impl Fn() -> bool) {
-    for _ in 0..20_000 {
-        if cond() {
-            return;
-        }
-        sylvan::yield_now();
-    }
-    panic!("gave up waiting for: {what}");
-}
+use crate::util::{DropFlag, bounded, is_child, quiet, run_child, yield_until};
 
 fn kind<T: std::fmt::Debug>(r: io::Result<T>) -> io::ErrorKind {
     match r {

@@ -53,3 +53,29 @@ pub fn run_child(path: &str, name: &str) -> Output {
         .output()
         .expect("re-exec the test binary")
 }
+
+/// The hard limit of [`bounded`].
+pub const BOUND: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs `f` under a hard limit ([`BOUND`]) so that a test that would hang
+/// fails with a clear message instead.
+pub fn bounded<T>(f: impl FnOnce() -> T) -> T {
+    sylvan::with_timeout(BOUND, f).expect("test hung (hit the 5 s bound)")
+}
+
+/// Yields (and now and then sleeps a millisecond, so that IO and timers
+/// get their turn) until `cond` holds; panics after a bounded number of
+/// rounds, naming `what`.
+pub fn yield_until(what: &str, cond: impl Fn() -> bool) {
+    for i in 0..4000 {
+        if cond() {
+            return;
+        }
+        if i % 8 == 7 {
+            sylvan::sleep(std::time::Duration::from_millis(1));
+        } else {
+            sylvan::yield_now();
+        }
+    }
+    panic!("never happened: {what}");
+}
