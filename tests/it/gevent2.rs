@@ -1420,6 +1420,32 @@ fn qp05_bounded_queue_never_exceeds_capacity_after_handoff_returns() {
     })
 }
 
+// gevent's full() is qsize() >= maxsize, and an item handed to a getter
+// that has not run is still in the queue: with a second getter waiting, a
+// bounded(1) queue holding one hand-off is full, and a put waits.
+#[test]
+fn qp05c_full_while_a_handoff_holds_the_room_even_with_getters_waiting() {
+    bounded(|| {
+        let q: Rc<Queue<u32>> = Rc::new(Queue::bounded(1));
+        let getters: Vec<_> = (0..2)
+            .map(|_| {
+                let q = q.clone();
+                spawn(move || q.get())
+            })
+            .collect();
+        yield_now(); // both park
+        q.put(1).unwrap(); // handed to the first
+        assert_eq!(q.getters(), 1);
+        assert!(q.is_full());
+        assert!(matches!(q.try_put(2), Err(TryPutError::Full(2))));
+        yield_now(); // the first getter takes 1: room again
+        assert!(!q.is_full());
+        q.put(2).unwrap();
+        let got: Vec<_> = getters.into_iter().map(|g| g.join().unwrap()).collect();
+        assert_eq!(got, [Some(1), Some(2)]);
+    })
+}
+
 // When the getter does take the handed item, its room frees for a parked
 // putter at once (gevent: the putter is unlocked once qsize drops).
 #[test]

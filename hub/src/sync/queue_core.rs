@@ -495,7 +495,12 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
 
     pub(crate) fn is_full(&self) -> bool {
         let st = self.st.borrow();
-        st.getters.is_empty() && st.held() >= self.cap
+        if self.cap == 0 {
+            // A rendezvous waits unless a getter does.
+            st.getters.is_empty()
+        } else {
+            st.held() >= self.cap
+        }
     }
 
     pub(crate) fn getters(&self) -> usize {
