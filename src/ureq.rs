@@ -30,9 +30,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::mem::ManuallyDrop;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -40,7 +40,7 @@ use ureq::config::Config;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, NextTimeout, RustlsConnector, Transport,
+    Buffers, ConnectionDetails, Connector, NextTimeout, RustlsConnector, ShutdownHandle, Transport,
 };
 use ureq::{Agent, Error, Timeout};
 
@@ -83,10 +83,15 @@ impl<T: 'static> HubBound<T> {
 
     #[inline]
     fn get(&self) -> &T {
-        if thread::current().id() != self.owner {
+        if !self.on_owner() {
             wrong_thread(self.owner);
         }
         &self.value
+    }
+
+    #[inline]
+    fn on_owner(&self) -> bool {
+        thread::current().id() == self.owner
     }
 }
 
@@ -94,7 +99,7 @@ impl<T: 'static> HubBound<T> {
 #[inline(never)]
 fn wrong_thread(owner: ThreadId) -> ! {
     panic!(
-        "sylvan::ureq: a connection made on hub thread {owner:?} was used from thread {:?}; \
+        "sylvan::ureq: an agent or connection of hub thread {owner:?} was used from thread {:?}; \
          sylvan sockets belong to their hub: create one ureq Agent per hub thread \
          (sylvan::ureq::agent) and use it only there",
         thread::current().id()
@@ -133,9 +138,48 @@ impl<T: 'static> Drop for HubBound<T> {
     }
 }
 
-/// Opens TCP connections as sylvan sockets.
-#[derive(Debug, Default)]
-pub struct SylvanConnector(());
+/// Opens TCP connections as sylvan sockets, on the hub thread that created
+/// it (a connect from any other thread panics with a message saying so).
+///
+/// Each connection registers with the agent so that
+/// [`Agent::shutdown`](ureq::Agent::shutdown) interrupts a request in
+/// flight, from any thread: the socket is shut down on its own hub.
+#[derive(Debug)]
+pub struct SylvanConnector {
+    owner: ThreadId,
+}
+
+impl Default for SylvanConnector {
+    /// A connector for the current thread's hub.
+    fn default() -> Self {
+        SylvanConnector {
+            owner: thread::current().id(),
+        }
+    }
+}
+
+/// Shuts a connection's socket down for [`Agent::shutdown`], which may be
+/// called on any thread: directly on the socket's own hub thread, through
+/// a job sent to that hub otherwise. Holds a handle on the socket (shared,
+/// not a new descriptor), so the job never reaches a closed or reused one.
+struct SocketShutdown {
+    stream: HubBound<TcpStream>,
+    me: Weak<SocketShutdown>,
+}
+
+impl ShutdownHandle for SocketShutdown {
+    fn shutdown(&self) {
+        if self.stream.on_owner() {
+            // Wakes a greenlet parked on the socket; the error is moot.
+            let _ = self.stream.get().shutdown(Shutdown::Both);
+        } else if let Some(me) = self.me.upgrade() {
+            // A hub that is gone has closed its sockets already.
+            let _ = self.stream.handle.spawn(move || {
+                let _ = me.stream.get().shutdown(Shutdown::Both);
+            });
+        }
+    }
+}
 
 impl<In: Transport> Connector<In> for SylvanConnector {
     type Out = ureq::unversioned::transport::Either<In, SylvanTransport>;
@@ -148,6 +192,9 @@ impl<In: Transport> Connector<In> for SylvanConnector {
         use ureq::unversioned::transport::Either;
         if let Some(t) = chained {
             return Ok(Some(Either::A(t)));
+        }
+        if thread::current().id() != self.owner {
+            wrong_thread(self.owner);
         }
         let config = details.config;
         let budget = details.timeout.not_zero().map(|d| *d);
@@ -162,6 +209,15 @@ impl<In: Transport> Connector<In> for SylvanConnector {
                     if config.no_delay() {
                         stream.set_nodelay(true)?;
                     }
+                    let handle = HubBound::new(stream.try_clone()?);
+                    let shutdown = Arc::new_cyclic(|me| SocketShutdown {
+                        stream: handle,
+                        me: me.clone(),
+                    });
+                    // Fails once the agent is shut down: so does the connect.
+                    (details.register_shutdown)(
+                        Arc::downgrade(&shutdown) as Weak<dyn ShutdownHandle>
+                    )?;
                     let buffers =
                         GrowBuffers::new(config.input_buffer_size(), config.output_buffer_size());
                     return Ok(Some(Either::B(SylvanTransport {
@@ -169,6 +225,7 @@ impl<In: Transport> Connector<In> for SylvanConnector {
                         buffers,
                         read_timeout: None,
                         write_timeout: None,
+                        _shutdown: shutdown,
                     })));
                 }
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
@@ -295,6 +352,9 @@ pub struct SylvanTransport {
     buffers: GrowBuffers,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    /// Registered (weakly) with the agent for `Agent::shutdown`; lives as
+    /// long as the connection.
+    _shutdown: Arc<SocketShutdown>,
 }
 
 impl fmt::Debug for SylvanTransport {
@@ -364,6 +424,13 @@ impl Transport for SylvanTransport {
     }
 
     fn is_open(&mut self) -> bool {
+        // Off its hub a connection is of no use: report it closed, so that
+        // ureq drops it (sent home to be closed) and the connector says
+        // what went wrong. A panic here would poison ureq's pool lock,
+        // which is held around this call, for the owner thread too.
+        if !self.stream.on_owner() {
+            return false;
+        }
         // A pooled connection is usable when reading would block: no bytes
         // pending (an unexpected response) and no end of stream.
         let fd = self.stream.get().as_raw_fd();
