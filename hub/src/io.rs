@@ -481,7 +481,8 @@ impl<T: AsRawFd> Source<T> {
         if std::thread::panicking() {
             return Err(unwinding(what));
         }
-        let deadline = deadline.unwrap_or_else(|| self.timeout(dir).map(|d| Instant::now() + d));
+        let deadline =
+            deadline.unwrap_or_else(|| self.timeout(dir).and_then(crate::time::deadline_after));
         // Clears the direction's flag too: no poll ran since the syscall
         // failed, so no edge is lost.
         let _waiter = WaiterGuard::join(hub, self.token, dir);

@@ -244,7 +244,7 @@ impl<T> Receiver<T> {
     /// [`RecvTimeoutError::Disconnected`] when every sender is gone.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
         self.recv_until(
-            Some(Instant::now() + timeout),
+            crate::time::deadline_after(timeout),
             WaitKind::Sync("a channel receive"),
         )
     }

@@ -158,7 +158,7 @@ impl Core {
     }
 
     fn wait_available(&self, timeout: Option<Duration>) -> usize {
-        let deadline = timeout.map(|d| Instant::now() + d);
+        let deadline = timeout.and_then(crate::time::deadline_after);
         loop {
             let free = self.free_count();
             if free > 0 || std::thread::panicking() || !wait_on(&self.exits, EXIT, deadline) {
@@ -375,7 +375,7 @@ impl Pool {
     /// Like [`join`](Pool::join), for at most `timeout`; true when the pool
     /// is empty.
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.core.join_until(Some(Instant::now() + timeout))
+        self.core.join_until(crate::time::deadline_after(timeout))
     }
 
     /// Kills every greenlet of the pool and waits until they are dead. When
@@ -475,7 +475,7 @@ impl Group {
     /// Like [`join`](Group::join), for at most `timeout`; true when the
     /// group is empty.
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.core.join_until(Some(Instant::now() + timeout))
+        self.core.join_until(crate::time::deadline_after(timeout))
     }
 
     /// Kills every member and waits until they are dead (see

@@ -399,10 +399,10 @@ fn spawn_task<T: 'static>(
     match delay {
         None => hub.schedule_new(task),
         Some(d) => {
-            let id = hub
-                .timers
-                .borrow_mut()
-                .insert(Instant::now() + d, TimerAction::Start(task.as_ref()));
+            let id = hub.timers.borrow_mut().insert(
+                crate::time::instant_after(d),
+                TimerAction::Start(task.as_ref()),
+            );
             task.start_timer.set(Some(id));
         }
     }
@@ -543,7 +543,7 @@ impl<T: 'static> Greenlet<T> {
 
     fn wait_inner(&self, hub: &Hub, timeout: Option<Duration>) -> bool {
         let task = self.task();
-        let deadline = timeout.map(|d| Instant::now() + d);
+        let deadline = timeout.and_then(crate::time::deadline_after);
         self.wait_until(hub, deadline, WaitKind::Join(GreenletId(task.id)))
     }
 
@@ -582,7 +582,7 @@ impl<T: 'static> Greenlet<T> {
     /// false if the greenlet is still alive then (it caught the unwind and
     /// went on).
     pub fn kill_timeout(&self, timeout: Duration) -> bool {
-        self.kill_until(Some(Instant::now() + timeout))
+        self.kill_until(crate::time::deadline_after(timeout))
     }
 
     fn kill_until(&self, deadline: Option<Instant>) -> bool {
@@ -728,7 +728,7 @@ pub(crate) fn kill_task(hub: &Hub, task: &Task) {
 /// Waits until every greenlet is dead, at most `timeout`; true if all are.
 pub fn joinall<T: 'static>(greenlets: &[Greenlet<T>], timeout: Option<Duration>) -> bool {
     let hub = hub();
-    let deadline = timeout.map(|d| Instant::now() + d);
+    let deadline = timeout.and_then(crate::time::deadline_after);
     greenlets
         .iter()
         .all(|g| g.wait_until(hub, deadline, WaitKind::Join(g.id())))
@@ -758,7 +758,7 @@ pub fn killall<T: 'static>(
     if let Some(t) = listed_me {
         kill_task(hub, t);
     }
-    let deadline = timeout.map(|d| Instant::now() + d);
+    let deadline = timeout.and_then(crate::time::deadline_after);
     for g in greenlets {
         g.wait_until(hub, deadline, WaitKind::Kill(g.id()));
     }

@@ -30,7 +30,22 @@ pub fn sleep(d: Duration) {
     if d.is_zero() {
         return yield_now();
     }
-    sleep_until(Instant::now() + d);
+    sleep_until(instant_after(d));
+}
+
+/// The deadline `d` from now; `None` when that is past what `Instant` can
+/// hold (as `Duration::MAX`): no deadline, wait as long as it takes, as
+/// std's timeouts read it.
+pub(crate) fn deadline_after(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
+/// [`deadline_after`] for the places that need an instant: a duration too
+/// large for `Instant` lands a century away instead of overflowing.
+pub(crate) fn instant_after(d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(d).unwrap_or(now + CENTURY)
 }
 
 /// Parks the current greenlet until `deadline`.
@@ -120,7 +135,7 @@ pub struct Timeout {
 impl Timeout {
     /// Arms a timeout of `d` for the current greenlet.
     pub fn start(d: Duration) -> Timeout {
-        Timeout::start_at(Instant::now() + d)
+        Timeout::start_at(instant_after(d))
     }
 
     /// Arms a timeout that expires at `deadline`.

@@ -221,7 +221,7 @@ pub fn iwait<'a>(objects: &'a [&'a dyn Waitable], timeout: Option<Duration>) -> 
         reported: vec![false; objects.len()],
         fired: vec![false; objects.len()],
         remaining: objects.len(),
-        deadline: timeout.map(|d| Instant::now() + d),
+        deadline: timeout.and_then(crate::time::deadline_after),
         next_scan: 0,
     }
 }

@@ -326,7 +326,7 @@ impl StreamServer {
         if let Some(a) = acceptor {
             a.kill();
         }
-        let deadline = timeout.map(|d| Instant::now() + d);
+        let deadline = timeout.and_then(crate::time::deadline_after);
         while let Some(g) = self.other_handler() {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if left == Some(Duration::ZERO) || !g.wait(left) {

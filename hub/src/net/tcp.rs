@@ -282,7 +282,7 @@ impl TcpStream {
                 "cannot set a 0 duration timeout",
             ));
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::time::instant_after(timeout);
         let addrs = match addr.to_target()? {
             Target::Addrs(v) => v,
             Target::Host(host, port) => {

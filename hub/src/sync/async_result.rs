@@ -151,7 +151,7 @@ impl<T, E> AsyncResult<T, E> {
             let_notified_run_first(&self.waiters);
             return true;
         }
-        self.wait_slow(Some(Instant::now() + timeout))
+        self.wait_slow(crate::time::deadline_after(timeout))
     }
 
     #[inline(never)]

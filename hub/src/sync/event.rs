@@ -113,7 +113,7 @@ impl Event {
             self.after_notified();
             return true;
         }
-        self.wait_slow(Some(Instant::now() + timeout))
+        self.wait_slow(crate::time::deadline_after(timeout))
     }
 
     /// Like [`wait`](Event::wait), until `deadline` at the latest.

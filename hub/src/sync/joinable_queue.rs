@@ -97,7 +97,7 @@ impl<T> JoinableQueue<T> {
     /// Like [`join`](JoinableQueue::join), for at most `timeout`; true when
     /// no item is unfinished.
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.join_until(Some(Instant::now() + timeout))
+        self.join_until(crate::time::deadline_after(timeout))
     }
 
     fn join_until(&self, deadline: Option<Instant>) -> bool {

@@ -154,7 +154,7 @@ impl<T: ?Sized> Mutex<T> {
     /// Locks it, waiting at most `timeout`; `None` if it stayed locked (or
     /// the caller is unwinding and it was locked).
     pub fn lock_timeout(&self, timeout: Duration) -> Option<MutexGuard<'_, T>> {
-        if self.locked.replace(true) && !self.lock_slow(Some(Instant::now() + timeout)) {
+        if self.locked.replace(true) && !self.lock_slow(crate::time::deadline_after(timeout)) {
             return None;
         }
         Some(self.guard())

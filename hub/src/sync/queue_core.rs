@@ -649,7 +649,7 @@ macro_rules! queue_methods {
                 item: T,
                 timeout: std::time::Duration,
             ) -> Result<(), $crate::sync::TryPutError<T>> {
-                self.core.put(item, Some(std::time::Instant::now() + timeout))
+                self.core.put(item, crate::time::deadline_after(timeout))
             }
 
             /// Takes the next item, parking the calling greenlet (FIFO among
@@ -687,7 +687,7 @@ macro_rules! queue_methods {
                 &self,
                 timeout: std::time::Duration,
             ) -> Result<T, $crate::sync::TryGetError> {
-                self.core.get(Some(std::time::Instant::now() + timeout))
+                self.core.get(crate::time::deadline_after(timeout))
             }
 
             /// Closes it: later puts fail with the item handed back, putters

@@ -157,7 +157,8 @@ impl Semaphore {
     /// Takes a permit, waiting at most `timeout`; `None` if none came in
     /// time (or the caller is unwinding and none was free).
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        (self.take() || self.acquire_slow(Some(Instant::now() + timeout))).then(|| self.guard())
+        (self.take() || self.acquire_slow(crate::time::deadline_after(timeout)))
+            .then(|| self.guard())
     }
 
     #[inline]
