@@ -195,6 +195,10 @@ pub(crate) struct Hub {
     refs: Cell<usize>,
     pub(crate) remote: Arc<Remote>,
     idle_waiters: RefCell<Vec<TaskRef>>,
+    /// Link callbacks running now: (callback greenlet id, id of the
+    /// greenlet whose outcome it borrows), so that a `join` from inside
+    /// one can tell it would wait for itself.
+    pub(crate) link_runs: RefCell<Vec<(u64, u64)>>,
     pub(crate) policy: RefCell<ErrorPolicy>,
     closing: Cell<bool>,
     spawned: Cell<u64>,
@@ -316,6 +320,7 @@ impl Hub {
             refs: Cell::new(0),
             remote,
             idle_waiters: RefCell::new(Vec::new()),
+            link_runs: RefCell::new(Vec::new()),
             policy: RefCell::new(ErrorPolicy::default()),
             closing: Cell::new(false),
             spawned: Cell::new(0),

@@ -450,6 +450,33 @@ pub(crate) fn spawn_link_callback(hub: &Hub, task: &Task, f: Box<dyn FnOnce()>) 
     }
 }
 
+/// Marks the current greenlet as running a link callback of greenlet
+/// `of` (see `Hub::link_runs`) until dropped.
+struct LinkRun {
+    me: u64,
+    of: u64,
+}
+
+impl LinkRun {
+    fn enter(of: u64) -> LinkRun {
+        let hub = hub();
+        let me = hub.current().id;
+        hub.link_runs.borrow_mut().push((me, of));
+        LinkRun { me, of }
+    }
+}
+
+impl Drop for LinkRun {
+    fn drop(&mut self) {
+        if let Some(hub) = crate::hub::try_hub() {
+            let mut runs = hub.link_runs.borrow_mut();
+            if let Some(i) = runs.iter().position(|&r| r == (self.me, self.of)) {
+                runs.swap_remove(i);
+            }
+        }
+    }
+}
+
 /// Decrements the borrower count of a task when a link callback is done
 /// (run, skipped or dropped), and wakes joiners waiting on it.
 struct BorrowGuard<T: 'static>(Record<T>);
@@ -503,12 +530,28 @@ impl<T: 'static> Greenlet<T> {
     /// [`Error::Killed`], [`Error::Panicked`] or [`Error::TimedOut`] by how
     /// it died; [`Error::Unwinding`] when called while the caller unwinds and
     /// the greenlet is not finished.
+    ///
+    /// # Panics
+    ///
+    /// When called from inside one of the greenlet's own link callbacks
+    /// (it would wait for itself: the callback borrows the outcome).
     pub fn join(self) -> Result<T, Error> {
         let hub = hub();
         if !self.wait_inner(hub, None) {
             return Err(Error::Unwinding);
         }
         let task = self.task();
+        if task.borrowers.get() > 0 {
+            let me = hub.current().id;
+            let inside_own_callback = hub.link_runs.borrow().contains(&(me, task.id));
+            assert!(
+                !inside_own_callback,
+                "sylvan: join() on greenlet {} from inside one of its own link callbacks would wait \
+                 for itself (join waits for the callbacks that borrow the outcome); use the \
+                 outcome the callback was given, or wait() to know it is dead",
+                GreenletId(task.id)
+            );
+        }
         while task.borrowers.get() > 0 {
             let me = hub.current();
             task.borrow_waiters.borrow_mut().push(me);
@@ -647,6 +690,7 @@ impl<T: 'static> Greenlet<T> {
             let guard = guard;
             let inner = &guard.0;
             if seq >= inner.task.unlinked_upto.get() {
+                let _running = LinkRun::enter(inner.task.id);
                 inner.with_outcome(f);
             }
         });
