@@ -748,6 +748,13 @@ impl<T: 'static> Greenlet<T> {
             *links = keep;
             drop
         };
+        // Those no longer observe a failure (for the error policy).
+        let observers = removed
+            .iter()
+            .filter(|l| matches!(l, Link::Callback { when, .. } if *when != When::Value))
+            .count();
+        task.observers
+            .set(task.observers.get().saturating_sub(observers as u32));
         drop(removed);
     }
 }
