@@ -923,13 +923,18 @@ impl Hub {
         if let Some(stack) = task.core.cancel_unstarted() {
             self.pool.borrow_mut().put(stack);
         }
-        if let Some(body) = task.body.take() {
+        let body = task.body.take();
+        if body.is_some() {
             self.pool.borrow_mut().unreserve();
+        }
+        // Links first: the body's destructors may block, and a link added
+        // meanwhile (the greenlet reads as dead) must come after these.
+        self.on_dead(task);
+        if let Some(body) = body {
             // SAFETY: `_hold` keeps the record alive; its body was still
             // there (taken from the task just now).
             unsafe { body.cancel() };
         }
-        self.on_dead(task);
         if !queued {
             // A queued task's key is still in the ring: the loop reaps it.
             self.reap(task.key.get(), task.id);
