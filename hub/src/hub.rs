@@ -389,7 +389,9 @@ impl Hub {
                 _ => None,
             }
         };
-        drop(entry);
+        // The last reference may be the table's (a detached greenlet): the
+        // record then drops its value and unrun callbacks here.
+        drop_caught(entry, id);
     }
 
     /// A strong reference to the record at `key`, to keep it alive across
@@ -883,6 +885,8 @@ impl Hub {
                 Link::Callback { when, f, .. } => {
                     if when.matches(outcome) {
                         crate::task::spawn_link_callback(self, task, f);
+                    } else {
+                        drop_caught(f, task.id);
                     }
                 }
             }
@@ -1126,6 +1130,31 @@ impl Drop for TimerGuard<'_> {
     fn drop(&mut self) {
         self.hub.timers.borrow_mut().cancel(self.id);
     }
+}
+
+/// Drops `v`, which may run user destructors (what a greenlet `id` left
+/// behind: its unjoined value, captures of callbacks that will not run),
+/// catching a panic there: it is reported and stops, because the loop and
+/// the greenlet that happens to be running must not unwind for it. A
+/// destructor that blocks (a `kill`, a `join`) panics when the loop runs
+/// it, and is reported the same way; what it did before blocking (the
+/// kill thrown) stands.
+#[inline]
+fn drop_caught<T>(v: T, id: u64) {
+    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(v))) {
+        report_drop_panic(&*p, id);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn report_drop_panic(p: &(dyn std::any::Any + Send), id: u64) {
+    eprintln!(
+        "sylvan: a destructor panicked while dropping what greenlet {} left behind (its value \
+         or a link callback that did not run): {}; the panic stops there",
+        GreenletId(id),
+        sylvan_runtime::payload_message(p)
+    );
 }
 
 #[cold]
