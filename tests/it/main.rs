@@ -15,6 +15,8 @@ mod net_peers;
 mod net_std;
 mod pool;
 mod probes3;
+mod probes4;
+mod probes5;
 mod stacks;
 mod switch;
 mod sync;

@@ -38,7 +38,7 @@ fn the_pool_unmaps_past_its_bound() {
 /// Recurses until `budget` bytes of stack below `top` are in use, measured
 /// by address so it holds in debug and release builds alike.
 #[inline(never)]
-fn recurse(top: usize, budget: usize) -> usize {
+pub fn recurse(top: usize, budget: usize) -> usize {
     let buf = black_box([7u8; 256]);
     let here = &buf as *const _ as usize;
     if top - here >= budget {
