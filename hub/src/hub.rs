@@ -391,7 +391,10 @@ impl Hub {
         };
         // The last reference may be the table's (a detached greenlet): the
         // record then drops its value and unrun callbacks here.
-        drop_caught(entry, id);
+        match entry {
+            Some(e) if e._owner.is_last() => drop_caught(e, id),
+            e => drop(e),
+        }
     }
 
     /// A strong reference to the record at `key`, to keep it alive across
@@ -1139,7 +1142,8 @@ impl Drop for TimerGuard<'_> {
 /// destructor that blocks (a `kill`, a `join`) panics when the loop runs
 /// it, and is reported the same way; what it did before blocking (the
 /// kill thrown) stands.
-#[inline]
+#[cold]
+#[inline(never)]
 fn drop_caught<T>(v: T, id: u64) {
     if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(v))) {
         report_drop_panic(&*p, id);

@@ -238,6 +238,16 @@ impl Clone for ErasedRecord {
     }
 }
 
+impl ErasedRecord {
+    /// True when this is the only reference left: dropping it drops the
+    /// record, running user destructors.
+    #[inline]
+    pub(crate) fn is_last(&self) -> bool {
+        // SAFETY: the block is alive while `self` holds a reference.
+        unsafe { self.head.as_ref() }.strong.get() == 1
+    }
+}
+
 impl Drop for ErasedRecord {
     #[inline]
     fn drop(&mut self) {
