@@ -37,9 +37,11 @@ impl Waiter {
 }
 
 /// Something [`wait`] and [`iwait`] can wait on: greenlets (ready when
-/// dead), [`Event`](crate::sync::Event)s (ready when set) and
+/// dead), [`Event`](crate::sync::Event)s (ready when set),
 /// [`AsyncResult`](crate::sync::AsyncResult)s (ready when they hold a value
-/// or a failure).
+/// or a failure) and [`Semaphore`](crate::sync::Semaphore)s and
+/// [`BoundedSemaphore`](crate::sync::BoundedSemaphore)s (ready while a
+/// permit is free; waiting takes none).
 ///
 /// Implement it for your own types by keeping the watchers and calling
 /// [`Waiter::wake`] on each when the object becomes ready.

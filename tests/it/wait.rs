@@ -3,7 +3,7 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use sylvan::sync::{AsyncResult, Event};
+use sylvan::sync::{AsyncResult, BoundedSemaphore, Event, Semaphore};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -99,4 +99,42 @@ fn iwait_timeout_ends_the_iteration() {
     assert!(t.elapsed() >= 10 * MS);
     assert_eq!(ev.waiters(), 0);
     slow.kill();
+}
+
+/// gevent: a Semaphore is waitable (AbstractLinkable): `wait([sem])`
+/// returns once a permit is free, and waiting takes no permit.
+#[test]
+fn wait_on_a_semaphore_returns_when_a_permit_frees_and_takes_none() {
+    let sem = Rc::new(Semaphore::new(1));
+    let held = sem.acquire();
+    // Taken: not ready; a timeout ends the wait empty-handed.
+    assert!(sylvan::wait(&[&*sem], Some(5 * MS), None).is_empty());
+    let waiter = {
+        let sem = sem.clone();
+        sylvan::spawn(move || sylvan::wait(&[&*sem], Some(Duration::from_secs(5)), None))
+    };
+    sylvan::yield_now(); // it parks, registered on the semaphore
+    drop(held);
+    assert_eq!(waiter.join().unwrap(), [0]);
+    assert_eq!(sem.available(), 1, "waiting took no permit");
+    // Free already: at once.
+    assert_eq!(sylvan::wait(&[&*sem], None, None), [0]);
+}
+
+/// A release that frees a permit someone else takes before the waiter
+/// runs is still reported (gevent notifies the semaphore's links), and a
+/// BoundedSemaphore is waitable the same way.
+#[test]
+fn wait_reports_a_semaphore_release_even_if_the_permit_is_taken_first() {
+    let sem = Rc::new(BoundedSemaphore::new(1));
+    sem.acquire().forget();
+    let waiter = {
+        let sem = sem.clone();
+        sylvan::spawn(move || sylvan::wait(&[&*sem], Some(Duration::from_secs(5)), None))
+    };
+    sylvan::yield_now();
+    sem.release().unwrap();
+    let taken = sem.acquire(); // before the waiter runs
+    assert_eq!(waiter.join().unwrap(), [0]);
+    drop(taken);
 }

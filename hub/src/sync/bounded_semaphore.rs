@@ -109,3 +109,22 @@ impl BoundedSemaphore {
         self.sem.waiters()
     }
 }
+
+/// As for [`Semaphore`]: ready while a permit is free.
+impl crate::wait::Waitable for BoundedSemaphore {
+    fn is_ready(&self) -> bool {
+        self.sem.is_ready()
+    }
+
+    fn watch(&self, waiter: crate::wait::Waiter) -> usize {
+        self.sem.watch(waiter)
+    }
+
+    fn unwatch(&self, waiter: crate::wait::Waiter, token: usize) {
+        self.sem.unwatch(waiter, token)
+    }
+
+    fn fired(&self, waiter: crate::wait::Waiter, token: usize) -> bool {
+        self.sem.fired(waiter, token)
+    }
+}

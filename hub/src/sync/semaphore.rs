@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::waitlist::{NodeKey, WaitList, cannot_wait_while_unwinding, park_until_chosen};
 use crate::hub::hub;
 use crate::task::WaitKind;
+use crate::wait::{Waitable, Waiter};
 
 const WAIT: WaitKind = WaitKind::Sync("a semaphore");
 
@@ -50,6 +51,10 @@ const WAIT: WaitKind = WaitKind::Sync("a semaphore");
 pub struct Semaphore {
     permits: Cell<usize>,
     waiters: RefCell<WaitList<()>>,
+    /// [`wait`](crate::wait)/[`iwait`](crate::iwait) registrations: woken
+    /// when a release leaves a permit free. Separate from `waiters`, which
+    /// are handed permits.
+    watchers: RefCell<WaitList<()>>,
 }
 
 impl fmt::Debug for Semaphore {
@@ -96,6 +101,29 @@ impl Drop for SemaphoreGuard<'_> {
     }
 }
 
+/// Ready while a permit is free (an acquire would not wait), as gevent's
+/// `Semaphore.ready()`; [`wait`](crate::wait) and [`iwait`](crate::iwait)
+/// report it when a release frees a permit, even if another greenlet takes
+/// that permit before the waiter runs (as gevent notifies its links).
+/// Waiting on it takes no permit.
+impl Waitable for Semaphore {
+    fn is_ready(&self) -> bool {
+        self.permits.get() > 0
+    }
+
+    fn watch(&self, waiter: Waiter) -> usize {
+        self.watchers.borrow_mut().push(waiter.task(), ()) as usize
+    }
+
+    fn unwatch(&self, _waiter: Waiter, token: usize) {
+        self.watchers.borrow_mut().remove(token as NodeKey);
+    }
+
+    fn fired(&self, _waiter: Waiter, token: usize) -> bool {
+        !self.watchers.borrow().is_linked(token as NodeKey)
+    }
+}
+
 /// A [`BoundedSemaphore`](super::BoundedSemaphore) guard dropped while every
 /// permit is already free: its permit was also released by hand. The count
 /// stays at the bound; the mistake panics, as gevent raises `ValueError`,
@@ -118,6 +146,7 @@ impl Semaphore {
         Semaphore {
             permits: Cell::new(permits),
             waiters: RefCell::new(WaitList::new()),
+            watchers: RefCell::new(WaitList::new()),
         }
     }
 
@@ -199,9 +228,18 @@ impl Semaphore {
     pub fn release(&self) {
         if self.waiters.borrow().is_empty() {
             self.permits.set(self.permits.get() + 1);
+            if !self.watchers.borrow().is_empty() {
+                self.notify_watchers();
+            }
         } else {
             self.hand_over();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn notify_watchers(&self) {
+        self.watchers.borrow_mut().wake_all(hub());
     }
 
     #[cold]
