@@ -3,6 +3,7 @@
 mod util;
 
 mod crawler;
+mod examples_gevent;
 mod failures;
 mod gevent;
 mod gevent2;
