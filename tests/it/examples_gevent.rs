@@ -43,21 +43,10 @@ fn join_thread<T: Send + 'static>(h: thread::JoinHandle<T>) -> T {
     sylvan::spawn_blocking(move || h.join()).unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
-/// Runs a python3 script (bounded by coreutils `timeout 10`) on the
-/// blocking pool, so the hub keeps serving meanwhile; panics with its
-/// output unless it exits 0.
+/// Runs a python3 script (net_peers' runner: bounded, on the blocking
+/// pool); panics with its output unless it exits 0.
 fn python(script: &str, args: Vec<String>) -> String {
-    let script = script.to_owned();
-    let out: Output = sylvan::spawn_blocking(move || {
-        Command::new("timeout")
-            .arg("10")
-            .arg("python3")
-            .arg("-c")
-            .arg(script)
-            .args(args)
-            .output()
-            .expect("run python3")
-    });
+    let out: Output = crate::net_peers::python(script, args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

@@ -56,7 +56,7 @@ pub fn set_linger_zero(fd: i32) {
 
 /// Runs a python3 script (bounded by coreutils `timeout 10`) on the blocking
 /// pool, so the hub keeps serving meanwhile.
-fn python(script: &str, args: Vec<String>) -> Output {
+pub fn python(script: &str, args: Vec<String>) -> Output {
     let script = script.to_owned();
     let out = sylvan::with_timeout(Duration::from_secs(12), move || {
         sylvan::spawn_blocking(move || {
