@@ -24,7 +24,7 @@ use sylvan::{
     spawn_later, with_timeout, yield_now,
 };
 
-use crate::util::{DropFlag, Log, bounded, quiet};
+use crate::util::{DropFlag, Log, bounded, quiet, yield_until};
 
 const MS: Duration = Duration::from_millis(1);
 const LONG: Duration = Duration::from_secs(10);
@@ -1571,9 +1571,11 @@ fn sp03_mutex_handoff_through_timeouts_and_kills() {
     bounded(|| {
         let m = Rc::new(Mutex::new(Vec::<&str>::new()));
         let m0 = m.clone();
+        let gate = Rc::new(Event::new());
+        let g0 = gate.clone();
         let holder = spawn(move || {
             let _g = m0.lock();
-            sleep(20 * MS);
+            g0.wait(); // held until w1 and w2 have timed out
         });
         yield_now();
         let m1 = m.clone();
@@ -1589,6 +1591,7 @@ fn sp03_mutex_handoff_through_timeouts_and_kills() {
         w3.kill();
         assert!(!w1.join().unwrap());
         assert!(!w2.join().unwrap());
+        gate.set();
         w4.join().unwrap();
         holder.join().unwrap();
         assert!(!m.is_locked());
@@ -1639,7 +1642,7 @@ fn sp04_mutex_release_racing_a_lock_timeout() {
 fn sp05_async_result_set_while_waiters_time_out() {
     bounded(|| {
         let ar: Rc<AsyncResult<&'static str, String>> = Rc::default();
-        let gs: Vec<_> = [2u64, 5, 100, 200]
+        let gs: Vec<_> = [2u64, 5, 2000, 4000]
             .into_iter()
             .map(|ms| {
                 let a = ar.clone();
@@ -1648,7 +1651,10 @@ fn sp05_async_result_set_while_waiters_time_out() {
             .collect();
         let a = ar.clone();
         let plain = spawn(move || with_timeout(Duration::from_millis(3), || a.get()));
-        sleep(20 * MS);
+        // Set once the short waits are over (no race with their timers).
+        yield_until("the short waits time out", || {
+            gs[0].is_dead() && gs[1].is_dead() && plain.is_dead()
+        });
         ar.set("hello").unwrap();
         let r: Vec<_> = gs.into_iter().map(|g| g.join().unwrap()).collect();
         assert_eq!(
@@ -1730,11 +1736,15 @@ fn tp15_three_nested_timeouts_due_together() {
         quiet();
         let log = Log::default();
         let l = log.clone();
+        // Deadlines from one instant, so that however long arming takes
+        // they fall in the intended order.
+        let t0 = Instant::now();
+        let left = move |d: Duration| (t0 + d).saturating_duration_since(Instant::now());
         let g = spawn(move || {
-            with_timeout(7 * MS, || {
+            with_timeout(left(7 * MS), || {
                 let l2 = l.clone();
-                let mid = with_timeout(6 * MS, move || {
-                    let inner = with_timeout(5 * MS, || sleep(LONG));
+                let mid = with_timeout(left(6 * MS), move || {
+                    let inner = with_timeout(left(5 * MS), || sleep(LONG));
                     l2.push(format!("inner {}", inner.is_err()));
                     sleep(Duration::from_secs(1));
                 });
@@ -1953,11 +1963,17 @@ fn sp08_bounded_semaphore_handoff_to_killed_waiter() {
 fn wp05_wait_sees_a_greenlet_killed_by_another() {
     bounded(|| {
         let victim = Rc::new(spawn(|| sleep(LONG)));
-        let other = spawn(|| sleep(5 * MS));
+        // dies once the victim is dead: the order is fixed
+        let killed = Rc::new(Event::new());
+        let k = killed.clone();
+        let other = spawn(move || {
+            k.wait();
+        });
         let v = victim.clone();
         let killer = spawn(move || {
             sleep(2 * MS);
             v.kill();
+            killed.set();
         });
         let r = sylvan::wait(&[&*victim, &other], Some(Duration::from_secs(1)), None);
         assert_eq!(r, [0, 1]);
@@ -2021,11 +2037,10 @@ fn gp13_killall_including_the_caller_kills_everyone() {
                     v.extend([a, b, caller]);
                 }
             }
-            sleep(20 * MS);
             let v = list.borrow();
             for (i, g) in v.iter().enumerate() {
                 assert!(
-                    g.is_dead(),
+                    g.wait(Some(Duration::from_secs(2))),
                     "greenlet {i} alive (caller first: {self_first})"
                 );
             }

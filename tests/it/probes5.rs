@@ -71,13 +71,13 @@ fn lp01_detached_greenlets_still_run() {
         let (l, d) = (log.clone(), done.clone());
         drop(spawn(move || {
             l.push("now");
-            sleep(MS);
+            yield_now();
             l.push("now after sleep");
             d.set();
         }));
         let later_done = Rc::new(Event::new());
         let (l, d) = (log.clone(), later_done.clone());
-        drop(spawn_later(5 * MS, move || {
+        drop(spawn_later(30 * MS, move || {
             l.push("later");
             d.set();
         }));
@@ -695,20 +695,23 @@ fn lp18_kill_while_the_target_blocks_in_a_destructor() {
 fn lp19_cancel_whose_captures_block_when_dropped() {
     bounded(|| {
         let log = Log::default();
-        struct SleepsOnDrop(Log);
+        // Blocks when dropped, until the ticker has run meanwhile.
+        struct SleepsOnDrop(Log, Rc<Event>);
         impl Drop for SleepsOnDrop {
             fn drop(&mut self) {
                 self.0.push("drop start");
-                sleep(5 * MS);
+                self.1.wait();
                 self.0.push("drop end");
             }
         }
-        let l = log.clone();
+        let ticked = Rc::new(Event::new());
+        let (l, t) = (log.clone(), ticked.clone());
         let ticker = spawn(move || {
             sleep(MS);
             l.push("ticker");
+            t.set();
         });
-        let s = SleepsOnDrop(log.clone());
+        let s = SleepsOnDrop(log.clone(), ticked);
         let g = spawn(move || {
             let _s = &s;
             unreachable!("a cancelled greenlet never runs");
