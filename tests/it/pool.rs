@@ -188,7 +188,11 @@ fn dropping_an_imap_early_kills_its_running_tasks() {
 #[test]
 fn join_timeout_wait_available_and_free_count() {
     let pool = Pool::new(2);
-    pool.spawn(|| sylvan::sleep(20 * MS));
+    let gate = Rc::new(sylvan::sync::Event::new());
+    let g = gate.clone();
+    pool.spawn(move || {
+        g.wait(); // runs until the checks below are done
+    });
     pool.spawn(|| sylvan::sleep(5 * MS));
     assert_eq!(pool.len(), 2);
     assert_eq!(pool.free_count(), 0);
@@ -197,6 +201,7 @@ fn join_timeout_wait_available_and_free_count() {
     assert_eq!(pool.wait_available(None), 1);
     assert!(t.elapsed() >= 5 * MS);
     assert!(!pool.join_timeout(MS));
+    gate.set();
     assert!(pool.join_timeout(Duration::from_secs(5)));
     assert_eq!(pool.wait_available(None), 2);
 }

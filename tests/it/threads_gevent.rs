@@ -881,7 +881,13 @@ fn wait_over_mixed_waitables_in_readiness_order() {
     sylvan::with_timeout(T3, || {
         let ev = Rc::new(Event::new());
         let ar: Rc<AsyncResult<u32>> = Rc::new(AsyncResult::new());
-        let g = sylvan::spawn(|| sylvan::sleep(Duration::from_millis(30)));
+        // The greenlet dies last: it waits for the async result, then lets
+        // the waiter (woken with it) run once before it ends.
+        let a = ar.clone();
+        let g = sylvan::spawn(move || {
+            a.wait();
+            sylvan::yield_now();
+        });
         let (e, a) = (ev.clone(), ar.clone());
         sylvan::spawn(move || {
             sylvan::sleep(Duration::from_millis(10));
