@@ -9,17 +9,20 @@ pub struct Robots {
 }
 
 impl Robots {
-    /// Parses `text` for `agent` (matched case-insensitively as a substring
-    /// of our product token, falling back to the `*` group).
+    /// Parses `text` for `agent`: the groups whose `User-agent` is our
+    /// product token (the part of `agent` before any `/`, matched without
+    /// regard to case, RFC 9309 2.2.1), else the `*` group. A UTF-8 byte
+    /// order mark and CR, LF or CRLF line ends are accepted.
     pub fn parse(text: &str, agent: &str) -> Robots {
-        let agent = agent.to_ascii_lowercase();
-        let token = agent.split('/').next().unwrap_or("").to_owned();
+        let token = product_token(agent);
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut specific: Vec<(bool, String)> = Vec::new();
         let mut star: Vec<(bool, String)> = Vec::new();
         let mut have_specific = false;
-        let mut group_agents: Vec<String> = Vec::new();
+        // Of the group being read: whether it names us, and `*`.
+        let (mut for_us, mut for_star) = (false, false);
         let mut in_rules = false;
-        for line in text.lines() {
+        for line in text.split(['\n', '\r']) {
             let line = line.split('#').next().unwrap_or("").trim();
             let Some((key, value)) = line.split_once(':') else {
                 continue;
@@ -28,26 +31,29 @@ impl Robots {
             match key.as_str() {
                 "user-agent" => {
                     if in_rules {
-                        group_agents.clear();
+                        (for_us, for_star) = (false, false);
                         in_rules = false;
                     }
-                    group_agents.push(value.to_ascii_lowercase());
+                    if value == "*" {
+                        for_star = true;
+                    } else if !token.is_empty() && product_token(value) == token {
+                        // Ours, even if it turns out to hold no rule (an
+                        // empty `Disallow:` allows everything).
+                        for_us = true;
+                        have_specific = true;
+                    }
                 }
                 "allow" | "disallow" => {
                     in_rules = true;
                     if value.is_empty() {
                         continue;
                     }
-                    let rule = (key == "allow", value.to_owned());
-                    for a in &group_agents {
-                        if a == "*" {
-                            star.push(rule.clone());
-                        } else if !token.is_empty()
-                            && (a.contains(&token) || token.contains(a.as_str()))
-                        {
-                            have_specific = true;
-                            specific.push(rule.clone());
-                        }
+                    let rule = (key == "allow", encode_pattern(value));
+                    if for_star {
+                        star.push(rule.clone());
+                    }
+                    if for_us {
+                        specific.push(rule);
                     }
                 }
                 _ => {}
@@ -81,6 +87,46 @@ impl Robots {
         }
         best.is_none_or(|(_, allow)| allow)
     }
+}
+
+/// The product token of a user agent: what comes before any `/`,
+/// lowercased.
+fn product_token(agent: &str) -> String {
+    agent
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// A rule's path as URLs spell theirs (RFC 9309 2.2.2): bytes outside
+/// US-ASCII percent-encoded, escapes in upper case, so that `/ünï` matches
+/// the `/%C3%BCn%C3%AF` of a parsed URL.
+fn encode_pattern(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%'
+            && i + 2 < bytes.len()
+            && bytes[i + 1].is_ascii_hexdigit()
+            && bytes[i + 2].is_ascii_hexdigit()
+        {
+            out.push('%');
+            out.push(bytes[i + 1].to_ascii_uppercase() as char);
+            out.push(bytes[i + 2].to_ascii_uppercase() as char);
+            i += 3;
+        } else if b.is_ascii() {
+            out.push(b as char);
+            i += 1;
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Prefix match with `*` (any run) and a trailing `$` (end anchor).
@@ -137,5 +183,40 @@ mod tests {
             "sylvan-crawler/0.1",
         );
         assert!(!r.allowed("/no/1"));
+    }
+
+    #[test]
+    fn our_group_with_an_empty_disallow_allows_everything() {
+        let txt = "User-agent: sylvan-crawler\nDisallow:\n\nUser-agent: *\nDisallow: /\n";
+        assert!(Robots::parse(txt, "sylvan-crawler/0.1").allowed("/x"));
+    }
+
+    #[test]
+    fn user_agents_match_by_product_token_not_substring() {
+        for other in ["crawler", "s", "sylvan-crawler-pro"] {
+            let txt = format!("User-agent: {other}\nDisallow: /\n");
+            assert!(
+                Robots::parse(&txt, "sylvan-crawler/0.1").allowed("/x"),
+                "{other}"
+            );
+        }
+        let txt = "User-agent: SYLVAN-Crawler/2.0\nDisallow: /\n";
+        assert!(!Robots::parse(txt, "sylvan-crawler/0.1").allowed("/x"));
+    }
+
+    #[test]
+    fn non_ascii_rules_match_percent_encoded_paths() {
+        let r = Robots::parse("User-agent: *\nDisallow: /ünï\nDisallow: /a%2fb\n", "x/1");
+        assert!(!r.allowed("/%C3%BCn%C3%AF/page"));
+        assert!(!r.allowed("/a%2Fb"));
+        assert!(r.allowed("/un"));
+    }
+
+    #[test]
+    fn bom_and_cr_line_ends_are_read() {
+        let r = Robots::parse("\u{feff}User-agent: *\rDisallow: /no\r", "x/1");
+        assert!(!r.allowed("/no"));
+        let r = Robots::parse("\u{feff}User-agent: *\r\nDisallow: /no\r\n", "x/1");
+        assert!(!r.allowed("/no"));
     }
 }
