@@ -181,7 +181,9 @@ pub fn fetch_robots(agent: &ureq::Agent, url: &Url) -> Result<String, FetchError
         .map_err(classify)?;
     let status = resp.status().as_u16();
     if !(200..300).contains(&status) {
-        let mut e = FetchError::new("status", format!("HTTP {status}"), false);
+        // 5xx and 429 may pass: worth a retry, as for pages.
+        let transient = status >= 500 || status == 429;
+        let mut e = FetchError::new("status", format!("HTTP {status}"), transient);
         e.status = Some(status);
         return Err(e);
     }

@@ -56,7 +56,7 @@ struct Args {
     concurrency: usize,
     /// Seconds per page attempt (connect, request, body). Default 10, or 1
     /// on the demo site.
-    #[arg(long)]
+    #[arg(long, value_parser = parse_timeout)]
     timeout: Option<f64>,
     /// Retries of a transient failure (timeout, refused, reset, 5xx, 429).
     /// Default 2, or 1 on the demo site.
@@ -66,7 +66,7 @@ struct Args {
     #[arg(long, default_value_t = 200)]
     backoff_ms: u64,
     /// User-Agent header (also the robots.txt group we follow).
-    #[arg(long, default_value = "sylvan-crawler/0.1")]
+    #[arg(long, default_value = "sylvan-crawler/0.1", value_parser = parse_user_agent)]
     user_agent: String,
     /// Write JSON lines here (default: stdout; on the demo site with a
     /// terminal for stdout, crawl.jsonl).
@@ -99,6 +99,46 @@ struct Args {
     no_progress: bool,
 }
 
+/// `--timeout`: seconds, more than zero and at most a day (a page attempt
+/// longer than that is a hang, not a slow server).
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 {
+        Ok(secs)
+    } else {
+        Err("must be a number of seconds above 0 and at most 86400".into())
+    }
+}
+
+/// `--user-agent`: it goes into a header, so no control characters.
+fn parse_user_agent(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    match s.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!("must not contain control characters (found {c:?})")),
+        None => Ok(s.to_owned()),
+    }
+}
+
+/// The longest wait between two attempts at a page, however many retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A start URL: http or https, with a host.
+fn parse_start(u: &str) -> io::Result<Url> {
+    let bad =
+        |why: String| io::Error::new(io::ErrorKind::InvalidInput, format!("bad URL {u:?}: {why}"));
+    let url = Url::parse(u).map_err(|e| bad(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(bad(
+            "only http:// and https:// URLs with a host can be crawled (for example \
+             http://localhost:8000/)"
+                .into(),
+        ));
+    }
+    Ok(url)
+}
+
 /// The crawl's shared state (one hub, so `Rc` and `RefCell`).
 struct Crawl {
     args: Args,
@@ -119,6 +159,8 @@ struct Crawl {
     /// Pages queued or being fetched; the frontier closes when it drops to 0.
     pending: Cell<usize>,
     stopped: Cell<bool>,
+    /// Writing the JSON lines failed (reported once; the crawl stops).
+    output_failed: Cell<bool>,
 }
 
 impl Crawl {
@@ -196,18 +238,17 @@ impl Crawl {
         // timeout) disallows everything. Only its first 512 KiB are read.
         let rules = match url.join("/robots.txt") {
             Ok(robots_url) => {
-                let fetched = sylvan::with_timeout(self.limits.timeout, || {
-                    fetch::fetch_robots(&self.agent, &robots_url)
-                });
+                // Retried as pages are: one reset must not close the site.
+                let fetched = self.with_retries(|| fetch::fetch_robots(&self.agent, &robots_url));
                 match fetched {
-                    Ok(Ok(text)) => Robots::parse(&text, &self.args.user_agent),
-                    Ok(Err(e))
+                    Ok(text) => Robots::parse(&text, &self.args.user_agent),
+                    Err(e)
                         if e.status
                             .is_some_and(|s| (400..500).contains(&s) && s != 429) =>
                     {
                         Robots::default()
                     }
-                    _ => Robots::disallow_all(),
+                    Err(_) => Robots::disallow_all(),
                 }
             }
             Err(_) => Robots::default(),
@@ -254,29 +295,7 @@ impl Crawl {
                 return None;
             }
         }
-        let mut attempt = 0;
-        let result = loop {
-            let r = sylvan::with_timeout(self.limits.timeout, || {
-                fetch::fetch(&self.agent, url, &self.limits)
-            })
-            .unwrap_or_else(|_| {
-                Err(FetchError::new(
-                    "timeout",
-                    format!("no answer within {:?}", self.limits.timeout),
-                    true,
-                ))
-            });
-            match r {
-                Err(e) if e.transient && attempt < self.retries => {
-                    let backoff = Duration::from_millis(self.args.backoff_ms << attempt);
-                    // A server's Retry-After (capped at a minute) wins when
-                    // longer.
-                    sylvan::sleep(backoff.max(e.retry_after.unwrap_or_default()));
-                    attempt += 1;
-                }
-                r => break r,
-            }
-        };
+        let result = self.with_retries(|| fetch::fetch(&self.agent, url, &self.limits));
         match result {
             // `fetch` succeeds with a 3xx only for a redirect.
             Ok(f) if (300..400).contains(&f.status) => {
@@ -323,12 +342,50 @@ impl Crawl {
         None
     }
 
+    /// Runs `fetch` under the page timeout, retrying transient failures
+    /// (`--retries`, with backoff).
+    fn with_retries<T>(&self, fetch: impl Fn() -> Result<T, FetchError>) -> Result<T, FetchError> {
+        let mut attempt = 0;
+        loop {
+            let r = sylvan::with_timeout(self.limits.timeout, &fetch).unwrap_or_else(|_| {
+                Err(FetchError::new(
+                    "timeout",
+                    format!("no answer within {:?}", self.limits.timeout),
+                    true,
+                ))
+            });
+            match r {
+                Err(e) if e.transient && attempt < self.retries => {
+                    // A server's Retry-After (capped at a minute) wins when
+                    // longer.
+                    let backoff = self.backoff(attempt);
+                    sylvan::sleep(backoff.max(e.retry_after.unwrap_or_default()));
+                    attempt += 1;
+                }
+                r => break r,
+            }
+        }
+    }
+
+    /// The wait before retry `attempt + 1`: `--backoff-ms`, doubled each
+    /// retry, at most [`MAX_BACKOFF`].
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ms = self
+            .args
+            .backoff_ms
+            .saturating_mul(1u64.checked_shl(attempt).unwrap_or(u64::MAX));
+        Duration::from_millis(ms).min(MAX_BACKOFF)
+    }
+
     /// Where the redirect of `from` points, or why it points nowhere (no
     /// `Location`, or one that is no URL).
     fn redirect_target(&self, from: &Url, location: Option<&str>) -> Result<Url, String> {
         let location = location.ok_or("a redirect without a Location")?;
+        // As a link: resolved, http(s) only, without its fragment.
         from.join(location)
-            .map_err(|e| format!("bad Location {location:?}: {e}"))
+            .map_err(|e| format!("bad Location {location:?}: {e}"))?;
+        links::normalize(from, location)
+            .ok_or_else(|| format!("a redirect to {location:?}, not an http(s) page"))
     }
 
     /// Why the hop from `from` (which `chain` led to) to `to` is not taken:
@@ -342,8 +399,13 @@ impl Crawl {
     }
 
     fn record(&self, page: &Page<'_>) {
+        if self.output_failed.get() {
+            return;
+        }
         if let Err(e) = self.report.borrow_mut().page(page) {
-            eprintln!("crawler: cannot write output: {e}");
+            // Once: the pages still in flight would each say it again.
+            self.output_failed.set(true);
+            eprintln!("crawler: cannot write output: {e}; stopping");
             self.stop();
         }
     }
@@ -387,6 +449,8 @@ fn main() {
         // As a shell reports a process that SIGINT ended, so scripts can
         // tell an interrupted crawl from a complete one.
         Ok(Finished::Interrupted) => std::process::exit(128 + libc::SIGINT),
+        // Said when it happened; the summary followed.
+        Ok(Finished::OutputFailed) => std::process::exit(1),
         Err(e) => {
             eprintln!("crawler: {e}");
             std::process::exit(1);
@@ -399,6 +463,9 @@ enum Finished {
     Complete,
     /// Stopped by Ctrl-C: what was fetched is written and summarized.
     Interrupted,
+    /// Stopped because the JSON lines could not be written (a closed pipe,
+    /// a full disk): the pages before are summarized.
+    OutputFailed,
 }
 
 fn run(args: Args) -> io::Result<Finished> {
@@ -421,11 +488,7 @@ fn run(args: Args) -> io::Result<Finished> {
         None => args
             .urls
             .iter()
-            .map(|u| {
-                Url::parse(u).map_err(|e| {
-                    io::Error::new(io::ErrorKind::InvalidInput, format!("bad URL {u:?}: {e}"))
-                })
-            })
+            .map(|u| parse_start(u))
             .collect::<io::Result<_>>()?,
     };
     let timeout =
@@ -473,10 +536,15 @@ fn run(args: Args) -> io::Result<Finished> {
         found: RefCell::new(Vec::new()),
         pending: Cell::new(0),
         stopped: Cell::new(false),
+        output_failed: Cell::new(false),
         args,
     });
     for u in starts {
         crawl.offer(u, 0);
+    }
+    if crawl.pending.get() == 0 {
+        // Nothing admitted (--max-pages 0): nothing will close it.
+        crawl.frontier.close();
     }
 
     let pool = Rc::new(Pool::new(crawl.args.concurrency));
@@ -541,7 +609,21 @@ fn run(args: Args) -> io::Result<Finished> {
         });
     }
     pool.join();
-    let summary = crawl.report.borrow_mut().finish(interrupted.get())?;
+    // Link callbacks of the last visits (a panic's report) were spawned
+    // as those greenlets died: let them run before the summary.
+    sylvan::idle();
+    let flushed = crawl.report.borrow_mut().flush();
+    match flushed {
+        // Reported already (the reader went away, the disk is full): the
+        // summary still goes to stderr.
+        Err(_) if crawl.output_failed.get() => {}
+        Err(e) => {
+            eprintln!("crawler: cannot write output: {e}");
+            crawl.output_failed.set(true);
+        }
+        Ok(()) => {}
+    }
+    let summary = crawl.report.borrow_mut().summary(interrupted.get());
     if let Some(path) = &crawl.args.stats {
         let r = crawl.report.borrow();
         let stats = serde_json::json!({
@@ -556,6 +638,8 @@ fn run(args: Args) -> io::Result<Finished> {
     drop(demo);
     Ok(if interrupted.get() {
         Finished::Interrupted
+    } else if crawl.output_failed.get() {
+        Finished::OutputFailed
     } else {
         Finished::Complete
     })

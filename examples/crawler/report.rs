@@ -123,9 +123,13 @@ impl Report {
         );
     }
 
-    /// Flushes the output and prints the summary on stderr; returns it too.
-    pub fn finish(&mut self, interrupted: bool) -> io::Result<String> {
-        self.out.flush()?;
+    /// Flushes the JSON lines written so far.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Prints the summary on stderr; returns it too.
+    pub fn summary(&mut self, interrupted: bool) -> String {
         if self.progress {
             eprint!("\r\x1b[2K");
         }
@@ -168,7 +172,7 @@ impl Report {
             writeln!(s, "errors: {} ({})", self.error_count(), parts.join(", ")).unwrap();
         }
         eprint!("{s}");
-        Ok(s)
+        s
     }
 
     /// Errors by kind (for the machine-readable summary).
