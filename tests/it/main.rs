@@ -3,6 +3,7 @@
 mod util;
 
 mod crawler;
+mod crawler2;
 mod examples_gevent;
 mod failures;
 mod gevent;
