@@ -23,7 +23,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -119,6 +119,12 @@ fn parse_user_agent(s: &str) -> Result<String, String> {
         Some(c) => Err(format!("must not contain control characters (found {c:?})")),
         None => Ok(s.to_owned()),
     }
+}
+
+/// Creates `path` for writing; the error names it.
+fn create(path: &Path) -> io::Result<File> {
+    File::create(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display())))
 }
 
 /// The longest wait between two attempts at a page, however many retries.
@@ -502,14 +508,16 @@ fn run(args: Args) -> io::Result<Finished> {
         max_redirects: args.max_redirects,
         timeout,
     };
+    // Opened before the crawl, so that a bad path fails at once.
+    let mut stats_file = args.stats.as_deref().map(create).transpose()?;
     let mut to_file_note = false;
     let out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(BufWriter::with_capacity(64 << 10, File::create(p)?)),
+        Some(p) => Box::new(BufWriter::with_capacity(64 << 10, create(p)?)),
         None if demo.is_some() && io::stdout().is_terminal() => {
             to_file_note = true;
             Box::new(BufWriter::with_capacity(
                 64 << 10,
-                File::create("crawl.jsonl")?,
+                create(Path::new("crawl.jsonl"))?,
             ))
         }
         None => Box::new(BufWriter::with_capacity(64 << 10, io::stdout())),
@@ -624,7 +632,7 @@ fn run(args: Args) -> io::Result<Finished> {
         Ok(()) => {}
     }
     let summary = crawl.report.borrow_mut().summary(interrupted.get());
-    if let Some(path) = &crawl.args.stats {
+    if let Some(file) = &mut stats_file {
         let r = crawl.report.borrow();
         let stats = serde_json::json!({
             "pages": r.pages(),
@@ -633,7 +641,7 @@ fn run(args: Args) -> io::Result<Finished> {
             "interrupted": interrupted.get(),
             "summary": summary,
         });
-        std::fs::write(path, serde_json::to_vec_pretty(&stats)?)?;
+        file.write_all(&serde_json::to_vec_pretty(&stats)?)?;
     }
     drop(demo);
     Ok(if interrupted.get() {
