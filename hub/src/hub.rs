@@ -156,7 +156,8 @@ pub struct HubStats {
     pub polls: u64,
     /// Timers armed now.
     pub timers: usize,
-    /// Greenlets on the ready queue now.
+    /// Entries on the ready queue now (a greenlet cancelled while queued
+    /// keeps its entry until the loop reaches it).
     pub ready: usize,
     /// Jobs waiting on the (process-wide) thread pool for a thread.
     pub thread_pool_queue: usize,
@@ -189,7 +190,6 @@ pub(crate) struct Hub {
     pub(crate) io: crate::io::Io,
     pub(crate) pool: RefCell<StackPool>,
     next_id: Cell<u64>,
-    next_timeout: Cell<u64>,
     /// Wake sources besides timers and the ready queue: IO waiters,
     /// thread-pool jobs, cross-thread receivers.
     refs: Cell<usize>,
@@ -316,7 +316,6 @@ impl Hub {
             io,
             pool: RefCell::new(StackPool::new(DEFAULT_POOL_LIMIT)),
             next_id: Cell::new(1),
-            next_timeout: Cell::new(1),
             refs: Cell::new(0),
             remote,
             idle_waiters: RefCell::new(Vec::new()),
@@ -429,10 +428,12 @@ impl Hub {
         id
     }
 
+    /// A timeout id unique in the process, not only on this hub: a timeout
+    /// unwind re-raised on another thread (a `spawn_blocking` job's) must
+    /// not pass for one of that thread's own timeouts.
     pub(crate) fn next_timeout_id(&self) -> u64 {
-        let id = self.next_timeout.get();
-        self.next_timeout.set(id + 1);
-        id
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
     }
 
     pub(crate) fn count_spawn(&self) {
@@ -977,8 +978,16 @@ impl Hub {
 
     pub(crate) fn stats(&self) -> HubStats {
         let pool = self.pool.borrow().stats();
-        // SAFETY: as in `task`.
-        let alive = unsafe { (*self.tasks.get()).len() } - 1;
+        // SAFETY: as in `task`; only states are read.
+        let tasks = unsafe { &*self.tasks.get() };
+        // A greenlet cancelled while queued keeps its entry until the loop
+        // reaches it: counted by state, not by entries. Main excluded.
+        let alive = tasks
+            .iter()
+            // SAFETY: the entry keeps its task alive.
+            .filter(|(_, e)| !unsafe { e.task.as_ref() }.is_dead())
+            .count()
+            - 1;
         HubStats {
             alive,
             spawned: self.spawned.get(),
