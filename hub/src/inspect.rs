@@ -228,7 +228,8 @@ pub struct GreenletInfo {
     pub waiting_for: Option<Duration>,
     /// Whether a `Timeout` armed by it is pending.
     pub timeout_armed: bool,
-    /// Where it was spawned (main: where the hub was first used).
+    /// Where it was spawned. Main was not spawned: for it, the place in
+    /// sylvan that makes main's record (of no use; look at `id` 0).
     pub spawned_at: &'static Location<'static>,
     /// Times the hub resumed it.
     pub switches: u64,
