@@ -19,6 +19,7 @@ mod pool;
 mod probes3;
 mod probes4;
 mod probes5;
+mod probes6;
 mod stacks;
 mod switch;
 mod sync;
