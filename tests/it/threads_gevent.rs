@@ -828,10 +828,7 @@ fn signal_sigint_handled_then_disposition_restored() {
         NAME,
         Duration::from_secs(10),
     );
-    assert!(
-        stdout.contains("PROBE hit=true restored=true"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("PROBE hit=true restored=true"), "{stdout}");
 }
 
 #[test]
