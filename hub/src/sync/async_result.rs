@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::error::{AlreadySet, GetError, SharedError};
-use super::waitlist::{NodeKey, WaitList, let_notified_run_first, wait_on};
+use super::waitlist::{self, WaitList, let_notified_run_first, wait_on};
 use crate::hub::hub;
 use crate::task::WaitKind;
 use crate::wait::{Waitable, Waiter};
@@ -218,10 +218,10 @@ impl<T, E> Waitable for AsyncResult<T, E> {
     }
 
     fn watch(&self, waiter: Waiter) -> usize {
-        self.waiters.borrow_mut().push(waiter.task(), ()) as usize
+        waitlist::watch(&self.waiters, waiter)
     }
 
     fn unwatch(&self, _waiter: Waiter, token: usize) {
-        self.waiters.borrow_mut().remove(token as NodeKey);
+        waitlist::unwatch(&self.waiters, token)
     }
 }

@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::waitlist::{NodeKey, WaitList, let_notified_run_first, wait_on};
+use super::waitlist::{self, WaitList, let_notified_run_first, wait_on};
 use crate::hub::hub;
 use crate::task::WaitKind;
 use crate::wait::{Waitable, Waiter};
@@ -151,16 +151,16 @@ impl Waitable for Event {
     }
 
     fn watch(&self, waiter: Waiter) -> usize {
-        self.waiters.borrow_mut().push(waiter.task(), ()) as usize
+        waitlist::watch(&self.waiters, waiter)
     }
 
     fn unwatch(&self, _waiter: Waiter, token: usize) {
-        self.waiters.borrow_mut().remove(token as NodeKey);
+        waitlist::unwatch(&self.waiters, token)
     }
 
     /// A `set` chose this registration (even if the event was cleared
     /// since).
     fn fired(&self, _waiter: Waiter, token: usize) -> bool {
-        !self.waiters.borrow().is_linked(token as NodeKey)
+        waitlist::fired(&self.waiters, token)
     }
 }

@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::waitlist::{NodeKey, WaitList, cannot_wait_while_unwinding, park_until_chosen};
+use super::waitlist::{self, NodeKey, WaitList, cannot_wait_while_unwinding, park_until_chosen};
 use crate::hub::hub;
 use crate::task::WaitKind;
 use crate::wait::{Waitable, Waiter};
@@ -112,15 +112,15 @@ impl Waitable for Semaphore {
     }
 
     fn watch(&self, waiter: Waiter) -> usize {
-        self.watchers.borrow_mut().push(waiter.task(), ()) as usize
+        waitlist::watch(&self.watchers, waiter)
     }
 
     fn unwatch(&self, _waiter: Waiter, token: usize) {
-        self.watchers.borrow_mut().remove(token as NodeKey);
+        waitlist::unwatch(&self.watchers, token)
     }
 
     fn fired(&self, _waiter: Waiter, token: usize) -> bool {
-        !self.watchers.borrow().is_linked(token as NodeKey)
+        waitlist::fired(&self.watchers, token)
     }
 }
 

@@ -29,6 +29,7 @@ use slab::Slab;
 
 use crate::hub::{Hub, TaskRef, Wake, Woke, hub};
 use crate::task::WaitKind;
+use crate::wait::Waiter;
 
 const NIL: u32 = u32::MAX;
 
@@ -251,6 +252,24 @@ pub(crate) fn wait_on(
     let key = list.borrow_mut().push(hub.current(), ());
     let _registered = Registered { list, key };
     park_until_chosen(hub, what, deadline, || list.borrow().is_linked(key))
+}
+
+/// [`Waitable`](crate::Waitable) registrations kept in a primitive's own
+/// wait list (events, async results, semaphores): a node in line, which the
+/// wake-up that fires it chooses. Returns the token for [`unwatch`].
+pub(crate) fn watch(list: &RefCell<WaitList<()>>, waiter: Waiter) -> usize {
+    list.borrow_mut().push(waiter.task(), ()) as usize
+}
+
+/// Removes a [`watch`] registration, fired or not.
+pub(crate) fn unwatch(list: &RefCell<WaitList<()>>, token: usize) {
+    list.borrow_mut().remove(token as NodeKey);
+}
+
+/// Whether a [`watch`] registration was chosen by a wake-up (even if the
+/// primitive is no longer ready).
+pub(crate) fn fired(list: &RefCell<WaitList<()>>, token: usize) -> bool {
+    !list.borrow().is_linked(token as NodeKey)
 }
 
 /// A wait that finds its primitive ready already: when greenlets that the
