@@ -158,16 +158,17 @@ impl Default for SylvanConnector {
     }
 }
 
-/// Shuts a connection's socket down for [`Agent::shutdown`], which may be
-/// called on any thread: directly on the socket's own hub thread, through
-/// a job sent to that hub otherwise. Holds a handle on the socket (shared,
-/// not a new descriptor), so the job never reaches a closed or reused one.
-struct SocketShutdown {
+/// A connection's socket, shared by its transport and (weakly) by the
+/// agent, which shuts it down for [`Agent::shutdown`] from any thread:
+/// directly on the socket's own hub thread, through a job sent to that hub
+/// otherwise. The job holds the socket, so it never reaches a closed or
+/// reused descriptor.
+struct Socket {
     stream: HubBound<TcpStream>,
-    me: Weak<SocketShutdown>,
+    me: Weak<Socket>,
 }
 
-impl ShutdownHandle for SocketShutdown {
+impl ShutdownHandle for Socket {
     fn shutdown(&self) {
         if self.stream.on_owner() {
             // Wakes a greenlet parked on the socket; the error is moot.
@@ -209,23 +210,21 @@ impl<In: Transport> Connector<In> for SylvanConnector {
                     if config.no_delay() {
                         stream.set_nodelay(true)?;
                     }
-                    let handle = HubBound::new(stream.try_clone()?);
-                    let shutdown = Arc::new_cyclic(|me| SocketShutdown {
-                        stream: handle,
+                    let socket = Arc::new_cyclic(|me| Socket {
+                        stream: HubBound::new(stream),
                         me: me.clone(),
                     });
                     // Fails once the agent is shut down: so does the connect.
                     (details.register_shutdown)(
-                        Arc::downgrade(&shutdown) as Weak<dyn ShutdownHandle>
+                        Arc::downgrade(&socket) as Weak<dyn ShutdownHandle>
                     )?;
                     let buffers =
                         GrowBuffers::new(config.input_buffer_size(), config.output_buffer_size());
                     return Ok(Some(Either::B(SylvanTransport {
-                        stream: HubBound::new(stream),
+                        socket,
                         buffers,
                         read_timeout: None,
                         write_timeout: None,
-                        _shutdown: shutdown,
                     })));
                 }
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
@@ -348,19 +347,17 @@ impl Buffers for GrowBuffers {
 
 /// A connection on a sylvan [`TcpStream`].
 pub struct SylvanTransport {
-    stream: HubBound<TcpStream>,
+    /// Also registered (weakly) with the agent for `Agent::shutdown`.
+    socket: Arc<Socket>,
     buffers: GrowBuffers,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
-    /// Registered (weakly) with the agent for `Agent::shutdown`; lives as
-    /// long as the connection.
-    _shutdown: Arc<SocketShutdown>,
 }
 
 impl fmt::Debug for SylvanTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SylvanTransport")
-            .field("owner", &self.stream.owner)
+            .field("owner", &self.socket.stream.owner)
             .finish_non_exhaustive()
     }
 }
@@ -383,7 +380,7 @@ impl Transport for SylvanTransport {
         if timeout.after.is_zero() {
             return Err(Error::Timeout(timeout.reason));
         }
-        let stream = self.stream.get();
+        let stream = self.socket.stream.get();
         let want = timeout.not_zero().map(|d| *d);
         if want != self.write_timeout {
             stream.set_write_timeout(want)?;
@@ -399,7 +396,7 @@ impl Transport for SylvanTransport {
         if timeout.after.is_zero() {
             return Err(Error::Timeout(timeout.reason));
         }
-        let stream = self.stream.get();
+        let stream = self.socket.stream.get();
         let want = timeout.not_zero().map(|d| *d);
         if want != self.read_timeout {
             stream.set_read_timeout(want)?;
@@ -428,12 +425,12 @@ impl Transport for SylvanTransport {
         // ureq drops it (sent home to be closed) and the connector says
         // what went wrong. A panic here would poison ureq's pool lock,
         // which is held around this call, for the owner thread too.
-        if !self.stream.on_owner() {
+        if !self.socket.stream.on_owner() {
             return false;
         }
         // A pooled connection is usable when reading would block: no bytes
         // pending (an unexpected response) and no end of stream.
-        let fd = self.stream.get().as_raw_fd();
+        let fd = self.socket.stream.get().as_raw_fd();
         let mut b = 0u8;
         // SAFETY: a one-byte peek into a valid local buffer on an open socket.
         let n = unsafe {
