@@ -350,7 +350,11 @@ pub fn normalize(base: &Url, raw: &str) -> Option<Url> {
     if raw.is_empty() || raw.starts_with('#') {
         return None;
     }
-    let mut u = base.join(raw).ok()?;
+    page(base.join(raw).ok()?)
+}
+
+/// `u` as a page to fetch: only http and https, without its fragment.
+pub fn page(mut u: Url) -> Option<Url> {
     if !matches!(u.scheme(), "http" | "https") {
         return None;
     }

@@ -387,11 +387,11 @@ impl Crawl {
     /// `Location`, or one that is no URL).
     fn redirect_target(&self, from: &Url, location: Option<&str>) -> Result<Url, String> {
         let location = location.ok_or("a redirect without a Location")?;
-        // As a link: resolved, http(s) only, without its fragment.
-        from.join(location)
+        let to = from
+            .join(location)
             .map_err(|e| format!("bad Location {location:?}: {e}"))?;
-        links::normalize(from, location)
-            .ok_or_else(|| format!("a redirect to {location:?}, not an http(s) page"))
+        // As a link: http(s) only, without its fragment.
+        links::page(to).ok_or_else(|| format!("a redirect to {location:?}, not an http(s) page"))
     }
 
     /// Why the hop from `from` (which `chain` led to) to `to` is not taken:
@@ -408,12 +408,19 @@ impl Crawl {
         if self.output_failed.get() {
             return;
         }
-        if let Err(e) = self.report.borrow_mut().page(page) {
-            // Once: the pages still in flight would each say it again.
-            self.output_failed.set(true);
-            eprintln!("crawler: cannot write output: {e}; stopping");
-            self.stop();
+        let written = self.report.borrow_mut().page(page);
+        if let Err(e) = written {
+            self.output_error(e);
         }
+    }
+
+    /// Writing the JSON lines failed: said once (the pages still in flight
+    /// would each say it again), and the crawl stops.
+    fn output_error(&self, e: io::Error) {
+        if !self.output_failed.replace(true) {
+            eprintln!("crawler: cannot write output: {e}; stopping");
+        }
+        self.stop();
     }
 
     fn stop(&self) {
@@ -620,16 +627,11 @@ fn run(args: Args) -> io::Result<Finished> {
     // Link callbacks of the last visits (a panic's report) were spawned
     // as those greenlets died: let them run before the summary.
     sylvan::idle();
+    // A failure (the reader went away, the disk is full) is said once; the
+    // summary still goes to stderr.
     let flushed = crawl.report.borrow_mut().flush();
-    match flushed {
-        // Reported already (the reader went away, the disk is full): the
-        // summary still goes to stderr.
-        Err(_) if crawl.output_failed.get() => {}
-        Err(e) => {
-            eprintln!("crawler: cannot write output: {e}");
-            crawl.output_failed.set(true);
-        }
-        Ok(()) => {}
+    if let Err(e) = flushed {
+        crawl.output_error(e);
     }
     let summary = crawl.report.borrow_mut().summary(interrupted.get());
     if let Some(file) = &mut stats_file {
