@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::process::Command;
 
-fn crawler_bin() -> PathBuf {
+pub fn crawler_bin() -> PathBuf {
     // target/<profile>/deps/it-<hash> -> target/<profile>/examples/crawler
     let exe = std::env::current_exe().unwrap();
     let bin = exe

@@ -4,27 +4,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-fn crawler_bin() -> PathBuf {
-    // target/<profile>/deps/it-<hash> -> target/<profile>/examples/crawler
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("crawler");
-    assert!(
-        bin.exists(),
-        "{} not built: cargo test builds examples",
-        bin.display()
-    );
-    bin
-}
+use crate::crawler::crawler_bin;
 
 /// A threaded HTTP/1.1 server on 127.0.0.1, configured by environment
 /// variables: `LINKS` (links of `/`), `PAGES` (also link `/p/0..PAGES`),
