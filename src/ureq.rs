@@ -31,7 +31,6 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::mem::ManuallyDrop;
 use std::net::{IpAddr, Shutdown, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
@@ -429,19 +428,9 @@ impl Transport for SylvanTransport {
             return false;
         }
         // A pooled connection is usable when reading would block: no bytes
-        // pending (an unexpected response) and no end of stream.
-        let fd = self.socket.stream.get().as_raw_fd();
-        let mut b = 0u8;
-        // SAFETY: a one-byte peek into a valid local buffer on an open socket.
-        let n = unsafe {
-            libc::recv(
-                fd,
-                (&mut b as *mut u8).cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+        // pending (an unexpected response) and no end of stream. Usually
+        // known without a syscall: the response's last read drained it.
+        self.socket.stream.get().is_reusable()
     }
 }
 

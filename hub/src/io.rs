@@ -233,6 +233,17 @@ impl Io {
         }
     }
 
+    /// A read found the socket readable (bytes, end of stream or an error)
+    /// before the hub polled its edge: the flag follows, so that
+    /// [`Source::try_io`] does not take a stale "drained" for the truth.
+    /// Waiters are not woken: the edge will be polled.
+    #[inline]
+    fn seen_readable(&self, token: usize) {
+        if let Some(s) = self.table.borrow_mut().get_mut(token) {
+            s.ready[Dir::Read as usize] = true;
+        }
+    }
+
     /// Marks `dir` ready and wakes its waiters, as an event would.
     fn set_ready(&self, hub: &Hub, token: usize, dir: Dir) {
         if let Some(s) = self.table.borrow_mut().get_mut(token) {
@@ -426,12 +437,19 @@ impl<T: AsRawFd> Source<T> {
         let token = self.token;
         let mut read = |t: &T| {
             let r = f(t);
-            if let Ok(n) = r
-                && n > 0
-                && n < len
-                && cfg!(any(target_os = "linux", target_os = "android"))
-            {
-                io.drained(token);
+            match r {
+                Ok(n)
+                    if n > 0
+                        && n < len
+                        && cfg!(any(target_os = "linux", target_os = "android")) =>
+                {
+                    io.drained(token)
+                }
+                // More may be left (a full read), or end of stream or an
+                // error will be seen again: readable, whatever the flag
+                // said (an edge may not be polled yet).
+                Err(ref e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                _ => io.seen_readable(token),
             }
             r
         };
@@ -444,6 +462,31 @@ impl<T: AsRawFd> Source<T> {
             }
             r => r,
         }
+    }
+
+    /// Notes that a read-direction operation found the socket readable
+    /// (see [`read_tcp`](Self::read_tcp)); for peeks, which go through
+    /// [`do_io`](Self::do_io).
+    #[inline]
+    pub(crate) fn seen_readable(&self) {
+        hub().io.seen_readable(self.token);
+    }
+
+    /// One try of `f` that never parks: `WouldBlock` without a syscall when
+    /// `dir` is not ready as far as the hub knows (no edge since the last
+    /// `WouldBlock` or drained read), and `f`'s `WouldBlock` clears the
+    /// flag as a parking operation's would.
+    pub(crate) fn try_io<R>(&self, dir: Dir, f: impl FnOnce(&T) -> io::Result<R>) -> io::Result<R> {
+        let io = &hub().io;
+        if !io.is_ready(self.token, dir) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let r = f(&self.io);
+        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            // No poll ran since the syscall failed, so no edge is lost.
+            io.clear_ready(self.token, dir);
+        }
+        r
     }
 
     /// [`do_io`](Self::do_io) with an explicit deadline instead of the

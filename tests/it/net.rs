@@ -286,6 +286,49 @@ fn a_read_after_a_short_read_parks_until_more_arrives() {
     assert_eq!(server.join().unwrap(), 0);
 }
 
+#[test]
+fn is_reusable_sees_pending_bytes_end_of_stream_and_resets() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (mut s, _) = l.accept().unwrap();
+    assert!(c.is_reusable(), "a fresh connection");
+    assert!(c.is_reusable(), "asked twice (known drained)");
+
+    let mut buf = [0u8; 16];
+    s.write_all(b"hello").unwrap();
+    assert!(c.peek(&mut buf).unwrap() > 0); // parks until the bytes are there
+    assert!(!c.is_reusable(), "unread bytes are pending");
+    assert!(!c.is_reusable(), "still pending: a probe does not consume");
+    let mut n = 0;
+    while n < 5 {
+        n += (&c).read(&mut buf[n..]).unwrap();
+    }
+    assert_eq!(&buf[..5], b"hello");
+    assert!(c.is_reusable(), "all read");
+
+    s.write_all(b"x").unwrap();
+    assert_eq!(c.peek(&mut buf).unwrap(), 1);
+    assert!(!c.is_reusable(), "bytes after a drained read");
+    assert_eq!((&c).read(&mut buf).unwrap(), 1);
+
+    drop(s);
+    assert_eq!(c.peek(&mut buf).unwrap(), 0, "end of stream");
+    assert!(!c.is_reusable(), "the peer closed");
+    assert!(!c.is_reusable(), "end of stream stays seen");
+
+    let c2 = TcpStream::connect(addr).unwrap();
+    c2.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (s2, _) = l.accept().unwrap();
+    assert!(c2.is_reusable());
+    set_linger_zero(&s2);
+    drop(s2);
+    let err = c2.peek(&mut buf).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
+    assert!(!c2.is_reusable(), "the peer reset it");
+}
+
 /// Makes dropping `s` send a reset (SO_LINGER with a zero timeout).
 fn set_linger_zero(s: &TcpStream) {
     let l = libc::linger {

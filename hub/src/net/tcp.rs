@@ -438,7 +438,49 @@ impl TcpStream {
     ///
     /// As [`Read::read`].
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.do_io(Dir::Read, "read", |s| s.peek(buf))
+        let inner = &self.inner;
+        inner.do_io(Dir::Read, "read", |s| {
+            let r = s.peek(buf);
+            if !matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+                // Bytes, end of stream or an error: readable, whatever
+                // the flag said (its edge may not be polled yet).
+                inner.seen_readable();
+            }
+            r
+        })
+    }
+
+    /// Whether a keep-alive connection idle between requests can carry
+    /// another one: no unread bytes are pending and the peer has neither
+    /// closed nor reset it. Never parks. Costs no syscall when the hub has
+    /// seen no readable edge since a read last drained the socket (a
+    /// `WouldBlock`, or a TCP read that came back short); otherwise it peeks
+    /// one byte without blocking. What a connection pool checks before
+    /// reusing a connection (`sylvan::ureq` does, twice per request).
+    ///
+    /// As with any such probe, the peer may close the connection just
+    /// after it answered `true`; and a close that arrived since the hub
+    /// last polled shows only at the next poll.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    ///
+    /// let server = sylvan::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let client = sylvan::net::TcpStream::connect(server.local_addr()?)?;
+    /// let (mut conn, _) = server.accept()?;
+    /// assert!(client.is_reusable());
+    /// conn.write_all(b"unasked")?;
+    /// let mut b = [0; 7];
+    /// client.peek(&mut b)?; // waits until the bytes are there
+    /// assert!(!client.is_reusable());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_reusable(&self) -> bool {
+        let mut b = [0u8];
+        matches!(
+            self.inner.try_io(Dir::Read, |s| s.peek(&mut b)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+        )
     }
 
     /// Another handle to the same connection: one socket, one registration,
