@@ -57,26 +57,36 @@ impl Reader for PageReader<'_> {
     }
 }
 
-/// Where the first byte of `needle` is in `hay`. Small sets (the text and
-/// attribute value states: `<` or a quote, `&`, NUL, CR) are searched with
-/// `memchr`, three bytes per pass, each pass only over what the earlier ones
-/// left; larger sets (names, which end at white space, `/`, `>` ...) end
-/// within a few bytes and are checked byte by byte.
+/// Where the first byte of `needle` is in `hay`. Most runs end within a
+/// few bytes (the new line between two tags, a short link text, any name),
+/// so the first [`SHORT`] bytes are checked one by one against a bit set of
+/// the needle; past them, small sets (the text and attribute value states:
+/// `<` or a quote, `&`, NUL, CR) are searched with `memchr`, three bytes per
+/// pass, each pass only over what the earlier ones left, and larger sets
+/// (names, which end at white space, `/`, `>` ...) byte by byte.
 #[inline(always)]
 fn find_stop(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.len() > 6 {
-        let mut set = [0u64; 4];
-        for &b in needle {
-            set[usize::from(b >> 6)] |= 1 << (b & 63);
-        }
-        return hay
-            .iter()
-            .position(|&b| set[usize::from(b >> 6)] & (1 << (b & 63)) != 0);
+    const SHORT: usize = 8;
+    let mut set = [0u64; 4];
+    for &b in needle {
+        set[usize::from(b >> 6)] |= 1 << (b & 63);
     }
-    let mut end = hay.len();
+    let stop = |b: &u8| set[usize::from(b >> 6)] & (1 << (b & 63)) != 0;
+    let head = hay.len().min(SHORT);
+    if let Some(i) = hay[..head].iter().position(stop) {
+        return Some(i);
+    }
+    let rest = &hay[head..];
+    if rest.is_empty() {
+        return None;
+    }
+    if needle.len() > 6 {
+        return rest.iter().position(stop).map(|i| i + head);
+    }
+    let mut end = rest.len();
     let mut found = false;
     for group in needle.chunks(3) {
-        let part = &hay[..end];
+        let part = &rest[..end];
         let hit = match *group {
             [a] => memchr::memchr(a, part),
             [a, b] => memchr::memchr2(a, b, part),
@@ -88,7 +98,7 @@ fn find_stop(hay: &[u8], needle: &[u8]) -> Option<usize> {
             found = true;
         }
     }
-    found.then_some(end)
+    found.then_some(end + head)
 }
 
 /// Which attribute of the current start tag holds a URL we want.
