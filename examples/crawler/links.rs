@@ -363,13 +363,54 @@ pub fn normalize(base: &Url, raw: &str) -> Option<Url> {
     page(base.join(raw).ok()?)
 }
 
-/// `u` as a page to fetch: only http and https, without its fragment.
+/// `u` as a page to fetch: only http and https, without its fragment, and
+/// with its percent-encodings normalized (RFC 3986, 6.2.2.2: unreserved
+/// characters decoded, hex digits upper case), so that `/~a`, `/%7ea` and
+/// `/%7Ea` are one page, fetched once.
 pub fn page(mut u: Url) -> Option<Url> {
     if !matches!(u.scheme(), "http" | "https") {
         return None;
     }
     u.set_fragment(None);
+    if let Some(path) = tidy_percent(u.path()) {
+        u.set_path(&path);
+    }
+    if let Some(query) = u.query().and_then(tidy_percent) {
+        u.set_query(Some(&query));
+    }
     Some(u)
+}
+
+/// `s` with each `%XX` that encodes an unreserved character (letters,
+/// digits, `-._~`) decoded and the hex digits of the others in upper case;
+/// `None` when that changes nothing.
+fn tidy_percent(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return None;
+    }
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if let [b'%', h, l, ..] = b[i..]
+            && let (Some(hi), Some(lo)) = (hex(h), hex(l))
+        {
+            let v = (hi * 16 + lo) as u8;
+            if v.is_ascii_alphanumeric() || b"-._~".contains(&v) {
+                out.push(v);
+            } else {
+                out.extend([b'%', h.to_ascii_uppercase(), l.to_ascii_uppercase()]);
+            }
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    // Only ASCII bytes were decoded, from ASCII, so it stays UTF-8.
+    let out = String::from_utf8(out).expect("percent tidy keeps UTF-8");
+    (out != s).then_some(out)
 }
 
 #[cfg(test)]
@@ -397,6 +438,25 @@ mod tests {
                 "http://h/d",
                 "https://o/e",
                 "http://h/a/f"
+            ]
+        );
+    }
+
+    #[test]
+    fn percent_encodings_are_normalized() {
+        let got = links(
+            "http://h/",
+            b"<a href='/%7ea'>1</a><a href='/%7Ea?q=%2f%41'>2</a><a href='/~a?q=%2F%41'>3</a>\
+              <a href='/x%2fy%zz%4'>4</a><a href='/caf%C3%A9'>5</a>",
+        );
+        assert_eq!(
+            got,
+            [
+                "http://h/~a",
+                "http://h/~a?q=%2FA",
+                "http://h/~a?q=%2FA",
+                "http://h/x%2Fy%zz%4",
+                "http://h/caf%C3%A9"
             ]
         );
     }

@@ -130,7 +130,7 @@ fn create(path: &Path) -> io::Result<File> {
 /// The longest wait between two attempts at a page, however many retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// A start URL: http or https, with a host.
+/// A start URL: http or https, with a host, normalized as links are.
 fn parse_start(u: &str) -> io::Result<Url> {
     let bad =
         |why: String| io::Error::new(io::ErrorKind::InvalidInput, format!("bad URL {u:?}: {why}"));
@@ -142,7 +142,9 @@ fn parse_start(u: &str) -> io::Result<Url> {
                 .into(),
         ));
     }
-    Ok(url)
+    // In the form links take (no fragment, percent-encodings normalized),
+    // so that a link back to it is seen as the same page.
+    Ok(links::page(url).expect("an http(s) URL is a page"))
 }
 
 /// The crawl's shared state (one hub, so `Rc` and `RefCell`).

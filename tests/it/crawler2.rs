@@ -424,6 +424,21 @@ fn redirect_target_with_fragment_is_not_fetched_again() {
 }
 
 #[test]
+fn one_page_under_several_spellings_is_fetched_once() {
+    let server = Server::start(&[("LINKS", "/%7eu /~u /%7Eu#x / /#top /?q=%61 /?q=a")]);
+    let start = server.url("/#start");
+    let r = run(
+        &[&start, "-c", "1", "--timeout", "2", "--retries", "0"],
+        BOUND,
+    );
+    assert!(r.status.is_some_and(|s| s.success()), "{}", r.stderr);
+    let mut fetched: Vec<&str> = r.lines.iter().map(|l| l["url"].as_str().unwrap()).collect();
+    fetched.sort_unstable();
+    let want = ["/", "/?q=a", "/~u"].map(|p| server.url(p));
+    assert_eq!(fetched, want, "{}", r.stderr);
+}
+
+#[test]
 fn redirect_to_another_scheme_is_not_followed() {
     let server = Server::start(&[("LINKS", "/ftp-redirect")]);
     let r = crawl(&server, &[]);
