@@ -697,7 +697,7 @@ impl Hub {
     }
 
     /// `t` on the coarse clock's scale.
-    fn stamp(&self, t: Instant) -> u64 {
+    pub(crate) fn stamp(&self, t: Instant) -> u64 {
         u64::try_from(t.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
@@ -780,6 +780,7 @@ impl Hub {
 
     fn poll(&self, timeout: Option<Duration>) {
         self.polls.set(self.polls.get() + 1);
+        let polled_at = self.now.get();
         let mut remote = false;
         let result = self.poller.borrow_mut().poll(timeout, |ready| {
             if ready.token == WAKER_TOKEN.0 {
@@ -788,8 +789,9 @@ impl Hub {
                 self.io.dispatch(self, ready);
             }
         });
-        if let Err(e) = result {
-            panic!("sylvan: polling for IO failed: {e}");
+        match result {
+            Ok(complete) => self.io.polled(complete, polled_at),
+            Err(e) => panic!("sylvan: polling for IO failed: {e}"),
         }
         if remote || self.remote.pending.load(Ordering::Acquire) {
             self.run_remote();

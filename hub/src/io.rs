@@ -76,6 +76,9 @@ pub(crate) enum Dir {
 pub(crate) struct Io {
     registrar: Registrar,
     table: RefCell<Slab<Slot>>,
+    /// Complete polls so far, and the hub's coarse clock at the last one.
+    polls: Cell<u64>,
+    polled_at: Cell<u64>,
 }
 
 impl fmt::Debug for Io {
@@ -89,6 +92,12 @@ impl fmt::Debug for Io {
 /// A callback run on the hub when a callback source becomes readable.
 pub(crate) type Notify = Rc<dyn Fn()>;
 
+/// How recent (ns on the hub's coarse clock) the last poll must be for
+/// [`Source::read_would_block`] to answer from the read flag: a close or
+/// bytes that arrived since that poll go unseen, so this bounds how stale
+/// the answer can be. Past it, one peek asks the kernel.
+const SETTLED: u64 = 1_000_000;
+
 /// One registered source. The fields a wait touches come first, so that
 /// a wait usually touches one cache line of the table.
 #[derive(Default)]
@@ -99,6 +108,14 @@ struct Slot {
     /// The poll reported end of stream, an error or urgent data: a short
     /// read does not clear `ready[Read]` (see the module docs).
     sticky_read: bool,
+    /// `Io::polls` when `ready[Read]` was last cleared: a later complete
+    /// poll would have set it again for anything that arrived meanwhile.
+    read_cleared: u64,
+    /// The hub's coarse clock when a probe ([`Source::read_would_block`])
+    /// last found the socket empty, since `ready[Read]` was cleared; zero
+    /// when none did (a short read leaves it zero: the peer's close often
+    /// follows its last bytes by microseconds).
+    probed_at: u64,
     /// Greenlets waiting per direction, in the order they began waiting.
     waiters: [Waiters; 2],
     /// For callback sources: run when readable.
@@ -146,6 +163,8 @@ impl Io {
         Io {
             registrar,
             table: RefCell::new(Slab::new()),
+            polls: Cell::new(0),
+            polled_at: Cell::new(0),
         }
     }
 
@@ -219,6 +238,39 @@ impl Io {
     fn clear_ready(&self, token: usize, dir: Dir) {
         if let Some(s) = self.table.borrow_mut().get_mut(token) {
             s.ready[dir as usize] = false;
+            s.read_cleared = self.polls.get();
+            s.probed_at = 0;
+        }
+    }
+
+    /// The hub polled, when its coarse clock read `at`: a complete poll
+    /// (see `Poller::poll`) vouches for the read flags as of `at`.
+    #[inline]
+    pub(crate) fn polled(&self, complete: bool, at: u64) {
+        if complete {
+            self.polls.set(self.polls.get() + 1);
+            self.polled_at.set(at);
+        }
+    }
+
+    /// Whether a read would block as far as the hub can vouch without a
+    /// syscall: the read flag is clear, and either a probe found the socket
+    /// empty, or a complete poll ran after the flag was cleared (it would
+    /// have set the flag for any byte, end of stream or error that came
+    /// before), less than [`SETTLED`] before `now`.
+    fn read_settled(&self, token: usize, now: u64) -> bool {
+        self.table.borrow().get(token).is_some_and(|s| {
+            !s.ready[Dir::Read as usize]
+                && ((s.probed_at != 0 && now.saturating_sub(s.probed_at) < SETTLED)
+                    || (self.polls.get() > s.read_cleared
+                        && now.saturating_sub(self.polled_at.get()) < SETTLED))
+        })
+    }
+
+    /// A probe found the read side empty at `now`.
+    fn probed(&self, token: usize, now: u64) {
+        if let Some(s) = self.table.borrow_mut().get_mut(token) {
+            s.probed_at = now.max(1);
         }
     }
 
@@ -230,6 +282,8 @@ impl Io {
             && !s.sticky_read
         {
             s.ready[Dir::Read as usize] = false;
+            s.read_cleared = self.polls.get();
+            s.probed_at = 0;
         }
     }
 
@@ -271,6 +325,8 @@ impl WaiterGuard {
         let me = hub.current();
         if let Some(s) = hub.io.table.borrow_mut().get_mut(token) {
             s.ready[dir as usize] = false;
+            s.read_cleared = hub.io.polls.get();
+            s.probed_at = 0;
             s.waiters[dir as usize].push(me);
         }
         hub.add_ref(1);
@@ -472,21 +528,30 @@ impl<T: AsRawFd> Source<T> {
         hub().io.seen_readable(self.token);
     }
 
-    /// One try of `f` that never parks: `WouldBlock` without a syscall when
-    /// `dir` is not ready as far as the hub knows (no edge since the last
-    /// `WouldBlock` or drained read), and `f`'s `WouldBlock` clears the
-    /// flag as a parking operation's would.
-    pub(crate) fn try_io<R>(&self, dir: Dir, f: impl FnOnce(&T) -> io::Result<R>) -> io::Result<R> {
-        let io = &hub().io;
-        if !io.is_ready(self.token, dir) {
-            return Err(io::ErrorKind::WouldBlock.into());
+    /// Whether a read would block now (nothing pending, no end of stream,
+    /// no error), never parking: known without a syscall when a probe or a
+    /// poll vouched for it recently and no edge came since (see
+    /// `Io::read_settled`); otherwise `peek` (a non-blocking one-byte peek)
+    /// asks the kernel. The answer may be up to [`SETTLED`] old.
+    pub(crate) fn read_would_block(&self, peek: impl FnOnce(&T) -> io::Result<usize>) -> bool {
+        let hub = hub();
+        let io = &hub.io;
+        let now = hub.stamp(Instant::now());
+        if io.read_settled(self.token, now) {
+            return true;
         }
-        let r = f(&self.io);
-        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            // No poll ran since the syscall failed, so no edge is lost.
-            io.clear_ready(self.token, dir);
+        match peek(&self.io) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // No poll ran since the syscall failed, so no edge is lost.
+                io.clear_ready(self.token, Dir::Read);
+                io.probed(self.token, now);
+                true
+            }
+            _ => {
+                io.seen_readable(self.token);
+                false
+            }
         }
-        r
     }
 
     /// [`do_io`](Self::do_io) with an explicit deadline instead of the

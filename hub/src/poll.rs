@@ -69,18 +69,23 @@ impl Poller {
 
     /// Waits up to `timeout` (forever when `None`) and reports each event.
     /// Events for [`WAKER_TOKEN`] are reported too (the caller drains its
-    /// cross-thread queue then). EINTR counts as an empty wake-up.
+    /// cross-thread queue then). EINTR counts as an empty wake-up. Returns
+    /// whether the poll was complete: every edge queued before it was
+    /// reported (by it or an earlier poll), which a full batch or EINTR
+    /// cannot promise.
     pub(crate) fn poll(
         &mut self,
         timeout: Option<Duration>,
         mut f: impl FnMut(Ready),
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(false),
             Err(e) => return Err(e),
         }
+        let mut n = 0;
         for ev in self.events.iter() {
+            n += 1;
             f(Ready {
                 token: ev.token().0,
                 readable: ev.is_readable() || ev.is_read_closed() || ev.is_error(),
@@ -89,7 +94,8 @@ impl Poller {
                 urgent: ev.is_priority(),
             });
         }
-        Ok(())
+        // A full batch may have left edges queued in the kernel.
+        Ok(n < self.events.capacity())
     }
 }
 

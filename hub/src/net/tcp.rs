@@ -452,15 +452,19 @@ impl TcpStream {
 
     /// Whether a keep-alive connection idle between requests can carry
     /// another one: no unread bytes are pending and the peer has neither
-    /// closed nor reset it. Never parks. Costs no syscall when the hub has
-    /// seen no readable edge since a read last drained the socket (a
-    /// `WouldBlock`, or a TCP read that came back short); otherwise it peeks
-    /// one byte without blocking. What a connection pool checks before
-    /// reusing a connection (`sylvan::ureq` does, twice per request).
+    /// closed nor reset it. Never parks. What a connection pool checks
+    /// before reusing a connection (`sylvan::ureq` does, twice per request).
     ///
-    /// As with any such probe, the peer may close the connection just
-    /// after it answered `true`; and a close that arrived since the hub
-    /// last polled shows only at the next poll.
+    /// It peeks one byte without blocking, unless the hub can vouch for the
+    /// answer: less than a millisecond ago, an earlier probe found the
+    /// socket empty, or the hub polled after a read drained it, and no
+    /// readable edge came since. So the pool's second check of a request
+    /// (checking the connection out again soon after checking it in) and a
+    /// connection that idled while its greenlet was parked cost no syscall,
+    /// while a close that follows the last response by microseconds, or
+    /// that comes while the greenlet runs without parking, is still caught.
+    /// As with any such probe, the peer may close the connection just after
+    /// it answered `true`.
     ///
     /// ```
     /// use std::io::{Read, Write};
@@ -477,10 +481,7 @@ impl TcpStream {
     /// ```
     pub fn is_reusable(&self) -> bool {
         let mut b = [0u8];
-        matches!(
-            self.inner.try_io(Dir::Read, |s| s.peek(&mut b)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock
-        )
+        self.inner.read_would_block(|s| s.peek(&mut b))
     }
 
     /// Another handle to the same connection: one socket, one registration,
