@@ -1336,9 +1336,8 @@ fn qp02_joinable_handoff_to_killed_getter_counted_once() {
 
 // PriorityQueue with equal priorities: (priority, item) tuples order by
 // item for ties (heapq compares tuples). With a getter already waiting,
-// sylvan hands it the first item put (documented direct hand-off); gevent
-// would put all three into the heap and the getter, running later, would
-// take the smallest first ([(1,2),(3,1),(5,0)]).
+// all three go into the heap, as in gevent, and the getter, running later,
+// takes the smallest first.
 #[test]
 fn qp03_priority_queue_equal_priorities() {
     bounded(|| {
@@ -1359,10 +1358,10 @@ fn qp03_priority_queue_equal_priorities() {
             v
         });
         yield_now();
-        q.put((5, 0)).unwrap(); // handed to the waiting getter
+        q.put((5, 0)).unwrap(); // wakes the waiting getter
         q.put((3, 1)).unwrap();
         q.put((1, 2)).unwrap();
-        assert_eq!(getter.join().unwrap(), [(5, 0), (1, 2), (3, 1)]);
+        assert_eq!(getter.join().unwrap(), [(1, 2), (3, 1), (5, 0)]);
     })
 }
 

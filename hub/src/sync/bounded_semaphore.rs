@@ -80,9 +80,10 @@ impl BoundedSemaphore {
     ///
     /// # Errors
     ///
-    /// [`ReleaseError`] when every permit is already free.
+    /// [`ReleaseError`] when every permit is already free (counting those
+    /// handed to waiters that have not run yet, as gevent does).
     pub fn release(&self) -> Result<(), ReleaseError> {
-        if self.sem.available() >= self.bound {
+        if self.sem.at_bound(self.bound) {
             return Err(ReleaseError);
         }
         self.sem.release();

@@ -88,28 +88,30 @@ impl<T> JoinableQueue<T> {
         }
     }
 
-    /// Parks until every item put so far is marked done. Returns at once
-    /// when the caller is unwinding (it cannot wait).
+    /// Parks until every item put so far is marked done. Once woken by
+    /// the count reaching zero it returns, even if items were put again
+    /// before it ran (as gevent's). Returns at once when the caller is
+    /// unwinding (it cannot wait).
     pub fn join(&self) {
         self.join_until(None);
     }
 
     /// Like [`join`](JoinableQueue::join), for at most `timeout`; true when
-    /// no item is unfinished.
+    /// the count of unfinished items reached zero in time.
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.join_until(crate::time::deadline_after(timeout))
     }
 
     fn join_until(&self, deadline: Option<Instant>) -> bool {
-        while self.unfinished() > 0 {
-            if std::thread::panicking() {
-                return false;
-            }
-            if !wait_on(&self.joiners, JOIN, deadline) {
-                return self.unfinished() == 0;
-            }
+        if self.unfinished() == 0 {
+            return true;
         }
-        true
+        if std::thread::panicking() {
+            return false;
+        }
+        // Woken when the count reached zero: done, even if items were put
+        // again before this greenlet ran (as gevent's join returns).
+        wait_on(&self.joiners, JOIN, deadline) || self.unfinished() == 0
     }
 }
 

@@ -4,13 +4,17 @@
 //! Every blocking call here parks only the calling greenlet; the hub runs
 //! others meanwhile. The rules every primitive keeps:
 //!
-//! * **FIFO.** Waiters are served in the order they started waiting. What a
-//!   waker gives (a permit, the lock, an item) is handed straight to the
-//!   first waiter, so no greenlet arriving later can take it first.
+//! * **FIFO.** Waiters are served in the order they started waiting. A
+//!   permit or the lock is handed straight to the first waiter, so no
+//!   greenlet arriving later can take it first. A queue item stays in the
+//!   queue until a getter takes it, as in gevent: a put wakes the first
+//!   waiting getter, which takes the next item when it runs (a greenlet
+//!   already running may get first; the woken getter then waits again at
+//!   the head of the line).
 //! * **Nothing lost, nothing left behind.** A waiter that is killed or whose
 //!   timeout expires while parked leaves no trace in the wait list; if it
-//!   had already been handed a permit, the lock or an item, that passes on
-//!   to the next waiter (or back into the queue).
+//!   had already been handed a permit or the lock, or woken for an item,
+//!   that passes on to the next waiter.
 //! * **Timeouts** come in two forms: `*_timeout(d)` methods that return a
 //!   value saying so, and [`with_timeout`](crate::with_timeout) /
 //!   [`Timeout`](crate::Timeout) around any blocking call, which unwind it.

@@ -13,10 +13,11 @@ const NAMES: Names = Names {
 /// [`get`](Queue::get) parks while it is empty; on a bounded queue
 /// [`put`](Queue::put) parks while it is full, which applies back-pressure
 /// to a fast producer. Waiting getters and putters are served in FIFO
-/// order, and a waiting getter is handed the item directly (no other
-/// greenlet can take it first). An item handed to a getter that is killed
-/// before it runs goes to the next getter, or back to the front of the
-/// queue: items are never lost.
+/// order. As in gevent, an item stays in the queue until a getter takes it:
+/// a put wakes the first waiting getter, which takes the next item when it
+/// runs (a greenlet already running may get first; the woken getter then
+/// waits again at the head of the line). A getter killed before it runs
+/// takes nothing with it: items are never lost nor reordered.
 ///
 /// [`close`](Queue::close) ends it: getters drain what is left and then
 /// see `None`, which also ends a `for` loop over `&queue`.

@@ -5,25 +5,25 @@
 //! The state (buffer, waiting getters, waiting putters) sits in one
 //! `RefCell`, borrowed once per operation and never across a park.
 //!
-//! Hand-off rules, which keep waiters FIFO and lose no item:
+//! The rules, gevent's, which keep waiters FIFO and lose no item:
 //!
-//! * An item handed to a getter that has not run yet holds its room
-//!   (`State::handed`): it counts against the capacity like a buffered
-//!   one, as in gevent, where it sits in the queue until the getter runs.
-//! * A put with getters waiting and room to spare hands the item straight
-//!   to the first getter (through its wait-list slot) and wakes it; the
-//!   buffer is then empty. A rendezvous (capacity zero) needs no room.
-//! * A put with no room parks the putter with its item in its slot.
-//! * When room frees (a get takes from the buffer, or a getter takes the
-//!   item handed to it), the first waiting putter's item moves on: to the
-//!   first waiting getter if any, else into the buffer. So waiting putters
-//!   imply no room, and waiting getters an empty buffer.
-//! * A get on an empty buffer with a putter waiting takes the putter's item
-//!   directly: the rendezvous.
-//! * A getter chosen (handed an item) that is killed or times out before it
-//!   runs passes the item to the next waiting getter, or gives it back to
-//!   the buffer ([`Buffer::restore`]), where the room it held awaits it:
-//!   it is older than every buffered item, and comes out accordingly.
+//! * An item stays in the queue until a getter takes it, as in gevent. A
+//!   put with getters waiting buffers the item and wakes the first getter
+//!   in line (at most one woken getter per buffered item); the getter takes
+//!   the next item when it runs. A greenlet already running may get first,
+//!   as in gevent: the woken getter then waits again, at the head of the
+//!   line. So a getter killed or timed out before it ran takes nothing
+//!   with it, and the items keep their order; the wake-up passes to the
+//!   next getter in line.
+//! * A put with no room parks the putter with its item in its slot. When a
+//!   get makes room, the first waiting putter's item moves into the buffer
+//!   (waking a getter as a put would). So waiting putters imply no room.
+//! * A rendezvous (capacity zero) has no room: a put hands its item
+//!   straight to the first waiting getter (through its wait-list slot), or
+//!   parks; a get takes a waiting putter's item directly. An item handed
+//!   to a getter that is killed or times out before it runs goes to the
+//!   next waiting getter, or into the buffer past the bound
+//!   ([`Buffer::restore`]), where the next get finds it.
 //! * A putter whose wait ends (timeout, kill) before its item was taken
 //!   takes the item back (the put failed); once taken, the put succeeded
 //!   whatever happens to the putter afterwards.
@@ -41,15 +41,15 @@ use std::time::Instant;
 
 use super::error::{TryGetError, TryPutError};
 use super::waitlist::{NodeKey, WaitList};
-use crate::hub::{Wake, Woke, hub};
+use crate::hub::{TaskRef, Wake, Woke, hub};
 use crate::task::WaitKind;
 
 /// How a queue orders its buffered items.
 pub(crate) trait Buffer<T>: Default {
     fn push(&mut self, v: T);
     fn pop(&mut self) -> Option<T>;
-    /// Gives back an item that had been handed to a getter: it was put
-    /// before every item buffered now (a hand-off happens only while the
+    /// Gives back an item that a rendezvous had handed to a getter: it was
+    /// put before every item buffered now (a hand-off happens only while the
     /// buffer is empty), and takes the place that age gives it.
     fn restore(&mut self, v: T);
     fn len(&self) -> usize;
@@ -146,10 +146,7 @@ struct State<T, B> {
     /// borrow flag invites the compiler to merge the two updates into one
     /// wide store that later loads cannot forward from.
     accepted: u64,
-    /// Items handed to chosen getters that have not run yet. They count
-    /// against the capacity, as they would in gevent (where they sit in
-    /// the queue until the getter runs): an item handed back by a getter
-    /// killed before it ran must fit again.
+    /// Items a rendezvous handed to chosen getters that have not run yet.
     handed: usize,
 }
 
@@ -158,6 +155,27 @@ impl<T, B: Buffer<T>> State<T, B> {
     #[inline]
     fn held(&self) -> usize {
         self.buf.len() + self.handed
+    }
+
+    /// The getter to wake for the items buffered: the first in line, when
+    /// fewer getters were woken (and have not run yet) than items wait.
+    #[inline]
+    fn getter_to_wake(&mut self) -> Option<TaskRef> {
+        if self.getters.is_empty() || self.getters.chosen() >= self.buf.len() {
+            return None;
+        }
+        let key = self.getters.pop()?;
+        Some(self.getters.task(key))
+    }
+}
+
+/// Wakes the getter [`State::getter_to_wake`] chose, if any.
+#[inline]
+fn wake_getter(getter: Option<TaskRef>) {
+    if let Some(g) = getter
+        && let Some(hub) = crate::hub::try_hub()
+    {
+        hub.wake(g, Wake::Ready);
     }
 }
 
@@ -241,27 +259,28 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
             return Err(TryPutError::Closed(v));
         }
         let mut st = self.st.borrow_mut();
-        // A hand-off holds room like a buffered item (a rendezvous needs
-        // none); without room the item waits with its putter.
-        if self.cap != 0 && st.held() >= self.cap {
+        if self.cap == 0 {
+            // A rendezvous: straight into a waiting getter's hands.
+            return match st.getters.give_first(v) {
+                Ok(task) => {
+                    st.accepted += 1;
+                    st.handed += 1;
+                    drop(st);
+                    hub().wake(task, Wake::Ready);
+                    Ok(())
+                }
+                Err(v) => Err(TryPutError::Full(v)),
+            };
+        }
+        if st.held() >= self.cap {
             return Err(TryPutError::Full(v));
         }
-        let v = match st.getters.give_first(v) {
-            Ok(task) => {
-                st.accepted += 1;
-                st.handed += 1;
-                drop(st);
-                hub().wake(task, Wake::Ready);
-                return Ok(());
-            }
-            Err(v) => v,
-        };
-        if st.held() < self.cap {
-            st.buf.push(v);
-            st.accepted += 1;
-            return Ok(());
-        }
-        Err(TryPutError::Full(v))
+        st.buf.push(v);
+        st.accepted += 1;
+        let getter = st.getter_to_wake();
+        drop(st);
+        wake_getter(getter);
+        Ok(())
     }
 
     /// Puts, waiting for room until `deadline` (forever when `None`).
@@ -296,6 +315,9 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
             // Cannot wait: accept it past the bound rather than lose it.
             st.buf.push(v);
             st.accepted += 1;
+            let getter = st.getter_to_wake();
+            drop(st);
+            wake_getter(getter);
             return Ok(());
         }
         let hub = hub();
@@ -346,24 +368,11 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
         }
         if let Some((item, putter)) = st.putters.take_first() {
             st.accepted += 1;
-            // Getters may wait while room was held by hand-offs: the first
-            // of them gets the item.
-            let getter = match st.getters.give_first(item) {
-                Ok(getter) => {
-                    st.handed += 1;
-                    Some(getter)
-                }
-                Err(item) => {
-                    st.buf.push(item);
-                    None
-                }
-            };
+            st.buf.push(item);
+            let getter = st.getter_to_wake();
             drop(st);
-            let hub = hub();
-            hub.wake(putter, Wake::Ready);
-            if let Some(getter) = getter {
-                hub.wake(getter, Wake::Ready);
-            }
+            hub().wake(putter, Wake::Ready);
+            wake_getter(getter);
         }
     }
 
@@ -428,8 +437,18 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
             return Err(TryGetError::Empty);
         }
         let hub = hub();
+        let mut again = false;
         loop {
-            let key = self.st.borrow_mut().getters.push(hub.current(), None);
+            let key = {
+                let getters = &mut self.st.borrow_mut().getters;
+                if again {
+                    // Woken for an item another greenlet took first: its
+                    // turn comes next.
+                    getters.push_front(hub.current(), None)
+                } else {
+                    getters.push(hub.current(), None)
+                }
+            };
             let guard = GetWaiting { core: self, key };
             let (chosen, slot) = loop {
                 let woke = hub.park_until(self.get_what, deadline);
@@ -449,16 +468,16 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
             if !chosen {
                 return Err(TryGetError::Empty);
             }
-            // Woken by `close`: drain what is left, then see "closed".
+            // Woken for an item (or by `close`: drain what is left, then
+            // see "closed").
             match self.try_get() {
-                Err(TryGetError::Empty) => {}
+                Err(TryGetError::Empty) => again = true,
                 r => return r,
             }
         }
     }
 
-    /// A getter took the item handed to it: the room it held is free for
-    /// a waiting putter.
+    /// A getter took the item a rendezvous handed to it.
     #[inline]
     fn received_handoff(&self) {
         let mut st = self.st.borrow_mut();
@@ -540,8 +559,9 @@ impl<T, B: Buffer<T>> Drop for PutWaiting<'_, T, B> {
 }
 
 /// Settles a getter whose wait was unwound (kill, timeout): removes its
-/// node, and if an item had been handed to it, passes that item to the next
-/// waiting getter or back to the front of the buffer.
+/// node; if it had been woken for an item, wakes the next getter in line
+/// instead, and if a rendezvous had handed it an item, passes that item to
+/// the next waiting getter or back to the buffer.
 struct GetWaiting<'a, T, B: Buffer<T>> {
     core: &'a QueueCore<T, B>,
     key: NodeKey,
@@ -550,8 +570,17 @@ struct GetWaiting<'a, T, B: Buffer<T>> {
 impl<T, B: Buffer<T>> Drop for GetWaiting<'_, T, B> {
     fn drop(&mut self) {
         let mut st = self.core.st.borrow_mut();
-        let (_, item) = st.getters.remove(self.key);
-        let Some(v) = item else { return };
+        let (chosen, item) = st.getters.remove(self.key);
+        let Some(v) = item else {
+            if chosen {
+                // Woken for an item it will not take: the next getter in
+                // line is woken instead.
+                let getter = st.getter_to_wake();
+                drop(st);
+                wake_getter(getter);
+            }
+            return;
+        };
         match st.getters.give_first(v) {
             Ok(task) => {
                 drop(st);
@@ -703,14 +732,14 @@ macro_rules! queue_methods {
                 self.core.is_closed()
             }
 
-            /// Items buffered now (not counting items in waiting putters'
-            /// hands, nor items already handed to a getter that has not
-            /// run yet, though those hold their room until it runs).
+            /// Items in the queue now, including those a woken getter will
+            /// take when it runs (as gevent's `qsize`), not counting items
+            /// in waiting putters' hands.
             pub fn len(&self) -> usize {
                 self.core.len()
             }
 
-            /// True when no item is buffered.
+            /// True when no item is in the queue (see [`len`](Self::len)).
             pub fn is_empty(&self) -> bool {
                 self.core.len() == 0
             }

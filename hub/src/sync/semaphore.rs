@@ -93,7 +93,7 @@ impl SemaphoreGuard<'_> {
 impl Drop for SemaphoreGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.sem.available() >= self.bound {
+        if self.sem.at_bound(self.bound) {
             released_too_often(self.bound);
         } else {
             self.sem.release();
@@ -246,6 +246,14 @@ impl Semaphore {
     #[inline(never)]
     fn hand_over(&self) {
         self.waiters.borrow_mut().pop_wake(hub());
+    }
+
+    /// Whether a release would pass `bound` (`usize::MAX`: no bound): the
+    /// free permits, and those handed to waiters that have not run yet
+    /// (they hold them already, as gevent counts them until they run).
+    #[inline]
+    pub(crate) fn at_bound(&self, bound: usize) -> bool {
+        bound != usize::MAX && self.permits.get() + self.waiters.borrow().chosen() >= bound
     }
 
     /// Free permits now.

@@ -97,6 +97,38 @@ impl<S> WaitList<S> {
         self.nodes.len() > self.linked
     }
 
+    /// Waiters chosen and woken that have not run yet to remove their node.
+    #[inline]
+    pub(crate) fn chosen(&self) -> usize {
+        self.nodes.len() - self.linked
+    }
+
+    /// Puts `task` at the head of the line with `slot` (a waiter that was
+    /// chosen, found nothing left when it ran, and waits again).
+    pub(crate) fn push_front(&mut self, task: TaskRef, slot: S) -> NodeKey {
+        let head = self.head;
+        let key = self.nodes.insert(Node {
+            task,
+            prev: NIL,
+            next: head,
+            linked: true,
+            slot,
+        });
+        assert!(
+            key < NIL as usize,
+            "sylvan: too many waiters on one primitive"
+        );
+        let key = key as NodeKey;
+        if head == NIL {
+            self.tail = key;
+        } else {
+            self.nodes[head as usize].prev = key;
+        }
+        self.head = key;
+        self.linked += 1;
+        key
+    }
+
     /// Puts `task` at the end of the line with `slot`.
     #[inline]
     pub(crate) fn push(&mut self, task: TaskRef, slot: S) -> NodeKey {
@@ -374,6 +406,23 @@ mod tests {
         assert_eq!(l.remove(c), (true, 'c'));
         assert_eq!(l.remove(d), (true, 'd'));
         assert_eq!(l.nodes.len(), 0);
+    }
+
+    #[test]
+    fn push_front_goes_first_and_keeps_the_links() {
+        let mut l = WaitList::new();
+        let a = l.push(r(1), ());
+        let b = l.push_front(r(2), ());
+        let c = l.push(r(3), ());
+        assert_eq!(l.len(), 3);
+        assert_eq!(l.pop(), Some(b));
+        assert_eq!(l.chosen(), 1);
+        l.remove(a);
+        assert_eq!(l.pop(), Some(c));
+        assert_eq!(l.pop(), None);
+        let d = l.push_front(r(4), ());
+        assert_eq!(l.pop(), Some(d));
+        assert_eq!(l.chosen(), 3);
     }
 
     #[test]
