@@ -44,6 +44,8 @@ use crate::task::WaitKind;
 type PanicSite = (String, Option<String>);
 
 thread_local! {
+    /// Set on the pool's own threads: a `spawn_blocking` there runs inline.
+    static ON_POOL_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// On a pool thread running a job whose caller is a greenlet: the site
     /// of the job's panic, recorded by the panic hook instead of printed
     /// (the caller's greenlet reports the panic once, with this site).
@@ -178,22 +180,30 @@ impl Pool {
     }
 
     fn work_loop(&'static self) {
+        ON_POOL_THREAD.with(|on| on.set(true));
         let mut st = self.lock();
         st.starting = false;
         loop {
+            // Past a lowered bound, a thread leaves once its job is done,
+            // even with jobs queued (the others run them).
+            if st.threads > MAX_THREADS.load(Ordering::Relaxed) {
+                st.threads -= 1;
+                return;
+            }
             if let Some(job) = st.queue.pop_front() {
                 let start = st.claim_start();
                 drop(st);
                 if start {
                     self.start_thread();
                 }
-                job();
+                // Jobs catch their own panics; this catches what escapes
+                // them (an orphaned result whose destructor panics), so the
+                // pool never loses a thread.
+                if panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+                    eprintln!("sylvan: a blocking-pool job panicked outside its caller's reach");
+                }
                 st = self.lock();
                 continue;
-            }
-            if st.threads > MAX_THREADS.load(Ordering::Relaxed) {
-                st.threads -= 1;
-                return;
             }
             st.idle += 1;
             let (guard, timeout) = self
@@ -211,7 +221,8 @@ impl Pool {
 }
 
 /// Sets the most threads the blocking pool may run (process-wide). Lowering
-/// it lets surplus threads exit once they finish their current job.
+/// it lets surplus threads exit once they finish their current job, even
+/// while jobs are queued.
 ///
 /// # Panics
 ///
@@ -269,7 +280,10 @@ pub fn blocking_threads() -> usize {
 /// unwinds at once; `f` still runs to the end on its thread and its result
 /// is dropped there. Called while the caller is already unwinding (from a
 /// destructor), `f` runs inline on the calling thread, since a greenlet
-/// never switches out while it unwinds.
+/// never switches out while it unwinds. Called from a job already on the
+/// pool (directly, or through sylvan's off-thread name resolution), `f`
+/// runs inline on that thread, as gevent's nested `apply` does: queueing it
+/// behind the caller could wait forever on a full pool.
 ///
 /// ```
 /// use std::time::Duration;
@@ -286,7 +300,7 @@ pub fn blocking_threads() -> usize {
 ///
 /// Resumes `f`'s panic; panics if no pool thread can be started at all.
 pub fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    if std::thread::panicking() {
+    if std::thread::panicking() || ON_POOL_THREAD.with(|on| on.get()) {
         return f();
     }
     let (tx, rx) = oneshot();
