@@ -230,6 +230,11 @@ thread_local! {
     static HUB: Cell<*const Hub> = const { Cell::new(ptr::null()) };
     /// Owns the hub; its destructor tears the hub down at thread exit.
     static OWNER: RefCell<Option<HubOwner>> = const { RefCell::new(None) };
+    /// Owns a hub created after `OWNER`'s was torn down: sylvan used from
+    /// the destructor of a thread-local that outlived the hub (one first
+    /// touched before the hub existed). First touched then, so its own
+    /// destructor runs after that one and tears the late hub down in turn.
+    static LATE_OWNER: RefCell<Option<HubOwner>> = const { RefCell::new(None) };
 }
 
 struct HubOwner(Box<Hub>);
@@ -271,11 +276,20 @@ fn init_hub() -> &'static Hub {
         Hub::new().unwrap_or_else(|e| panic!("sylvan: cannot create this thread's hub: {e}")),
     );
     let p: *const Hub = &*hub;
-    let stored = OWNER.try_with(|o| *o.borrow_mut() = Some(HubOwner(hub)));
-    if stored.is_err() {
+    let mut owner = Some(HubOwner(hub));
+    if OWNER.try_with(|o| *o.borrow_mut() = owner.take()).is_err()
+        && LATE_OWNER
+            .try_with(|o| *o.borrow_mut() = owner.take())
+            .is_err()
+    {
+        // Both owners are gone (a thread-local destructor running after
+        // even the late hub's). Panicking here aborts the process, as any
+        // panic in a thread-local destructor does; forget the hub rather
+        // than tear it down from inside that panic.
+        std::mem::forget(owner);
         panic!(
-            "sylvan: used from a thread-local destructor after this thread's hub was torn down; \
-             finish greenlet work before thread exit"
+            "sylvan: used from a thread-local destructor after this thread's hub was torn down \
+             twice; finish greenlet work before thread exit"
         );
     }
     HUB.with(|h| h.set(p));
@@ -1070,7 +1084,13 @@ impl Hub {
         let orphans =
             std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
         drop(orphans);
-        for _round in 0..3 {
+        // Kills each greenlet still mid-body (at most three times: one that
+        // catches its kills is left), cancels each one that never started,
+        // and goes round again for those their destructors spawned, while
+        // rounds make progress (bounded, against destructors that spawn
+        // forever).
+        let mut kills: Vec<(u64, u32)> = Vec::new();
+        for _round in 0..TEARDOWN_ROUNDS {
             // SAFETY: as in `task`; the keys are copied out before any
             // greenlet runs.
             let keys: Vec<Key> = unsafe { (*self.tasks.get()).iter() }
@@ -1080,6 +1100,7 @@ impl Hub {
             if keys.is_empty() {
                 break;
             }
+            let mut progress = false;
             for key in keys {
                 // SAFETY: as in `task`.
                 if unsafe { (*self.tasks.get()).get(key as usize) }.is_none() {
@@ -1089,12 +1110,26 @@ impl Hub {
                 let id = task.id;
                 if task.core.state() == State::Dead {
                     self.reap(key, id);
+                    progress = true;
                 } else if !task.core.is_mid_body() {
                     let _hold = self.hold(key);
                     task.core.set_state(State::Scheduled);
                     self.cancel_unstarted(task);
                     self.reap(key, id);
+                    progress = true;
                 } else {
+                    let n = match kills.iter_mut().find(|(k, _)| *k == id) {
+                        Some((_, n)) => n,
+                        None => {
+                            kills.push((id, 0));
+                            &mut kills.last_mut().expect("just pushed").1
+                        }
+                    };
+                    if *n >= 3 {
+                        continue;
+                    }
+                    *n += 1;
+                    progress = true;
                     task.wake.set(Wake::Throw(Throw::Kill));
                     self.current.set(key);
                     self.cur.set(task);
@@ -1108,6 +1143,9 @@ impl Hub {
                     }
                 }
             }
+            if !progress {
+                break;
+            }
         }
         // SAFETY: as in `task`.
         let survivors: Vec<Entry> = unsafe { (*self.tasks.get()).drain() }.collect();
@@ -1117,15 +1155,27 @@ impl Hub {
             if task.id == 0 {
                 continue;
             }
-            eprintln!(
-                "sylvan: greenlet {} survived three kills at thread exit; its stack is leaked",
-                GreenletId(task.id)
-            );
+            if kills.iter().any(|&(k, n)| k == task.id && n >= 3) {
+                eprintln!(
+                    "sylvan: greenlet {} survived three kills at thread exit; its stack is leaked",
+                    GreenletId(task.id)
+                );
+            } else {
+                eprintln!(
+                    "sylvan: greenlet {} was still being spawned by destructors after \
+                     {TEARDOWN_ROUNDS} rounds of teardown at thread exit; it is leaked",
+                    GreenletId(task.id)
+                );
+            }
             std::mem::forget(entry);
         }
         self.timers.borrow_mut().clear();
     }
 }
+
+/// Rounds of kills and cancels at thread exit before the greenlets left are
+/// leaked (see `Hub::teardown`).
+const TEARDOWN_ROUNDS: usize = 64;
 
 /// Arms a timer and cancels it when dropped (on wake-up or unwind alike).
 pub(crate) struct TimerGuard<'h> {
