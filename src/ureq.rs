@@ -197,10 +197,21 @@ impl<In: Transport> Connector<In> for SylvanConnector {
             wrong_thread(self.owner);
         }
         let config = details.config;
+        // The connect budget is shared by the addresses, as ureq's own
+        // connector does: each gets half of what is left (at least 10 ms),
+        // the last one all of it, so a host whose first address hangs
+        // still gets a chance on the others.
         let budget = details.timeout.not_zero().map(|d| *d);
+        let start = Instant::now();
+        let n = details.addrs.len();
         let mut last = None;
-        for addr in details.addrs.iter() {
-            let attempt = match budget {
+        for (i, addr) in details.addrs.iter().enumerate() {
+            let share = budget.map(|b| {
+                let left = b.saturating_sub(start.elapsed());
+                let share = if i + 1 == n { left } else { left / 2 };
+                share.max(Duration::from_millis(10))
+            });
+            let attempt = match share {
                 Some(d) => TcpStream::connect_timeout(addr, d),
                 None => TcpStream::connect(addr),
             };
@@ -227,14 +238,22 @@ impl<In: Transport> Connector<In> for SylvanConnector {
                     })));
                 }
                 Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    return Err(Error::Timeout(Timeout::Connect));
+                    // The whole budget gone: named after the timeout that
+                    // set it (the global one, say), as ureq does.
+                    if budget.is_some_and(|b| start.elapsed() >= b) {
+                        return Err(Error::Timeout(details.timeout.reason));
+                    }
+                    last = Some(Error::Timeout(Timeout::Connect));
                 }
-                Err(e) => last = Some(e),
+                Err(e) => last = Some(Error::Io(e)),
             }
         }
-        Err(Error::Io(last.unwrap_or_else(|| {
-            io::Error::new(io::ErrorKind::ConnectionRefused, "no address to connect to")
-        })))
+        Err(last.unwrap_or_else(|| {
+            Error::Io(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "no address to connect to",
+            ))
+        }))
     }
 }
 
