@@ -469,8 +469,8 @@ impl TcpStream {
     /// ```
     /// use std::io::{Read, Write};
     ///
-    /// let server = sylvan::net::TcpListener::bind("127.0.0.1:0")?;
-    /// let client = sylvan::net::TcpStream::connect(server.local_addr()?)?;
+    /// let server = sylvan_hub::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let client = sylvan_hub::net::TcpStream::connect(server.local_addr()?)?;
     /// let (mut conn, _) = server.accept()?;
     /// assert!(client.is_reusable());
     /// conn.write_all(b"unasked")?;
