@@ -80,7 +80,7 @@ pub fn agent(limits: &Limits, user_agent: &str, concurrency: usize) -> ureq::Age
         // One byte over the header limit, so that a head too large to
         // accept is seen as such by ureq.
         .input_buffer_size(limits.max_header.max(16 << 10) + 1)
-        .output_buffer_size(16 << 10)
+        .output_buffer_size(REQUEST_HEAD)
         // A backstop behind the greenlet's own timeout.
         .timeout_global(Some(limits.timeout + Duration::from_secs(1)))
         .build();
@@ -201,8 +201,27 @@ pub fn fetch_robots(agent: &ureq::Agent, url: &Url) -> Result<String, FetchError
 /// Fetches `url` once, following no redirect. A redirect (301, 302, 303,
 /// 307, 308) is a success carrying its `Location`; other statuses but 2xx
 /// are errors of kind `status` (5xx and 429 are transient).
+/// The largest request head the crawler sends (ureq's output buffer per
+/// connection): a URL of up to 31 KiB. Servers commonly refuse far less
+/// (nginx answers 414 past 8 KiB).
+const REQUEST_HEAD: usize = 32 << 10;
+
 pub fn fetch(agent: &ureq::Agent, url: &Url, limits: &Limits) -> Result<Fetched, FetchError> {
     use std::io::Read;
+    // The request head (the URL's path and query, the headers) must fit
+    // the agent's output buffer; said plainly rather than as ureq's
+    // "output too small".
+    if url.as_str().len() > REQUEST_HEAD - 1024 {
+        return Err(FetchError::new(
+            "url",
+            format!(
+                "URL of {} bytes: longer than the crawler sends (its request head is at most {} KiB)",
+                url.as_str().len(),
+                REQUEST_HEAD >> 10
+            ),
+            false,
+        ));
+    }
     let mut resp = agent.get(url.as_str()).call().map_err(classify)?;
     let status = resp.status().as_u16();
     // Only the delay-seconds form; an HTTP date is ignored (the backoff

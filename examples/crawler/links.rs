@@ -259,8 +259,12 @@ impl Emitter for LinkEmitter<'_> {
         // The name is cleared when the next tag starts: swap, not copy.
         std::mem::swap(&mut self.last_start_tag, &mut self.tag);
         // Switch to raw text after `<script>`, `<style>`, `<textarea>` ...
-        // so that their contents are not taken for tags.
-        naive_next_state(&self.last_start_tag)
+        // so that their contents are not taken for tags. `noframes` is raw
+        // text for browsers too; html5gum 0.8's table spells it `noframe`.
+        match self.last_start_tag.as_slice() {
+            b"noframes" => Some(State::RawText),
+            name => naive_next_state(name),
+        }
     }
 
     fn emit_current_comment(&mut self) {}
@@ -440,6 +444,15 @@ mod tests {
                 "http://h/a/f"
             ]
         );
+    }
+
+    #[test]
+    fn noframes_content_is_text() {
+        let got = links(
+            "http://h/",
+            b"<noframes><a href=/in>x</a></noframes><a href=/out>y</a>",
+        );
+        assert_eq!(got, ["http://h/out"]);
     }
 
     #[test]

@@ -351,9 +351,13 @@ impl Crawl {
     }
 
     /// Runs `fetch` under the page timeout, retrying transient failures
-    /// (`--retries`, with backoff).
+    /// (`--retries`, with backoff). A first connection reset or early close
+    /// is retried at once, outside that count: it is usually a kept-alive
+    /// connection the server closed as the request went out, and the retry
+    /// takes a new one (as browsers do).
     fn with_retries<T>(&self, fetch: impl Fn() -> Result<T, FetchError>) -> Result<T, FetchError> {
         let mut attempt = 0;
+        let mut stale_retried = false;
         loop {
             let r = sylvan::with_timeout(self.limits.timeout, &fetch).unwrap_or_else(|_| {
                 Err(FetchError::new(
@@ -363,6 +367,7 @@ impl Crawl {
                 ))
             });
             match r {
+                Err(e) if e.kind == "reset" && !stale_retried => stale_retried = true,
                 Err(e) if e.transient && attempt < self.retries => {
                     // A server's Retry-After (capped at a minute) wins when
                     // longer.

@@ -100,9 +100,11 @@ fn product_token(agent: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// A rule's path as URLs spell theirs (RFC 9309 2.2.2): bytes outside
-/// US-ASCII percent-encoded, escapes in upper case, so that `/ünï` matches
-/// the `/%C3%BCn%C3%AF` of a parsed URL.
+/// A rule's path as the crawler spells URLs (RFC 9309 2.2.2): bytes outside
+/// US-ASCII (and controls, space, `"<>`{}`) percent-encoded, escapes of
+/// unreserved characters decoded and the others' in upper case, so that
+/// `/ünï` matches the `/%C3%BCn%C3%AF` of a parsed URL and `/%7Ejoe/` the
+/// `/~joe/` of a normalized one.
 fn encode_pattern(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     let bytes = value.as_bytes();
@@ -114,14 +116,23 @@ fn encode_pattern(value: &str) -> String {
             && bytes[i + 1].is_ascii_hexdigit()
             && bytes[i + 2].is_ascii_hexdigit()
         {
-            out.push('%');
-            out.push(bytes[i + 1].to_ascii_uppercase() as char);
-            out.push(bytes[i + 2].to_ascii_uppercase() as char);
+            // As the crawler normalizes URLs (links::page): unreserved
+            // characters decoded, the others' hex digits upper case.
+            let hex = &value[i + 1..i + 3];
+            let v = u8::from_str_radix(hex, 16).expect("two hex digits");
+            if v.is_ascii_alphanumeric() || b"-._~".contains(&v) {
+                out.push(v as char);
+            } else {
+                out.push('%');
+                out.push_str(&hex.to_ascii_uppercase());
+            }
             i += 3;
-        } else if b.is_ascii() {
+        } else if b.is_ascii() && !b.is_ascii_control() && !b" \"<>`{}".contains(&b) {
             out.push(b as char);
             i += 1;
         } else {
+            // What the URL parser escapes in a path (non-ASCII bytes,
+            // controls, space and a few more) is escaped here too.
             out.push_str(&format!("%{b:02X}"));
             i += 1;
         }
@@ -210,6 +221,18 @@ mod tests {
         assert!(!r.allowed("/%C3%BCn%C3%AF/page"));
         assert!(!r.allowed("/a%2Fb"));
         assert!(r.allowed("/un"));
+    }
+
+    #[test]
+    fn escaped_unreserved_characters_and_spaces_match_normalized_paths() {
+        let r = Robots::parse(
+            "User-agent: *\nDisallow: /%7ejoe/\nDisallow: /foo/bar/%62%61%7A\nDisallow: /a b\n",
+            "x/1",
+        );
+        assert!(!r.allowed("/~joe/x"));
+        assert!(!r.allowed("/foo/bar/baz"));
+        assert!(!r.allowed("/a%20b"));
+        assert!(r.allowed("/foo/bar/ba"));
     }
 
     #[test]
