@@ -782,22 +782,29 @@ fn channel_pairs_putters_and_getters_in_fifo_order_and_close_ends_it() {
 }
 
 #[test]
-fn channel_item_handed_to_a_killed_getter_is_kept_for_the_next_get() {
+fn channel_put_whose_woken_getter_is_killed_waits_for_the_next_getter() {
     let ch = Rc::new(Channel::new());
     let getter = {
         let ch = ch.clone();
         Rc::new(spawn_parked(1, move |_| ch.get()).remove(0))
     };
-    // Queued before the getter is woken: it kills the getter after the
-    // hand-off and before the getter runs.
+    // Queued before the getter is woken: it kills the getter before the
+    // getter runs, then starts another one.
+    let second = Rc::new(std::cell::RefCell::new(None));
     let killer = {
-        let getter = getter.clone();
-        sylvan::spawn(move || getter.kill_nowait())
+        let (getter, ch, second) = (getter.clone(), ch.clone(), second.clone());
+        sylvan::spawn(move || {
+            getter.kill_nowait();
+            *second.borrow_mut() = Some(sylvan::spawn(move || ch.get()));
+        })
     };
-    ch.put("kept").unwrap(); // handed to the getter; yields to it
+    // As gevent's: the put waits until a getter has taken the item.
+    ch.put("kept").unwrap();
     killer.join().unwrap();
     assert!(getter.is_dead());
-    assert_eq!(ch.try_get(), Ok("kept"));
+    let second = second.borrow_mut().take().unwrap();
+    assert_eq!(second.join().unwrap(), Some("kept"));
+    assert!(ch.is_empty());
 }
 
 #[test]

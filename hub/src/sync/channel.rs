@@ -12,14 +12,14 @@ const NAMES: Names = Names {
 /// [`get`](Channel::get) waits for a putter. Waiting putters and getters
 /// pair up in FIFO order.
 ///
-/// A put that finds a getter waiting hands the item over (the getter is
-/// committed to it) and then yields, so the getter runs before the putter
-/// goes on, as in gevent, where a put always waits for its getter to take
-/// the item. If that getter is killed before it runs, the item goes to the
-/// next getter or, with none waiting, is kept for the next `get`: items are
-/// never lost. The same holds for a put made while its greenlet unwinds,
-/// which cannot wait (nor yield). [`try_put`](Channel::try_put) never
-/// switches.
+/// A put always waits, its item in hand, until a getter takes it, as in
+/// gevent; a getter already waiting is woken and takes it when it runs.
+/// If that getter is killed first, the next getter in line is woken
+/// instead. [`try_put`](Channel::try_put) never switches: it goes through
+/// only while a getter waits for its item, which then waits in the channel
+/// for that getter (for the next one if it is killed first, or for the
+/// next `get`): items are never lost. So does a put made while its greenlet
+/// unwinds, which cannot wait.
 ///
 /// ```
 /// use std::rc::Rc;

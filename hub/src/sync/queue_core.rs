@@ -18,12 +18,14 @@
 //! * A put with no room parks the putter with its item in its slot. When a
 //!   get makes room, the first waiting putter's item moves into the buffer
 //!   (waking a getter as a put would). So waiting putters imply no room.
-//! * A rendezvous (capacity zero) has no room: a put hands its item
-//!   straight to the first waiting getter (through its wait-list slot), or
-//!   parks; a get takes a waiting putter's item directly. An item handed
-//!   to a getter that is killed or times out before it runs goes to the
-//!   next waiting getter, or into the buffer past the bound
-//!   ([`Buffer::restore`]), where the next get finds it.
+//! * A rendezvous (capacity zero) has no room: a put parks with its item
+//!   until a getter takes it (gevent's `Channel.put`), waking the first
+//!   waiting getter if any; a get takes the first waiting putter's item. A
+//!   `try_put` goes through only while a getter waits for it: its item then
+//!   waits in the queue for the getter it woke (if that getter is killed
+//!   before it runs, for the next one).
+//! * A getter that finds nothing when it runs waits again in its place in
+//!   line: before every getter that came after it.
 //! * A putter whose wait ends (timeout, kill) before its item was taken
 //!   takes the item back (the put failed); once taken, the put succeeded
 //!   whatever happens to the putter afterwards.
@@ -48,10 +50,6 @@ use crate::task::WaitKind;
 pub(crate) trait Buffer<T>: Default {
     fn push(&mut self, v: T);
     fn pop(&mut self) -> Option<T>;
-    /// Gives back an item that a rendezvous had handed to a getter: it was
-    /// put before every item buffered now (a hand-off happens only while the
-    /// buffer is empty), and takes the place that age gives it.
-    fn restore(&mut self, v: T);
     fn len(&self) -> usize;
 }
 
@@ -72,9 +70,6 @@ impl<T> Buffer<T> for Fifo<T> {
     #[inline]
     fn pop(&mut self) -> Option<T> {
         self.0.pop_front()
-    }
-    fn restore(&mut self, v: T) {
-        self.0.push_front(v)
     }
     #[inline]
     fn len(&self) -> usize {
@@ -100,10 +95,6 @@ impl<T> Buffer<T> for Lifo<T> {
     fn pop(&mut self) -> Option<T> {
         self.0.pop()
     }
-    fn restore(&mut self, v: T) {
-        // Older than every item buffered (those came after it): last out.
-        self.0.insert(0, v)
-    }
     #[inline]
     fn len(&self) -> usize {
         self.0.len()
@@ -128,9 +119,6 @@ impl<T: Ord> Buffer<T> for Smallest<T> {
     fn pop(&mut self) -> Option<T> {
         self.0.pop().map(|Reverse(v)| v)
     }
-    fn restore(&mut self, v: T) {
-        self.0.push(Reverse(v))
-    }
     #[inline]
     fn len(&self) -> usize {
         self.0.len()
@@ -139,29 +127,51 @@ impl<T: Ord> Buffer<T> for Smallest<T> {
 
 struct State<T, B> {
     buf: B,
-    getters: WaitList<Option<T>>,
+    /// Waiting getters, each with its place in line (a sequence number).
+    getters: WaitList<u64>,
+    /// Capacity zero: the items getters wait for are in putters' hands.
+    rendezvous: bool,
+    getter_seq: u64,
     putters: WaitList<Option<T>>,
     /// Items accepted so far (for `JoinableQueue`'s unfinished count).
     /// Counted under the state's borrow: a separate `Cell` next to the
     /// borrow flag invites the compiler to merge the two updates into one
     /// wide store that later loads cannot forward from.
     accepted: u64,
-    /// Items a rendezvous handed to chosen getters that have not run yet.
-    handed: usize,
 }
 
 impl<T, B: Buffer<T>> State<T, B> {
     /// Items that count against the capacity.
     #[inline]
     fn held(&self) -> usize {
-        self.buf.len() + self.handed
+        self.buf.len()
     }
 
-    /// The getter to wake for the items buffered: the first in line, when
-    /// fewer getters were woken (and have not run yet) than items wait.
+    /// Items getters may take now: those in the queue, and for a
+    /// rendezvous those in waiting putters' hands.
+    #[inline]
+    fn takeable(&self) -> usize {
+        if self.rendezvous {
+            self.buf.len() + self.putters.len()
+        } else {
+            self.buf.len()
+        }
+    }
+
+    /// A rendezvous has no room: a put goes through only while a getter
+    /// waits for it, that is while the items getters may take are fewer
+    /// than the getters woken for one or waiting in line.
+    #[inline]
+    fn rendezvous_full(&self) -> bool {
+        self.takeable() >= self.getters.chosen() + self.getters.len()
+    }
+
+    /// The getter to wake for the items getters may take: the first in
+    /// line, when fewer getters were woken (and have not run yet) than
+    /// items wait.
     #[inline]
     fn getter_to_wake(&mut self) -> Option<TaskRef> {
-        if self.getters.is_empty() || self.getters.chosen() >= self.buf.len() {
+        if self.getters.is_empty() || self.getters.chosen() >= self.takeable() {
             return None;
         }
         let key = self.getters.pop()?;
@@ -218,9 +228,10 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
             st: RefCell::new(State {
                 buf: B::default(),
                 getters: WaitList::new(),
+                rendezvous: cap == 0,
+                getter_seq: 0,
                 putters: WaitList::new(),
                 accepted: 0,
-                handed: 0,
             }),
         }
     }
@@ -259,20 +270,12 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
             return Err(TryPutError::Closed(v));
         }
         let mut st = self.st.borrow_mut();
-        if self.cap == 0 {
-            // A rendezvous: straight into a waiting getter's hands.
-            return match st.getters.give_first(v) {
-                Ok(task) => {
-                    st.accepted += 1;
-                    st.handed += 1;
-                    drop(st);
-                    hub().wake(task, Wake::Ready);
-                    Ok(())
-                }
-                Err(v) => Err(TryPutError::Full(v)),
-            };
-        }
-        if st.held() >= self.cap {
+        let full = if self.cap == 0 {
+            st.rendezvous_full()
+        } else {
+            st.held() >= self.cap
+        };
+        if full {
             return Err(TryPutError::Full(v));
         }
         st.buf.push(v);
@@ -296,14 +299,13 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
     // and `Hub::park` is one more return the CPU mispredicts after a switch.
     #[inline(always)]
     fn put_cold(&self, v: T, deadline: Option<Instant>) -> Result<(), TryPutError<T>> {
+        if self.cap == 0 && !self.closed.get() {
+            // A rendezvous: the putter waits with its item until a getter
+            // takes it (gevent's `Channel.put`), waking one if any waits.
+            return self.put_slow(v, deadline);
+        }
         match self.try_put_cold(v) {
             Err(TryPutError::Full(v)) => self.put_slow(v, deadline),
-            Ok(()) if self.cap == 0 => {
-                // A rendezvous: handed to a waiting getter, which runs
-                // before the putter goes on (gevent's `Channel.put`).
-                yield_after_handoff();
-                Ok(())
-            }
             r => r,
         }
     }
@@ -322,7 +324,14 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
         }
         let hub = hub();
         let key = st.putters.push(hub.current(), Some(v));
+        // A rendezvous getter may wait for this very item.
+        let getter = if self.cap == 0 {
+            st.getter_to_wake()
+        } else {
+            None
+        };
         drop(st);
+        wake_getter(getter);
         let guard = PutWaiting { core: self, key };
         loop {
             let woke = hub.park_until(self.put_what, deadline);
@@ -437,55 +446,43 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
             return Err(TryGetError::Empty);
         }
         let hub = hub();
-        let mut again = false;
+        let mut place = None;
         loop {
             let key = {
-                let getters = &mut self.st.borrow_mut().getters;
-                if again {
-                    // Woken for an item another greenlet took first: its
-                    // turn comes next.
-                    getters.push_front(hub.current(), None)
-                } else {
-                    getters.push(hub.current(), None)
+                let mut st = self.st.borrow_mut();
+                match place {
+                    // Woken for an item another greenlet took first: back
+                    // in its place in line.
+                    Some(seq) => st.getters.push_sorted(hub.current(), seq),
+                    None => {
+                        st.getter_seq += 1;
+                        let seq = st.getter_seq;
+                        place = Some(seq);
+                        st.getters.push(hub.current(), seq)
+                    }
                 }
             };
             let guard = GetWaiting { core: self, key };
-            let (chosen, slot) = loop {
+            let chosen = loop {
                 let woke = hub.park_until(self.get_what, deadline);
                 let mut st = self.st.borrow_mut();
-                if let Some(slot) = st.getters.take_chosen(key) {
-                    break (true, slot);
+                if st.getters.take_chosen(key).is_some() {
+                    break true;
                 }
                 if woke != Woke::Ready {
-                    break st.getters.remove(key);
+                    break st.getters.remove(key).0;
                 }
             };
             std::mem::forget(guard);
-            if let Some(v) = slot {
-                self.received_handoff();
-                return Ok(v);
-            }
             if !chosen {
                 return Err(TryGetError::Empty);
             }
             // Woken for an item (or by `close`: drain what is left, then
             // see "closed").
             match self.try_get() {
-                Err(TryGetError::Empty) => again = true,
+                Err(TryGetError::Empty) => {}
                 r => return r,
             }
-        }
-    }
-
-    /// A getter took the item a rendezvous handed to it.
-    #[inline]
-    fn received_handoff(&self) {
-        let mut st = self.st.borrow_mut();
-        st.handed -= 1;
-        let refill = !st.putters.is_empty();
-        drop(st);
-        if refill {
-            self.refill();
         }
     }
 
@@ -515,8 +512,7 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
     pub(crate) fn is_full(&self) -> bool {
         let st = self.st.borrow();
         if self.cap == 0 {
-            // A rendezvous waits unless a getter does.
-            st.getters.is_empty()
+            st.rendezvous_full()
         } else {
             st.held() >= self.cap
         }
@@ -528,16 +524,6 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
 
     pub(crate) fn putters(&self) -> usize {
         self.st.borrow().putters.len()
-    }
-}
-
-/// After a rendezvous put handed its item to a waiting getter: lets the
-/// getter run first. Not while unwinding (no switch then), nor on the hub.
-#[cold]
-#[inline(never)]
-fn yield_after_handoff() {
-    if !std::thread::panicking() && !hub().on_hub() {
-        crate::yield_now();
     }
 }
 
@@ -560,8 +546,7 @@ impl<T, B: Buffer<T>> Drop for PutWaiting<'_, T, B> {
 
 /// Settles a getter whose wait was unwound (kill, timeout): removes its
 /// node; if it had been woken for an item, wakes the next getter in line
-/// instead, and if a rendezvous had handed it an item, passes that item to
-/// the next waiting getter or back to the buffer.
+/// instead.
 struct GetWaiting<'a, T, B: Buffer<T>> {
     core: &'a QueueCore<T, B>,
     key: NodeKey,
@@ -570,29 +555,13 @@ struct GetWaiting<'a, T, B: Buffer<T>> {
 impl<T, B: Buffer<T>> Drop for GetWaiting<'_, T, B> {
     fn drop(&mut self) {
         let mut st = self.core.st.borrow_mut();
-        let (chosen, item) = st.getters.remove(self.key);
-        let Some(v) = item else {
-            if chosen {
-                // Woken for an item it will not take: the next getter in
-                // line is woken instead.
-                let getter = st.getter_to_wake();
-                drop(st);
-                wake_getter(getter);
-            }
-            return;
-        };
-        match st.getters.give_first(v) {
-            Ok(task) => {
-                drop(st);
-                if let Some(hub) = crate::hub::try_hub() {
-                    hub.wake(task, Wake::Ready);
-                }
-            }
-            Err(v) => {
-                // Its room was held for it (`handed`), so it fits.
-                st.handed -= 1;
-                st.buf.restore(v);
-            }
+        let (chosen, _) = st.getters.remove(self.key);
+        if chosen {
+            // Woken for an item it will not take: the next getter in line
+            // is woken instead.
+            let getter = st.getter_to_wake();
+            drop(st);
+            wake_getter(getter);
         }
     }
 }
@@ -634,7 +603,9 @@ macro_rules! queue_methods {
         impl<T $($bound)*> $Q<T> {
             /// Puts `item`, parking the calling greenlet (FIFO among putters)
             /// while there is no room: for a channel, until a getter takes it.
-            /// With getters waiting, the first one is handed the item directly.
+            /// With getters waiting, the first one is woken and takes the
+            /// next item when it runs (as in gevent, the item stays in the
+            /// queue until then).
             ///
             /// Called while the greenlet unwinds (from a destructor during a
             /// kill, timeout or panic), it cannot wait: the item is accepted

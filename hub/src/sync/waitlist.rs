@@ -103,32 +103,6 @@ impl<S> WaitList<S> {
         self.nodes.len() - self.linked
     }
 
-    /// Puts `task` at the head of the line with `slot` (a waiter that was
-    /// chosen, found nothing left when it ran, and waits again).
-    pub(crate) fn push_front(&mut self, task: TaskRef, slot: S) -> NodeKey {
-        let head = self.head;
-        let key = self.nodes.insert(Node {
-            task,
-            prev: NIL,
-            next: head,
-            linked: true,
-            slot,
-        });
-        assert!(
-            key < NIL as usize,
-            "sylvan: too many waiters on one primitive"
-        );
-        let key = key as NodeKey;
-        if head == NIL {
-            self.tail = key;
-        } else {
-            self.nodes[head as usize].prev = key;
-        }
-        self.head = key;
-        self.linked += 1;
-        key
-    }
-
     /// Puts `task` at the end of the line with `slot`.
     #[inline]
     pub(crate) fn push(&mut self, task: TaskRef, slot: S) -> NodeKey {
@@ -350,21 +324,43 @@ pub(crate) fn cannot_wait_while_unwinding(what: &str) -> ! {
     std::process::abort()
 }
 
-impl<T> WaitList<Option<T>> {
-    /// Chooses the first waiter and hands it `v` (into its empty slot);
-    /// returns its greenlet to wake, or `v` back when nobody waits.
-    #[inline]
-    pub(crate) fn give_first(&mut self, v: T) -> Result<TaskRef, T> {
-        match self.pop() {
-            Some(key) => {
-                let node = &mut self.nodes[key as usize];
-                node.slot = Some(v);
-                Ok(node.task)
-            }
-            None => Err(v),
+impl<S: Ord> WaitList<S> {
+    /// Puts `task` in line before the first waiter whose slot is greater
+    /// than `slot` (at the end if none is): for a waiter that was chosen,
+    /// found nothing left when it ran, and goes back to its place in a
+    /// line ordered by arrival.
+    pub(crate) fn push_sorted(&mut self, task: TaskRef, slot: S) -> NodeKey {
+        let mut next = self.head;
+        while next != NIL && self.nodes[next as usize].slot <= slot {
+            next = self.nodes[next as usize].next;
         }
+        if next == NIL {
+            return self.push(task, slot);
+        }
+        let prev = self.nodes[next as usize].prev;
+        let key = self.nodes.insert(Node {
+            task,
+            prev,
+            next,
+            linked: true,
+            slot,
+        });
+        assert!(
+            key < NIL as usize,
+            "sylvan: too many waiters on one primitive"
+        );
+        let key = key as NodeKey;
+        self.nodes[next as usize].prev = key;
+        match prev {
+            NIL => self.head = key,
+            p => self.nodes[p as usize].next = key,
+        }
+        self.linked += 1;
+        key
     }
+}
 
+impl<T> WaitList<Option<T>> {
     /// Chooses the first waiter and takes the item from its slot; returns
     /// the item and the greenlet to wake.
     #[inline]
@@ -409,20 +405,23 @@ mod tests {
     }
 
     #[test]
-    fn push_front_goes_first_and_keeps_the_links() {
+    fn push_sorted_goes_back_to_its_place() {
         let mut l = WaitList::new();
-        let a = l.push(r(1), ());
-        let b = l.push_front(r(2), ());
-        let c = l.push(r(3), ());
-        assert_eq!(l.len(), 3);
+        let a = l.push(r(1), 1u64);
+        let c = l.push(r(3), 3);
+        let b = l.push_sorted(r(2), 2);
+        let z = l.push_sorted(r(9), 9);
+        let first = l.push_sorted(r(0), 0);
+        assert_eq!(l.len(), 5);
+        assert_eq!(l.pop(), Some(first));
+        assert_eq!(l.pop(), Some(a));
+        assert_eq!(l.chosen(), 2);
+        l.remove(c);
         assert_eq!(l.pop(), Some(b));
-        assert_eq!(l.chosen(), 1);
-        l.remove(a);
-        assert_eq!(l.pop(), Some(c));
+        assert_eq!(l.pop(), Some(z));
         assert_eq!(l.pop(), None);
-        let d = l.push_front(r(4), ());
+        let d = l.push_sorted(r(4), 4);
         assert_eq!(l.pop(), Some(d));
-        assert_eq!(l.chosen(), 3);
     }
 
     #[test]
