@@ -16,6 +16,8 @@ mod net_gevent;
 mod net_peers;
 mod net_std;
 mod pool;
+mod probes10;
+mod probes11;
 mod probes3;
 mod probes4;
 mod probes5;
