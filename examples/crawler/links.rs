@@ -385,6 +385,20 @@ pub fn page(mut u: Url) -> Option<Url> {
     Some(u)
 }
 
+/// `url` as the crawl knows and reports it: without credentials, so that a
+/// page reached with and without the start URL's `user:password@` is one
+/// page, and no password reaches the output. (Requests keep them.)
+pub fn shown(url: &Url) -> std::borrow::Cow<'_, str> {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.as_str().into();
+    }
+    let mut bare = url.clone();
+    // Cannot fail: an http(s) URL has a host.
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    String::from(bare).into()
+}
+
 /// `s` with each `%XX` that encodes an unreserved character (letters,
 /// digits, `-._~`) decoded and the hex digits of the others in upper case;
 /// `None` when that changes nothing.
@@ -444,6 +458,17 @@ mod tests {
                 "http://h/a/f"
             ]
         );
+    }
+
+    #[test]
+    fn shown_drops_credentials_only() {
+        let u = Url::parse("http://u:p@h/a?q").unwrap();
+        assert_eq!(shown(&u), "http://h/a?q");
+        let u = Url::parse("http://h/a").unwrap();
+        assert!(matches!(
+            shown(&u),
+            std::borrow::Cow::Borrowed("http://h/a")
+        ));
     }
 
     #[test]

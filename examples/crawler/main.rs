@@ -188,10 +188,11 @@ impl Crawl {
         // Most links point at pages already seen: look up before copying
         // the URL for the set.
         let mut seen = self.seen.borrow_mut();
-        if seen.len() >= self.args.max_pages || seen.contains(url.as_str()) {
+        let key = links::shown(url);
+        if seen.len() >= self.args.max_pages || seen.contains(key.as_ref()) {
             return false;
         }
-        seen.insert(url.as_str().into());
+        seen.insert(key.into());
         true
     }
 
@@ -285,8 +286,10 @@ impl Crawl {
         let started = Instant::now();
         // A redirect's target (declared before `page`, which shows it).
         let target: Url;
+        let shown_target;
+        let shown_url = links::shown(url);
         let mut page = Page {
-            url: url.as_str(),
+            url: &shown_url,
             status: None,
             bytes: 0,
             links: 0,
@@ -313,7 +316,8 @@ impl Crawl {
                 match self.redirect_target(url, f.location.as_deref()) {
                     Ok(to) => {
                         target = to;
-                        page.redirect = Some(target.as_str());
+                        shown_target = links::shown(&target);
+                        page.redirect = Some(&shown_target);
                         let refused = self.refuse_hop(url, &target, chain);
                         let follow = refused.is_none();
                         page.error = refused.map(|e| ("redirect", e));
@@ -618,8 +622,9 @@ fn run(args: Args) -> io::Result<Finished> {
         // reported; the crawl goes on.
         let c = crawl.clone();
         g.link_exception(move |e| {
+            let shown = links::shown(&shown);
             let page = Page {
-                url: shown.as_str(),
+                url: &shown,
                 status: None,
                 bytes: 0,
                 links: 0,

@@ -760,7 +760,6 @@ fn max_pages_counts_redirect_hops_exactly() {
 }
 
 #[test]
-#[ignore = "BUG: with user:pass@ in the start URL, every page linked absolutely is crawled a second time"]
 fn a_start_url_with_credentials_fetches_each_page_once() {
     // Userinfo is no part of the origin: the page linked without it is the
     // same page (and the absolute link is in scope: same host).
