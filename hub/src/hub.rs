@@ -13,7 +13,7 @@
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -190,6 +190,10 @@ pub(crate) struct Hub {
     pub(crate) io: crate::io::Io,
     pub(crate) pool: RefCell<StackPool>,
     next_id: Cell<u64>,
+    /// Unique in the process: tells this hub from a later one of the same
+    /// thread (the late hub of a thread-local destructor), whose tables
+    /// the objects of this one must not touch.
+    pub(crate) uid: u64,
     /// Wake sources besides timers and the ready queue: IO waiters,
     /// thread-pool jobs, cross-thread receivers.
     refs: Cell<usize>,
@@ -330,6 +334,10 @@ impl Hub {
             io,
             pool: RefCell::new(StackPool::new(DEFAULT_POOL_LIMIT)),
             next_id: Cell::new(1),
+            uid: {
+                static UID: AtomicU64 = AtomicU64::new(1);
+                UID.fetch_add(1, Ordering::Relaxed)
+            },
             refs: Cell::new(0),
             remote,
             idle_waiters: RefCell::new(Vec::new()),
@@ -446,7 +454,7 @@ impl Hub {
     /// unwind re-raised on another thread (a `spawn_blocking` job's) must
     /// not pass for one of that thread's own timeouts.
     pub(crate) fn next_timeout_id(&self) -> u64 {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        static NEXT: AtomicU64 = AtomicU64::new(1);
         NEXT.fetch_add(1, Ordering::Relaxed)
     }
 
@@ -534,19 +542,23 @@ impl Hub {
     }
 
     /// Keeps `t` for after `queued`, the throw the greenlet will take when it
-    /// next runs. Each throw is thrown once: one equal to a throw already
-    /// queued or deferred is dropped. When the greenlet takes a throw with
+    /// next runs. Each timeout is thrown once: one equal to a throw already
+    /// queued or deferred is dropped. Each kill is thrown, as gevent throws
+    /// one `GreenletExit` per `kill`: a greenlet that catches the first (and
+    /// does not re-raise it, against the docs) still gets the second. When
+    /// the greenlet takes a throw with
     /// others deferred behind it, a timer due at once delivers the next one
     /// at the following turn of the loop, by then the greenlet has caught the
     /// first (a `with_timeout`) or died of it; a deferred timeout whose
     /// `Timeout` is dropped meanwhile is withdrawn.
     #[cold]
     fn defer_throw(&self, task: &Task, queued: Throw, t: Throw) {
-        if t == queued {
+        let kill = t == Throw::Kill;
+        if t == queued && !kill {
             return;
         }
         let mut deferred = task.deferred.borrow_mut();
-        if !deferred.contains(&t) {
+        if kill || !deferred.contains(&t) {
             deferred.push(t);
         }
     }

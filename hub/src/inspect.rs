@@ -211,7 +211,7 @@ fn watchdog(
     }
 }
 
-/// One greenlet as [`dump`] saw it.
+/// One greenlet as [`dump`](crate::dump) saw it.
 #[derive(Debug, Clone)]
 pub struct GreenletInfo {
     /// Its id.
@@ -224,7 +224,12 @@ pub struct GreenletInfo {
     pub wait: WaitKind,
     /// For a socket wait, the peer's address when it has one.
     pub peer: Option<std::net::SocketAddr>,
-    /// How long it has waited, from the hub's coarse clock.
+    /// How long it has waited, from the hub's coarse clock: the time a
+    /// greenlet parked is read from a clock the loop updates at each turn
+    /// (at least every [`POLL_EVERY`](crate::POLL_EVERY) switches), not at
+    /// each park, which would cost a clock read per switch. So it can
+    /// overstate by the time since the last turn, including a stall of the
+    /// hub just before the greenlet parked.
     pub waiting_for: Option<Duration>,
     /// Whether a `Timeout` armed by it is pending.
     pub timeout_armed: bool,

@@ -355,6 +355,8 @@ impl Drop for WaiterGuard {
 pub(crate) struct Source<T: AsRawFd> {
     io: ManuallyDrop<T>,
     token: usize,
+    /// The `Hub::uid` of the hub whose table holds `token`.
+    hub_uid: u64,
     /// Callback sources count as a wake source for their whole life.
     counted: bool,
     timeouts: [Cell<Option<Duration>>; 2],
@@ -379,10 +381,12 @@ impl<T: AsRawFd> Source<T> {
     ///
     /// On error `io` is dropped (closed).
     pub(crate) fn new(io: T) -> io::Result<Source<T>> {
-        let token = hub().io.insert(io.as_raw_fd(), None)?;
+        let hub = hub();
+        let token = hub.io.insert(io.as_raw_fd(), None)?;
         Ok(Source {
             io: ManuallyDrop::new(io),
             token,
+            hub_uid: hub.uid,
             counted: false,
             timeouts: [Cell::new(None), Cell::new(None)],
             nonblocking: Cell::new(false),
@@ -400,6 +404,7 @@ impl<T: AsRawFd> Source<T> {
         Ok(Source {
             io: ManuallyDrop::new(io),
             token,
+            hub_uid: hub.uid,
             counted: true,
             timeouts: [Cell::new(None), Cell::new(None)],
             nonblocking: Cell::new(false),
@@ -444,7 +449,7 @@ impl<T: AsRawFd> Source<T> {
     /// Marks `dir` ready and wakes its waiters (after a `shutdown`, so a
     /// parked reader or writer retries and sees what the kernel reports).
     pub(crate) fn poke(&self, dir: Dir) {
-        if let Some(hub) = try_hub() {
+        if let Some(hub) = self.own_hub() {
             hub.io.set_ready(hub, self.token, dir);
         }
     }
@@ -624,8 +629,14 @@ impl<T: AsRawFd> Source<T> {
         unsafe { ManuallyDrop::take(&mut me.io) }
     }
 
+    /// This thread's hub if it is the one this source is registered with:
+    /// not once it was torn down, nor a late hub made after that.
+    fn own_hub(&self) -> Option<&'static Hub> {
+        try_hub().filter(|h| h.uid == self.hub_uid)
+    }
+
     fn deregister(&mut self) {
-        if let Some(hub) = try_hub() {
+        if let Some(hub) = self.own_hub() {
             hub.io.remove(self.io.as_raw_fd(), self.token);
             if self.counted {
                 hub.add_ref(-1);
