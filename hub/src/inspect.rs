@@ -240,7 +240,7 @@ pub struct GreenletInfo {
     pub switches: u64,
 }
 
-/// The live greenlets of this thread's hub, from [`dump`]. Its `Display`
+/// The live greenlets of this thread's hub, from [`dump`](crate::dump). Its `Display`
 /// prints a table.
 #[derive(Debug, Clone)]
 pub struct Dump {
