@@ -171,6 +171,10 @@ impl Core {
         let hub = hub();
         let me = hub.current();
         let mut member_self = false;
+        // Each member is killed once per call, as gevent's Group.kill keeps
+        // its `dying` set: one that catches its kill is waited for, not
+        // shot again at every other member's exit.
+        let mut shot: Vec<u64> = Vec::new();
         loop {
             let targets: Vec<TaskRef> = self.members.borrow().iter().map(|(_, r)| *r).collect();
             let others: Vec<TaskRef> = targets.into_iter().filter(|r| *r != me).collect();
@@ -179,6 +183,10 @@ impl Core {
                 break;
             }
             for r in &others {
+                if shot.contains(&r.id) {
+                    continue;
+                }
+                shot.push(r.id);
                 if let Some(task) = hub.lookup(*r) {
                     kill_task(hub, task);
                 }

@@ -130,6 +130,8 @@ pub struct Timeout {
     timer: Option<TimerId>,
     /// The greenlet that armed it.
     owner: TaskRef,
+    /// The `Hub::uid` of the hub whose timers hold `timer`.
+    hub_uid: u64,
 }
 
 impl Timeout {
@@ -153,13 +155,16 @@ impl Timeout {
             id,
             timer: Some(timer),
             owner,
+            hub_uid: hub.uid,
         }
     }
 
     /// True while armed: not expired and not cancelled.
     pub fn is_pending(&self) -> bool {
-        self.timer
-            .is_some_and(|t| hub().timers.borrow().contains(t))
+        self.timer.is_some_and(|t| {
+            crate::hub::try_hub()
+                .is_some_and(|h| h.uid == self.hub_uid && h.timers.borrow().contains(t))
+        })
     }
 
     /// Disarms it (as dropping it does).
@@ -168,7 +173,10 @@ impl Timeout {
     }
 
     fn disarm(&mut self) {
-        if let (Some(t), Some(hub)) = (self.timer.take(), crate::hub::try_hub()) {
+        // Not on a hub made after its own was torn down: its timer ids
+        // name other timers there.
+        let own = crate::hub::try_hub().filter(|h| h.uid == self.hub_uid);
+        if let (Some(t), Some(hub)) = (self.timer.take(), own) {
             let cancelled = hub.timers.borrow_mut().cancel(t);
             match cancelled {
                 Some(TimerAction::Throw(r, _)) => {

@@ -272,3 +272,31 @@ fn a_spawner_killed_while_waiting_for_a_slot_takes_none() {
     assert_eq!(pool.free_count(), 1);
     assert!(pool.is_empty());
 }
+
+// gevent's Group.kill shoots each member once (its `dying` set): a member
+// that catches its kill is waited for, not shot again when another exits.
+#[test]
+fn pool_kill_shoots_each_member_once() {
+    crate::util::bounded(|| {
+        let pool = Pool::new(2);
+        let shots = Rc::new(Cell::new(0));
+        let catcher = {
+            let shots = shots.clone();
+            pool.spawn(move || {
+                let r = std::panic::catch_unwind(|| sylvan::sleep(Duration::from_secs(10)));
+                if r.is_err() {
+                    shots.set(shots.get() + 1);
+                }
+                sylvan::sleep(Duration::from_millis(50));
+                "caught"
+            })
+        };
+        let plain = pool.spawn(|| sylvan::sleep(Duration::from_secs(10)));
+        sylvan::yield_now();
+        pool.kill();
+        assert_eq!(shots.get(), 1);
+        assert!(plain.join().unwrap_err().is_killed());
+        assert_eq!(catcher.join().unwrap(), "caught");
+        assert!(pool.is_empty());
+    })
+}
