@@ -18,6 +18,8 @@ mod net_std;
 mod pool;
 mod probes10;
 mod probes11;
+mod probes12;
+mod probes13;
 mod probes3;
 mod probes4;
 mod probes5;
