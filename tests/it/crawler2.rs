@@ -128,16 +128,17 @@ fn hex(s: &[u8]) -> String {
     s.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-struct Run {
+/// A finished crawler run (shared with probes11).
+pub struct Run {
     /// None: still running at the bound, killed.
-    status: Option<ExitStatus>,
-    lines: Vec<serde_json::Value>,
-    stderr: String,
+    pub status: Option<ExitStatus>,
+    pub lines: Vec<serde_json::Value>,
+    pub stderr: String,
 }
 
 impl Run {
     /// The lines by URL path (with query), each URL checked to occur once.
-    fn by_path(&self) -> BTreeMap<String, &serde_json::Value> {
+    pub fn by_path(&self) -> BTreeMap<String, &serde_json::Value> {
         let mut m = BTreeMap::new();
         for l in &self.lines {
             let u = url::Url::parse(l["url"].as_str().unwrap()).unwrap();
@@ -147,6 +148,11 @@ impl Run {
         m
     }
 
+    /// The paths fetched, in order.
+    pub fn paths(&self) -> Vec<String> {
+        self.by_path().into_keys().collect()
+    }
+
     fn error_of(&self, path: &str) -> Option<String> {
         self.by_path()[path]["error"].as_str().map(str::to_owned)
     }
@@ -154,7 +160,7 @@ impl Run {
 
 /// Runs the crawler with `args` (JSON lines on stdout), killing it after
 /// `bound`.
-fn run(args: &[&str], bound: Duration) -> Run {
+pub fn run(args: &[&str], bound: Duration) -> Run {
     let mut child = Command::new(crawler_bin())
         .args(["--no-progress"])
         .args(args)
@@ -192,7 +198,7 @@ fn run(args: &[&str], bound: Duration) -> Run {
     let stderr = t_err.join().unwrap();
     let lines = stdout
         .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
         .collect();
     Run {
         status,

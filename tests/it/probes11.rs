@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::crawler::crawler_bin;
+use crate::crawler2::{Run, run};
 
 /// A threaded HTTP/1.1 server on 127.0.0.1. `ROUTES` is a Python expression
 /// (evaluated once the port is known, as `PORT`) giving a dict from the raw
@@ -144,79 +144,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-struct Run {
-    /// None: still running at the bound, killed.
-    status: Option<ExitStatus>,
-    lines: Vec<serde_json::Value>,
-    stderr: String,
-}
-
-impl Run {
-    /// The lines by URL path (with query), each URL checked to occur once.
-    fn by_path(&self) -> BTreeMap<String, &serde_json::Value> {
-        let mut m = BTreeMap::new();
-        for l in &self.lines {
-            let u = url::Url::parse(l["url"].as_str().unwrap()).unwrap();
-            let key = u[url::Position::BeforePath..].to_owned();
-            assert!(m.insert(key, l).is_none(), "{u} reported twice");
-        }
-        m
-    }
-
-    fn paths(&self) -> Vec<String> {
-        self.by_path().into_keys().collect()
-    }
-}
-
-/// Runs the crawler with `args` (JSON lines on stdout), killing it after
-/// `bound`.
-fn run(args: &[&str], bound: Duration) -> Run {
-    let mut child = Command::new(crawler_bin())
-        .args(["--no-progress"])
-        .args(args)
-        .env_remove("RUST_BACKTRACE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        out.read_to_string(&mut s).unwrap();
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        err.read_to_string(&mut s).unwrap();
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if start.elapsed() > bound {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let stdout = t_out.join().unwrap();
-    let stderr = t_err.join().unwrap();
-    let lines = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l:?}")))
-        .collect();
-    Run {
-        status,
-        lines,
-        stderr,
     }
 }
 
