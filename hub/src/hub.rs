@@ -265,6 +265,14 @@ pub(crate) fn hub() -> &'static Hub {
     unsafe { &*p }
 }
 
+/// This thread's hub if it is the one whose [`Hub::uid`] is `uid`: not once
+/// that hub was torn down, nor a late hub made after it. For objects that
+/// hold keys into a hub's tables.
+#[inline]
+pub(crate) fn hub_with_uid(uid: u64) -> Option<&'static Hub> {
+    try_hub().filter(|h| h.uid == uid)
+}
+
 /// This thread's hub if it exists (no creation).
 #[inline]
 pub(crate) fn try_hub() -> Option<&'static Hub> {

@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use crate::hub::{Hub, TaskRef, Wake, Woke, hub, try_hub};
+use crate::hub::{Hub, TaskRef, Wake, Woke, hub};
 use crate::poll::{Ready, Registrar};
 use crate::task::WaitKind;
 
@@ -130,6 +130,19 @@ struct Slot {
 struct Waiters {
     first: Option<TaskRef>,
     more: Vec<TaskRef>,
+}
+
+impl Slot {
+    /// Clears `dir`'s readiness flag, `polls` being `Io::polls` now; for
+    /// the read side, also what vouched for it (see `Io::read_settled`).
+    #[inline]
+    fn clear(&mut self, dir: Dir, polls: u64) {
+        self.ready[dir as usize] = false;
+        if dir == Dir::Read {
+            self.read_cleared = polls;
+            self.probed_at = 0;
+        }
+    }
 }
 
 impl Waiters {
@@ -237,9 +250,7 @@ impl Io {
     #[inline]
     fn clear_ready(&self, token: usize, dir: Dir) {
         if let Some(s) = self.table.borrow_mut().get_mut(token) {
-            s.ready[dir as usize] = false;
-            s.read_cleared = self.polls.get();
-            s.probed_at = 0;
+            s.clear(dir, self.polls.get());
         }
     }
 
@@ -267,9 +278,12 @@ impl Io {
         })
     }
 
-    /// A probe found the read side empty at `now`.
+    /// A probe found the read side empty at `now`: the flag is cleared
+    /// (no poll ran since the probe, so no edge is lost) and the probe
+    /// vouches for it.
     fn probed(&self, token: usize, now: u64) {
         if let Some(s) = self.table.borrow_mut().get_mut(token) {
+            s.clear(Dir::Read, self.polls.get());
             s.probed_at = now.max(1);
         }
     }
@@ -281,15 +295,14 @@ impl Io {
         if let Some(s) = self.table.borrow_mut().get_mut(token)
             && !s.sticky_read
         {
-            s.ready[Dir::Read as usize] = false;
-            s.read_cleared = self.polls.get();
-            s.probed_at = 0;
+            s.clear(Dir::Read, self.polls.get());
         }
     }
 
     /// A read found the socket readable (bytes, end of stream or an error)
     /// before the hub polled its edge: the flag follows, so that
-    /// [`Source::try_io`] does not take a stale "drained" for the truth.
+    /// [`Source::read_would_block`] does not take a stale "drained" for the
+    /// truth.
     /// Waiters are not woken: the edge will be polled.
     #[inline]
     fn seen_readable(&self, token: usize) {
@@ -324,9 +337,7 @@ impl WaiterGuard {
     fn join(hub: &'static Hub, token: usize, dir: Dir) -> WaiterGuard {
         let me = hub.current();
         if let Some(s) = hub.io.table.borrow_mut().get_mut(token) {
-            s.ready[dir as usize] = false;
-            s.read_cleared = hub.io.polls.get();
-            s.probed_at = 0;
+            s.clear(dir, hub.io.polls.get());
             s.waiters[dir as usize].push(me);
         }
         hub.add_ref(1);
@@ -547,8 +558,6 @@ impl<T: AsRawFd> Source<T> {
         }
         match peek(&self.io) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // No poll ran since the syscall failed, so no edge is lost.
-                io.clear_ready(self.token, Dir::Read);
                 io.probed(self.token, now);
                 true
             }
@@ -629,10 +638,9 @@ impl<T: AsRawFd> Source<T> {
         unsafe { ManuallyDrop::take(&mut me.io) }
     }
 
-    /// This thread's hub if it is the one this source is registered with:
-    /// not once it was torn down, nor a late hub made after that.
+    /// This thread's hub if it is the one this source is registered with.
     fn own_hub(&self) -> Option<&'static Hub> {
-        try_hub().filter(|h| h.uid == self.hub_uid)
+        crate::hub::hub_with_uid(self.hub_uid)
     }
 
     fn deregister(&mut self) {

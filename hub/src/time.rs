@@ -162,8 +162,7 @@ impl Timeout {
     /// True while armed: not expired and not cancelled.
     pub fn is_pending(&self) -> bool {
         self.timer.is_some_and(|t| {
-            crate::hub::try_hub()
-                .is_some_and(|h| h.uid == self.hub_uid && h.timers.borrow().contains(t))
+            crate::hub::hub_with_uid(self.hub_uid).is_some_and(|h| h.timers.borrow().contains(t))
         })
     }
 
@@ -175,7 +174,7 @@ impl Timeout {
     fn disarm(&mut self) {
         // Not on a hub made after its own was torn down: its timer ids
         // name other timers there.
-        let own = crate::hub::try_hub().filter(|h| h.uid == self.hub_uid);
+        let own = crate::hub::hub_with_uid(self.hub_uid);
         if let (Some(t), Some(hub)) = (self.timer.take(), own) {
             let cancelled = hub.timers.borrow_mut().cancel(t);
             match cancelled {
