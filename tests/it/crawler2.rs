@@ -95,20 +95,27 @@ struct Server {
     port: u16,
 }
 
+/// Starts the python3 server `script` with `env`, which prints its port
+/// on its first line (shared with probes11).
+pub fn spawn_server(script: &str, env: &[(&str, &str)]) -> (Child, u16) {
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let port = first.trim().parse().expect("the server prints its port");
+    (child, port)
+}
+
 impl Server {
     fn start(env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new("python3")
-            .args(["-c", SERVER])
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let port = first.trim().parse().expect("the server prints its port");
+        let (child, port) = spawn_server(SERVER, env);
         Server { child, port }
     }
 

@@ -3,12 +3,12 @@
 //! Tests marked `BUG` show a defect and fail without their `ignore`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::crawler2::{Run, run};
+use crate::crawler2::{Run, run, spawn_server};
 
 /// A threaded HTTP/1.1 server on 127.0.0.1. `ROUTES` is a Python expression
 /// (evaluated once the port is known, as `PORT`) giving a dict from the raw
@@ -99,19 +99,11 @@ impl Server {
     /// With more environment for the server (`OTHER`, `CLOSE_AFTER`: close
     /// each connection this many seconds after its first answer).
     fn start_env(routes: &str, env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new("python3")
-            .args(["-c", SERVER])
-            .env("ROUTES", routes)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3");
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let port = first.trim().parse().expect("the server prints its port");
+        let env: Vec<(&str, &str)> = [("ROUTES", routes)]
+            .into_iter()
+            .chain(env.iter().copied())
+            .collect();
+        let (child, port) = spawn_server(SERVER, &env);
         Server { child, port }
     }
 
