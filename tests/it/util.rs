@@ -79,3 +79,27 @@ pub fn yield_until(what: &str, cond: impl Fn() -> bool) {
     }
     panic!("never happened: {what}");
 }
+
+/// Calls `f` until it fails and returns that error: for operations that
+/// must fail once a peer or listener was dropped (a write, a connect).
+///
+/// Other tests of this process fork children (Python peers). Until a child
+/// execs, it holds a copy of every descriptor, the dropped one included, so
+/// the kernel may briefly see the peer or listener as open, and the write
+/// or connect succeeds. Bounded: panics if `f` still succeeds after 200
+/// tries 10 ms apart.
+pub fn first_error<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io::Error {
+    for _ in 0..200 {
+        match f() {
+            Ok(_) => sylvan::sleep(std::time::Duration::from_millis(10)),
+            Err(e) => return e,
+        }
+    }
+    panic!("still succeeding 2 s after the peer or listener was dropped");
+}
+
+/// [`first_error`] of one-byte writes to `w`: what a write to a stream
+/// whose peer was just dropped gives.
+pub fn write_until_error(mut w: impl std::io::Write) -> std::io::Error {
+    first_error(|| w.write(b"x"))
+}
