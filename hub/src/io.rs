@@ -375,6 +375,8 @@ pub(crate) struct Source<T: AsRawFd> {
     /// park returns `WouldBlock` instead, as a non-blocking `std` socket
     /// does (gevent's `settimeout(0)`).
     nonblocking: Cell<bool>,
+    /// What errors call the object ("socket", "descriptor").
+    noun: &'static str,
     _not_send: PhantomData<Rc<()>>,
 }
 
@@ -401,6 +403,7 @@ impl<T: AsRawFd> Source<T> {
             counted: false,
             timeouts: [Cell::new(None), Cell::new(None)],
             nonblocking: Cell::new(false),
+            noun: "socket",
             _not_send: PhantomData,
         })
     }
@@ -419,8 +422,15 @@ impl<T: AsRawFd> Source<T> {
             counted: true,
             timeouts: [Cell::new(None), Cell::new(None)],
             nonblocking: Cell::new(false),
+            noun: "socket",
             _not_send: PhantomData,
         })
+    }
+
+    /// Names the object in error messages ("socket" unless told).
+    pub(crate) fn with_noun(mut self, noun: &'static str) -> Self {
+        self.noun = noun;
+        self
     }
 
     /// The IO object.
@@ -601,7 +611,7 @@ impl<T: AsRawFd> Source<T> {
         let hub = hub();
         let io = &hub.io;
         if std::thread::panicking() {
-            return Err(unwinding(what));
+            return Err(unwinding(self.noun, what));
         }
         let deadline =
             deadline.unwrap_or_else(|| self.timeout(dir).and_then(crate::time::deadline_after));
@@ -616,8 +626,8 @@ impl<T: AsRawFd> Source<T> {
                 };
                 match hub.park_until(wait, deadline) {
                     Woke::Ready => {}
-                    Woke::TimedOut => return Err(timed_out(what)),
-                    Woke::Refused => return Err(unwinding(what)),
+                    Woke::TimedOut => return Err(timed_out(self.noun, what)),
+                    Woke::Refused => return Err(unwinding(self.noun, what)),
                 }
             }
             match f(&self.io) {
@@ -663,14 +673,14 @@ impl<T: AsRawFd> Drop for Source<T> {
 }
 
 #[cold]
-fn timed_out(what: &'static str) -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, format!("socket {what} timed out"))
+fn timed_out(noun: &str, what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, format!("{noun} {what} timed out"))
 }
 
 #[cold]
-fn unwinding(what: &'static str) -> io::Error {
+fn unwinding(noun: &str, what: &str) -> io::Error {
     io::Error::other(format!(
-        "sylvan: socket {what} would block, but the calling greenlet is unwinding \
+        "sylvan: {noun} {what} would block, but the calling greenlet is unwinding \
          (a kill, timeout or panic is in progress) and cannot park"
     ))
 }

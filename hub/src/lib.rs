@@ -19,6 +19,7 @@ mod inspect;
 mod io;
 pub mod mpsc;
 pub mod net;
+pub mod os;
 mod poll;
 mod record;
 mod ring;

@@ -1,0 +1,391 @@
+//! Any pollable descriptor driven by the hub: pipes, a child process's
+//! standard streams, terminals, `eventfd`s, `std`'s own sockets.
+//!
+//! [`Fd`] is gevent's `FileObjectPosix` and `wait_read`/`wait_write` for
+//! descriptors that `sylvan::net` does not wrap: it puts the descriptor in
+//! non-blocking mode, registers it with the hub, and turns every
+//! `WouldBlock` into a park of the calling greenlet only.
+//!
+//! ```no_run
+//! use std::io::{BufRead, BufReader};
+//! use std::process::{Command, Stdio};
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let mut child = Command::new("ping").args(["-c", "3", "127.0.0.1"])
+//!     .stdout(Stdio::piped())
+//!     .spawn()?;
+//! let out = sylvan_hub::os::Fd::new(child.stdout.take().unwrap())?;
+//! let ticker = sylvan_hub::spawn(|| loop {
+//!     sylvan_hub::sleep(std::time::Duration::from_millis(100)); // keeps ticking
+//! });
+//! for line in BufReader::new(out).lines() {
+//!     println!("{}", line?); // parks this greenlet only
+//! }
+//! // `Child::wait` blocks the thread: run it on the thread pool.
+//! let status = sylvan_hub::spawn_blocking(move || child.wait())?;
+//! ticker.kill();
+//! # let _ = status; Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::Duration;
+
+use crate::io::{Dir, Source};
+
+/// The descriptor number, registered with the hub by the [`Source`] of an
+/// [`Fd`]; the `Fd` owns the object itself and closes it after the source
+/// has deregistered it.
+struct Raw(RawFd);
+
+impl AsRawFd for Raw {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// A pollable descriptor `T` whose reads and writes park the calling
+/// greenlet, not the thread.
+///
+/// [`new`](Fd::new) sets `O_NONBLOCK` on the descriptor and registers it
+/// with the current thread's hub; dropping the `Fd` (or
+/// [`into_inner`](Fd::into_inner)) deregisters it and restores the
+/// descriptor's original flags. Those flags belong to the open file
+/// description, which `dup`'d descriptors and forked processes share: while
+/// a terminal's standard input is wrapped, other holders of it see it
+/// non-blocking too.
+///
+/// `Read` and `Write` are implemented for `Fd<T>` when `T` has them, and for
+/// `&Fd<T>` when `&T` has them (so several greenlets can share one `Fd`).
+/// Any other operation goes through [`read_with`](Fd::read_with) or
+/// [`write_with`](Fd::write_with). Timeouts work as on sylvan's sockets.
+///
+/// Only descriptors that `epoll` accepts can be wrapped: pipes, FIFOs,
+/// sockets, terminals, `eventfd`, `timerfd`, `signalfd`, `inotify`.
+/// Regular files and directories are refused ([`new`](Fd::new) fails with
+/// `InvalidInput`): the kernel reports them always ready, so read them
+/// directly or through [`spawn_blocking`](crate::spawn_blocking).
+///
+/// `!Send`: the registration belongs to the hub of the thread that made it.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use sylvan_hub::os::Fd;
+///
+/// let (reader, writer) = std::io::pipe().unwrap();
+/// let mut reader = Fd::new(reader).unwrap();
+/// let mut writer = Fd::new(writer).unwrap();
+/// // A megabyte does not fit in a pipe: the writer parks until the reader
+/// // (this greenlet, below) makes room.
+/// let w = sylvan_hub::spawn(move || writer.write_all(&vec![7u8; 1 << 20]));
+/// let mut got = Vec::new();
+/// let mut buf = [0u8; 65536];
+/// while got.len() < 1 << 20 {
+///     let n = reader.read(&mut buf).unwrap();
+///     got.extend_from_slice(&buf[..n]);
+/// }
+/// w.join().unwrap().unwrap();
+/// assert!(got.iter().all(|&b| b == 7));
+/// ```
+pub struct Fd<T: AsRawFd> {
+    /// Declared first: deregisters before `io` closes the descriptor.
+    source: Source<Raw>,
+    /// `None` only after `into_inner` took it.
+    io: Option<T>,
+    /// The file status flags before `new` set `O_NONBLOCK`, when it had to.
+    restore: Option<libc::c_int>,
+}
+
+impl<T: AsRawFd> Fd<T> {
+    /// Puts `io` in non-blocking mode and registers it with this thread's
+    /// hub.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` when the descriptor cannot be polled (a regular file
+    /// or directory) or is already registered with this hub (wrap a
+    /// descriptor once; `dup` it for a second `Fd`); the `fcntl` error when
+    /// its flags cannot be read or set. On error `io` is dropped.
+    pub fn new(io: T) -> io::Result<Fd<T>> {
+        let fd = io.as_raw_fd();
+        // SAFETY: F_GETFL takes no argument and only reads the flags of a
+        // descriptor that `io` keeps open.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 {
+            return Err(context(io::Error::last_os_error(), fd, "reading its flags"));
+        }
+        let restore = if flags & libc::O_NONBLOCK == 0 {
+            set_flags(fd, flags | libc::O_NONBLOCK)?;
+            Some(flags)
+        } else {
+            None
+        };
+        match Source::new(Raw(fd)).map(|s| s.with_noun("descriptor")) {
+            Ok(source) => Ok(Fd {
+                source,
+                io: Some(io),
+                restore,
+            }),
+            Err(e) => {
+                if let Some(flags) = restore {
+                    let _ = set_flags(fd, flags);
+                }
+                Err(refused(e, fd))
+            }
+        }
+    }
+
+    /// The wrapped object. Do not change its blocking mode.
+    pub fn get_ref(&self) -> &T {
+        self.io
+            .as_ref()
+            .expect("the object is there until into_inner")
+    }
+
+    /// The wrapped object, mutably. Do not change its blocking mode; an
+    /// operation on it that returns `WouldBlock` does not park (use
+    /// [`read_with_mut`](Fd::read_with_mut) for that).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.io
+            .as_mut()
+            .expect("the object is there until into_inner")
+    }
+
+    /// Deregisters the descriptor, restores its original flags (blocking
+    /// again if it was) and returns the object.
+    pub fn into_inner(mut self) -> T {
+        self.restore_flags();
+        self.io
+            .take()
+            .expect("the object is there until into_inner")
+        // `self` drops here: its source deregisters; `io` is gone.
+    }
+
+    /// Runs `op` until it does not fail with `WouldBlock`, parking the
+    /// calling greenlet until the descriptor is readable between tries;
+    /// the read timeout applies from the first `WouldBlock` (gevent's
+    /// `wait_read` followed by the operation).
+    ///
+    /// # Errors
+    ///
+    /// What `op` returns; `TimedOut` when the read timeout passed;
+    /// `WouldBlock` itself after [`set_nonblocking(true)`](Fd::set_nonblocking).
+    pub fn read_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        let io = self.get_ref();
+        self.source.do_io(Dir::Read, "read", |_| op(io))
+    }
+
+    /// [`read_with`](Fd::read_with) for operations that need `&mut T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_with`](Fd::read_with).
+    pub fn read_with_mut<R>(
+        &mut self,
+        mut op: impl FnMut(&mut T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let io = self
+            .io
+            .as_mut()
+            .expect("the object is there until into_inner");
+        self.source.do_io(Dir::Read, "read", |_| op(io))
+    }
+
+    /// Runs `op` until it does not fail with `WouldBlock`, parking the
+    /// calling greenlet until the descriptor is writable between tries;
+    /// the write timeout applies from the first `WouldBlock`.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_with`](Fd::read_with), with the write timeout.
+    pub fn write_with<R>(&self, mut op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
+        let io = self.get_ref();
+        self.source.do_io(Dir::Write, "write", |_| op(io))
+    }
+
+    /// [`write_with`](Fd::write_with) for operations that need `&mut T`.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_with`](Fd::write_with).
+    pub fn write_with_mut<R>(
+        &mut self,
+        mut op: impl FnMut(&mut T) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let io = self
+            .io
+            .as_mut()
+            .expect("the object is there until into_inner");
+        self.source.do_io(Dir::Write, "write", |_| op(io))
+    }
+
+    /// Sets the longest a read may park; `None` (the default) waits without
+    /// limit. A read that runs out of time fails with `TimedOut`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as `std`'s sockets.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.source.set_timeout(Dir::Read, timeout)
+    }
+
+    /// Sets the longest a write may park; as
+    /// [`set_read_timeout`](Fd::set_read_timeout).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.source.set_timeout(Dir::Write, timeout)
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> Option<Duration> {
+        self.source.timeout(Dir::Read)
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> Option<Duration> {
+        self.source.timeout(Dir::Write)
+    }
+
+    /// With `true`, an operation that would park returns `WouldBlock`
+    /// instead (the descriptor itself is non-blocking either way).
+    pub fn set_nonblocking(&self, nonblocking: bool) {
+        self.source.set_nonblocking(nonblocking);
+    }
+
+    fn restore_flags(&mut self) {
+        if let Some(flags) = self.restore.take() {
+            // Best effort: the descriptor is open (we own it), so this fails
+            // only if the kernel refuses flags it gave us.
+            let _ = set_flags(self.source.get().0, flags);
+        }
+    }
+}
+
+impl<T: AsRawFd> Drop for Fd<T> {
+    fn drop(&mut self) {
+        // Before the fields drop: the descriptor is still open here.
+        if self.io.is_some() {
+            self.restore_flags();
+        }
+    }
+}
+
+fn set_flags(fd: RawFd, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: F_SETFL takes an int argument and changes only the file
+    // status flags of an open descriptor.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags) } < 0 {
+        return Err(context(io::Error::last_os_error(), fd, "setting its flags"));
+    }
+    Ok(())
+}
+
+#[cold]
+fn context(e: io::Error, fd: RawFd, doing: &str) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!("sylvan::os::Fd: descriptor {fd}: {doing}: {e}"),
+    )
+}
+
+#[cold]
+fn refused(e: io::Error, fd: RawFd) -> io::Error {
+    match e.raw_os_error() {
+        Some(libc::EPERM) => io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "sylvan::os::Fd: descriptor {fd} cannot be polled ({e}): regular files and \
+                 directories are always ready; read them directly or through spawn_blocking"
+            ),
+        ),
+        Some(libc::EEXIST) => io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "sylvan::os::Fd: descriptor {fd} is already registered with this hub ({e}); \
+                 wrap a descriptor once, or dup it for a second Fd"
+            ),
+        ),
+        _ => context(e, fd, "registering it with the hub"),
+    }
+}
+
+impl<T: AsRawFd> AsRawFd for Fd<T> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.source.get().0
+    }
+}
+
+impl<T: AsRawFd> AsFd for Fd<T> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the descriptor stays open while `self` (which owns it)
+        // is borrowed.
+        unsafe { BorrowedFd::borrow_raw(self.source.get().0) }
+    }
+}
+
+impl<T: AsRawFd + fmt::Debug> fmt::Debug for Fd<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fd")
+            .field("fd", &self.source.get().0)
+            .field("io", &self.io)
+            .finish()
+    }
+}
+
+impl<T: AsRawFd + Read> Read for Fd<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_with_mut(|io| io.read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.read_with_mut(|io| io.read_vectored(bufs))
+    }
+}
+
+impl<T: AsRawFd> Read for &Fd<T>
+where
+    for<'a> &'a T: Read,
+{
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_with(|mut io| io.read(buf))
+    }
+
+    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.read_with(|mut io| io.read_vectored(bufs))
+    }
+}
+
+impl<T: AsRawFd + Write> Write for Fd<T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_with_mut(|io| io.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_with_mut(|io| io.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_with_mut(|io| io.flush())
+    }
+}
+
+impl<T: AsRawFd> Write for &Fd<T>
+where
+    for<'a> &'a T: Write,
+{
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_with(|mut io| io.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.write_with(|mut io| io.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.write_with(|mut io| io.flush())
+    }
+}
