@@ -21,8 +21,7 @@
 //! for line in BufReader::new(out).lines() {
 //!     println!("{}", line?); // parks this greenlet only
 //! }
-//! // `Child::wait` blocks the thread: run it on the thread pool.
-//! let status = sylvan_hub::spawn_blocking(move || child.wait())?;
+//! let status = sylvan_hub::os::wait_child(&mut child)?; // parks too
 //! ticker.kill();
 //! # let _ = status; Ok(())
 //! # }
@@ -30,7 +29,8 @@
 
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::process::{Child, ExitStatus};
 use std::time::Duration;
 
 use crate::io::{Dir, Source};
@@ -387,5 +387,85 @@ where
 
     fn flush(&mut self) -> io::Result<()> {
         self.write_with(|mut io| io.flush())
+    }
+}
+
+/// Waits for `child` to exit, parking only the calling greenlet (gevent's
+/// `Popen.wait`); `std`'s `Child::wait` would block the whole thread.
+///
+/// On Linux 5.3 and later the hub watches a pidfd of the child, so the
+/// greenlet wakes when the child exits. Where pidfds are unavailable (an
+/// older kernel, a seccomp filter) it checks `try_wait` at growing
+/// intervals, 1 ms up to 50 ms. Put it under [`with_timeout`] to bound the
+/// wait, or kill the waiting greenlet: the child is left running either way.
+///
+/// [`with_timeout`]: crate::with_timeout
+///
+/// # Errors
+///
+/// What `Child::try_wait` returns (`waitpid` failing).
+///
+/// ```
+/// let mut child = std::process::Command::new("true").spawn().unwrap();
+/// let status = sylvan_hub::os::wait_child(&mut child).unwrap();
+/// assert!(status.success());
+/// ```
+pub fn wait_child(child: &mut Child) -> io::Result<ExitStatus> {
+    if let Some(status) = child.try_wait()? {
+        return Ok(status);
+    }
+    match pidfd(child) {
+        Some(fd) => fd.read_with(|_| child.try_wait()?.ok_or(io::ErrorKind::WouldBlock.into())),
+        None => wait_polling(child),
+    }
+}
+
+/// [`wait_child`] without a pidfd: `try_wait` at growing intervals.
+fn wait_polling(child: &mut Child) -> io::Result<ExitStatus> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        crate::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// A pidfd of `child` registered with the hub, when the kernel gives one.
+fn pidfd(child: &Child) -> Option<Fd<OwnedFd>> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let pid = libc::pid_t::try_from(child.id()).ok()?;
+        // SAFETY: pidfd_open takes a pid and a flags word and returns a new
+        // descriptor (close-on-exec) or -1; it touches no memory of ours.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        let fd = RawFd::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+        // SAFETY: the kernel just returned this descriptor to us: open and
+        // owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Fd::new(fd).ok()
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = child;
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    #[test]
+    fn waiting_without_a_pidfd_polls_until_the_child_exits() {
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 0.05; exit 4"])
+            .spawn()
+            .unwrap();
+        let other = crate::spawn(|| 7);
+        assert_eq!(super::wait_polling(&mut child).unwrap().code(), Some(4));
+        assert!(other.is_dead(), "other greenlets ran meanwhile");
+        assert_eq!(other.join().unwrap(), 7);
     }
 }

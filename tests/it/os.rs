@@ -220,3 +220,45 @@ fn wrapping_the_same_descriptor_twice_is_refused() {
     assert!(e.to_string().contains("already registered"), "{e}");
     assert!(nonblocking(&fd), "the first Fd's mode is untouched");
 }
+
+#[test]
+fn wait_child_parks_only_the_caller_and_reports_the_exit_code() {
+    bounded(|| {
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 0.1; exit 3"])
+            .spawn()
+            .unwrap();
+        let ticks = Rc::new(Cell::new(0u32));
+        let t = ticks.clone();
+        let ticker = sylvan::spawn(move || {
+            loop {
+                sylvan::sleep(Duration::from_millis(5));
+                t.set(t.get() + 1);
+            }
+        });
+        let status = sylvan::os::wait_child(&mut child).unwrap();
+        assert_eq!(status.code(), Some(3));
+        assert!(
+            ticks.get() >= 5,
+            "the hub was blocked: {} ticks",
+            ticks.get()
+        );
+        // Already reaped: asking again answers at once, the same.
+        assert_eq!(sylvan::os::wait_child(&mut child).unwrap().code(), Some(3));
+        ticker.kill();
+    });
+}
+
+#[test]
+fn wait_child_under_a_timeout_leaves_the_child_to_a_later_wait() {
+    bounded(|| {
+        let mut child = Command::new("sleep").arg("10").spawn().unwrap();
+        let r = sylvan::with_timeout(Duration::from_millis(50), || {
+            sylvan::os::wait_child(&mut child)
+        });
+        assert!(r.is_err(), "the child is still running: the wait timed out");
+        child.kill().unwrap();
+        let status = sylvan::os::wait_child(&mut child).unwrap();
+        assert!(!status.success(), "killed by a signal: {status}");
+    });
+}
