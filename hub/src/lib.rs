@@ -17,6 +17,7 @@ mod hook;
 mod hub;
 mod inspect;
 mod io;
+mod local;
 pub mod mpsc;
 pub mod net;
 pub mod os;
@@ -39,6 +40,7 @@ pub use hub::{HubStats, POLL_EVERY};
 pub use inspect::{
     BlockingDetector, BlockingReport, DEFAULT_BLOCKING_THRESHOLD, Dump, GreenletInfo,
 };
+pub use local::GreenletLocal;
 pub use signal::{SignalHandler, signal};
 pub use task::{
     Builder, Greenlet, GreenletId, Outcome, WaitKind, current, current_name, joinall, killall,

@@ -203,12 +203,30 @@ unsafe fn start<T: 'static, F: FnOnce() -> T + 'static>(head: NonNull<Header>, s
         // body has finished (`Hub::finish` drops it after).
         let inner = unsafe { &*slot };
         inner.task.started.set(true);
-        let value = f();
+        let value = {
+            // Dropped before the value is stored: a destructor that panics
+            // makes the outcome a panic, with no value.
+            let _locals = ClearLocals(&inner.task);
+            f()
+        };
         inner.set_value(value);
     };
     // SAFETY: the record is alive and in place until the body has finished
     // (per contract), and its core was not started.
     unsafe { (*slot).task.core.start(stack, body) };
+}
+
+/// Drops a greenlet's greenlet-local values when its body is over: after it
+/// returned, or while it unwinds from a panic or kill, still on its stack.
+struct ClearLocals<'a>(&'a crate::task::Task);
+
+impl Drop for ClearLocals<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.0.locals.never_used() {
+            self.0.locals.clear();
+        }
+    }
 }
 
 /// # Safety

@@ -149,6 +149,9 @@ pub(crate) struct Task {
     /// Its body, while it waits in the record for a stack (until the
     /// greenlet first runs or is cancelled).
     pub(crate) body: Cell<Option<Body>>,
+    /// Its greenlet-local values (empty, no allocation, unless it used
+    /// one).
+    pub(crate) locals: crate::local::Locals,
 }
 
 impl Task {
@@ -175,6 +178,7 @@ impl Task {
             timeouts: Cell::new(0),
             deferred: RefCell::new(Vec::new()),
             body: Cell::new(None),
+            locals: Default::default(),
         }
     }
 

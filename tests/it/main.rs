@@ -15,6 +15,7 @@ mod net;
 mod net_gevent;
 mod net_peers;
 mod net_std;
+mod local;
 mod os;
 mod pool;
 mod probes10;
