@@ -58,3 +58,9 @@ pub use sylvan_runtime as runtime;
 
 #[cfg(feature = "ureq")]
 pub mod ureq;
+
+/// The README's examples, compiled and run by `cargo test --doc`, so that
+/// the quick start keeps working when pasted.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;
