@@ -1,7 +1,13 @@
 //! [`ureq`] 3 on sylvan: HTTP(S) requests whose sockets park only the
 //! calling greenlet, and whose name lookups run off the hub thread.
 //!
+//! The `ureq` crate that sylvan pins is re-exported as `sylvan::ureq::ureq`,
+//! so a program needs no `ureq` dependency of its own (if it has one, use
+//! the same minor version, `~3.5`, or the types will not match).
+//!
 //! ```no_run
+//! use sylvan::ureq::ureq;
+//!
 //! let agent = sylvan::ureq::agent(ureq::Agent::config_builder().build());
 //! let g = sylvan::spawn(move || {
 //!     let mut res = agent.get("http://example.com/").call()?;
@@ -45,6 +51,10 @@ use ureq::{Agent, Error, Timeout};
 
 use crate::Handle;
 use crate::net::TcpStream;
+
+/// The `ureq` crate this integration is built on (its pinned minor
+/// version), for its `Agent`, `config` and error types.
+pub use ::ureq;
 
 /// An [`Agent`] whose connections are sylvan sockets (plus rustls for
 /// https) and whose resolver runs on sylvan's thread pool.

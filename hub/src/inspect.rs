@@ -278,7 +278,12 @@ impl fmt::Display for Dump {
                 truncate(&wait, 34),
                 since,
                 g.switches,
-                g.spawned_at
+                // Main was not spawned: its record's site is sylvan's.
+                if g.id.as_u64() == 0 {
+                    &"-" as &dyn fmt::Display
+                } else {
+                    g.spawned_at
+                }
             )?;
         }
         Ok(())

@@ -399,6 +399,10 @@ where
 /// intervals, 1 ms up to 50 ms. Put it under [`with_timeout`] to bound the
 /// wait, or kill the waiting greenlet: the child is left running either way.
 ///
+/// Called while the greenlet unwinds (from a destructor during a kill or
+/// panic), it cannot park, and blocks the thread in `Child::wait` instead:
+/// kill the child first, as a guard that reaps its child does.
+///
 /// [`with_timeout`]: crate::with_timeout
 ///
 /// # Errors
@@ -413,6 +417,12 @@ where
 pub fn wait_child(child: &mut Child) -> io::Result<ExitStatus> {
     if let Some(status) = child.try_wait()? {
         return Ok(status);
+    }
+    if std::thread::panicking() {
+        // A destructor during a kill or panic (a guard that kills and reaps
+        // its child) cannot park: block the thread instead, as
+        // `spawn_blocking` runs inline then.
+        return child.wait();
     }
     match pidfd(child) {
         Some(fd) => fd.read_with(|_| child.try_wait()?.ok_or(io::ErrorKind::WouldBlock.into())),

@@ -336,7 +336,9 @@ impl Pool {
     ///
     /// Items start as slots free up (the caller parks meanwhile). A task that
     /// panicked gives `Err(Error::Panicked)`, one killed `Err(Error::Killed)`.
-    /// If the caller is killed meanwhile, the tasks it started are killed.
+    /// If the caller is killed (or a `Timeout` cuts it) meanwhile, the tasks
+    /// it started are killed without waiting: they leave the pool at the
+    /// hub's next turn.
     pub fn map<I: 'static, T: 'static>(
         &self,
         items: impl IntoIterator<Item = I>,

@@ -527,7 +527,10 @@ impl<T: 'static> Greenlet<T> {
     /// Waits until the greenlet is dead and returns its value.
     ///
     /// If link callbacks that may borrow the outcome are still running, waits
-    /// for them too (they see the value before `join` takes it).
+    /// for them too (they see the value before `join` takes it). gevent's
+    /// `join` returns as soon as the greenlet is dead; here a callback that
+    /// sleeps (a supervisor's back-off) delays `join` by as much.
+    /// [`wait`](Greenlet::wait) does not wait for callbacks.
     ///
     /// # Errors
     ///
@@ -729,6 +732,11 @@ impl<T: 'static> Greenlet<T> {
 
     /// Calls `f` with the error, only if the greenlet panicked or a timeout
     /// escaped it (a kill is a normal exit, as in gevent).
+    ///
+    /// A greenlet that returns `Err(..)` returned normally: Rust code
+    /// reports failure by value where gevent code raises. Use
+    /// [`link_value`](Greenlet::link_value) and inspect the value, or
+    /// [`link`](Greenlet::link), which sees every outcome.
     pub fn link_exception(&self, f: impl FnOnce(&Error) + 'static) {
         let inner = self.inner.clone();
         self.add_callback(When::Exception, move |_| {

@@ -91,8 +91,14 @@ pub fn idle() {
 }
 
 /// The error of [`with_timeout`]: the deadline passed first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed(());
+
+impl fmt::Debug for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Elapsed")
+    }
+}
 
 impl fmt::Display for Elapsed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -125,6 +131,7 @@ impl From<Elapsed> for io::Error {
 /// assert!(g.join().unwrap_err().is_timeout());
 /// ```
 #[derive(Debug)]
+#[must_use = "a Timeout is disarmed when dropped: keep the guard (`let _t = Timeout::start(d);`)"]
 pub struct Timeout {
     id: u64,
     timer: Option<TimerId>,

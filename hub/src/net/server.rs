@@ -83,6 +83,7 @@ struct Shared {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Clone)]
+#[must_use = "dropping the last StreamServer handle stops the server: keep it (`let server = ...start()?;`)"]
 pub struct StreamServer {
     inner: Rc<Inner>,
 }

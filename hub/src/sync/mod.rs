@@ -29,7 +29,11 @@
 //! * **Sharing.** The types are plain values, `!Send` and tied to their
 //!   thread's hub; share one between greenlets with [`Rc`](std::rc::Rc), as
 //!   std types are shared with `Arc`. None of them is poisoned by a kill or
-//!   a panic.
+//!   a panic. Do not hold a `RefCell` borrow (or a `std::sync::MutexGuard`)
+//!   across a call that can park: other greenlets run meanwhile, and one
+//!   that borrows the same cell panics (`BorrowMutError`). Copy out what
+//!   you need first, or use [`Mutex`], whose guard may be held across
+//!   parks.
 //!
 //! ```
 //! use std::rc::Rc;
