@@ -908,3 +908,52 @@ fn stream_server_stop_from_a_destructor_during_a_kill_does_not_wait() {
     yield_until("the handler died", || server.handlers() == 0);
     assert_eq!((&c).read(&mut [0u8; 1]).unwrap(), 0);
 }
+
+/// A handler may return `io::Result<()>` and use `?`: an error it returns
+/// is reported once with the peer's address (on stderr without a logger),
+/// and the server goes on serving.
+#[test]
+fn a_handler_returning_an_error_is_reported_and_the_server_goes_on() {
+    if is_child("handler-err") {
+        let server = StreamServer::bind("127.0.0.1:0", |mut c: TcpStream, _| -> io::Result<()> {
+            let mut word = [0u8; 2];
+            c.read_exact(&mut word)?;
+            if &word == b"no" {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "refusing 'no'"));
+            }
+            c.write_all(b"ok")?;
+            Ok(())
+        })
+        .unwrap()
+        .start()
+        .unwrap();
+        let addr = server.local_addr().unwrap();
+        let mut bad = TcpStream::connect(addr).unwrap();
+        bad.write_all(b"no").unwrap();
+        let mut got = Vec::new();
+        bad.read_to_end(&mut got).unwrap();
+        assert!(got.is_empty(), "the failed handler closed the connection");
+        let mut good = TcpStream::connect(addr).unwrap();
+        good.write_all(b"hi").unwrap();
+        let mut got = [0u8; 2];
+        good.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ok", "the server went on");
+        println!("bad client was {}", bad.local_addr().unwrap());
+        server.stop(None);
+        return;
+    }
+    let out = run_child(
+        "net::a_handler_returning_an_error_is_reported_and_the_server_goes_on",
+        "handler-err",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let bad = stdout
+        .lines()
+        .find_map(|l| l.split_once("bad client was ").map(|(_, a)| a))
+        .expect("the child names its bad client");
+    let line = format!("sylvan: StreamServer handler for {bad} failed: refusing 'no'");
+    assert_eq!(stderr.matches(&line).count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("failed").count(), 1, "{stderr}");
+}

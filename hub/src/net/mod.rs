@@ -77,7 +77,7 @@ mod udp;
 mod unix;
 mod unix_datagram;
 
-pub use server::StreamServer;
+pub use server::{HandlerResult, StreamServer};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixIncoming, UnixListener, UnixStream};

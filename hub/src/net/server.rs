@@ -16,6 +16,36 @@ use crate::task::{Builder, Greenlet};
 
 type Handler = dyn Fn(TcpStream, SocketAddr);
 
+/// What a [`StreamServer`] handler may return: `()`, or a `Result` whose
+/// error is reported when the handler returns one, so that handlers can use
+/// `?`.
+///
+/// An error is reported once, with the peer's address: through the `log`
+/// crate at warning level (target `sylvan`) when a logger takes it, on
+/// stderr otherwise, as gevent prints the exception of a failed handler.
+/// It is not a greenlet failure: the error policy (which may abort) is for
+/// panics, and a client that resets its connection is no bug.
+pub trait HandlerResult {
+    /// Reports the outcome of the handler for `peer`.
+    fn report(self, peer: SocketAddr);
+}
+
+impl HandlerResult for () {
+    fn report(self, _peer: SocketAddr) {}
+}
+
+impl<E: std::fmt::Display> HandlerResult for Result<(), E> {
+    fn report(self, peer: SocketAddr) {
+        if let Err(e) = self {
+            if log::log_enabled!(target: "sylvan", log::Level::Warn) {
+                log::warn!(target: "sylvan", "StreamServer handler for {peer} failed: {e}");
+            } else {
+                eprintln!("sylvan: StreamServer handler for {peer} failed: {e}");
+            }
+        }
+    }
+}
+
 /// How handler greenlets are spawned.
 enum Spawner {
     /// A new greenlet per connection, no limit.
@@ -51,7 +81,10 @@ struct Shared {
 ///   refused), waits up to the timeout for running handlers to finish,
 ///   then kills the rest.
 /// * A panicking handler is reported by the hub's error policy like any
-///   greenlet failure; the server goes on. Accept errors such as running out
+///   greenlet failure; the server goes on. A handler may also return
+///   `io::Result<()>` (any `Result<(), E: Display>`, see
+///   [`HandlerResult`]): an error it returns is reported with the peer's
+///   address. Accept errors such as running out
 ///   of descriptors are reported on stderr and retried after a pause
 ///   (10 ms, doubling up to 1 s), as gevent does.
 ///
@@ -150,7 +183,10 @@ impl StreamServer {
     /// # Panics
     ///
     /// When the listener has no local address (it is not bound).
-    pub fn new(listener: TcpListener, handler: impl Fn(TcpStream, SocketAddr) + 'static) -> Self {
+    pub fn new<R: HandlerResult>(
+        listener: TcpListener,
+        handler: impl Fn(TcpStream, SocketAddr) -> R + 'static,
+    ) -> Self {
         let addr = listener
             .local_addr()
             .expect("sylvan: StreamServer::new needs a bound listener");
@@ -160,7 +196,7 @@ impl StreamServer {
         StreamServer {
             inner: Rc::new(Inner {
                 shared: Rc::new(Shared {
-                    handler: Rc::new(handler),
+                    handler: Rc::new(move |stream, peer| handler(stream, peer).report(peer)),
                     spawner: Spawner::Plain,
                     handlers: RefCell::new(Slab::new()),
                     accepted: Cell::new(0),
@@ -182,9 +218,9 @@ impl StreamServer {
     /// # Errors
     ///
     /// As [`TcpListener::bind`].
-    pub fn bind(
+    pub fn bind<R: HandlerResult>(
         addr: impl ToSocketAddrs,
-        handler: impl Fn(TcpStream, SocketAddr) + 'static,
+        handler: impl Fn(TcpStream, SocketAddr) -> R + 'static,
     ) -> io::Result<Self> {
         Ok(StreamServer::new(TcpListener::bind(addr)?, handler))
     }
