@@ -23,6 +23,7 @@ mod probes11;
 mod probes12;
 mod probes13;
 mod probes15;
+mod probes16;
 mod probes3;
 mod probes4;
 mod probes5;

@@ -462,9 +462,11 @@ impl TcpStream {
     /// (checking the connection out again soon after checking it in) and a
     /// connection that idled while its greenlet was parked cost no syscall,
     /// while a close that follows the last response by microseconds, or
-    /// that comes while the greenlet runs without parking, is still caught.
-    /// As with any such probe, the peer may close the connection just after
-    /// it answered `true`.
+    /// that comes while the greenlet runs without parking, is still caught
+    /// (no poll has vouched since the read). A close that reaches the
+    /// kernel after the hub's last poll, within that millisecond, is not
+    /// seen until the next poll or probe. As with any such probe, the peer
+    /// may also close the connection just after it answered `true`.
     ///
     /// ```
     /// use std::io::{Read, Write};
