@@ -154,6 +154,87 @@ struct LinkEmitter<'a> {
     /// The wanted attribute's value, complete once `have_value`.
     value: Vec<u8>,
     have_value: bool,
+    /// The current tag ends with `/>`.
+    self_closing: bool,
+    /// Open elements that change the namespace, innermost last (see
+    /// [`Space`]); at most [`MAX_SPACES`] deep.
+    spaces: Vec<Space>,
+}
+
+/// An open element that changes how the tokenizer must read what follows:
+/// a tokenizer-only crawler keeps the little of the tree builder's stack
+/// that decides whether `<![CDATA[` opens a CDATA section (in SVG and
+/// MathML) or a bogus comment (in HTML), and whether `<style>` or
+/// `<script>` switch to raw text (in HTML only).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Space {
+    /// `<svg>` or `<math>`: foreign content.
+    Foreign,
+    /// An HTML integration point inside foreign content (`foreignObject`,
+    /// SVG `desc` and `title`, MathML text elements): HTML again.
+    Html,
+}
+
+/// Deeper nesting (a hostile page) is counted as the innermost level.
+const MAX_SPACES: usize = 64;
+
+/// Start tags that end foreign content (the HTML standard's "breakout"
+/// list, for the rules for parsing tokens in foreign content).
+fn breaks_out(tag: &[u8]) -> bool {
+    matches!(
+        tag,
+        b"b" | b"big"
+            | b"blockquote"
+            | b"body"
+            | b"br"
+            | b"center"
+            | b"code"
+            | b"dd"
+            | b"div"
+            | b"dl"
+            | b"dt"
+            | b"em"
+            | b"embed"
+            | b"h1"
+            | b"h2"
+            | b"h3"
+            | b"h4"
+            | b"h5"
+            | b"h6"
+            | b"head"
+            | b"hr"
+            | b"i"
+            | b"img"
+            | b"li"
+            | b"listing"
+            | b"menu"
+            | b"meta"
+            | b"nobr"
+            | b"ol"
+            | b"p"
+            | b"pre"
+            | b"ruby"
+            | b"s"
+            | b"small"
+            | b"span"
+            | b"strong"
+            | b"strike"
+            | b"sub"
+            | b"sup"
+            | b"table"
+            | b"tt"
+            | b"u"
+            | b"ul"
+            | b"var"
+    )
+}
+
+/// Elements inside foreign content whose contents are HTML.
+fn integration_point(tag: &[u8]) -> bool {
+    matches!(
+        tag,
+        b"foreignobject" | b"desc" | b"title" | b"mi" | b"mo" | b"mn" | b"ms" | b"mtext"
+    )
 }
 
 impl<'a> LinkEmitter<'a> {
@@ -172,7 +253,49 @@ impl<'a> LinkEmitter<'a> {
             attr_name: Vec::with_capacity(16),
             value: Vec::with_capacity(128),
             have_value: false,
+            self_closing: false,
+            spaces: Vec::new(),
         }
+    }
+
+    fn in_foreign(&self) -> bool {
+        self.spaces.last() == Some(&Space::Foreign)
+    }
+
+    /// Keeps `spaces` in step with a complete start (`start`) or end tag
+    /// named `tag`; true when the tag opened a space (it is then a foreign
+    /// element, never one whose contents are raw text: SVG's `title` is
+    /// not HTML's).
+    fn track_space(&mut self, tag: &[u8], start: bool) -> bool {
+        let opens = match tag {
+            b"svg" | b"math" => Some(Space::Foreign),
+            t if self.in_foreign() && integration_point(t) => Some(Space::Html),
+            _ => None,
+        };
+        if start {
+            if self.in_foreign() && breaks_out(tag) {
+                // Back to HTML: foreign elements up to the nearest
+                // integration point are closed.
+                while self.spaces.last() == Some(&Space::Foreign) {
+                    self.spaces.pop();
+                }
+            } else if let Some(space) = opens {
+                if !self.self_closing && self.spaces.len() < MAX_SPACES {
+                    self.spaces.push(space);
+                }
+                return true;
+            }
+        } else {
+            let closes = match tag {
+                b"svg" | b"math" => Some(Space::Foreign),
+                t if integration_point(t) => Some(Space::Html),
+                _ => None,
+            };
+            if closes.is_some() && self.spaces.last() == closes.as_ref() {
+                self.spaces.pop();
+            }
+        }
+        false
     }
 
     /// The current attribute ended: if it was the wanted one, its value is
@@ -234,6 +357,7 @@ impl Emitter for LinkEmitter<'_> {
     fn init_start_tag(&mut self) {
         self.tag.clear();
         self.is_start_tag = true;
+        self.self_closing = false;
         self.tag_known = false;
         self.want = Want::Nothing;
         self.attr = Attr::Skip;
@@ -252,12 +376,23 @@ impl Emitter for LinkEmitter<'_> {
     fn emit_current_tag(&mut self) -> Option<State> {
         self.end_attribute();
         if !self.is_start_tag {
+            let tag = std::mem::take(&mut self.tag);
+            self.track_space(&tag, false);
+            self.tag = tag;
             self.last_start_tag.clear();
             return None;
         }
         self.finish_start_tag();
+        let tag = std::mem::take(&mut self.tag);
+        let opened = self.track_space(&tag, true);
+        self.tag = tag;
         // The name is cleared when the next tag starts: swap, not copy.
         std::mem::swap(&mut self.last_start_tag, &mut self.tag);
+        if opened || self.in_foreign() {
+            // SVG's `<style>` and `<script>` hold markup (or CDATA), not
+            // raw text.
+            return None;
+        }
         // Switch to raw text after `<script>`, `<style>`, `<textarea>` ...
         // so that their contents are not taken for tags. `noframes` is raw
         // text for browsers too; html5gum 0.8's table spells it `noframe`.
@@ -271,7 +406,9 @@ impl Emitter for LinkEmitter<'_> {
 
     fn emit_current_doctype(&mut self) {}
 
-    fn set_self_closing(&mut self) {}
+    fn set_self_closing(&mut self) {
+        self.self_closing = true;
+    }
 
     fn set_force_quirks(&mut self) {}
 
@@ -338,6 +475,10 @@ impl Emitter for LinkEmitter<'_> {
 
     fn current_is_appropriate_end_tag_token(&mut self) -> bool {
         !self.is_start_tag && !self.last_start_tag.is_empty() && self.last_start_tag == self.tag
+    }
+
+    fn adjusted_current_node_present_but_not_in_html_namespace(&mut self) -> bool {
+        self.in_foreign()
     }
 }
 
@@ -440,6 +581,56 @@ mod tests {
         let mut out = vec![];
         extract(&base, html, &mut out).unwrap();
         out.iter().map(|u| u.as_str().to_owned()).collect()
+    }
+
+    #[test]
+    fn cdata_sections_and_raw_text_follow_the_namespace() {
+        // In SVG and MathML, CDATA hides markup (a script's '<a href>').
+        assert_eq!(
+            links(
+                "http://h/",
+                b"<svg><![CDATA[ if (a > b) { s = '<a href=/cdata>'; } ]]></svg><a href=/ok>"
+            ),
+            ["http://h/ok"]
+        );
+        assert_eq!(
+            links(
+                "http://h/",
+                b"<math><mi>x</mi><![CDATA[<a href=/m>]]></math><a href=/ok>"
+            ),
+            ["http://h/ok"]
+        );
+        // In HTML it is a bogus comment, which ends at the first '>'.
+        assert_eq!(
+            links("http://h/", b"<p><![CDATA[ x ]]><a href=/after>"),
+            ["http://h/after"]
+        );
+        // SVG's title is not HTML's: its contents are markup, not RCDATA.
+        assert_eq!(
+            links("http://h/", b"<svg><title><a href=/t>t</a></title></svg>"),
+            ["http://h/t"]
+        );
+        // A breakout tag or the end of <svg> returns to HTML: <style> is
+        // raw text again.
+        for html in [
+            &b"<svg><p><style><a href=/raw></style><a href=/real>"[..],
+            b"<svg></svg><style><a href=/raw></style><a href=/real>",
+            b"<svg/><style><a href=/raw></style><a href=/real>",
+        ] {
+            assert_eq!(links("http://h/", html), ["http://h/real"]);
+        }
+        // Inside foreignObject the content is HTML again: CDATA is a bogus
+        // comment there.
+        assert_eq!(
+            links(
+                "http://h/",
+                b"<svg><foreignObject><![CDATA[x]]><a href=/fo></foreignObject></svg>"
+            ),
+            ["http://h/fo"]
+        );
+        // Hostile nesting is bounded.
+        let deep = "<svg>".repeat(10_000) + "<![CDATA[<a href=/no>]]><a href=/yes>";
+        assert_eq!(links("http://h/", deep.as_bytes()), ["http://h/yes"]);
     }
 
     #[test]
