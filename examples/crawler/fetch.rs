@@ -30,6 +30,9 @@ pub struct Fetched {
     pub body: Vec<u8>,
     /// Whether the body is HTML worth parsing (by its Content-Type).
     pub is_html: bool,
+    /// The encoding its Content-Type names (`charset=`), if it names one
+    /// that the Encoding Standard knows.
+    pub encoding: Option<&'static encoding_rs::Encoding>,
 }
 
 /// Why a fetch failed: a kind for the counters, a message, and whether a
@@ -238,11 +241,9 @@ pub fn fetch(agent: &ureq::Agent, url: &Url, limits: &Limits) -> Result<Fetched,
         .flatten()
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     // A redirect's body is a note for browsers: its links are not followed.
-    let is_html = !redirect
-        && resp
-            .headers()
-            .get("content-type")
-            .is_none_or(|ct| contains_ignore_case(ct.as_bytes(), b"html"));
+    let content_type = resp.headers().get("content-type").map(|v| v.as_bytes());
+    let is_html = !redirect && content_type.is_none_or(|ct| contains_ignore_case(ct, b"html"));
+    let encoding = content_type.and_then(crate::links::charset_param);
     // Sized from Content-Length (within the limit) so the body is read
     // straight into place instead of growing from nothing.
     let body_ref = resp.body_mut();
@@ -268,5 +269,6 @@ pub fn fetch(agent: &ureq::Agent, url: &Url, limits: &Limits) -> Result<Fetched,
         bytes,
         body,
         is_html,
+        encoding,
     })
 }

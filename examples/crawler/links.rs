@@ -7,8 +7,10 @@
 //! Tag and attribute names arrive lowercased and attribute values with their
 //! character references (`&amp;`) decoded, as the HTML standard says.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 
+use encoding_rs::{Encoding, UTF_8};
 use html5gum::{Emitter, Error, Reader, State, Tokenizer, naive_next_state};
 use url::Url;
 
@@ -138,6 +140,9 @@ enum Attr {
 /// Collects the URLs of one page as the tokenizer reports start tags.
 struct LinkEmitter<'a> {
     page: &'a Url,
+    /// The page's encoding when not UTF-8: link queries are
+    /// percent-encoded in it, as browsers do (paths are always UTF-8).
+    query_encoding: Option<&'static Encoding>,
     /// The page's `<base href>`, once seen.
     base: Option<Url>,
     base_seen: bool,
@@ -241,6 +246,7 @@ impl<'a> LinkEmitter<'a> {
     fn new(page: &'a Url, out: &'a mut Vec<Url>) -> LinkEmitter<'a> {
         LinkEmitter {
             page,
+            query_encoding: None,
             base: None,
             base_seen: false,
             out,
@@ -325,7 +331,7 @@ impl<'a> LinkEmitter<'a> {
             if let Ok(u) = base.join(raw.trim()) {
                 self.base = Some(u);
             }
-        } else if let Some(u) = normalize(base, &raw) {
+        } else if let Some(u) = normalize(base, &raw, self.query_encoding) {
             self.out.push(u);
         }
     }
@@ -487,8 +493,35 @@ impl Emitter for LinkEmitter<'_> {
 /// the page's first `<base href>`, for the links after it), with fragments
 /// removed. Invalid UTF-8 and broken markup are tolerated: the tokenizer
 /// recovers as browsers do.
-pub fn extract(base: &Url, body: &[u8], out: &mut Vec<Url>) -> Result<(), String> {
-    let emitter = LinkEmitter::new(base, out);
+///
+/// `declared` is the encoding the Content-Type named. The page's encoding
+/// is chosen as browsers choose it: a byte order mark, else `declared`,
+/// else a `<meta charset>` (or `http-equiv`
+/// Content-Type) in the first 1024 bytes, else UTF-8. A page in another
+/// encoding is decoded first (html5gum reads UTF-8), so that `caf\xE9` in
+/// an ISO-8859-1 page is the link `/caf%C3%A9`.
+pub fn extract(
+    base: &Url,
+    body: &[u8],
+    declared: Option<&'static Encoding>,
+    out: &mut Vec<Url>,
+) -> Result<(), String> {
+    let encoding = Encoding::for_bom(body)
+        .map(|(e, _)| e)
+        .or(declared)
+        .or_else(|| meta_charset(body))
+        .unwrap_or(UTF_8);
+    if encoding == UTF_8 {
+        return tokenize(LinkEmitter::new(base, out), body);
+    }
+    // `decode` drops a byte order mark and replaces malformed sequences.
+    let (text, _, _) = encoding.decode(body);
+    let mut emitter = LinkEmitter::new(base, out);
+    emitter.query_encoding = Some(encoding.output_encoding());
+    tokenize(emitter, text.as_bytes())
+}
+
+fn tokenize(emitter: LinkEmitter<'_>, body: &[u8]) -> Result<(), String> {
     // Reading from a byte slice cannot fail, and the emitter makes no
     // tokens: the first `next` runs the tokenizer to the end.
     if let Some(Ok(never) | Err(never)) =
@@ -499,13 +532,90 @@ pub fn extract(base: &Url, body: &[u8], out: &mut Vec<Url>) -> Result<(), String
     Ok(())
 }
 
-/// `raw` resolved against `base`: only http and https, no fragment.
-pub fn normalize(base: &Url, raw: &str) -> Option<Url> {
+/// `raw` resolved against `base`: only http and https, no fragment. On a
+/// page in `query_encoding` (UTF-8 when `None`) its query is
+/// percent-encoded in that encoding.
+fn normalize(base: &Url, raw: &str, query_encoding: Option<&'static Encoding>) -> Option<Url> {
     let raw = raw.trim();
     if raw.is_empty() || raw.starts_with('#') {
         return None;
     }
-    page(base.join(raw).ok()?)
+    // The closure's signature spelled out, so that it is higher-ranked
+    // over the input's lifetime (as `encoding_override` needs).
+    fn hr<F: Fn(&str) -> Cow<'_, [u8]>>(f: F) -> F {
+        f
+    }
+    let encode = hr(|s| match query_encoding {
+        Some(e) => e.encode(s).0,
+        None => Cow::Borrowed(s.as_bytes()),
+    });
+    let options = Url::options().base_url(Some(base));
+    let options = match query_encoding {
+        Some(_) => options.encoding_override(Some(&encode)),
+        None => options,
+    };
+    page(options.parse(raw).ok()?)
+}
+
+/// The encoding named by the `charset` parameter of a Content-Type value,
+/// if the Encoding Standard knows the label.
+pub fn charset_param(content_type: &[u8]) -> Option<&'static Encoding> {
+    let lower = content_type.to_ascii_lowercase();
+    let at = lower
+        .windows(8)
+        .position(|w| w == b"charset=")
+        .map(|i| i + 8)?;
+    let rest = &content_type[at..];
+    let rest = rest.strip_prefix(b"\"").unwrap_or(rest);
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b'"' | b';' | b' ' | b'\t'))
+        .unwrap_or(rest.len());
+    Encoding::for_label(&rest[..end])
+}
+
+/// The encoding a `<meta>` in the first 1024 bytes declares (the HTML
+/// standard's prescan, simplified: a `charset` attribute, or `charset=`
+/// inside a `content` attribute). UTF-16 declared this way means UTF-8, as
+/// the standard says (the bytes were readable as ASCII).
+fn meta_charset(body: &[u8]) -> Option<&'static Encoding> {
+    let head = &body[..body.len().min(1024)];
+    for lt in memchr::memchr_iter(b'<', head) {
+        let after = &head[lt + 1..];
+        if !after
+            .get(..4)
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"meta"))
+        {
+            continue;
+        }
+        let end = memchr::memchr(b'>', after).unwrap_or(after.len());
+        let tag = after[4..end].to_ascii_lowercase();
+        let Some(c) = tag.windows(7).position(|w| w == b"charset") else {
+            continue;
+        };
+        let Some(value) = tag[c + 7..].trim_ascii_start().strip_prefix(b"=") else {
+            continue;
+        };
+        let value = value.trim_ascii_start();
+        let value = value
+            .strip_prefix(b"\"")
+            .or_else(|| value.strip_prefix(b"'"))
+            .unwrap_or(value);
+        let len = value
+            .iter()
+            .position(|&b| matches!(b, b'"' | b'\'' | b';' | b'/') || b.is_ascii_whitespace())
+            .unwrap_or(value.len());
+        if let Some(e) = Encoding::for_label(&value[..len]) {
+            return Some(
+                if e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE {
+                    UTF_8
+                } else {
+                    e
+                },
+            );
+        }
+    }
+    None
 }
 
 /// `u` as a page to fetch: only http and https, without its fragment, and
@@ -579,8 +689,59 @@ mod tests {
     fn links(base: &str, html: &[u8]) -> Vec<String> {
         let base = Url::parse(base).unwrap();
         let mut out = vec![];
-        extract(&base, html, &mut out).unwrap();
+        extract(&base, html, None, &mut out).unwrap();
         out.iter().map(|u| u.as_str().to_owned()).collect()
+    }
+
+    fn links_in(base: &str, html: &[u8], declared: Option<&'static Encoding>) -> Vec<String> {
+        let base = Url::parse(base).unwrap();
+        let mut out = vec![];
+        extract(&base, html, declared, &mut out).unwrap();
+        out.iter().map(|u| u.as_str().to_owned()).collect()
+    }
+
+    #[test]
+    fn pages_in_legacy_charsets_are_decoded_with_their_encoding() {
+        let latin1 = charset_param(b"text/html; charset=ISO-8859-1");
+        assert_eq!(latin1, Some(encoding_rs::WINDOWS_1252));
+        assert_eq!(charset_param(b"text/html;charset=\"utf-8\""), Some(UTF_8));
+        assert_eq!(charset_param(b"text/html"), None);
+        assert_eq!(charset_param(b"text/html; charset=klingon"), None);
+        // The path is UTF-8 whatever the page's encoding; the query is
+        // encoded in the page's encoding, as browsers do.
+        assert_eq!(
+            links_in("http://h/", b"<a href='/caf\xe9?q=\xe9'>", latin1),
+            ["http://h/caf%C3%A9?q=%E9"]
+        );
+        // A character reference stays what it says in any encoding.
+        assert_eq!(
+            links_in("http://h/", b"<a href='/caf&eacute;'>", latin1),
+            ["http://h/caf%C3%A9"]
+        );
+        // Declared by <meta>, in either form, when the header is silent.
+        for meta in [
+            &b"<meta charset=iso-8859-1>"[..],
+            b"<META HTTP-EQUIV='Content-Type' CONTENT='text/html; charset=windows-1252'>",
+        ] {
+            let page = [meta, b"<a href='/caf\xe9'>"].concat();
+            assert_eq!(links_in("http://h/", &page, None), ["http://h/caf%C3%A9"]);
+        }
+        // The header wins over <meta>; a byte order mark wins over both.
+        let page = b"<meta charset=shift_jis><a href='/caf\xe9'>";
+        assert_eq!(links_in("http://h/", page, latin1), ["http://h/caf%C3%A9"]);
+        let page = b"\xef\xbb\xbf<a href='/caf\xc3\xa9'>";
+        assert_eq!(links_in("http://h/", page, latin1), ["http://h/caf%C3%A9"]);
+        // Shift_JIS: "/日本" is 0x93FA 0x967B.
+        let sjis = Encoding::for_label(b"shift_jis");
+        assert_eq!(
+            links_in("http://h/", b"<a href='/\x93\xfa\x96\x7b'>", sjis),
+            ["http://h/%E6%97%A5%E6%9C%AC"]
+        );
+        // Without any declaration, UTF-8 (invalid bytes become U+FFFD).
+        assert_eq!(
+            links_in("http://h/", b"<a href='/caf\xc3\xa9'>", None),
+            ["http://h/caf%C3%A9"]
+        );
     }
 
     #[test]

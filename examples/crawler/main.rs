@@ -333,7 +333,7 @@ impl Crawl {
                 page.bytes = f.bytes;
                 if f.is_html {
                     let mut found = std::mem::take(&mut *self.found.borrow_mut());
-                    if let Err(e) = links::extract(url, &f.body, &mut found) {
+                    if let Err(e) = links::extract(url, &f.body, f.encoding, &mut found) {
                         page.error = Some(("parse", e));
                     }
                     page.links = found.len();
