@@ -22,6 +22,7 @@ mod probes10;
 mod probes11;
 mod probes12;
 mod probes13;
+mod probes14;
 mod probes15;
 mod probes16;
 mod probes3;

@@ -223,16 +223,20 @@ impl Semaphore {
     }
 
     /// Gives a permit back: to the first waiter if there is one, else to
-    /// the free count.
+    /// the free count. Either way greenlets in [`wait`](crate::wait) or
+    /// [`iwait`](crate::iwait) on it are woken, as gevent notifies every
+    /// link of a released semaphore (its acquirer takes the permit only
+    /// when it runs): a watcher learns that it was released, even if an
+    /// acquirer got the permit.
     #[inline]
     pub fn release(&self) {
         if self.waiters.borrow().is_empty() {
             self.permits.set(self.permits.get() + 1);
-            if !self.watchers.borrow().is_empty() {
-                self.notify_watchers();
-            }
         } else {
             self.hand_over();
+        }
+        if !self.watchers.borrow().is_empty() {
+            self.notify_watchers();
         }
     }
 
