@@ -188,7 +188,7 @@ fn large_writes_against_a_slow_reader_lose_nothing() {
         fnv(&mut sum, &buf[..n]);
         got += n;
         reads += 1;
-        if reads % 64 == 0 {
+        if reads.is_multiple_of(64) {
             // A slow reader: let the writer fill the socket buffers.
             sylvan::sleep(Duration::from_millis(1));
         }

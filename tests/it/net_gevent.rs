@@ -706,7 +706,7 @@ fn vectored_writes_of_several_mib_to_a_slow_reader_deliver_every_byte() {
                     .all(|(i, &b)| b == pattern(got + i));
                 got += n;
                 reads += 1;
-                if reads % 64 == 0 {
+                if reads.is_multiple_of(64) {
                     sylvan::sleep(Duration::from_millis(1)); // a slow reader
                 }
             }
@@ -752,7 +752,7 @@ fn unix_stream_write_all_of_several_mib_to_a_slow_reader() {
                     .all(|(i, &x)| x == pattern(got + i));
                 got += n;
                 reads += 1;
-                if reads % 128 == 0 {
+                if reads.is_multiple_of(128) {
                     sylvan::sleep(Duration::from_millis(1));
                 }
             }

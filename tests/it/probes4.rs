@@ -64,10 +64,10 @@ fn read_request(r: &mut BufReader<&TcpStream>) -> Option<(String, Vec<u8>)> {
         }
         if first.is_empty() {
             first = line.trim_end().to_owned();
-        } else if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap();
-            }
+        } else if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().unwrap();
         }
     }
     let mut body = vec![0; len];

@@ -1698,7 +1698,7 @@ fn t38_senders_racing_with_the_receivers_thread_exit_conserve_values() {
                         if tx.send(Drops(drops.clone())).is_err() {
                             return attempts;
                         }
-                        if attempts % 256 == 0 {
+                        if attempts.is_multiple_of(256) {
                             std::thread::yield_now();
                         }
                         if attempts > 5_000_000 {

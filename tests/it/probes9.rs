@@ -413,10 +413,10 @@ fn run_queue_scenario(sc: QScenario, seed: u64) {
         let mut last = std::collections::HashMap::new();
         for &v in seq {
             let (p, s) = (v / PROD, v % PROD);
-            if let Some(&prev) = last.get(&p) {
-                if s < prev {
-                    return Err(format!("producer {p}: {s} after {prev} in {seq:?}"));
-                }
+            if let Some(&prev) = last.get(&p)
+                && s < prev
+            {
+                return Err(format!("producer {p}: {s} after {prev} in {seq:?}"));
             }
             last.insert(p, s);
         }
@@ -781,11 +781,11 @@ fn run_sem_scenario(seed: u64, bounded_sem: bool) {
                 }
             }
             1 => {
-                if let Sem::Bounded(b) = &*sem {
-                    if b.available() == n {
-                        assert!(b.release().is_err(), "{ctx}: release past the bound");
-                        assert_eq!(b.available(), n);
-                    }
+                if let Sem::Bounded(b) = &*sem
+                    && b.available() == n
+                {
+                    assert!(b.release().is_err(), "{ctx}: release past the bound");
+                    assert_eq!(b.available(), n);
                 }
             }
             _ => rng.pause(),

@@ -136,7 +136,7 @@ fn a_kill_at_depth_unwinds_every_frame() {
 fn recurse_to(top: usize, budget: usize, n: u32) -> usize {
     let frame = black_box([n; 128]);
     let here = &frame as *const _ as usize;
-    if n % 8 == 0 {
+    if n.is_multiple_of(8) {
         sylvan::yield_now();
     }
     let used = if top - here >= budget {
