@@ -1095,6 +1095,15 @@ impl Hub {
     /// Runs from a thread-local destructor on the thread's own stack. `HUB`
     /// still points here, so greenlets unwinding now reach a working hub.
     fn teardown(&self) {
+        // Main's greenlet-local values first, while the hub still works
+        // fully: their destructors may use other greenlet-locals, spawn or
+        // block, as those of a greenlet's do when it ends.
+        if let Some(panic) = self.task(MAIN).locals.clear() {
+            eprintln!(
+                "sylvan: a destructor of main's greenlet-local values panicked at thread exit: {}",
+                sylvan_runtime::payload_message(&*panic)
+            );
+        }
         self.closing.set(true);
         self.beacon.alive.store(false, Ordering::Release);
         self.remote.alive.store(false, Ordering::Release);

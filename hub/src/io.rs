@@ -194,10 +194,14 @@ impl Io {
         Ok(token)
     }
 
-    fn remove(&self, fd: i32, token: usize) {
+    /// Forgets the slot at `token`, deregistering `fd` first unless it is
+    /// `None` (the registered file is gone already).
+    fn remove(&self, fd: Option<i32>, token: usize) {
         // A failure here means the descriptor was already closed behind our
         // back (the kernel dropped the registration with it): nothing to undo.
-        let _ = self.registrar.remove(fd);
+        if let Some(fd) = fd {
+            let _ = self.registrar.remove(fd);
+        }
         let slot = self.table.borrow_mut().try_remove(token);
         debug_assert!(
             slot.as_ref()
@@ -377,6 +381,10 @@ pub(crate) struct Source<T: AsRawFd> {
     nonblocking: Cell<bool>,
     /// What errors call the object ("socket", "descriptor").
     noun: &'static str,
+    /// The descriptor number no longer names the registered file (an
+    /// `os::Fd` whose object was replaced or closed through `get_mut`):
+    /// deregistering by number would remove another file's registration.
+    stale: Cell<bool>,
     _not_send: PhantomData<Rc<()>>,
 }
 
@@ -404,6 +412,7 @@ impl<T: AsRawFd> Source<T> {
             timeouts: [Cell::new(None), Cell::new(None)],
             nonblocking: Cell::new(false),
             noun: "socket",
+            stale: Cell::new(false),
             _not_send: PhantomData,
         })
     }
@@ -423,6 +432,7 @@ impl<T: AsRawFd> Source<T> {
             timeouts: [Cell::new(None), Cell::new(None)],
             nonblocking: Cell::new(false),
             noun: "socket",
+            stale: Cell::new(false),
             _not_send: PhantomData,
         })
     }
@@ -653,9 +663,16 @@ impl<T: AsRawFd> Source<T> {
         crate::hub::hub_with_uid(self.hub_uid)
     }
 
+    /// Marks the registration stale (see the field): dropping the source
+    /// then forgets its slot without touching the descriptor number.
+    pub(crate) fn set_stale(&self) {
+        self.stale.set(true);
+    }
+
     fn deregister(&mut self) {
         if let Some(hub) = self.own_hub() {
-            hub.io.remove(self.io.as_raw_fd(), self.token);
+            let fd = (!self.stale.get()).then(|| self.io.as_raw_fd());
+            hub.io.remove(fd, self.token);
             if self.counted {
                 hub.add_ref(-1);
             }

@@ -47,14 +47,25 @@ impl Locals {
     /// touches a greenlet-local makes a new value, dropped in the next
     /// round; after eight rounds the rest are leaked (logged), as a
     /// thread-local re-created in its own destructor may be.
-    pub(crate) fn clear(&self) {
-        let Some(list) = self.0.get() else { return };
+    ///
+    /// A destructor that panics (or unwinds from a kill while it parks)
+    /// does not stop the others, nor the later rounds: every value is
+    /// dropped here, and the first panic's payload is returned for the
+    /// caller to resume or report.
+    pub(crate) fn clear(&self) -> Option<Box<dyn Any + Send>> {
+        let list = self.0.get()?;
+        let mut first_panic = None;
         for _ in 0..8 {
             let values = std::mem::take(&mut *list.borrow_mut());
             if values.is_empty() {
-                return;
+                return first_panic;
             }
-            drop(values);
+            // The values not dropped yet when one panics are dropped by
+            // the unwind of `drop` itself, which goes on with the rest.
+            let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(values)));
+            if let Err(p) = dropped {
+                first_panic.get_or_insert(p);
+            }
         }
         let left = std::mem::take(&mut *list.borrow_mut());
         if !left.is_empty() {
@@ -64,6 +75,7 @@ impl Locals {
             );
             std::mem::forget(left);
         }
+        first_panic
     }
 
     /// Whether no value was ever made (the common case, checked at exit).
@@ -78,11 +90,17 @@ impl Locals {
 ///
 /// Each greenlet that calls [`with`](GreenletLocal::with) gets its own `T`,
 /// made by the initializer on its first access (a greenlet does not inherit
-/// its spawner's value) and dropped when it ends. Main has its own value,
-/// dropped with the hub; code running on the hub itself (destructors the
-/// loop runs) sees main's. Use a `Cell` or `RefCell` inside for values that
-/// change. A destructor that panics while its greenlet unwinds from a kill
-/// or panic aborts the process, as for `std`'s thread-locals.
+/// its spawner's value) and dropped when it ends, in that greenlet. Main has
+/// its own value, dropped first when the thread's hub is torn down (at
+/// thread exit, while sylvan still works); code running on the hub itself
+/// (destructors the loop runs) sees main's. A thread of the blocking pool
+/// (inside [`spawn_blocking`](crate::spawn_blocking)) has a hub of its own
+/// once it uses one, and its jobs share that thread's main value. Use a
+/// `Cell` or `RefCell` inside for values that change.
+///
+/// A destructor that panics does not stop the others: all are dropped, then
+/// the greenlet fails with that panic (if it was unwinding already, from a
+/// kill or another panic, the panic is reported on stderr instead).
 ///
 /// ```
 /// use std::cell::Cell;

@@ -55,7 +55,11 @@ impl AsRawFd for Raw {
 /// descriptor's original flags. Those flags belong to the open file
 /// description, which `dup`'d descriptors and forked processes share: while
 /// a terminal's standard input is wrapped, other holders of it see it
-/// non-blocking too.
+/// non-blocking too. `Fd`s on several descriptors of one description (a
+/// `dup`, on this thread or another) are counted: the flags are restored
+/// when the last of them goes. (The count is by file and access mode, so
+/// two separate opens of one FIFO count as one: the first to go leaves its
+/// description non-blocking.)
 ///
 /// `Read` and `Write` are implemented for `Fd<T>` when `T` has them, and for
 /// `&Fd<T>` when `&T` has them (so several greenlets can share one `Fd`).
@@ -64,9 +68,10 @@ impl AsRawFd for Raw {
 ///
 /// Only descriptors that `epoll` accepts can be wrapped: pipes, FIFOs,
 /// sockets, terminals, `eventfd`, `timerfd`, `signalfd`, `inotify`.
-/// Regular files and directories are refused ([`new`](Fd::new) fails with
-/// `InvalidInput`): the kernel reports them always ready, so read them
-/// directly or through [`spawn_blocking`](crate::spawn_blocking).
+/// Regular files, directories and devices that cannot be polled
+/// (`/dev/null`) are refused ([`new`](Fd::new) fails with `InvalidInput`):
+/// the kernel reports them always ready, so read them directly or through
+/// [`spawn_blocking`](crate::spawn_blocking).
 ///
 /// `!Send`: the registration belongs to the hub of the thread that made it.
 ///
@@ -94,8 +99,41 @@ pub struct Fd<T: AsRawFd> {
     source: Source<Raw>,
     /// `None` only after `into_inner` took it.
     io: Option<T>,
-    /// The file status flags before `new` set `O_NONBLOCK`, when it had to.
+    /// The open file description's entry in [`WRAPPED`].
+    key: Key,
+}
+
+/// An open file description, as far as `fstat` and `F_GETFL` tell: the
+/// file's device and inode, and the access mode.
+type Key = (u64, u64, libc::c_int);
+
+/// An open file description wrapped by `Fd`s.
+struct Wrapped {
+    key: Key,
+    /// `Fd`s alive on it, on any thread.
+    fds: usize,
+    /// Its flags before the first of them set `O_NONBLOCK`, if it had to.
     restore: Option<libc::c_int>,
+}
+
+/// The descriptions wrapped now, process-wide (a dup may be wrapped on
+/// another thread). Few: searched linearly, locked only by `new` and drop.
+static WRAPPED: std::sync::Mutex<Vec<Wrapped>> = std::sync::Mutex::new(Vec::new());
+
+fn wrapped() -> std::sync::MutexGuard<'static, Vec<Wrapped>> {
+    WRAPPED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The file behind `fd`: its device and inode.
+fn file_of(fd: RawFd) -> io::Result<(u64, u64)> {
+    // SAFETY: an all-zero `stat` is a valid value, and fstat writes only
+    // into the struct it is given.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer; fstat reads no memory of ours.
+    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((st.st_dev as u64, st.st_ino as u64))
 }
 
 impl<T: AsRawFd> Fd<T> {
@@ -116,22 +154,30 @@ impl<T: AsRawFd> Fd<T> {
         if flags < 0 {
             return Err(context(io::Error::last_os_error(), fd, "reading its flags"));
         }
-        let restore = if flags & libc::O_NONBLOCK == 0 {
-            set_flags(fd, flags | libc::O_NONBLOCK)?;
-            Some(flags)
-        } else {
-            None
-        };
+        let (dev, ino) = file_of(fd).map_err(|e| context(e, fd, "reading its file status"))?;
+        let key = (dev, ino, flags & libc::O_ACCMODE);
+        {
+            let mut all = wrapped();
+            if flags & libc::O_NONBLOCK == 0 {
+                set_flags(fd, flags | libc::O_NONBLOCK)?;
+            }
+            match all.iter_mut().find(|w| w.key == key) {
+                Some(w) => w.fds += 1,
+                None => all.push(Wrapped {
+                    key,
+                    fds: 1,
+                    restore: (flags & libc::O_NONBLOCK == 0).then_some(flags),
+                }),
+            }
+        }
         match Source::new(Raw(fd)).map(|s| s.with_noun("descriptor")) {
             Ok(source) => Ok(Fd {
                 source,
                 io: Some(io),
-                restore,
+                key,
             }),
             Err(e) => {
-                if let Some(flags) = restore {
-                    let _ = set_flags(fd, flags);
-                }
+                release(key, Some(fd));
                 Err(refused(e, fd))
             }
         }
@@ -144,9 +190,13 @@ impl<T: AsRawFd> Fd<T> {
             .expect("the object is there until into_inner")
     }
 
-    /// The wrapped object, mutably. Do not change its blocking mode; an
-    /// operation on it that returns `WouldBlock` does not park (use
-    /// [`read_with_mut`](Fd::read_with_mut) for that).
+    /// The wrapped object, mutably. An operation on it that returns
+    /// `WouldBlock` does not park (use [`read_with_mut`](Fd::read_with_mut)
+    /// for that). Do not change its blocking mode, and do not replace or
+    /// close it: the registration stays with the file it had at
+    /// [`new`](Fd::new), so reads of a replacement would wait for readiness
+    /// that never comes. (Dropping such an `Fd` touches neither the
+    /// replacement nor a file that took the old descriptor number.)
     pub fn get_mut(&mut self) -> &mut T {
         self.io
             .as_mut()
@@ -156,11 +206,12 @@ impl<T: AsRawFd> Fd<T> {
     /// Deregisters the descriptor, restores its original flags (blocking
     /// again if it was) and returns the object.
     pub fn into_inner(mut self) -> T {
-        self.restore_flags();
+        self.release();
         self.io
             .take()
             .expect("the object is there until into_inner")
-        // `self` drops here: its source deregisters; `io` is gone.
+        // `self` drops here: its source deregisters (unless stale); `io`
+        // is gone.
     }
 
     /// Runs `op` until it does not fail with `WouldBlock`, parking the
@@ -257,11 +308,39 @@ impl<T: AsRawFd> Fd<T> {
         self.source.set_nonblocking(nonblocking);
     }
 
-    fn restore_flags(&mut self) {
-        if let Some(flags) = self.restore.take() {
-            // Best effort: the descriptor is open (we own it), so this fails
-            // only if the kernel refuses flags it gave us.
-            let _ = set_flags(self.source.get().0, flags);
+    /// Gives up this `Fd`'s hold on the description: its flags are
+    /// restored if it was the last. If the object's descriptor is no longer
+    /// the registered file (replaced or closed through `get_mut`), neither
+    /// the flags nor the registration are touched: that number may name
+    /// another file now.
+    fn release(&mut self) {
+        let registered = self.source.get().0;
+        let same = self
+            .io
+            .as_ref()
+            .is_some_and(|io| io.as_raw_fd() == registered)
+            && file_of(registered).is_ok_and(|f| f == (self.key.0, self.key.1));
+        if !same {
+            self.source.set_stale();
+        }
+        release(self.key, same.then_some(registered));
+    }
+}
+
+/// Drops one `Fd`'s count on the description `key`; the last restores its
+/// flags through `fd`, when given.
+fn release(key: Key, fd: Option<RawFd>) {
+    let mut all = wrapped();
+    let Some(at) = all.iter().position(|w| w.key == key) else {
+        return;
+    };
+    all[at].fds -= 1;
+    if all[at].fds == 0 {
+        let w = all.swap_remove(at);
+        if let (Some(flags), Some(fd)) = (w.restore, fd) {
+            // Best effort: the descriptor is open (we own it), so this
+            // fails only if the kernel refuses flags it gave us.
+            let _ = set_flags(fd, flags);
         }
     }
 }
@@ -270,7 +349,7 @@ impl<T: AsRawFd> Drop for Fd<T> {
     fn drop(&mut self) {
         // Before the fields drop: the descriptor is still open here.
         if self.io.is_some() {
-            self.restore_flags();
+            self.release();
         }
     }
 }
@@ -298,15 +377,16 @@ fn refused(e: io::Error, fd: RawFd) -> io::Error {
         Some(libc::EPERM) => io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
-                "sylvan::os::Fd: descriptor {fd} cannot be polled ({e}): regular files and \
-                 directories are always ready; read them directly or through spawn_blocking"
+                "sylvan::os::Fd: descriptor {fd} cannot be polled ({e}): regular files, \
+                 directories and some devices are always ready; read them directly or through \
+                 spawn_blocking"
             ),
         ),
         Some(libc::EEXIST) => io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
                 "sylvan::os::Fd: descriptor {fd} is already registered with this hub ({e}); \
-                 wrap a descriptor once, or dup it for a second Fd"
+                 wrap a descriptor once and share the Fd (Read and Write work on &Fd)"
             ),
         ),
         _ => context(e, fd, "registering it with the hub"),
@@ -315,15 +395,13 @@ fn refused(e: io::Error, fd: RawFd) -> io::Error {
 
 impl<T: AsRawFd> AsRawFd for Fd<T> {
     fn as_raw_fd(&self) -> RawFd {
-        self.source.get().0
+        self.get_ref().as_raw_fd()
     }
 }
 
-impl<T: AsRawFd> AsFd for Fd<T> {
+impl<T: AsRawFd + AsFd> AsFd for Fd<T> {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the descriptor stays open while `self` (which owns it)
-        // is borrowed.
-        unsafe { BorrowedFd::borrow_raw(self.source.get().0) }
+        self.get_ref().as_fd()
     }
 }
 

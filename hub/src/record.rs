@@ -223,8 +223,20 @@ struct ClearLocals<'a>(&'a crate::task::Task);
 impl Drop for ClearLocals<'_> {
     #[inline]
     fn drop(&mut self) {
-        if !self.0.locals.never_used() {
-            self.0.locals.clear();
+        if !self.0.locals.never_used()
+            && let Some(panic) = self.0.locals.clear()
+        {
+            // A destructor panicked: the greenlet fails with that panic
+            // (the other values were dropped all the same). Already
+            // unwinding, a second unwind would abort: it is reported.
+            if std::thread::panicking() {
+                eprintln!(
+                    "sylvan: a greenlet-local destructor panicked while its greenlet unwound: {}",
+                    sylvan_runtime::payload_message(&*panic)
+                );
+            } else {
+                std::panic::resume_unwind(panic);
+            }
         }
     }
 }
