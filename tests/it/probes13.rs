@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use sylvan::sync::Event;
 use sylvan::{BlockingDetector, BlockingReport, WaitKind, sleep, spawn, yield_now};
 
-use crate::util::{bounded, is_child, quiet, yield_until};
+use crate::util::{bounded, in_child, quiet, yield_until};
 
 const MS: Duration = Duration::from_millis(1);
 const LONG: Duration = Duration::from_secs(3);
@@ -45,35 +45,6 @@ fn on_thread<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 
 fn join_green<T>(th: std::thread::JoinHandle<T>) -> T {
     yield_until("std thread finished", || th.is_finished());
     th.join().unwrap()
-}
-
-/// Runs `body` in a re-executed child process, bounded there.
-fn in_child(path: &str, name: &str, body: impl FnOnce()) {
-    if is_child(name) {
-        bounded(body);
-        println!("PROBE ok");
-        return;
-    }
-    // as util::run_child, but the child also runs an ignored (BUG) test
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            path,
-            "--nocapture",
-            "--test-threads=1",
-            "--include-ignored",
-        ])
-        .env(crate::util::CHILD_ENV, name)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("re-exec the test binary");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("PROBE ok"),
-        "child {name} failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
 }
 
 fn kill_self(sig: i32) {

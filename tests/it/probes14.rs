@@ -26,7 +26,7 @@ use sylvan::sync::{AsyncResult, Channel, Event, JoinableQueue, Mutex, Queue, Sem
 use sylvan::{Elapsed, Greenlet, GreenletId, HubStats, WaitKind, spawn, stats, with_timeout};
 use sylvan::{sleep, yield_now};
 
-use crate::util::{DropFlag, bounded, is_child, quiet, yield_until};
+use crate::util::{DropFlag, bounded, in_child, quiet, yield_until};
 
 const MS: Duration = Duration::from_millis(1);
 /// A wait that never ends by itself within a test.
@@ -58,36 +58,6 @@ fn fd_list() -> String {
         .collect();
     v.sort();
     v.join(" ")
-}
-
-/// Runs `body` in a re-executed child process (bounded there); in the
-/// parent, runs the child and asserts it succeeded.
-fn in_child(path: &str, name: &str, body: impl FnOnce()) {
-    if is_child(name) {
-        bounded(body);
-        println!("PROBE ok");
-        return;
-    }
-    // as util::run_child, but the child also runs an ignored (BUG) test
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            path,
-            "--nocapture",
-            "--test-threads=1",
-            "--include-ignored",
-        ])
-        .env(crate::util::CHILD_ENV, name)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("re-exec the test binary");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("PROBE ok"),
-        "child {name} failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
 }
 
 /// A drop counter and the flag that bumps it.

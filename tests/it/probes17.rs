@@ -46,22 +46,6 @@ impl AsRawFd for Number {
     }
 }
 
-/// [`run_child`] for an ignored test: the child must be told to run it.
-fn run_ignored_child(path: &str, name: &str) -> std::process::Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            path,
-            "--nocapture",
-            "--test-threads=1",
-            "--include-ignored",
-        ])
-        .env(crate::util::CHILD_ENV, name)
-        .env_remove("RUST_BACKTRACE")
-        .output()
-        .expect("re-exec the test binary")
-}
-
 fn child_ok(out: &std::process::Output) {
     assert!(
         out.status.success(),
@@ -420,7 +404,7 @@ fn replacing_the_object_through_get_mut_leaves_unrelated_descriptors_alone() {
         });
         return;
     }
-    let out = run_ignored_child(
+    let out = run_child(
         "probes17::replacing_the_object_through_get_mut_leaves_unrelated_descriptors_alone",
         NAME,
     );
@@ -456,7 +440,7 @@ fn a_greenlet_parked_on_an_fd_in_a_std_thread_local_at_thread_exit_does_not_abor
         println!("thread exited cleanly");
         return;
     }
-    let out = run_ignored_child(
+    let out = run_child(
         "probes17::a_greenlet_parked_on_an_fd_in_a_std_thread_local_at_thread_exit_does_not_abort",
         NAME,
     );
@@ -1408,7 +1392,7 @@ fn main_values_whose_destructors_touch_other_locals_survive_thread_exit() {
         println!("thread exited cleanly");
         return;
     }
-    let out = run_ignored_child(
+    let out = run_child(
         "probes17::main_values_whose_destructors_touch_other_locals_survive_thread_exit",
         NAME,
     );

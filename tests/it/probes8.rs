@@ -59,17 +59,8 @@ impl Drop for Drops {
 /// Re-runs one test of this binary (ignored ones included) as a child,
 /// killing it after `limit`; returns (success, stdout, stderr).
 fn child_run(path: &str, name: &str, limit: Duration) -> (bool, String, String) {
-    use std::process::{Command, Stdio};
-    let mut c = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            path,
-            "--nocapture",
-            "--test-threads=1",
-            "--include-ignored",
-        ])
-        .env(crate::util::CHILD_ENV, name)
-        .env_remove("RUST_BACKTRACE")
+    use std::process::Stdio;
+    let mut c = crate::util::child_command(path, name)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -43,15 +43,46 @@ pub fn is_child(name: &str) -> bool {
     std::env::var(CHILD_ENV).as_deref() == Ok(name)
 }
 
-/// Re-runs this test binary with only the test `path` (exact), marked as
-/// the child for `name`, and returns its output.
+/// The command that re-runs this test binary with only the test `path`
+/// (exact; run even if it is ignored, as a BUG or LIMIT test is), marked as
+/// the child for `name`.
+pub fn child_command(path: &str, name: &str) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        path,
+        "--nocapture",
+        "--test-threads=1",
+        "--include-ignored",
+    ])
+    .env(CHILD_ENV, name)
+    .env_remove("RUST_BACKTRACE");
+    c
+}
+
+/// Runs [`child_command`] and returns its output.
 pub fn run_child(path: &str, name: &str) -> Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", path, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, name)
-        .env_remove("RUST_BACKTRACE")
+    child_command(path, name)
         .output()
         .expect("re-exec the test binary")
+}
+
+/// Runs `body` in a re-executed child process (bounded there); in the
+/// parent, runs the child and asserts it succeeded and got to the end.
+pub fn in_child(path: &str, name: &str, body: impl FnOnce()) {
+    if is_child(name) {
+        bounded(body);
+        println!("PROBE ok");
+        return;
+    }
+    let out = run_child(path, name);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("PROBE ok"),
+        "child {name} failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
 }
 
 /// The hard limit of [`bounded`].
