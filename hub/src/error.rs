@@ -149,8 +149,10 @@ pub enum ErrorPolicy {
     IgnoreObserved,
     /// Print the report and abort the process.
     Abort,
-    /// Hand each failure to this function. A panic inside it is caught and
-    /// printed; it harms neither the hub nor other greenlets.
+    /// Hand each failure to this function. It runs on the hub itself, so it
+    /// must not block (a blocking call there panics): spawn a greenlet for
+    /// blocking work. A panic inside it is caught and printed; it harms
+    /// neither the hub nor other greenlets.
     Custom(Rc<dyn Fn(&Failure<'_>)>),
 }
 

@@ -286,8 +286,13 @@ impl<T> Receiver<T> {
                 if let Some(v) = st.queue.pop_front() {
                     return Ok(v);
                 }
-                if st.senders == 0 || std::thread::panicking() {
+                if st.senders == 0 {
                     return Err(RecvTimeoutError::Disconnected);
+                }
+                if std::thread::panicking() {
+                    // Cannot park while unwinding: a timed receive times
+                    // out at once (a sender lives); `recv` reports the end.
+                    return Err(cannot_wait(deadline));
                 }
                 let hub = hub();
                 let live = Arc::new(AtomicBool::new(true));
@@ -314,7 +319,7 @@ impl<T> Receiver<T> {
                         TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
                     });
                 }
-                Woke::Refused => return Err(RecvTimeoutError::Disconnected),
+                Woke::Refused => return Err(cannot_wait(deadline)),
             }
         }
     }
@@ -404,5 +409,16 @@ impl<T> OneshotReceiver<T> {
 
     pub(crate) fn recv_as(self, what: WaitKind) -> Result<T, RecvError> {
         self.0.recv_until(None, what).map_err(|_| RecvError)
+    }
+}
+
+/// What a receive that cannot park (its greenlet unwinds) reports while a
+/// sender lives: a timed one times out; an untimed one (`recv`) has no
+/// error but the end of the channel to give.
+fn cannot_wait(deadline: Option<Instant>) -> RecvTimeoutError {
+    if deadline.is_some() {
+        RecvTimeoutError::Timeout
+    } else {
+        RecvTimeoutError::Disconnected
     }
 }

@@ -209,7 +209,16 @@ unsafe fn start<T: 'static, F: FnOnce() -> T + 'static>(head: NonNull<Header>, s
             let _locals = ClearLocals(&inner.task);
             f()
         };
-        inner.set_value(value);
+        // SAFETY: the record is alive (see above); its count is a cell.
+        let detached = unsafe { head.as_ref() }.strong.get() == 1;
+        if detached && inner.task.links.borrow().is_empty() {
+            // Only the hub's table holds the record: no handle and no link
+            // will ever see the value. Dropped here, in the greenlet, where
+            // its destructor may block, rather than on the hub at reaping.
+            drop(value);
+        } else {
+            inner.set_value(value);
+        }
     };
     // SAFETY: the record is alive and in place until the body has finished
     // (per contract), and its core was not started.

@@ -26,6 +26,7 @@ mod probes14;
 mod probes15;
 mod probes16;
 mod probes17;
+mod probes18;
 mod probes3;
 mod probes4;
 mod probes5;

@@ -71,7 +71,7 @@ impl BoundedSemaphore {
     /// is already free (its permit was also released by hand) panics.
     #[inline]
     fn bounded<'a>(&self, mut g: SemaphoreGuard<'a>) -> SemaphoreGuard<'a> {
-        g.bound = self.bound;
+        g.bound = Some(self.bound);
         g
     }
 

@@ -44,7 +44,7 @@ impl<T> Channel<T> {
     /// A channel.
     pub fn new() -> Channel<T> {
         Channel {
-            core: QueueCore::new(0, NAMES),
+            core: QueueCore::new(Some(0), NAMES),
         }
     }
 }

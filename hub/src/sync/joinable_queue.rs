@@ -50,12 +50,12 @@ pub struct JoinableQueue<T> {
 impl<T> JoinableQueue<T> {
     /// A joinable queue that holds at most `capacity` items.
     pub fn bounded(capacity: usize) -> JoinableQueue<T> {
-        JoinableQueue::with_core(QueueCore::new(capacity, NAMES))
+        JoinableQueue::with_core(QueueCore::new(Some(capacity), NAMES))
     }
 
     /// A joinable queue with no bound.
     pub fn unbounded() -> JoinableQueue<T> {
-        JoinableQueue::with_core(QueueCore::new(usize::MAX, NAMES))
+        JoinableQueue::with_core(QueueCore::new(None, NAMES))
     }
 
     fn with_core(core: QueueCore<T, Fifo<T>>) -> JoinableQueue<T> {

@@ -32,14 +32,14 @@ impl<T> LifoQueue<T> {
     /// A LIFO queue that holds at most `capacity` items.
     pub fn bounded(capacity: usize) -> LifoQueue<T> {
         LifoQueue {
-            core: QueueCore::new(capacity, NAMES),
+            core: QueueCore::new(Some(capacity), NAMES),
         }
     }
 
     /// A LIFO queue with no bound.
     pub fn unbounded() -> LifoQueue<T> {
         LifoQueue {
-            core: QueueCore::new(usize::MAX, NAMES),
+            core: QueueCore::new(None, NAMES),
         }
     }
 }

@@ -35,14 +35,14 @@ impl<T: Ord> PriorityQueue<T> {
     /// A priority queue that holds at most `capacity` items.
     pub fn bounded(capacity: usize) -> PriorityQueue<T> {
         PriorityQueue {
-            core: QueueCore::new(capacity, NAMES),
+            core: QueueCore::new(Some(capacity), NAMES),
         }
     }
 
     /// A priority queue with no bound.
     pub fn unbounded() -> PriorityQueue<T> {
         PriorityQueue {
-            core: QueueCore::new(usize::MAX, NAMES),
+            core: QueueCore::new(None, NAMES),
         }
     }
 }

@@ -52,14 +52,14 @@ impl<T> Queue<T> {
     /// (every put waits for a getter).
     pub fn bounded(capacity: usize) -> Queue<T> {
         Queue {
-            core: QueueCore::new(capacity, NAMES),
+            core: QueueCore::new(Some(capacity), NAMES),
         }
     }
 
     /// A queue with no bound: `put` never waits.
     pub fn unbounded() -> Queue<T> {
         Queue {
-            core: QueueCore::new(usize::MAX, NAMES),
+            core: QueueCore::new(None, NAMES),
         }
     }
 }

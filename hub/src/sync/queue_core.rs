@@ -191,7 +191,10 @@ fn wake_getter(getter: Option<TaskRef>) {
 
 /// A queue of capacity `cap` over the buffer `B`.
 pub(crate) struct QueueCore<T, B> {
+    /// The bound; `usize::MAX` for an unbounded queue too.
     cap: usize,
+    /// Made with a bound (which may be `usize::MAX`).
+    bounded: bool,
     closed: Cell<bool>,
     get_what: WaitKind,
     put_what: WaitKind,
@@ -202,8 +205,8 @@ impl<T, B: Buffer<T>> fmt::Debug for QueueCore<T, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Queue");
         d.field("len", &self.len());
-        if self.cap != usize::MAX {
-            d.field("capacity", &self.cap);
+        if let Some(cap) = self.capacity() {
+            d.field("capacity", &cap);
         }
         d.field("closed", &self.closed.get())
             .field("getters", &self.getters())
@@ -219,9 +222,13 @@ pub(crate) struct Names {
 }
 
 impl<T, B: Buffer<T>> QueueCore<T, B> {
-    pub(crate) fn new(cap: usize, names: Names) -> Self {
+    /// A queue holding at most `cap` items; `None`: unbounded.
+    pub(crate) fn new(cap: Option<usize>, names: Names) -> Self {
+        let bounded = cap.is_some();
+        let cap = cap.unwrap_or(usize::MAX);
         QueueCore {
             cap,
+            bounded,
             closed: Cell::new(false),
             get_what: WaitKind::Sync(names.get),
             put_what: WaitKind::Sync(names.put),
@@ -506,7 +513,7 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
     }
 
     pub(crate) fn capacity(&self) -> Option<usize> {
-        (self.cap != usize::MAX).then_some(self.cap)
+        self.bounded.then_some(self.cap)
     }
 
     pub(crate) fn is_full(&self) -> bool {

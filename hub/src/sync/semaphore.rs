@@ -72,8 +72,9 @@ impl fmt::Debug for Semaphore {
 pub struct SemaphoreGuard<'a> {
     sem: &'a Semaphore,
     /// The most free permits a release may leave: a
-    /// [`BoundedSemaphore`](super::BoundedSemaphore)'s bound, else no limit.
-    pub(super) bound: usize,
+    /// [`BoundedSemaphore`](super::BoundedSemaphore)'s bound, else `None`
+    /// (no limit).
+    pub(super) bound: Option<usize>,
 }
 
 impl fmt::Debug for SemaphoreGuard<'_> {
@@ -93,8 +94,10 @@ impl SemaphoreGuard<'_> {
 impl Drop for SemaphoreGuard<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.sem.at_bound(self.bound) {
-            released_too_often(self.bound);
+        if let Some(bound) = self.bound
+            && self.sem.at_bound(bound)
+        {
+            released_too_often(bound);
         } else {
             self.sem.release();
         }
@@ -173,7 +176,7 @@ impl Semaphore {
     fn guard(&self) -> SemaphoreGuard<'_> {
         SemaphoreGuard {
             sem: self,
-            bound: usize::MAX,
+            bound: None,
         }
     }
 
@@ -231,7 +234,9 @@ impl Semaphore {
     #[inline]
     pub fn release(&self) {
         if self.waiters.borrow().is_empty() {
-            self.permits.set(self.permits.get() + 1);
+            let n = self.permits.get().checked_add(1);
+            self.permits
+                .set(n.expect("sylvan: Semaphore released past usize::MAX free permits"));
         } else {
             self.hand_over();
         }
@@ -252,12 +257,15 @@ impl Semaphore {
         self.waiters.borrow_mut().pop_wake(hub());
     }
 
-    /// Whether a release would pass `bound` (`usize::MAX`: no bound): the
-    /// free permits, and those handed to waiters that have not run yet
-    /// (they hold them already, as gevent counts them until they run).
+    /// Whether a release would pass `bound`: the free permits, and those
+    /// handed to waiters that have not run yet (they hold them already, as
+    /// gevent counts them until they run).
     #[inline]
     pub(crate) fn at_bound(&self, bound: usize) -> bool {
-        bound != usize::MAX && self.permits.get() + self.waiters.borrow().chosen() >= bound
+        self.permits
+            .get()
+            .saturating_add(self.waiters.borrow().chosen())
+            >= bound
     }
 
     /// Free permits now.
