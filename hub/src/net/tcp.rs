@@ -11,6 +11,10 @@ use super::sealed::Target;
 use super::{ToSocketAddrs, each_addr, resolve};
 use crate::io::{Dir, Source};
 
+/// The most buffers std's `read_vectored` hands to `readv` on Linux
+/// (`UIO_MAXIOV`), the only system where a short read counts as draining.
+const IOV_MAX: usize = 1024;
+
 /// The listen backlog of [`TcpListener::bind`] (std uses 128, which drops
 /// SYNs when a thousand clients connect at once).
 const BACKLOG: libc::c_int = 1024;
@@ -598,7 +602,10 @@ impl Read for &TcpStream {
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let len = bufs.iter().map(|b| b.len()).sum();
+        // std passes at most IOV_MAX buffers to `readv` (1024 on Linux): a
+        // read that fills those has not drained the socket, so only they
+        // count towards the size asked for.
+        let len = bufs.iter().take(IOV_MAX).map(|b| b.len()).sum();
         self.inner.read_tcp(len, |mut s| s.read_vectored(bufs))
     }
 }
