@@ -138,6 +138,9 @@ impl Core {
         };
         let g = spawn(move || {
             let _member = member;
+            // Dropped first: the member's greenlet-locals are gone (their
+            // destructors may block) before it leaves the pool.
+            let _locals = crate::record::ClearLocals(crate::hub::hub().current_task());
             f()
         });
         self.members.borrow_mut()[key] = g.task().as_ref();
@@ -257,7 +260,10 @@ impl Default for Group {
 
 /// A group with a bound, as gevent's `Pool`: at most `n` of its greenlets
 /// are alive at once, and [`spawn`](Pool::spawn) parks the caller (FIFO)
-/// until a slot is free.
+/// until a slot is free. A member leaves when its body is over (its
+/// greenlet-local values dropped); the value of a detached member (its
+/// handle dropped) is dropped just after, still in its greenlet, outside the
+/// count: a destructor there that blocks lets the next member start.
 ///
 /// `Pool` is a cheap handle: clones share the same pool.
 ///
@@ -358,6 +364,12 @@ impl Pool {
     /// done until it yields an item or ends. For a feed that arrives over
     /// time, spawn the tasks from the feeding side with
     /// [`spawn`](Pool::spawn) and collect their results there.
+    ///
+    /// Results wait in input order within a window of `size` tasks
+    /// (finished or not) from the one being waited for: a slow task holds
+    /// back the start of items more than `size` after it, whereas gevent
+    /// buffers any number of results. [`imap_unordered`](Pool::imap_unordered)
+    /// keeps every slot busy.
     pub fn imap<'a, I: 'static, T: 'static>(
         &self,
         items: impl IntoIterator<Item = I> + 'a,
@@ -530,10 +542,21 @@ fn map<I: 'static, T: 'static>(
     results
 }
 
-type Spawner<'a, T> = Box<dyn FnMut(Option<(Rc<Finished>, usize)>) -> Option<Greenlet<T>> + 'a>;
+type Spawner<'a, T> = Box<dyn FnMut(Option<(Rc<Finished>, usize)>, bool) -> Step<T> + 'a>;
 
-/// Takes the next item and spawns its task (in a slot already taken);
-/// `None` when the items are exhausted (the slot is then given back).
+/// What one call of a [`Spawner`] did.
+enum Step<T: 'static> {
+    Spawned(Greenlet<T>),
+    /// The input is exhausted.
+    Exhausted,
+    /// No slot was free and the call was not to wait: the item pulled is
+    /// kept for the next call.
+    Full,
+}
+
+/// Pulls the next item, then takes a slot for it (parking for one when
+/// `wait`) and spawns its task. The input comes first, as gevent's does: an
+/// exhausted input ends the iteration without waiting for a slot.
 fn spawner<'a, I: 'static, T: 'static>(
     core: &Rc<Core>,
     items: impl IntoIterator<Item = I> + 'a,
@@ -542,15 +565,26 @@ fn spawner<'a, I: 'static, T: 'static>(
     let f = Rc::new(f);
     let core = core.clone();
     let mut items = items.into_iter();
-    Box::new(move |notify| {
-        // The slot goes back unless a task gets it: when the items are
-        // exhausted, and also when `next` panics or the caller is killed
-        // or timed out while `next` blocks.
+    let mut pending = None;
+    Box::new(move |notify, wait| {
+        let item = match pending.take().or_else(|| items.next()) {
+            Some(item) => item,
+            None => return Step::Exhausted,
+        };
+        if wait {
+            // A kill or timeout while parked here takes no slot; the item
+            // is dropped with the unwind.
+            core.acquire();
+        } else if !core.try_acquire() {
+            pending = Some(item);
+            return Step::Full;
+        }
+        // The slot goes back if spawning panics (no stack to map).
         let unused = UnusedSlot(&core);
-        let item = items.next()?;
-        std::mem::forget(unused);
         let f = f.clone();
-        Some(core.spawn_member(move || f(item), notify))
+        let g = core.spawn_member(move || f(item), notify);
+        std::mem::forget(unused);
+        Step::Spawned(g)
     })
 }
 
@@ -603,14 +637,10 @@ impl<'a, T: 'static> Imap<'a, T> {
     /// allows; with nothing running, waits for one slot.
     fn fill(&mut self) {
         while !self.exhausted && self.order.len() < self.core.size {
-            if self.order.is_empty() {
-                self.core.acquire();
-            } else if !self.core.try_acquire() {
-                break;
-            }
-            match (self.spawn)(None) {
-                Some(g) => self.order.push_back(self.running.0.insert(g)),
-                None => self.exhausted = true,
+            match (self.spawn)(None, self.order.is_empty()) {
+                Step::Spawned(g) => self.order.push_back(self.running.0.insert(g)),
+                Step::Exhausted => self.exhausted = true,
+                Step::Full => break,
             }
         }
     }
@@ -666,17 +696,14 @@ impl<'a, T: 'static> ImapUnordered<'a, T> {
 
     fn fill(&mut self) {
         while !self.exhausted && self.running.0.len() < self.core.size {
-            if self.running.0.is_empty() {
-                self.core.acquire();
-            } else if !self.core.try_acquire() {
-                break;
-            }
             let key = self.running.0.vacant_key();
-            match (self.spawn)(Some((self.finished.clone(), key))) {
-                Some(g) => {
+            let wait = self.running.0.is_empty();
+            match (self.spawn)(Some((self.finished.clone(), key)), wait) {
+                Step::Spawned(g) => {
                     self.running.0.insert(g);
                 }
-                None => self.exhausted = true,
+                Step::Exhausted => self.exhausted = true,
+                Step::Full => break,
             }
         }
     }

@@ -227,7 +227,9 @@ unsafe fn start<T: 'static, F: FnOnce() -> T + 'static>(head: NonNull<Header>, s
 
 /// Drops a greenlet's greenlet-local values when its body is over: after it
 /// returned, or while it unwinds from a panic or kill, still on its stack.
-struct ClearLocals<'a>(&'a crate::task::Task);
+/// Also used by pool members, so that their values are gone before they
+/// leave the pool.
+pub(crate) struct ClearLocals<'a>(pub(crate) &'a crate::task::Task);
 
 impl Drop for ClearLocals<'_> {
     #[inline]

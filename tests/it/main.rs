@@ -27,6 +27,7 @@ mod probes15;
 mod probes16;
 mod probes17;
 mod probes18;
+mod probes19;
 mod probes20;
 mod probes3;
 mod probes4;

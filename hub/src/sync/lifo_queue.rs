@@ -29,7 +29,11 @@ pub struct LifoQueue<T> {
 }
 
 impl<T> LifoQueue<T> {
-    /// A LIFO queue that holds at most `capacity` items.
+    /// A LIFO queue that holds at most `capacity` items. With a capacity of
+    /// zero nothing is held: each item goes from a putter's hands to a
+    /// getter, putters first come first served, as through a
+    /// [`Channel`](super::Channel) (the order needs items to wait in the
+    /// queue).
     pub fn bounded(capacity: usize) -> LifoQueue<T> {
         LifoQueue {
             core: QueueCore::new(Some(capacity), NAMES),

@@ -32,7 +32,11 @@ pub struct PriorityQueue<T: Ord> {
 }
 
 impl<T: Ord> PriorityQueue<T> {
-    /// A priority queue that holds at most `capacity` items.
+    /// A priority queue that holds at most `capacity` items. With a
+    /// capacity of zero nothing is held: each item goes from a putter's
+    /// hands to a getter, putters first come first served, as through a
+    /// [`Channel`](super::Channel) (the order needs items to wait in the
+    /// queue).
     pub fn bounded(capacity: usize) -> PriorityQueue<T> {
         PriorityQueue {
             core: QueueCore::new(Some(capacity), NAMES),
