@@ -19,6 +19,19 @@ fn nonblocking(fd: &impl AsRawFd) -> bool {
     flags & libc::O_NONBLOCK != 0
 }
 
+/// A greenlet that counts 5 ms ticks: proof that the hub was not blocked.
+fn ticker() -> (sylvan::Greenlet<()>, Rc<Cell<u32>>) {
+    let ticks = Rc::new(Cell::new(0u32));
+    let t = ticks.clone();
+    let g = sylvan::spawn(move || {
+        loop {
+            sylvan::sleep(Duration::from_millis(5));
+            t.set(t.get() + 1);
+        }
+    });
+    (g, ticks)
+}
+
 #[test]
 fn a_child_process_output_is_read_while_other_greenlets_run() {
     bounded(|| {
@@ -28,14 +41,7 @@ fn a_child_process_output_is_read_while_other_greenlets_run() {
             .spawn()
             .unwrap();
         let out = Fd::new(child.stdout.take().unwrap()).unwrap();
-        let ticks = Rc::new(Cell::new(0u32));
-        let t = ticks.clone();
-        let ticker = sylvan::spawn(move || {
-            loop {
-                sylvan::sleep(Duration::from_millis(5));
-                t.set(t.get() + 1);
-            }
-        });
+        let (ticker, ticks) = ticker();
         let lines: Vec<String> = BufReader::new(out).lines().map(Result::unwrap).collect();
         assert_eq!(lines, ["line 1", "line 2", "line 3", "line 4"]);
         // The script took at least 150 ms; the ticker ran meanwhile.
@@ -228,14 +234,7 @@ fn wait_child_parks_only_the_caller_and_reports_the_exit_code() {
             .args(["-c", "sleep 0.1; exit 3"])
             .spawn()
             .unwrap();
-        let ticks = Rc::new(Cell::new(0u32));
-        let t = ticks.clone();
-        let ticker = sylvan::spawn(move || {
-            loop {
-                sylvan::sleep(Duration::from_millis(5));
-                t.set(t.get() + 1);
-            }
-        });
+        let (ticker, ticks) = ticker();
         let status = sylvan::os::wait_child(&mut child).unwrap();
         assert_eq!(status.code(), Some(3));
         assert!(

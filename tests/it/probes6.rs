@@ -21,28 +21,10 @@ use sylvan::{
     yield_now,
 };
 
-use crate::util::{Log, bounded, is_child, quiet, run_child, yield_until};
+use crate::util::{Log, bounded, in_child, quiet, yield_until};
 
 const MS: Duration = Duration::from_millis(1);
 const LONG: Duration = Duration::from_secs(10);
-
-/// Runs `body` in a re-executed child process (for tests that raise
-/// signals), bounded there; the parent checks that the child passed.
-fn in_child(path: &str, name: &str, body: impl FnOnce()) {
-    if is_child(name) {
-        bounded(body);
-        println!("PROBE ok");
-        return;
-    }
-    let out = run_child(path, name);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("PROBE ok"),
-        "child {name} failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-}
 
 fn raise(sig: i32) {
     // SAFETY: raise only sends a signal to this thread; the tests call it
