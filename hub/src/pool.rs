@@ -327,6 +327,11 @@ impl Pool {
     /// Spawns `f` in the pool, first parking the caller (FIFO among
     /// spawners) while the pool is full.
     ///
+    /// A member that spawns into (or maps over) its own full pool waits for
+    /// a slot that only members can free: when every member does, nothing
+    /// can run again, and a greenlet waiting on them (main in `join`)
+    /// panics with "would block forever", as gevent raises `LoopExit`.
+    ///
     /// # Panics
     ///
     /// As [`spawn`], when no stack can be mapped. Called while
