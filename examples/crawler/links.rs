@@ -268,40 +268,42 @@ impl<'a> LinkEmitter<'a> {
         self.spaces.last() == Some(&Space::Foreign)
     }
 
-    /// Keeps `spaces` in step with a complete start (`start`) or end tag
-    /// named `tag`; true when the tag opened a space (it is then a foreign
-    /// element, never one whose contents are raw text: SVG's `title` is
-    /// not HTML's).
-    fn track_space(&mut self, tag: &[u8], start: bool) -> bool {
-        let opens = match tag {
+    /// Keeps `spaces` in step with the current tag, complete: a start tag
+    /// (`start`) or an end tag. True when a start tag opened a space (it is
+    /// then a foreign element, never one whose contents are raw text: SVG's
+    /// `title` is not HTML's).
+    fn track_space(&mut self, start: bool) -> bool {
+        let foreign = self.in_foreign();
+        let tag = self.tag.as_slice();
+        let space = match tag {
             b"svg" | b"math" => Some(Space::Foreign),
-            t if self.in_foreign() && integration_point(t) => Some(Space::Html),
+            t if integration_point(t) => Some(Space::Html),
             _ => None,
         };
-        if start {
-            if self.in_foreign() && breaks_out(tag) {
-                // Back to HTML: foreign elements up to the nearest
-                // integration point are closed.
-                while self.spaces.last() == Some(&Space::Foreign) {
-                    self.spaces.pop();
-                }
-            } else if let Some(space) = opens {
+        if !start {
+            if space.is_some() && self.spaces.last() == space.as_ref() {
+                self.spaces.pop();
+            }
+            return false;
+        }
+        if foreign && breaks_out(tag) {
+            // Back to HTML: foreign elements up to the nearest integration
+            // point are closed.
+            while self.spaces.last() == Some(&Space::Foreign) {
+                self.spaces.pop();
+            }
+            return false;
+        }
+        // An integration point opens HTML only inside foreign content.
+        match space.filter(|&s| s == Space::Foreign || foreign) {
+            Some(space) => {
                 if !self.self_closing && self.spaces.len() < MAX_SPACES {
                     self.spaces.push(space);
                 }
-                return true;
+                true
             }
-        } else {
-            let closes = match tag {
-                b"svg" | b"math" => Some(Space::Foreign),
-                t if integration_point(t) => Some(Space::Html),
-                _ => None,
-            };
-            if closes.is_some() && self.spaces.last() == closes.as_ref() {
-                self.spaces.pop();
-            }
+            None => false,
         }
-        false
     }
 
     /// The current attribute ended: if it was the wanted one, its value is
@@ -382,16 +384,12 @@ impl Emitter for LinkEmitter<'_> {
     fn emit_current_tag(&mut self) -> Option<State> {
         self.end_attribute();
         if !self.is_start_tag {
-            let tag = std::mem::take(&mut self.tag);
-            self.track_space(&tag, false);
-            self.tag = tag;
+            self.track_space(false);
             self.last_start_tag.clear();
             return None;
         }
         self.finish_start_tag();
-        let tag = std::mem::take(&mut self.tag);
-        let opened = self.track_space(&tag, true);
-        self.tag = tag;
+        let opened = self.track_space(true);
         // The name is cleared when the next tag starts: swap, not copy.
         std::mem::swap(&mut self.last_start_tag, &mut self.tag);
         if opened || self.in_foreign() {
@@ -560,10 +558,9 @@ fn normalize(base: &Url, raw: &str, query_encoding: Option<&'static Encoding>) -
 /// The encoding named by the `charset` parameter of a Content-Type value,
 /// if the Encoding Standard knows the label.
 pub fn charset_param(content_type: &[u8]) -> Option<&'static Encoding> {
-    let lower = content_type.to_ascii_lowercase();
-    let at = lower
+    let at = content_type
         .windows(8)
-        .position(|w| w == b"charset=")
+        .position(|w| w.eq_ignore_ascii_case(b"charset="))
         .map(|i| i + 8)?;
     let rest = &content_type[at..];
     let rest = rest.strip_prefix(b"\"").unwrap_or(rest);
