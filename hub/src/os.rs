@@ -198,9 +198,16 @@ impl<T: AsRawFd> Fd<T> {
     /// that never comes. (Dropping such an `Fd` touches neither the
     /// replacement nor a file that took the old descriptor number.)
     pub fn get_mut(&mut self) -> &mut T {
-        self.io
+        self.parts().1
+    }
+
+    /// The source and the object, borrowed apart.
+    fn parts(&mut self) -> (&Source<Raw>, &mut T) {
+        let io = self
+            .io
             .as_mut()
-            .expect("the object is there until into_inner")
+            .expect("the object is there until into_inner");
+        (&self.source, io)
     }
 
     /// Deregisters the descriptor, restores its original flags (blocking
@@ -237,11 +244,8 @@ impl<T: AsRawFd> Fd<T> {
         &mut self,
         mut op: impl FnMut(&mut T) -> io::Result<R>,
     ) -> io::Result<R> {
-        let io = self
-            .io
-            .as_mut()
-            .expect("the object is there until into_inner");
-        self.source.do_io(Dir::Read, "read", |_| op(io))
+        let (source, io) = self.parts();
+        source.do_io(Dir::Read, "read", |_| op(io))
     }
 
     /// Runs `op` until it does not fail with `WouldBlock`, parking the
@@ -265,11 +269,8 @@ impl<T: AsRawFd> Fd<T> {
         &mut self,
         mut op: impl FnMut(&mut T) -> io::Result<R>,
     ) -> io::Result<R> {
-        let io = self
-            .io
-            .as_mut()
-            .expect("the object is there until into_inner");
-        self.source.do_io(Dir::Write, "write", |_| op(io))
+        let (source, io) = self.parts();
+        source.do_io(Dir::Write, "write", |_| op(io))
     }
 
     /// Sets the longest a read may park; `None` (the default) waits without
