@@ -20,7 +20,7 @@ mod report;
 mod robots;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -48,7 +48,9 @@ struct Args {
     /// Stop after this many pages.
     #[arg(long, default_value_t = 100_000)]
     max_pages: usize,
-    /// Do not follow links deeper than this (start URLs are depth 0).
+    /// Fetch pages at most this many links from a start URL, by the
+    /// shortest path (start URLs are depth 0; a redirect's target has its
+    /// origin's depth).
     #[arg(long, default_value_t = 64)]
     max_depth: u32,
     /// Greenlets fetching at once (the Pool size).
@@ -154,12 +156,16 @@ struct Crawl {
     limits: Limits,
     agent: ureq::Agent,
     report: RefCell<Report>,
-    /// Every URL queued (or reached by a redirect), as text.
-    seen: RefCell<HashSet<Box<str>>>,
+    /// Every in-scope URL found, as text, to its entry in `known`.
+    index: RefCell<HashMap<Box<str>, u32>>,
+    known: RefCell<Vec<Known>>,
+    /// URLs queued or reached by a redirect (what `--max-pages` counts).
+    admitted: Cell<usize>,
     /// The start URLs' hosts: a handful, so a list.
     hosts: Vec<String>,
     /// robots.txt rules by origin, set once fetched.
     robots: RefCell<HashMap<String, Rc<AsyncResult<Rc<Robots>>>>>,
+    /// Pages to fetch, with their entry in `known`.
     frontier: Queue<(Url, u32)>,
     /// The links of the page being parsed, kept between pages: a fresh
     /// vector grows through sizes that glibc serves from its slower bins.
@@ -171,39 +177,167 @@ struct Crawl {
     output_failed: Cell<bool>,
 }
 
+/// What the crawl knows of an in-scope URL.
+///
+/// `--max-depth` counts the shortest path from a start URL. Pages are
+/// fetched concurrently, so the first path found to a page is not always
+/// the shortest: a slow page may turn out to be a shorter way to a page
+/// fetched already. Each fetched page therefore keeps the entries its links
+/// and redirect lead to, and a shorter path found later shortens theirs too,
+/// queueing the pages that were too deep before (each URL is still fetched
+/// at most once). Four bytes per link found, in scope.
+struct Known {
+    /// Links from a start URL on the shortest path found so far (a
+    /// redirect's target has its origin's depth).
+    depth: u32,
+    reach: Reach,
+}
+
+enum Reach {
+    /// Found only deeper than `--max-depth`: not queued (yet).
+    TooDeep(Url),
+    /// Queued, being fetched, or fetched without links or redirect: its
+    /// links are offered at the depth it has when they are found.
+    Queued,
+    /// Fetched: where its links lead (redirect targets marked [`HOP`]).
+    Done(Box<[u32]>),
+}
+
+/// Marks a redirect in [`Reach::Done`]: its target keeps the same depth.
+const HOP: u32 = 1 << 31;
+
+/// What [`Crawl::discover`] made of a URL.
+enum Found {
+    /// Out of scope, past `--max-pages`, or the crawl stopped.
+    Refused,
+    /// Known before (its depth shortened if this path is shorter), or too
+    /// deep.
+    Known(u32),
+    /// New and admitted: the caller queues or follows it.
+    New(u32),
+}
+
 impl Crawl {
-    /// Marks `url` seen and returns true unless it was seen already, is out
-    /// of scope, or the page limit is reached.
-    fn admit(&self, url: &Url) -> bool {
+    /// Looks `url`, found at `depth`, up among the URLs known, adding it if
+    /// new.
+    fn discover(&self, url: &Url, depth: u32) -> Found {
         if self.stopped.get() {
-            return false;
+            return Found::Refused;
         }
         if !self.args.all_hosts
             && !url
                 .host_str()
                 .is_some_and(|h| self.hosts.iter().any(|s| s == h))
         {
-            return false;
+            return Found::Refused;
         }
-        // Most links point at pages already seen: look up before copying
-        // the URL for the set.
-        let mut seen = self.seen.borrow_mut();
+        // Most links point at pages known already: look up before copying
+        // the URL for the index.
         let key = links::shown(url);
-        if seen.len() >= self.args.max_pages || seen.contains(key.as_ref()) {
-            return false;
+        let known = self.index.borrow().get(key.as_ref()).copied();
+        if let Some(id) = known {
+            self.shorten(id, depth);
+            return Found::Known(id);
         }
-        seen.insert(key.into());
-        true
+        let too_deep = depth > self.args.max_depth;
+        if !too_deep && self.admitted.get() >= self.args.max_pages {
+            return Found::Refused;
+        }
+        let mut all = self.known.borrow_mut();
+        // Ids fit in 31 bits (see `HOP`): past that, refuse.
+        let Some(id) = u32::try_from(all.len()).ok().filter(|id| id & HOP == 0) else {
+            return Found::Refused;
+        };
+        let reach = if too_deep {
+            Reach::TooDeep(url.clone())
+        } else {
+            self.admitted.set(self.admitted.get() + 1);
+            Reach::Queued
+        };
+        all.push(Known { depth, reach });
+        self.index.borrow_mut().insert(key.into(), id);
+        if too_deep {
+            Found::Known(id)
+        } else {
+            Found::New(id)
+        }
     }
 
-    /// Queues `url` unless too deep or not admitted.
-    fn offer(&self, url: Url, depth: u32) {
-        if depth > self.args.max_depth || !self.admit(&url) {
+    /// Queues `url`, a link found at `depth`, unless known, too deep or
+    /// refused; returns its entry.
+    fn offer(&self, url: Url, depth: u32) -> Option<u32> {
+        match self.discover(&url, depth) {
+            Found::Refused => None,
+            Found::Known(id) => Some(id),
+            Found::New(id) => {
+                self.enqueue(url, id);
+                Some(id)
+            }
+        }
+    }
+
+    fn enqueue(&self, url: Url, id: u32) {
+        self.pending.set(self.pending.get() + 1);
+        if self.frontier.put((url, id)).is_err() {
+            self.done_one();
+        }
+    }
+
+    /// The depth of entry `id` now.
+    fn depth(&self, id: u32) -> u32 {
+        self.known.borrow()[id as usize].depth
+    }
+
+    /// Entry `id` was fetched: `to` are the entries its links (or redirect)
+    /// lead to.
+    fn fetched(&self, id: u32, to: Vec<u32>) {
+        if !to.is_empty() {
+            self.known.borrow_mut()[id as usize].reach = Reach::Done(to.into());
+        }
+    }
+
+    /// A path of `depth` links to entry `id` was found: when shorter than
+    /// the one known, it becomes its depth, and the pages it leads to get
+    /// shorter paths too; those that were too deep and no longer are get
+    /// queued.
+    fn shorten(&self, id: u32, depth: u32) {
+        let mut work = vec![(id, depth)];
+        let mut queue = Vec::new();
+        {
+            let mut all = self.known.borrow_mut();
+            while let Some((id, depth)) = work.pop() {
+                let k = &mut all[id as usize];
+                if depth >= k.depth {
+                    continue;
+                }
+                k.depth = depth;
+                match &k.reach {
+                    Reach::TooDeep(_)
+                        if depth <= self.args.max_depth
+                            && self.admitted.get() < self.args.max_pages =>
+                    {
+                        self.admitted.set(self.admitted.get() + 1);
+                        if let Reach::TooDeep(url) = std::mem::replace(&mut k.reach, Reach::Queued)
+                        {
+                            queue.push((url, id));
+                        }
+                    }
+                    Reach::TooDeep(_) | Reach::Queued => {}
+                    Reach::Done(to) => work.extend(to.iter().map(|&t| {
+                        if t & HOP != 0 {
+                            (t & !HOP, depth)
+                        } else {
+                            (t, depth + 1)
+                        }
+                    })),
+                }
+            }
+        }
+        if self.stopped.get() {
             return;
         }
-        self.pending.set(self.pending.get() + 1);
-        if self.frontier.put((url, depth)).is_err() {
-            self.done_one();
+        for (url, id) in queue {
+            self.enqueue(url, id);
         }
     }
 
@@ -269,20 +403,21 @@ impl Crawl {
 
     /// Visits `url` and the redirects it leads to (each hop admitted as a
     /// link is: seen once, in scope, allowed by robots.txt).
-    fn visit(&self, url: &Url, depth: u32) {
-        let Some(mut next) = self.visit_one(url, depth, &[]) else {
+    fn visit(&self, url: &Url, id: u32) {
+        let Some((mut next, mut next_id)) = self.visit_one(url, id, &[]) else {
             return;
         };
         let mut chain = vec![url.clone()];
-        while let Some(after) = self.visit_one(&next, depth, &chain) {
+        while let Some((after, after_id)) = self.visit_one(&next, next_id, &chain) {
             chain.push(std::mem::replace(&mut next, after));
+            next_id = after_id;
         }
     }
 
-    /// Fetches one page (with retries) and queues its links. A redirect
-    /// returns its target when that is to be visited next; `chain` holds
-    /// the pages whose redirects led here.
-    fn visit_one(&self, url: &Url, depth: u32, chain: &[Url]) -> Option<Url> {
+    /// Fetches one page, entry `id` (with retries), and queues its links.
+    /// A redirect returns its target and entry when that is to be visited
+    /// next; `chain` holds the pages whose redirects led here.
+    fn visit_one(&self, url: &Url, id: u32, chain: &[Url]) -> Option<(Url, u32)> {
         let started = Instant::now();
         // A redirect's target (declared before `page`, which shows it).
         let target: Url;
@@ -319,11 +454,26 @@ impl Crawl {
                         shown_target = links::shown(&target);
                         page.redirect = Some(&shown_target);
                         let refused = self.refuse_hop(url, &target, chain);
-                        let follow = refused.is_none();
-                        page.error = refused.map(|e| ("redirect", e));
                         page.elapsed = started.elapsed();
+                        let next = match refused {
+                            Some(e) => {
+                                page.error = Some(("redirect", e));
+                                None
+                            }
+                            None => match self.discover(&target, self.depth(id)) {
+                                Found::Refused => None,
+                                Found::Known(to) => {
+                                    self.fetched(id, vec![to | HOP]);
+                                    None
+                                }
+                                Found::New(to) => {
+                                    self.fetched(id, vec![to | HOP]);
+                                    Some(to)
+                                }
+                            },
+                        };
                         self.record(&page);
-                        return (follow && self.admit(&target)).then_some(target);
+                        return next.map(|to| (target, to));
                     }
                     Err(e) => page.error = Some(("redirect", e)),
                 }
@@ -337,9 +487,14 @@ impl Crawl {
                         page.error = Some(("parse", e));
                     }
                     page.links = found.len();
-                    for link in found.drain(..) {
-                        self.offer(link, depth + 1);
-                    }
+                    // Read now: a shorter path may have been found while
+                    // the page was fetched.
+                    let depth = self.depth(id) + 1;
+                    let to = found
+                        .drain(..)
+                        .filter_map(|link| self.offer(link, depth))
+                        .collect();
+                    self.fetched(id, to);
                     *self.found.borrow_mut() = found;
                 }
                 fetch::recycle(f.body);
@@ -547,7 +702,9 @@ fn run(args: Args) -> io::Result<Finished> {
         agent: fetch::agent(&limits, &args.user_agent, args.concurrency),
         limits,
         report: RefCell::new(Report::new(out, progress)),
-        seen: RefCell::new(HashSet::new()),
+        index: RefCell::new(HashMap::new()),
+        known: RefCell::new(Vec::new()),
+        admitted: Cell::new(0),
         hosts: {
             let mut hosts: Vec<String> = starts
                 .iter()
@@ -603,7 +760,7 @@ fn run(args: Args) -> io::Result<Finished> {
         });
     }
 
-    while let Some((url, depth)) = crawl.frontier.get() {
+    while let Some((url, id)) = crawl.frontier.get() {
         if crawl.stopped.get() {
             crawl.done_one();
             continue;
@@ -616,7 +773,7 @@ fn run(args: Args) -> io::Result<Finished> {
         let g = pool.spawn(move || {
             let _guard = guard;
             let _running = InFlight::start(&c);
-            c.visit(&url, depth);
+            c.visit(&url, id);
         });
         // A bug or a hostile page that makes the visit panic is counted and
         // reported; the crawl goes on.

@@ -421,7 +421,6 @@ fn max_depth_is_exact() {
 }
 
 #[test]
-#[ignore = "BUG: --max-depth depends on timing: a page within the depth is missed when a longer path reached its parent first"]
 fn max_depth_counts_the_shortest_path() {
     // /x is at depth 2 (/ -> /slow -> /x), /y at depth 3. The fast path
     // / -> /b -> /c -> /x reaches /x first, at depth 3.
@@ -431,6 +430,54 @@ fn max_depth_counts_the_shortest_path() {
     );
     let r = crawl(&server, &["-c", "4", "--max-depth", "3"]);
     assert!(r.by_path().contains_key("/y"), "{:?}", r.paths());
+}
+
+#[test]
+fn a_shorter_path_found_late_reaches_pages_two_links_further() {
+    // Shortest depths: /m 2 (via /slow), /n 3, /o 4, /p 5. The fast path
+    // / -> /a -> /b -> /m finds /m at 3, /n at 4, and drops /o (5) before
+    // /slow answers: its answer must shorten /n's links too.
+    let server = Server::start(
+        r#"{"/": page(["/slow", "/a"]), "/slow": R(page(["/m"]), sleep=1.0),
+            "/a": page(["/b"]), "/b": page(["/m"]), "/m": page(["/n"]),
+            "/n": page(["/o"]), "/o": page(["/p"])}"#,
+    );
+    let r = crawl(&server, &["-c", "4", "--max-depth", "4"]);
+    assert_eq!(
+        r.paths(),
+        strs(&["/", "/slow", "/a", "/b", "/m", "/n", "/o"]),
+        "{:?}",
+        r.lines
+    );
+    assert!(
+        server.pages().values().all(|&n| n == 1),
+        "{:?}",
+        server.pages()
+    );
+}
+
+#[test]
+fn a_shorter_path_to_a_redirect_shortens_its_target() {
+    // /r redirects to /t, which keeps /r's depth: 2 by the shortest path
+    // (via /slow), so /u is at 3 and /v at 4. The fast path reaches /r at 3.
+    let server = Server::start(
+        r#"{"/": page(["/slow", "/a"]), "/slow": R(page(["/r"]), sleep=1.0),
+            "/a": page(["/b"]), "/b": page(["/r"]),
+            "/r": R("", "302 Found", headers=[("Location", "/t")]),
+            "/t": page(["/u"]), "/u": page(["/v"])}"#,
+    );
+    let r = crawl(&server, &["-c", "4", "--max-depth", "3"]);
+    assert_eq!(
+        r.paths(),
+        strs(&["/", "/slow", "/a", "/b", "/r", "/t", "/u"]),
+        "{:?}",
+        r.lines
+    );
+    assert!(
+        server.pages().values().all(|&n| n == 1),
+        "{:?}",
+        server.pages()
+    );
 }
 
 #[test]
