@@ -161,6 +161,10 @@ struct Crawl {
     known: RefCell<Vec<Known>>,
     /// URLs queued or reached by a redirect (what `--max-pages` counts).
     admitted: Cell<usize>,
+    /// What is left of [`PATHS_BUDGET`].
+    paths_left: Cell<usize>,
+    /// The budget ran out: nothing more is kept.
+    paths_full: Cell<bool>,
     /// The start URLs' hosts: a handful, so a list.
     hosts: Vec<String>,
     /// robots.txt rules by origin, set once fetched.
@@ -185,7 +189,8 @@ struct Crawl {
 /// fetched already. Each fetched page therefore keeps the entries its links
 /// and redirect lead to, and a shorter path found later shortens theirs too,
 /// queueing the pages that were too deep before (each URL is still fetched
-/// at most once). Four bytes per link found, in scope.
+/// at most once). Four bytes per distinct in-scope link of each page, up
+/// to [`PATHS_BUDGET`].
 struct Known {
     /// Links from a start URL on the shortest path found so far (a
     /// redirect's target has its origin's depth).
@@ -202,6 +207,12 @@ enum Reach {
     /// Fetched: where its links lead (redirect targets marked [`HOP`]).
     Done(Box<[u32]>),
 }
+
+/// The memory kept for finding shorter paths (links and too-deep URLs):
+/// 64 MiB holds 16 million links, 160 per page at the default
+/// `--max-pages`, while a hostile site whose every page links to every
+/// other cannot grow it further.
+const PATHS_BUDGET: usize = 64 << 20;
 
 /// Marks a redirect in [`Reach::Done`]: its target keeps the same depth.
 const HOP: u32 = 1 << 31;
@@ -240,6 +251,9 @@ impl Crawl {
             return Found::Known(id);
         }
         let too_deep = depth > self.args.max_depth;
+        if too_deep && !self.spend(size_of::<Known>() + key.len()) {
+            return Found::Refused;
+        }
         if !too_deep && self.admitted.get() >= self.args.max_pages {
             return Found::Refused;
         }
@@ -290,10 +304,30 @@ impl Crawl {
 
     /// Entry `id` was fetched: `to` are the entries its links (or redirect)
     /// lead to.
-    fn fetched(&self, id: u32, to: Vec<u32>) {
-        if !to.is_empty() {
+    fn fetched(&self, id: u32, mut to: Vec<u32>) {
+        to.sort_unstable();
+        to.dedup();
+        if !to.is_empty() && self.spend(to.len() * size_of::<u32>()) {
             self.known.borrow_mut()[id as usize].reach = Reach::Done(to.into());
         }
+    }
+
+    /// Takes `bytes` from [`PATHS_BUDGET`]; false (said once) when it is
+    /// spent.
+    fn spend(&self, bytes: usize) -> bool {
+        let left = self.paths_left.get();
+        if !self.paths_full.get() && left >= bytes {
+            self.paths_left.set(left - bytes);
+            return true;
+        }
+        if !self.paths_full.replace(true) {
+            eprintln!(
+                "crawler: {} MiB of links kept for --max-depth; pages found from now on \
+                 count the path by which they were first found",
+                PATHS_BUDGET >> 20
+            );
+        }
+        false
     }
 
     /// A path of `depth` links to entry `id` was found: when shorter than
@@ -705,6 +739,8 @@ fn run(args: Args) -> io::Result<Finished> {
         index: RefCell::new(HashMap::new()),
         known: RefCell::new(Vec::new()),
         admitted: Cell::new(0),
+        paths_left: Cell::new(PATHS_BUDGET),
+        paths_full: Cell::new(false),
         hosts: {
             let mut hosts: Vec<String> = starts
                 .iter()
