@@ -41,8 +41,9 @@ struct Core {
     /// Free slots of a pool; `None` for a group (no bound).
     slots: Option<Semaphore>,
     size: usize,
-    /// Greenlets alive in the group.
-    members: RefCell<Slab<TaskRef>>,
+    /// Greenlets alive in the group, each with whether a `kill` of the
+    /// group has shot it already (gevent's `dying` set).
+    members: RefCell<Slab<(TaskRef, bool)>>,
     /// Woken when the group becomes empty.
     empty: RefCell<WaitList<()>>,
     /// Woken whenever a member leaves.
@@ -130,7 +131,10 @@ impl Core {
         f: impl FnOnce() -> T + 'static,
         notify: Option<(Rc<Finished>, usize)>,
     ) -> Greenlet<T> {
-        let key = self.members.borrow_mut().insert(TaskRef { key: 0, id: 0 });
+        let key = self
+            .members
+            .borrow_mut()
+            .insert((TaskRef { key: 0, id: 0 }, false));
         let member = Member {
             core: self.clone(),
             key,
@@ -143,7 +147,7 @@ impl Core {
             let _locals = crate::record::ClearLocals(crate::hub::hub().current_task());
             f()
         });
-        self.members.borrow_mut()[key] = g.task().as_ref();
+        self.members.borrow_mut()[key].0 = g.task().as_ref();
         g
     }
 
@@ -174,23 +178,28 @@ impl Core {
         let hub = hub();
         let me = hub.current();
         let mut member_self = false;
-        // Each member is killed once per call, as gevent's Group.kill keeps
-        // its `dying` set: one that catches its kill is waited for, not
-        // shot again at every other member's exit.
-        let mut shot: Vec<u64> = Vec::new();
+        // Each member is shot once, as by gevent's Group.kill, which keeps
+        // a `dying` set for the group's lifetime: one that catches its kill
+        // is waited for, not shot again at every other member's exit, nor
+        // by a later `kill` of the group (say after one under a timeout).
         loop {
-            let targets: Vec<TaskRef> = self.members.borrow().iter().map(|(_, r)| *r).collect();
-            let others: Vec<TaskRef> = targets.into_iter().filter(|r| *r != me).collect();
-            member_self = member_self || self.len() > others.len();
-            if others.is_empty() {
-                break;
-            }
-            for r in &others {
-                if shot.contains(&r.id) {
+            let mut targets: Vec<TaskRef> = Vec::new();
+            let mut others = 0;
+            for (_, (r, shot)) in self.members.borrow_mut().iter_mut() {
+                if *r == me {
+                    member_self = true;
                     continue;
                 }
-                shot.push(r.id);
-                if let Some(task) = hub.lookup(*r) {
+                others += 1;
+                if !std::mem::replace(shot, true) {
+                    targets.push(*r);
+                }
+            }
+            if others == 0 {
+                break;
+            }
+            for r in targets {
+                if let Some(task) = hub.lookup(r) {
                     kill_task(hub, task);
                 }
             }
@@ -408,6 +417,11 @@ impl Pool {
     /// Kills every greenlet of the pool and waits until they are dead. When
     /// called from a member, that member is killed last (the call then
     /// unwinds it).
+    ///
+    /// Each member is killed once, as in gevent: one that catches its kill
+    /// and goes on is waited for, not killed again, also by a later `kill`
+    /// (after one stopped by a timeout, say). Kill such a greenlet again
+    /// through its own handle.
     pub fn kill(&self) {
         self.core.kill()
     }
