@@ -57,9 +57,9 @@ impl AsRawFd for Raw {
 /// a terminal's standard input is wrapped, other holders of it see it
 /// non-blocking too. `Fd`s on several descriptors of one description (a
 /// `dup`, on this thread or another) are counted: the flags are restored
-/// when the last of them goes. (The count is by file and access mode, so
-/// two separate opens of one FIFO count as one: the first to go leaves its
-/// description non-blocking.)
+/// when the last of them goes. Separate descriptions of one file (two opens
+/// of a FIFO or of `/dev/ptmx`, two `eventfd`s, which share an inode) are
+/// told apart and keep their own flags.
 ///
 /// `Read` and `Write` are implemented for `Fd<T>` when `T` has them, and for
 /// `&Fd<T>` when `&T` has them (so several greenlets can share one `Fd`).
@@ -99,21 +99,50 @@ pub struct Fd<T: AsRawFd> {
     source: Source<Raw>,
     /// `None` only after `into_inner` took it.
     io: Option<T>,
-    /// The open file description's entry in [`WRAPPED`].
+    /// The file of its open file description in [`WRAPPED`].
     key: Key,
 }
 
-/// An open file description, as far as `fstat` and `F_GETFL` tell: the
-/// file's device and inode, and the access mode.
+/// What `fstat` and `F_GETFL` tell of an open file description: the file's
+/// device and inode, and the access mode. Separate descriptions of one file
+/// have the same key (see [`same_description`]).
 type Key = (u64, u64, libc::c_int);
 
 /// An open file description wrapped by `Fd`s.
 struct Wrapped {
     key: Key,
-    /// `Fd`s alive on it, on any thread.
-    fds: usize,
+    /// The descriptors of the `Fd`s alive on it, on any thread.
+    fds: Vec<RawFd>,
     /// Its flags before the first of them set `O_NONBLOCK`, if it had to.
     restore: Option<libc::c_int>,
+}
+
+/// Whether `fd` (with status flags `flags`, not yet wrapped) and `other`
+/// (wrapped, so non-blocking) share one open file description, given that
+/// they have the same file and access mode. Status flags belong to the
+/// description: if they differ, so do the descriptions; if they agree,
+/// `O_APPEND` is flipped on `fd` for a moment to see whether `other` sees
+/// it. `O_APPEND` changes nothing for what can be wrapped (pipes, sockets,
+/// terminals, anonymous inodes), which have no file position. If the flip
+/// is refused, they are taken to be one (the flags then stay set until the
+/// last of both goes, rather than being taken from under one of them).
+fn same_description(fd: RawFd, flags: libc::c_int, other: RawFd) -> bool {
+    // SAFETY (this and the fcntl calls below): F_GETFL and F_SETFL read or
+    // change only the status flags of open descriptors (`other` belongs to
+    // a live `Fd`: the caller holds the lock its drop takes).
+    let theirs = unsafe { libc::fcntl(other, libc::F_GETFL) };
+    if theirs != flags {
+        return false;
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags ^ libc::O_APPEND) } < 0 {
+        return true;
+    }
+    // SAFETY: as above.
+    let seen = unsafe { libc::fcntl(other, libc::F_GETFL) };
+    // SAFETY: as above; puts back what was there.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, flags) };
+    seen != theirs
 }
 
 /// The descriptions wrapped now, process-wide (a dup may be wrapped on
@@ -158,14 +187,17 @@ impl<T: AsRawFd> Fd<T> {
         let key = (dev, ino, flags & libc::O_ACCMODE);
         {
             let mut all = wrapped();
+            let shared = all
+                .iter_mut()
+                .find(|w| w.key == key && same_description(fd, flags, w.fds[0]));
             if flags & libc::O_NONBLOCK == 0 {
                 set_flags(fd, flags | libc::O_NONBLOCK)?;
             }
-            match all.iter_mut().find(|w| w.key == key) {
-                Some(w) => w.fds += 1,
+            match shared {
+                Some(w) => w.fds.push(fd),
                 None => all.push(Wrapped {
                     key,
-                    fds: 1,
+                    fds: vec![fd],
                     restore: (flags & libc::O_NONBLOCK == 0).then_some(flags),
                 }),
             }
@@ -177,7 +209,7 @@ impl<T: AsRawFd> Fd<T> {
                 key,
             }),
             Err(e) => {
-                release(key, Some(fd));
+                release(key, fd, true);
                 Err(refused(e, fd))
             }
         }
@@ -324,21 +356,23 @@ impl<T: AsRawFd> Fd<T> {
         if !same {
             self.source.set_stale();
         }
-        release(self.key, same.then_some(registered));
+        release(self.key, registered, same);
     }
 }
 
-/// Drops one `Fd`'s count on the description `key`; the last restores its
-/// flags through `fd`, when given.
-fn release(key: Key, fd: Option<RawFd>) {
+/// Drops the `Fd` on `fd` from its description's entry (file `key`); the
+/// last restores the description's flags through `fd` if `restore` (the
+/// descriptor is still the file that was wrapped).
+fn release(key: Key, fd: RawFd, restore: bool) {
     let mut all = wrapped();
-    let Some(at) = all.iter().position(|w| w.key == key) else {
+    let Some(at) = all.iter().position(|w| w.key == key && w.fds.contains(&fd)) else {
         return;
     };
-    all[at].fds -= 1;
-    if all[at].fds == 0 {
+    let fds = &mut all[at].fds;
+    fds.swap_remove(fds.iter().position(|&f| f == fd).expect("found above"));
+    if fds.is_empty() {
         let w = all.swap_remove(at);
-        if let (Some(flags), Some(fd)) = (w.restore, fd) {
+        if let (Some(flags), true) = (w.restore, restore) {
             // Best effort: the descriptor is open (we own it), so this
             // fails only if the kernel refuses flags it gave us.
             let _ = set_flags(fd, flags);

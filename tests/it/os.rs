@@ -198,6 +198,51 @@ fn into_inner_and_drop_restore_the_original_flags() {
 }
 
 #[test]
+fn two_opens_of_one_fifo_keep_their_own_flags_and_dups_share_theirs() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::env::temp_dir().join(format!("sylvan-os-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let path = dir.join("fifo");
+    let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(cpath.as_ptr(), 0o600) }, 0);
+    bounded(|| {
+        // Two read ends of one FIFO: one file, same access mode, two open
+        // file descriptions, the first non-blocking and the second not.
+        // (The writer lets the blocking open return at once.)
+        let open_read = |flags| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(flags)
+                .open(&path)
+                .unwrap()
+        };
+        let first = open_read(libc::O_NONBLOCK);
+        let writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let second = open_read(0);
+        assert!(nonblocking(&first) && !nonblocking(&second));
+        let second_dup = second.try_clone().unwrap();
+        let first = Fd::new(first).unwrap();
+        let second = Fd::new(second).unwrap();
+        let second_dup = Fd::new(second_dup).unwrap();
+        // A dup shares its description's flags: the first of the two to
+        // go leaves them to the other.
+        let second_dup = second_dup.into_inner();
+        assert!(nonblocking(&second_dup), "still wrapped through `second`");
+        let second = second.into_inner();
+        assert!(!nonblocking(&second), "the second open is blocking again");
+        let first = first.into_inner();
+        assert!(
+            nonblocking(&first),
+            "the first open was non-blocking: left so"
+        );
+        drop((first, second, second_dup, writer));
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_regular_file_is_refused_with_a_clear_error() {
     let path = std::env::temp_dir().join(format!("sylvan-os-{}", std::process::id()));
     std::fs::write(&path, b"data").unwrap();
