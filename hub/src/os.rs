@@ -127,9 +127,9 @@ struct Wrapped {
 /// is refused, they are taken to be one (the flags then stay set until the
 /// last of both goes, rather than being taken from under one of them).
 fn same_description(fd: RawFd, flags: libc::c_int, other: RawFd) -> bool {
-    // SAFETY (this and the fcntl calls below): F_GETFL and F_SETFL read or
-    // change only the status flags of open descriptors (`other` belongs to
-    // a live `Fd`: the caller holds the lock its drop takes).
+    // SAFETY: F_GETFL and F_SETFL (here and below) read or change only the
+    // status flags of a descriptor (`other` belongs to a live `Fd`: the
+    // caller holds the lock its drop takes).
     let theirs = unsafe { libc::fcntl(other, libc::F_GETFL) };
     if theirs != flags {
         return false;
