@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
@@ -130,6 +131,14 @@ impl From<Elapsed> for io::Error {
 /// });
 /// assert!(g.join().unwrap_err().is_timeout());
 /// ```
+///
+/// `!Send`: it belongs to the hub of the thread that armed it (dropped on
+/// another thread, it could not cancel anything).
+///
+/// ```compile_fail
+/// let t = sylvan_hub::Timeout::start(std::time::Duration::from_secs(1));
+/// std::thread::spawn(move || drop(t));
+/// ```
 #[derive(Debug)]
 #[must_use = "a Timeout is disarmed when dropped: keep the guard (`let _t = Timeout::start(d);`)"]
 pub struct Timeout {
@@ -139,6 +148,7 @@ pub struct Timeout {
     owner: TaskRef,
     /// The `Hub::uid` of the hub whose timers hold `timer`.
     hub_uid: u64,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl Timeout {
@@ -163,6 +173,7 @@ impl Timeout {
             timer: Some(timer),
             owner,
             hub_uid: hub.uid,
+            _not_send: PhantomData,
         }
     }
 
