@@ -4,6 +4,7 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mio::unix::SourceFd;
@@ -30,6 +31,41 @@ pub(crate) struct Poller {
     poll: Poll,
     events: Events,
     waker: Arc<Waker>,
+    /// [`FORKS`] when it was made.
+    forks: u64,
+}
+
+/// Bumped in the child of each `fork`. An epoll instance made before a fork
+/// is shared with the parent: what the child adds to it, removes from it or
+/// takes from it (edge-triggered events are reported once) would be the
+/// parent's loss. So a hub whose poller predates the fork does no IO in the
+/// child (registering fails, naming fork), leaves the registrations alone
+/// when its sockets drop (the parent's are the same), and never polls it;
+/// its timers and greenlets still run, so the child can clean up and exit
+/// (or exec). A hub made after the fork (another thread) is unaffected.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts forks from now on (once per process).
+fn watch_forks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    extern "C" fn child() {
+        FORKS.fetch_add(1, Ordering::Relaxed);
+    }
+    ONCE.call_once(|| {
+        // SAFETY: `child` is async-signal-safe (one atomic add), as a fork
+        // handler must be; registering has no other effect.
+        unsafe { libc::pthread_atfork(None, None, Some(child)) };
+    });
+}
+
+/// The error of IO through a poller made before a `fork` (see [`FORKS`]).
+#[cold]
+fn forked() -> io::Error {
+    io::Error::other(
+        "sylvan: this thread's hub was made before fork(); its poller is shared with the \
+         parent process, so the forked child cannot do IO through it (exec a program, or do \
+         the IO before forking)",
+    )
 }
 
 impl std::fmt::Debug for Poller {
@@ -40,12 +76,14 @@ impl std::fmt::Debug for Poller {
 
 impl Poller {
     pub(crate) fn new() -> io::Result<Poller> {
+        watch_forks();
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
         Ok(Poller {
             poll,
             events: Events::with_capacity(1024),
             waker,
+            forks: FORKS.load(Ordering::Relaxed),
         })
     }
 
@@ -64,6 +102,7 @@ impl Poller {
     pub(crate) fn registrar(&self) -> io::Result<Registrar> {
         Ok(Registrar {
             registry: self.registry().try_clone()?,
+            forks: self.forks,
         })
     }
 
@@ -78,6 +117,17 @@ impl Poller {
         timeout: Option<Duration>,
         mut f: impl FnMut(Ready),
     ) -> io::Result<bool> {
+        if FORKS.load(Ordering::Relaxed) != self.forks {
+            // A forked child: the epoll is the parent's too. Only timers
+            // can wake this hub now.
+            return match timeout {
+                Some(t) => {
+                    std::thread::sleep(t);
+                    Ok(true)
+                }
+                None => Err(forked()),
+            };
+        }
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(false),
@@ -104,6 +154,8 @@ impl Poller {
 /// source. The IO table (`io.rs`) is its only user.
 pub(crate) struct Registrar {
     registry: mio::Registry,
+    /// As [`Poller::forks`].
+    forks: u64,
 }
 
 impl std::fmt::Debug for Registrar {
@@ -124,12 +176,19 @@ impl Registrar {
         let interest = Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         let interest = Interest::READABLE | Interest::WRITABLE;
+        if FORKS.load(Ordering::Relaxed) != self.forks {
+            return Err(forked());
+        }
         self.registry
             .register(&mut SourceFd(&fd), Token(token), interest)
     }
 
     /// Deregisters `fd` (which must still be open).
     pub(crate) fn remove(&self, fd: RawFd) -> io::Result<()> {
+        if FORKS.load(Ordering::Relaxed) != self.forks {
+            // The parent's registration too: left alone.
+            return Ok(());
+        }
         self.registry.deregister(&mut SourceFd(&fd))
     }
 }
