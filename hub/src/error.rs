@@ -152,7 +152,10 @@ pub enum ErrorPolicy {
     /// Hand each failure to this function. It runs on the hub itself, so it
     /// must not block (a blocking call there panics): spawn a greenlet for
     /// blocking work. A panic inside it is caught and printed; it harms
-    /// neither the hub nor other greenlets.
+    /// neither the hub nor other greenlets. Joining the failed greenlet
+    /// there does not block (it is dead) and gives a copy of the failure
+    /// whose panic payload is its message: the original stays with the
+    /// [`Failure`].
     Custom(Rc<dyn Fn(&Failure<'_>)>),
 }
 
@@ -191,8 +194,9 @@ impl ErrorPolicy {
             }
             ErrorPolicy::Custom(f) => {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(failure)));
-                if r.is_err() {
+                if let Err(payload) = r {
                     eprintln!("sylvan: the custom error policy panicked while handling: {failure}");
+                    sylvan_runtime::drop_payload(payload);
                 }
             }
         }

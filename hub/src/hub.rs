@@ -241,11 +241,22 @@ thread_local! {
     static LATE_OWNER: RefCell<Option<HubOwner>> = const { RefCell::new(None) };
 }
 
-struct HubOwner(Box<Hub>);
+struct HubOwner(Option<Box<Hub>>);
 
 impl Drop for HubOwner {
     fn drop(&mut self) {
-        self.0.teardown();
+        let Some(hub) = self.0.take() else { return };
+        if hub.current.get() != MAIN {
+            // Thread-locals are being destroyed while a greenlet (or the
+            // loop) runs, on its stack: `std::process::exit` called from a
+            // greenlet runs this thread's destructors before it exits. The
+            // others cannot be unwound from here (main is suspended inside
+            // the loop): the hub is leaked as it stands, and `HUB` keeps
+            // pointing at it, and the process goes on exiting.
+            std::mem::forget(hub);
+            return;
+        }
+        hub.teardown();
         HUB.with(|h| h.set(ptr::null()));
     }
 }
@@ -261,7 +272,8 @@ pub(crate) fn hub() -> &'static Hub {
         return init_hub();
     }
     // SAFETY: a non-null HUB points into the Box owned by OWNER, which lives
-    // until HubOwner::drop, and HUB is cleared right after that teardown.
+    // until HubOwner::drop, and HUB is cleared right after that teardown
+    // (or the Box is leaked there, and lives for good).
     unsafe { &*p }
 }
 
@@ -288,7 +300,7 @@ fn init_hub() -> &'static Hub {
         Hub::new().unwrap_or_else(|e| panic!("sylvan: cannot create this thread's hub: {e}")),
     );
     let p: *const Hub = &*hub;
-    let mut owner = Some(HubOwner(hub));
+    let mut owner = Some(HubOwner(Some(hub)));
     if OWNER.try_with(|o| *o.borrow_mut() = owner.take()).is_err()
         && LATE_OWNER
             .try_with(|o| *o.borrow_mut() = owner.take())
@@ -845,6 +857,7 @@ impl Hub {
                     "sylvan: a cross-thread job panicked on the hub: {}",
                     sylvan_runtime::payload_message(&*p)
                 );
+                sylvan_runtime::drop_payload(p);
             }
         }
     }
@@ -1103,6 +1116,7 @@ impl Hub {
                 "sylvan: a destructor of main's greenlet-local values panicked at thread exit: {}",
                 sylvan_runtime::payload_message(&*panic)
             );
+            sylvan_runtime::drop_payload(panic);
         }
         self.closing.set(true);
         self.beacon.alive.store(false, Ordering::Release);
@@ -1237,6 +1251,7 @@ impl Drop for TimerGuard<'_> {
 fn drop_caught<T>(v: T, id: u64) {
     if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(v))) {
         report_drop_panic(&*p, id);
+        sylvan_runtime::drop_payload(p);
     }
 }
 

@@ -206,7 +206,9 @@ fn watchdog(
                 thread: thread.clone(),
             };
             let _serial = lock.lock();
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&report)));
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&report))) {
+                sylvan_runtime::drop_payload(p);
+            }
         }
     }
 }

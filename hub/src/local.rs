@@ -64,7 +64,10 @@ impl Locals {
             // the unwind of `drop` itself, which goes on with the rest.
             let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(values)));
             if let Err(p) = dropped {
-                first_panic.get_or_insert(p);
+                match first_panic {
+                    None => first_panic = Some(p),
+                    Some(_) => sylvan_runtime::drop_payload(p),
+                }
             }
         }
         let left = std::mem::take(&mut *list.borrow_mut());
@@ -156,7 +159,19 @@ impl<T: 'static> GreenletLocal<T> {
                 // greenlet-locals.
                 let value: Box<dyn Any> = Box::new((self.init)());
                 let p = value_ptr::<T>(&value);
-                locals.borrow_mut().push((key, value));
+                // An initializer that used this key made a value of its
+                // own meanwhile: as with `thread_local!`, the outer one
+                // wins and that one is dropped (below, not borrowed).
+                let mut list = locals.borrow_mut();
+                let inner = match list.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, v)) => Some(std::mem::replace(v, value)),
+                    None => {
+                        list.push((key, value));
+                        None
+                    }
+                };
+                drop(list);
+                drop(inner);
                 p
             }
         };
@@ -165,7 +180,8 @@ impl<T: 'static> GreenletLocal<T> {
         // greenlet's body is over (returned or unwound), so after `f` and
         // every other frame of this greenlet that could hold the reference;
         // main's values are dropped with its record, when no code runs on
-        // main any more.
+        // main any more. (A value replaced above was made by a `with` inside
+        // the initializer, whose reference ended when that `with` returned.)
         f(unsafe { &*ptr })
     }
 }

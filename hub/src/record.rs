@@ -245,6 +245,7 @@ impl Drop for ClearLocals<'_> {
                     "sylvan: a greenlet-local destructor panicked while its greenlet unwound: {}",
                     sylvan_runtime::payload_message(&*panic)
                 );
+                sylvan_runtime::drop_payload(panic);
             } else {
                 std::panic::resume_unwind(panic);
             }

@@ -576,11 +576,14 @@ impl<T: 'static> Greenlet<T> {
                 .borrow_mut()
                 .take()
                 .expect("the value is taken once")),
-            CoreOutcome::Panicked | CoreOutcome::TimedOut(_) => Err(task
-                .failure
-                .borrow_mut()
-                .take()
-                .map_or(Error::Killed, |e| *e)),
+            CoreOutcome::Panicked | CoreOutcome::TimedOut(_) => {
+                Err(match task.failure.try_borrow_mut() {
+                    Ok(mut failure) => failure.take().map_or(Error::Killed, |e| *e),
+                    // The error policy is handling this very failure (a join
+                    // from the policy): a copy, the payload stays with it.
+                    Err(_) => copy_failure(task.failure.borrow().as_deref()),
+                })
+            }
             CoreOutcome::Killed | CoreOutcome::Pending => Err(Error::Killed),
         }
     }
@@ -857,4 +860,19 @@ pub(crate) fn spawn_from_remote(
         .inspect_err(|e| {
             eprintln!("sylvan: Handle::spawn from {site} failed: {e}");
         })
+}
+
+/// A copy of `failure` for a [`Greenlet::join`] made while the error policy
+/// holds the original: a panic's payload becomes its message.
+#[cold]
+fn copy_failure(failure: Option<&Error>) -> Error {
+    match failure {
+        Some(Error::Panicked(p)) => Error::Panicked(Panic::new(
+            Box::new(p.message().to_owned()),
+            p.location().map(str::to_owned),
+            p.backtrace().map(str::to_owned),
+        )),
+        Some(Error::TimedOut) => Error::TimedOut,
+        _ => Error::Killed,
+    }
 }

@@ -199,8 +199,9 @@ impl Pool {
                 // Jobs catch their own panics; this catches what escapes
                 // them (an orphaned result whose destructor panics), so the
                 // pool never loses a thread.
-                if panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+                if let Err(p) = panic::catch_unwind(AssertUnwindSafe(job)) {
                     eprintln!("sylvan: a blocking-pool job panicked outside its caller's reach");
+                    sylvan_runtime::drop_payload(p);
                 }
                 st = self.lock();
                 continue;

@@ -119,6 +119,24 @@ impl fmt::Display for Panic {
     }
 }
 
+impl Drop for Panic {
+    fn drop(&mut self) {
+        if let Some(payload) = self.payload.take() {
+            drop_payload(payload);
+        }
+    }
+}
+
+/// Drops a caught panic payload, whose own destructor may panic: that
+/// second panic is caught and its payload forgotten (leaked), so dropping a
+/// failure never unwinds into the code that drops it (the hub's loop, a
+/// report, a `join`'s caller).
+pub fn drop_payload(payload: Box<dyn Any + Send>) {
+    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+}
+
 /// The message of a panic payload, as std's hook would print it.
 pub fn payload_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&'static str>() {
@@ -366,6 +384,23 @@ impl Core {
     /// The stack's metadata, for the overflow handler (null before start).
     pub fn stack_meta(&self) -> *const StackMeta {
         self.meta.get()
+    }
+
+    /// Bytes of stack left below the caller's frame, when called by this
+    /// greenlet on its own stack (`None` before start). Meaningless from
+    /// any other stack.
+    #[inline(never)]
+    pub fn stack_room(&self) -> Option<usize> {
+        let meta = self.meta.get();
+        if meta.is_null() {
+            return None;
+        }
+        let here = 0u8;
+        let sp = std::hint::black_box(&here) as *const u8 as usize;
+        // SAFETY: a non-null `meta` is the header of the stack this core was
+        // started on, which it keeps until it is dead.
+        let limit = unsafe { (*meta).guard_hi() };
+        Some(sp.saturating_sub(limit))
     }
 }
 

@@ -19,7 +19,7 @@ mod greenlet;
 mod switch;
 mod unwind;
 
-pub use greenlet::{Core, Outcome, Panic, Resumed, State, payload_message};
+pub use greenlet::{Core, Outcome, Panic, Resumed, State, drop_payload, payload_message};
 #[doc(hidden)]
 pub use switch::impls as switch_impls;
 pub use unwind::{GreenletExit, Throw, TimeoutUnwind, is_unwind_payload, throw};
