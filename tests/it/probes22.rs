@@ -1199,7 +1199,7 @@ fn nginx_uploads_discarded_100_continue_and_413() {
                 .http_status_as_error(false)
         });
         let (up, small) = (ng.url("/upload"), ng.url("/small"));
-        let run = move |agent: &ureq::Agent| -> Vec<Result<(u16, u64, Vec<u8>), String>> {
+        let run = move |agent: &ureq::Agent| -> Vec<Exchange> {
             let big = vec![b'u'; 5 << 20];
             let one = |r: Result<ureq::http::Response<ureq::Body>, ureq::Error>| {
                 summarize(r)
@@ -1224,7 +1224,7 @@ fn nginx_uploads_discarded_100_continue_and_413() {
         let theirs = on_std(st, run.clone());
         eprintln!("sylvan {:?}", summary(&mine));
         eprintln!("std    {:?}", summary(&theirs));
-        let ok = |v: &[Result<(u16, u64, Vec<u8>), String>]| -> Vec<Option<(u16, Vec<u8>)>> {
+        let ok = |v: &[Exchange]| -> Vec<Option<(u16, Vec<u8>)>> {
             v[..4]
                 .iter()
                 .map(|r| r.as_ref().ok().map(|(s, _, b)| (*s, b.clone())))
@@ -1248,7 +1248,11 @@ fn nginx_uploads_discarded_100_continue_and_413() {
     });
 }
 
-fn summary(v: &[Result<(u16, u64, Vec<u8>), String>]) -> Vec<String> {
+/// One upload's status, request number on its connection and body, or the
+/// error.
+type Exchange = Result<(u16, u64, Vec<u8>), String>;
+
+fn summary(v: &[Exchange]) -> Vec<String> {
     v.iter()
         .map(|r| match r {
             Ok((s, q, b)) => format!("{s} r{q} {}B", b.len()),
