@@ -18,7 +18,8 @@ const WAIT: WaitKind = WaitKind::Sync("an event");
 /// waiting, and later waits return at once until [`clear`](Event::clear).
 /// A waiter woken by `set` returns true even if the event was cleared again
 /// before it ran. Share it with [`Rc`](std::rc::Rc); like every sylvan
-/// primitive it is `!Send` and belongs to its thread's hub.
+/// primitive it is `!Sync`, and waits on it are served by the hub of the
+/// thread they are made on.
 ///
 /// ```
 /// use std::rc::Rc;

@@ -26,9 +26,12 @@
 //!   `Semaphore::acquire`, which cannot return without the lock, abort the
 //!   process with a message; destructors should use `try_lock` /
 //!   `try_acquire`.
-//! * **Sharing.** The types are plain values, `!Send` and tied to their
-//!   thread's hub; share one between greenlets with [`Rc`](std::rc::Rc), as
-//!   std types are shared with `Arc`. None of them is poisoned by a kill or
+//! * **Sharing.** The types are plain values, `!Sync`: share one between
+//!   greenlets with [`Rc`](std::rc::Rc) (which keeps it on its thread), as
+//!   std types are shared with `Arc`. One owned outright may be moved to
+//!   another thread (when its items are `Send`): a greenlet waiting on it
+//!   borrows it, so a primitive that moves has no waiter on the old hub;
+//!   for traffic between threads use [`mpsc`](crate::mpsc). None of them is poisoned by a kill or
 //!   a panic. Do not hold a `RefCell` borrow (or a `std::sync::MutexGuard`)
 //!   across a call that can park: other greenlets run meanwhile, and one
 //!   that borrows the same cell panics (`BorrowMutError`). Copy out what
