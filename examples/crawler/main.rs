@@ -498,6 +498,14 @@ impl Crawl {
                                 Found::Refused => None,
                                 Found::Known(to) => {
                                     self.fetched(id, vec![to | HOP]);
+                                    // Pages reached by their own links
+                                    // may close a loop no visit follows.
+                                    if self.redirects_lead(to, id) {
+                                        page.error = Some((
+                                            "redirect",
+                                            format!("redirect loop back to {shown_target}"),
+                                        ));
+                                    }
                                     None
                                 }
                                 Found::New(to) => {
@@ -592,6 +600,25 @@ impl Crawl {
             .map_err(|e| format!("bad Location {location:?}: {e}"))?;
         // As a link: http(s) only, without its fragment.
         links::page(to).ok_or_else(|| format!("a redirect to {location:?}, not an http(s) page"))
+    }
+
+    /// Whether the redirects fetched so far lead from entry `from` to entry
+    /// `to` (each redirect page keeps its one hop in [`Reach::Done`]).
+    fn redirects_lead(&self, from: u32, to: u32) -> bool {
+        let all = self.known.borrow();
+        let mut at = from;
+        // Bounded: a loop that does not pass `to` was closed (and reported)
+        // before.
+        for _ in 0..all.len() {
+            if at == to {
+                return true;
+            }
+            match &all[at as usize].reach {
+                Reach::Done(next) if next.len() == 1 && next[0] & HOP != 0 => at = next[0] & !HOP,
+                _ => return false,
+            }
+        }
+        false
     }
 
     /// Why the hop from `from` (which `chain` led to) to `to` is not taken:
