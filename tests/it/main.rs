@@ -32,6 +32,7 @@ mod probes20;
 mod probes21;
 mod probes22;
 mod probes23;
+mod probes24;
 mod probes3;
 mod probes4;
 mod probes5;
