@@ -177,16 +177,18 @@ impl<T: AsRawFd> Fd<T> {
     /// its flags cannot be read or set. On error `io` is dropped.
     pub fn new(io: T) -> io::Result<Fd<T>> {
         let fd = io.as_raw_fd();
-        // SAFETY: F_GETFL takes no argument and only reads the flags of a
-        // descriptor that `io` keeps open.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-        if flags < 0 {
-            return Err(context(io::Error::last_os_error(), fd, "reading its flags"));
-        }
-        let (dev, ino) = file_of(fd).map_err(|e| context(e, fd, "reading its file status"))?;
-        let key = (dev, ino, flags & libc::O_ACCMODE);
-        {
+        let key = {
+            // The flags are read under the lock: an `Fd` made meanwhile on
+            // a dup (another thread) may be setting `O_NONBLOCK` on it.
             let mut all = wrapped();
+            // SAFETY: F_GETFL takes no argument and only reads the flags of
+            // a descriptor that `io` keeps open.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+            if flags < 0 {
+                return Err(context(io::Error::last_os_error(), fd, "reading its flags"));
+            }
+            let (dev, ino) = file_of(fd).map_err(|e| context(e, fd, "reading its file status"))?;
+            let key = (dev, ino, flags & libc::O_ACCMODE);
             let shared = all
                 .iter_mut()
                 .find(|w| w.key == key && same_description(fd, flags, w.fds[0]));
@@ -201,7 +203,8 @@ impl<T: AsRawFd> Fd<T> {
                     restore: (flags & libc::O_NONBLOCK == 0).then_some(flags),
                 }),
             }
-        }
+            key
+        };
         match Source::new(Raw(fd)).map(|s| s.with_noun("descriptor")) {
             Ok(source) => Ok(Fd {
                 source,
