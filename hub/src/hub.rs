@@ -197,6 +197,8 @@ pub(crate) struct Hub {
     /// Wake sources besides timers and the ready queue: IO waiters,
     /// thread-pool jobs, cross-thread receivers.
     refs: Cell<usize>,
+    /// The part of `refs` that other threads feed (see `add_remote_ref`).
+    remote_refs: Cell<usize>,
     pub(crate) remote: Arc<Remote>,
     idle_waiters: RefCell<Vec<TaskRef>>,
     /// Link callbacks running now: (callback greenlet id, id of the
@@ -359,6 +361,7 @@ impl Hub {
                 UID.fetch_add(1, Ordering::Relaxed)
             },
             refs: Cell::new(0),
+            remote_refs: Cell::new(0),
             remote,
             idle_waiters: RefCell::new(Vec::new()),
             link_runs: RefCell::new(Vec::new()),
@@ -828,13 +831,19 @@ impl Hub {
         self.polls.set(self.polls.get() + 1);
         let polled_at = self.now.get();
         let mut remote = false;
-        let result = self.poller.borrow_mut().poll(timeout, |ready| {
-            if ready.token == WAKER_TOKEN.0 {
-                remote = true;
-            } else {
-                self.io.dispatch(self, ready);
-            }
-        });
+        let remote_work = self.remote_refs.get() > 0
+            || self.remote.keepalive.load(Ordering::Acquire) > 0
+            || self.remote.pending.load(Ordering::Acquire);
+        let result = self
+            .poller
+            .borrow_mut()
+            .poll(timeout, remote_work, |ready| {
+                if ready.token == WAKER_TOKEN.0 {
+                    remote = true;
+                } else {
+                    self.io.dispatch(self, ready);
+                }
+            });
         match result {
             Ok(complete) => self.io.polled(complete, polled_at),
             Err(e) => panic!("sylvan: polling for IO failed: {e}"),
@@ -996,6 +1005,15 @@ impl Hub {
             // A queued task's key is still in the ring: the loop reaps it.
             self.reap(task.key.get(), task.id);
         }
+    }
+
+    /// A wake source that another thread feeds (a cross-thread receiver,
+    /// a thread-pool job): [`add_ref`](Self::add_ref), also counted apart
+    /// for a forked child's hub, which can still see those.
+    pub(crate) fn add_remote_ref(&self, n: isize) {
+        self.add_ref(n);
+        self.remote_refs
+            .set(self.remote_refs.get().wrapping_add_signed(n));
     }
 
     /// Adds or drops a wake source that is not a timer (IO waiters,

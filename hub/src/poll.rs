@@ -45,6 +45,10 @@ pub(crate) struct Poller {
 /// (or exec). A hub made after the fork (another thread) is unaffected.
 static FORKS: AtomicU64 = AtomicU64::new(0);
 
+/// The longest a forked child's hub sleeps between looks at other
+/// threads' jobs.
+const FORKED_NAP: Duration = Duration::from_millis(1);
+
 /// Counts forks from now on (once per process).
 fn watch_forks() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -87,6 +91,11 @@ impl Poller {
         })
     }
 
+    /// True in a child forked after this poller was made.
+    fn forked(&self) -> bool {
+        FORKS.load(Ordering::Relaxed) != self.forks
+    }
+
     /// The waker other threads use to interrupt [`Poller::poll`].
     pub(crate) fn waker(&self) -> Arc<Waker> {
         self.waker.clone()
@@ -112,21 +121,26 @@ impl Poller {
     /// whether the poll was complete: every edge queued before it was
     /// reported (by it or an earlier poll), which a full batch or EINTR
     /// cannot promise.
+    ///
+    /// In a child forked after the poller was made (see [`FORKS`]) it
+    /// sleeps instead, a millisecond at most, and fails when it would have
+    /// to wait for IO alone (`remote_work` false: no other thread's job can
+    /// come).
     pub(crate) fn poll(
         &mut self,
         timeout: Option<Duration>,
+        remote_work: bool,
         mut f: impl FnMut(Ready),
     ) -> io::Result<bool> {
-        if FORKS.load(Ordering::Relaxed) != self.forks {
+        if self.forked() {
             // A forked child: the epoll is the parent's too. Only timers
-            // can wake this hub now.
-            return match timeout {
-                Some(t) => {
-                    std::thread::sleep(t);
-                    Ok(true)
-                }
-                None => Err(forked()),
-            };
+            // and other threads' jobs (checked each millisecond: their
+            // waker is in that epoll as well) can wake this hub now.
+            if timeout.is_none() && !remote_work {
+                return Err(forked());
+            }
+            std::thread::sleep(timeout.map_or(FORKED_NAP, |t| t.min(FORKED_NAP)));
+            return Ok(true);
         }
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
