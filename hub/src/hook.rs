@@ -43,7 +43,8 @@ pub(crate) fn install() {
                         });
                     (location, bt)
                 };
-                core.record_panic_site(location, bt);
+                let message = info.payload_as_str().unwrap_or("Box<dyn Any>").to_owned();
+                core.record_panic_site(message, location, bt);
                 return;
             }
             // A `spawn_blocking` job of a greenlet, on a pool thread: its

@@ -320,7 +320,8 @@ pub fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
             if let (Some((location, backtrace)), Some(core)) =
                 (site, try_hub().and_then(|h| h.running_greenlet_core()))
             {
-                core.record_panic_site(location, backtrace);
+                let message = sylvan_runtime::payload_message(&*payload);
+                core.record_panic_site(message, location, backtrace);
             }
             panic::resume_unwind(payload)
         }

@@ -169,8 +169,10 @@ pub struct Core {
     /// Boxed, like `panic_site`: rare, and the record stays small (it is
     /// copied and touched on every spawn).
     panic: RefCell<Option<Box<Panic>>>,
-    /// Location and backtrace of a panic in progress, from the panic hook.
-    panic_site: RefCell<Option<Box<PanicSite>>>,
+    /// Message, location and backtrace of the panics in progress, from the
+    /// panic hook (the last few: a destructor may panic, and catch it,
+    /// while the greenlet unwinds from its own panic).
+    panic_site: RefCell<Option<Box<Vec<PanicSite>>>>,
     meta: Cell<*const StackMeta>,
     stack_size: Cell<usize>,
     /// Set while the record drops a body that is still suspended: the
@@ -179,7 +181,10 @@ pub struct Core {
 }
 
 /// Where a panic happened, and its backtrace when one was captured.
-type PanicSite = (String, Option<String>);
+type PanicSite = (String, String, Option<String>);
+
+/// Panic sites kept per greenlet while it unwinds.
+const PANIC_SITES: usize = 4;
 
 impl Default for Core {
     fn default() -> Self {
@@ -245,8 +250,19 @@ impl Core {
         } else if let Some(t) = payload.downcast_ref::<TimeoutUnwind>() {
             Outcome::TimedOut(t.id)
         } else {
-            let (location, backtrace) = match self.panic_site.borrow_mut().take() {
-                Some(site) => (Some(site.0), site.1),
+            // The site of this payload's panic: the last one recorded with
+            // its message (others were panics caught on the way).
+            let message = payload_message(&*payload);
+            let sites = self.panic_site.borrow_mut().take().map(|b| *b);
+            let site = sites.and_then(|mut sites| {
+                let at = sites.iter().rposition(|s| s.0 == message);
+                match at {
+                    Some(i) => Some(sites.swap_remove(i)),
+                    None => sites.pop(),
+                }
+            });
+            let (location, backtrace) = match site {
+                Some((_, location, backtrace)) => (Some(location), backtrace),
                 None => (None, None),
             };
             *self.panic.borrow_mut() = Some(Box::new(Panic::new(payload, location, backtrace)));
@@ -368,11 +384,17 @@ impl Core {
         self.panic.borrow_mut().take().map(|p| *p)
     }
 
-    /// Called by the panic hook while this greenlet panics: remembers where,
-    /// and the backtrace, for the [`Panic`] record.
-    pub fn record_panic_site(&self, location: String, backtrace: Option<String>) {
-        if let Ok(mut site) = self.panic_site.try_borrow_mut() {
-            *site = Some(Box::new((location, backtrace)));
+    /// Called by the panic hook while this greenlet panics: remembers the
+    /// message, where, and the backtrace, for the [`Panic`] record (which
+    /// takes the last site recorded with its payload's message, so a panic
+    /// that a destructor caught meanwhile does not replace it).
+    pub fn record_panic_site(&self, message: String, location: String, backtrace: Option<String>) {
+        if let Ok(mut sites) = self.panic_site.try_borrow_mut() {
+            let sites = sites.get_or_insert_with(Box::default);
+            if sites.len() == PANIC_SITES {
+                sites.remove(0);
+            }
+            sites.push((message, location, backtrace));
         }
     }
 
