@@ -172,7 +172,7 @@ pub struct Core {
     /// Message, location and backtrace of the panics in progress, from the
     /// panic hook (the last few: a destructor may panic, and catch it,
     /// while the greenlet unwinds from its own panic).
-    panic_site: RefCell<Option<Box<Vec<PanicSite>>>>,
+    panic_site: RefCell<Option<Box<PanicSites>>>,
     meta: Cell<*const StackMeta>,
     stack_size: Cell<usize>,
     /// Set while the record drops a body that is still suspended: the
@@ -182,6 +182,10 @@ pub struct Core {
 
 /// Where a panic happened, and its backtrace when one was captured.
 type PanicSite = (String, String, Option<String>);
+
+/// The sites of [`Core::panic_site`], boxed as one word in the record.
+#[derive(Default)]
+struct PanicSites(Vec<PanicSite>);
 
 /// Panic sites kept per greenlet while it unwinds.
 const PANIC_SITES: usize = 4;
@@ -253,7 +257,7 @@ impl Core {
             // The site of this payload's panic: the last one recorded with
             // its message (others were panics caught on the way).
             let message = payload_message(&*payload);
-            let sites = self.panic_site.borrow_mut().take().map(|b| *b);
+            let sites = self.panic_site.borrow_mut().take().map(|b| b.0);
             let site = sites.and_then(|mut sites| {
                 let at = sites.iter().rposition(|s| s.0 == message);
                 match at {
@@ -390,7 +394,7 @@ impl Core {
     /// that a destructor caught meanwhile does not replace it).
     pub fn record_panic_site(&self, message: String, location: String, backtrace: Option<String>) {
         if let Ok(mut sites) = self.panic_site.try_borrow_mut() {
-            let sites = sites.get_or_insert_with(Box::default);
+            let sites = &mut sites.get_or_insert_with(Box::default).0;
             if sites.len() == PANIC_SITES {
                 sites.remove(0);
             }
