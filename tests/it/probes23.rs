@@ -16,49 +16,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::os::unix::process::ExitStatusExt;
-use std::process::Output;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::util::{DropFlag, bounded, child_command, in_child, is_child, quiet};
-
-fn texts(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::util::{DropFlag, bounded, in_child, is_child, quiet, run_child_limited, texts};
 
 // ----- std::process::exit and fork inside a greenlet ----------------------
-
-/// Runs the child `name` of test `path` with `env` set, killing it after
-/// `limit`: `None` if it had to be killed (it hung).
-fn run_child_limited(
-    path: &str,
-    name: &str,
-    env: &[(&str, &str)],
-    limit: Duration,
-) -> Option<Output> {
-    let mut cmd = child_command(path, name);
-    cmd.envs(env.iter().copied())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("re-exec the test binary");
-    let start = std::time::Instant::now();
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return Some(child.wait_with_output().expect("child output"));
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("child output");
-            let (stdout, stderr) = texts(&out);
-            eprintln!("child {name} hung; killed\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// `std::process::exit` from a greenlet: glibc's `exit` runs the calling
 /// thread's TLS destructors, so the hub is torn down (`Hub::teardown`, from

@@ -134,3 +134,59 @@ pub fn first_error<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io::Err
 pub fn write_until_error(mut w: impl std::io::Write) -> std::io::Error {
     first_error(|| w.write(b"x"))
 }
+
+/// A child's stdout and stderr as text.
+pub fn texts(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs the child `name` of test `path` with `env` set, killing it after
+/// `limit`: `None` if it had to be killed (it hung).
+pub fn run_child_limited(
+    path: &str,
+    name: &str,
+    env: &[(&str, &str)],
+    limit: std::time::Duration,
+) -> Option<Output> {
+    let mut cmd = child_command(path, name);
+    cmd.envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("re-exec the test binary");
+    let out_pipe = child.stdout.take().unwrap();
+    let err_pipe = child.stderr.take().unwrap();
+    let read = |mut p: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = p.read_to_end(&mut v);
+            v
+        })
+    };
+    let (t_out, t_err) = (read(Box::new(out_pipe)), read(Box::new(err_pipe)));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break Some(s);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = Output {
+        status: status.unwrap_or_else(|| child.wait().unwrap()),
+        stdout: t_out.join().unwrap(),
+        stderr: t_err.join().unwrap(),
+    };
+    if status.is_none() {
+        let (o, e) = texts(&out);
+        eprintln!("child {name} hung; killed\n--- stdout\n{o}\n--- stderr\n{e}");
+        return None;
+    }
+    Some(out)
+}
