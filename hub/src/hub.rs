@@ -831,9 +831,11 @@ impl Hub {
         self.polls.set(self.polls.get() + 1);
         let polled_at = self.now.get();
         let mut remote = false;
-        let remote_work = self.remote_refs.get() > 0
-            || self.remote.keepalive.load(Ordering::Acquire) > 0
-            || self.remote.pending.load(Ordering::Acquire);
+        let remote_work = || {
+            self.remote_refs.get() > 0
+                || self.remote.keepalive.load(Ordering::Acquire) > 0
+                || self.remote.pending.load(Ordering::Acquire)
+        };
         let result = self
             .poller
             .borrow_mut()

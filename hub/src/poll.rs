@@ -62,6 +62,11 @@ fn watch_forks() {
     });
 }
 
+/// True in a child forked after a poller made when [`FORKS`] was `forks`.
+fn forked_since(forks: u64) -> bool {
+    FORKS.load(Ordering::Relaxed) != forks
+}
+
 /// The error of IO through a poller made before a `fork` (see [`FORKS`]).
 #[cold]
 fn forked() -> io::Error {
@@ -89,11 +94,6 @@ impl Poller {
             waker,
             forks: FORKS.load(Ordering::Relaxed),
         })
-    }
-
-    /// True in a child forked after this poller was made.
-    fn forked(&self) -> bool {
-        FORKS.load(Ordering::Relaxed) != self.forks
     }
 
     /// The waker other threads use to interrupt [`Poller::poll`].
@@ -124,19 +124,19 @@ impl Poller {
     ///
     /// In a child forked after the poller was made (see [`FORKS`]) it
     /// sleeps instead, a millisecond at most, and fails when it would have
-    /// to wait for IO alone (`remote_work` false: no other thread's job can
-    /// come).
+    /// to wait for IO alone (`remote_work()` false: no other thread's job
+    /// can come; asked only then).
     pub(crate) fn poll(
         &mut self,
         timeout: Option<Duration>,
-        remote_work: bool,
+        remote_work: impl FnOnce() -> bool,
         mut f: impl FnMut(Ready),
     ) -> io::Result<bool> {
-        if self.forked() {
+        if forked_since(self.forks) {
             // A forked child: the epoll is the parent's too. Only timers
             // and other threads' jobs (checked each millisecond: their
             // waker is in that epoll as well) can wake this hub now.
-            if timeout.is_none() && !remote_work {
+            if timeout.is_none() && !remote_work() {
                 return Err(forked());
             }
             std::thread::sleep(timeout.map_or(FORKED_NAP, |t| t.min(FORKED_NAP)));
@@ -190,7 +190,7 @@ impl Registrar {
         let interest = Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if FORKS.load(Ordering::Relaxed) != self.forks {
+        if forked_since(self.forks) {
             return Err(forked());
         }
         self.registry
@@ -199,7 +199,7 @@ impl Registrar {
 
     /// Deregisters `fd` (which must still be open).
     pub(crate) fn remove(&self, fd: RawFd) -> io::Result<()> {
-        if FORKS.load(Ordering::Relaxed) != self.forks {
+        if forked_since(self.forks) {
             // The parent's registration too: left alone.
             return Ok(());
         }
