@@ -17,21 +17,20 @@ pub(crate) fn install() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let site = || {
-                let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+            let location = || info.location().map(|l| l.to_string()).unwrap_or_default();
+            let backtrace = || {
                 let bt = Backtrace::capture();
-                let bt = (bt.status() == BacktraceStatus::Captured).then(|| bt.to_string());
-                (location, bt)
+                (bt.status() == BacktraceStatus::Captured).then(|| bt.to_string())
             };
+            let site = || (location(), backtrace());
             if let Some(core) = try_hub().and_then(|hub| hub.running_greenlet_core()) {
                 let room = core.stack_room().unwrap_or(usize::MAX);
-                let (location, bt) = if room >= BACKTRACE_ROOM {
-                    site()
+                let bt = if room >= BACKTRACE_ROOM {
+                    backtrace()
                 } else {
                     // Capturing and symbolizing a backtrace takes about 20
                     // KiB of stack: on a small stack it would overflow it.
-                    let location = info.location().map(|l| l.to_string()).unwrap_or_default();
-                    let bt = std::env::var_os("RUST_BACKTRACE")
+                    std::env::var_os("RUST_BACKTRACE")
                         .is_some_and(|v| v != "0")
                         .then(|| {
                             format!(
@@ -40,11 +39,10 @@ pub(crate) fn install() {
                                 room >> 10,
                                 BACKTRACE_ROOM >> 10
                             )
-                        });
-                    (location, bt)
+                        })
                 };
                 let message = info.payload_as_str().unwrap_or("Box<dyn Any>").to_owned();
-                core.record_panic_site(message, location, bt);
+                core.record_panic_site(message, location(), bt);
                 return;
             }
             // A `spawn_blocking` job of a greenlet, on a pool thread: its

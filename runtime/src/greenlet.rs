@@ -254,22 +254,20 @@ impl Core {
         } else if let Some(t) = payload.downcast_ref::<TimeoutUnwind>() {
             Outcome::TimedOut(t.id)
         } else {
+            let mut panic = Panic::new(payload, None, None);
             // The site of this payload's panic: the last one recorded with
             // its message (others were panics caught on the way).
-            let message = payload_message(&*payload);
-            let sites = self.panic_site.borrow_mut().take().map(|b| b.0);
-            let site = sites.and_then(|mut sites| {
-                let at = sites.iter().rposition(|s| s.0 == message);
-                match at {
+            if let Some(PanicSites(mut sites)) = self.panic_site.borrow_mut().take().map(|b| *b) {
+                let at = sites.iter().rposition(|s| s.0 == panic.message);
+                if let Some((_, location, backtrace)) = match at {
                     Some(i) => Some(sites.swap_remove(i)),
                     None => sites.pop(),
+                } {
+                    panic.location = Some(location);
+                    panic.backtrace = backtrace;
                 }
-            });
-            let (location, backtrace) = match site {
-                Some((_, location, backtrace)) => (Some(location), backtrace),
-                None => (None, None),
-            };
-            *self.panic.borrow_mut() = Some(Box::new(Panic::new(payload, location, backtrace)));
+            }
+            *self.panic.borrow_mut() = Some(Box::new(panic));
             Outcome::Panicked
         };
         self.outcome.set(outcome);
