@@ -254,9 +254,6 @@ impl Crawl {
         if too_deep && !self.spend(size_of::<Known>() + key.len()) {
             return Found::Refused;
         }
-        if !too_deep && self.admitted.get() >= self.args.max_pages {
-            return Found::Refused;
-        }
         let mut all = self.known.borrow_mut();
         // Ids fit in 31 bits (see `HOP`): past that, refuse.
         let Some(id) = u32::try_from(all.len()).ok().filter(|id| id & HOP == 0) else {
@@ -264,9 +261,10 @@ impl Crawl {
         };
         let reach = if too_deep {
             Reach::TooDeep(url.clone())
-        } else {
-            self.admitted.set(self.admitted.get() + 1);
+        } else if self.admit_page() {
             Reach::Queued
+        } else {
+            return Found::Refused;
         };
         all.push(Known { depth, reach });
         self.index.borrow_mut().insert(key.into(), id);
@@ -275,6 +273,16 @@ impl Crawl {
         } else {
             Found::New(id)
         }
+    }
+
+    /// Counts one more page against `--max-pages`; false when it is reached.
+    fn admit_page(&self) -> bool {
+        let n = self.admitted.get();
+        if n >= self.args.max_pages {
+            return false;
+        }
+        self.admitted.set(n + 1);
+        true
     }
 
     /// Queues `url`, a link found at `depth`, unless known, too deep or
@@ -346,12 +354,10 @@ impl Crawl {
                 }
                 k.depth = depth;
                 match &k.reach {
-                    Reach::TooDeep(_)
-                        if depth <= self.args.max_depth
-                            && self.admitted.get() < self.args.max_pages =>
-                    {
-                        self.admitted.set(self.admitted.get() + 1);
-                        if let Reach::TooDeep(url) = std::mem::replace(&mut k.reach, Reach::Queued)
+                    Reach::TooDeep(_) if depth <= self.args.max_depth => {
+                        if self.admit_page()
+                            && let Reach::TooDeep(url) =
+                                std::mem::replace(&mut k.reach, Reach::Queued)
                         {
                             queue.push((url, id));
                         }
