@@ -22,7 +22,7 @@
 //! but a sylvan socket belongs to the hub (thread) that made it. The
 //! transport here wraps the socket in a guard that checks, on every use,
 //! that it is on its own hub's thread, and panics with a message saying so
-//! otherwise. An [`Agent`](ureq::Agent) keeps idle connections for reuse, so
+//! otherwise. An [`Agent`] keeps idle connections for reuse, so
 //! create one agent per hub thread and use it only there. If the agent (and
 //! with it a pooled connection) is dropped on another thread, the socket is
 //! sent back to its hub to be closed there.
