@@ -18,6 +18,7 @@ pub mod stack;
 mod greenlet;
 mod switch;
 mod unwind;
+mod valgrind;
 
 pub use greenlet::{Core, Outcome, Panic, Resumed, State, drop_payload, payload_message};
 #[doc(hidden)]

@@ -727,6 +727,9 @@ impl StackPool {
     #[inline]
     pub fn put(&mut self, stack: Stack) {
         stack.clear_owner();
+        // Its last frames left memory that memcheck marked "no access"; the
+        // next body is placed there from outside the stack.
+        crate::valgrind::mark_undefined(stack.limit(), stack.top() - stack.limit());
         self.taking = false;
         if self.spare() < self.limit && stack.size == self.default_size {
             self.default.push(stack);
