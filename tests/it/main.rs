@@ -34,6 +34,7 @@ mod probes22;
 mod probes23;
 mod probes24;
 mod probes25;
+mod probes26;
 mod probes27;
 mod probes3;
 mod probes4;
