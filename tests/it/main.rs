@@ -36,6 +36,7 @@ mod probes24;
 mod probes25;
 mod probes26;
 mod probes27;
+mod probes28;
 mod probes3;
 mod probes4;
 mod probes5;

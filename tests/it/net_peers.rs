@@ -88,11 +88,6 @@ impl Drop for Kid {
     }
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 // ---------------------------------------------------------------- timeouts
 
 #[test]
@@ -188,7 +183,7 @@ fn p03_connect_timeout_filtered_vs_refused() {
     assert_eq!(e.kind(), io::ErrorKind::TimedOut);
     assert!(t.elapsed() < Duration::from_secs(1));
 
-    let dead = free_port();
+    let dead = crate::util::spare_port();
     let t = Instant::now();
     let e = bounded("connect refused", || {
         first_error(|| TcpStream::connect(("127.0.0.1", dead)))
@@ -936,7 +931,7 @@ fn p25_curl_against_stream_server() {
 
 #[test]
 fn p26_sylvan_client_against_python_http_server() {
-    let port = free_port();
+    let port = crate::util::spare_port();
     let dir = std::env::temp_dir().join(format!("sylvan-probe-http-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("index.txt"), vec![b'z'; 300_000]).unwrap();
@@ -975,7 +970,7 @@ fn p26_sylvan_client_against_python_http_server() {
 
 #[test]
 fn p27_sylvan_client_against_python_socket_server_large() {
-    let port = free_port();
+    let port = crate::util::spare_port();
     let script = r#"
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -625,10 +625,7 @@ fn meta_refresh_is_not_followed() {
 #[test]
 fn an_unreachable_start_url_still_exits_zero() {
     // Documented: a crawl whose every page failed is still a complete crawl.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = crate::util::spare_port();
     let start = format!("http://127.0.0.1:{port}/");
     let r = run(&[&start, "--retries", "0", "--timeout", "2"], BOUND);
     assert!(r.status.is_some_and(|s| s.success()), "{}", r.stderr);

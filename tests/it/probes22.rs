@@ -147,14 +147,6 @@ fn field<'a>(out: &'a str, key: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {key}= in {out}"))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Reads request heads with `BufReader`; each gets `200` with the body
 /// `path=<target> n=<requests on this connection>`, keep-alive unless the
 /// client asked to close.
@@ -846,7 +838,7 @@ impl Nginx {
         std::fs::write(dir.join("www/slow/s.txt"), mid_bytes()).unwrap();
         let d = dir.display();
         for _attempt in 0..5 {
-            let port = free_port();
+            let port = crate::util::spare_port();
             let conf = format!(
                 r#"
 daemon off;

@@ -20,7 +20,7 @@ use std::sync::mpsc as stdmpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sylvan::net::{StreamServer, TcpListener, TcpStream};
+use sylvan::net::{StreamServer, TcpStream};
 use sylvan::{Handle, sleep, spawn, spawn_blocking, with_timeout, yield_now};
 
 use crate::net_peers::set_linger_zero;
@@ -600,10 +600,7 @@ fn u13_unread_body_closes_the_connection() {
 #[test]
 fn u14_connection_refused_is_a_clear_io_error() {
     bounded(|| {
-        let port = {
-            let l = TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = crate::util::spare_port();
         let agent = agent();
         let t = Instant::now();
         let e = agent

@@ -190,3 +190,29 @@ pub fn run_child_limited(
     }
     Some(out)
 }
+
+/// A TCP port on 127.0.0.1 for a server that another program binds later
+/// (Python, nginx). It is chosen in 20000..30000, below Linux's ephemeral
+/// range (32768 and up), so no concurrent test's `bind(0)` listener or
+/// outgoing connection can take it between the check and the other
+/// program's bind; and it was free when checked. Successive calls in one
+/// run walk the range from a per-process starting point, so concurrent
+/// tests of this binary do not pick the same port.
+pub fn spare_port() -> u16 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(u64::MAX);
+    let seed = || {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        (u64::from(std::process::id()) * 7919 + u64::from(nanos)) % 10_000
+    };
+    let _ = NEXT.compare_exchange(u64::MAX, seed(), Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..1_000 {
+        let port = 20_000 + (NEXT.fetch_add(1, Ordering::Relaxed) % 10_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free TCP port in 20000..30000 on 127.0.0.1");
+}
