@@ -16,8 +16,6 @@
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
-/// `VG_USERREQ__RUNNING_ON_VALGRIND`.
-const RUNNING_ON_VALGRIND: u64 = 0x1001;
 /// `VG_USERREQ__MAKE_MEM_UNDEFINED`: memcheck's tool base (`'M'`, `'C'`) + 1.
 const MAKE_MEM_UNDEFINED: u64 = ((b'M' as u64) << 24 | (b'C' as u64) << 16) + 1;
 
@@ -54,27 +52,33 @@ fn request(default: u64, _args: &[u64; 6]) -> u64 {
     default
 }
 
-/// Whether this process runs under valgrind, asked once: 0 unknown,
-/// 1 no, 2 yes.
-static ON_VALGRIND: AtomicU8 = AtomicU8::new(0);
+/// Whether a tool that takes memcheck's requests runs this process, asked
+/// once: 0 unknown, 1 no, 2 yes. memcheck answers a `MAKE_MEM_*` request
+/// with -1, whereas a CPU, or valgrind running another tool (callgrind
+/// counting instructions), leaves the default 0; so the requests are made
+/// only under memcheck and never add to callgrind's counts.
+static MEMCHECK: AtomicU8 = AtomicU8::new(0);
 
-#[inline]
-fn on_valgrind() -> bool {
-    match ON_VALGRIND.load(Ordering::Relaxed) {
-        0 => {
-            let yes = request(0, &[RUNNING_ON_VALGRIND, 0, 0, 0, 0, 0]) != 0;
-            ON_VALGRIND.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-            yes
-        }
-        v => v == 2,
+/// Tells memcheck that `[addr, addr + len)` is addressable memory with
+/// undefined contents. Costs one relaxed load and a branch when not under
+/// memcheck.
+#[inline(always)]
+pub(crate) fn mark_undefined(addr: usize, len: usize) {
+    if MEMCHECK.load(Ordering::Relaxed) != 1 {
+        mark_undefined_slow(addr, len);
     }
 }
 
-/// Tells memcheck that `[addr, addr + len)` is addressable memory with
-/// undefined contents. Costs one relaxed load when not under valgrind.
-#[inline]
-pub(crate) fn mark_undefined(addr: usize, len: usize) {
-    if on_valgrind() {
+#[cold]
+#[inline(never)]
+fn mark_undefined_slow(addr: usize, len: usize) {
+    let mut state = MEMCHECK.load(Ordering::Relaxed);
+    if state == 0 {
+        let yes = request(0, &[MAKE_MEM_UNDEFINED, 0, 0, 0, 0, 0]) != 0;
+        state = if yes { 2 } else { 1 };
+        MEMCHECK.store(state, Ordering::Relaxed);
+    }
+    if state == 2 {
         request(0, &[MAKE_MEM_UNDEFINED, addr as u64, len as u64, 0, 0, 0]);
     }
 }
