@@ -170,6 +170,18 @@ pub const ROBOTS_MAX: u64 = 512 << 10;
 /// Redirects followed for a robots.txt (RFC 9309 asks for at least five).
 pub const ROBOTS_REDIRECTS: u32 = 5;
 
+/// The wait a 429 or 503 asks for in `Retry-After`, at most a minute. Only
+/// the delay-seconds form; an HTTP date is ignored (the backoff applies).
+fn retry_after(resp: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
+    let status = resp.status().as_u16();
+    (status == 429 || status == 503)
+        .then(|| resp.headers().get("retry-after"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s.min(60)))
+}
+
 /// Fetches a robots.txt: its first [`ROBOTS_MAX`] bytes (decoded), as
 /// text; any status but 2xx is an error carrying the status.
 pub fn fetch_robots(agent: &ureq::Agent, url: &Url) -> Result<String, FetchError> {
@@ -184,10 +196,12 @@ pub fn fetch_robots(agent: &ureq::Agent, url: &Url) -> Result<String, FetchError
         .map_err(classify)?;
     let status = resp.status().as_u16();
     if !(200..300).contains(&status) {
-        // 5xx and 429 may pass: worth a retry, as for pages.
+        // 5xx and 429 may pass: worth a retry, as for pages, after the
+        // server's Retry-After when it gives one.
         let transient = status >= 500 || status == 429;
         let mut e = FetchError::new("status", format!("HTTP {status}"), transient);
         e.status = Some(status);
+        e.retry_after = retry_after(&resp);
         return Err(e);
     }
     let mut body = Vec::new();
@@ -227,14 +241,7 @@ pub fn fetch(agent: &ureq::Agent, url: &Url, limits: &Limits) -> Result<Fetched,
     }
     let mut resp = agent.get(url.as_str()).call().map_err(classify)?;
     let status = resp.status().as_u16();
-    // Only the delay-seconds form; an HTTP date is ignored (the backoff
-    // applies).
-    let retry_after = (status == 429 || status == 503)
-        .then(|| resp.headers().get("retry-after"))
-        .flatten()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|s| Duration::from_secs(s.min(60)));
+    let retry_after = retry_after(&resp);
     let redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
     let location = redirect
         .then(|| resp.headers().get("location"))

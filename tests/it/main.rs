@@ -38,6 +38,7 @@ mod probes26;
 mod probes27;
 mod probes28;
 mod probes3;
+mod probes30;
 mod probes4;
 mod probes5;
 mod probes6;
