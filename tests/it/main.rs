@@ -37,6 +37,7 @@ mod probes25;
 mod probes26;
 mod probes27;
 mod probes28;
+mod probes29;
 mod probes3;
 mod probes30;
 mod probes4;
