@@ -104,7 +104,8 @@ struct Entry {
 /// Work handed to the hub by other threads.
 pub(crate) struct Remote {
     queue: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
-    waker: Arc<mio::Waker>,
+    /// Replaced in a forked child (see [`Hub::after_fork`]).
+    waker: Mutex<Arc<mio::Waker>>,
     /// Set when the queue has work, so the loop knows to poll.
     pending: AtomicBool,
     /// `KeepAlive` guards alive: they count as wake sources.
@@ -129,16 +130,21 @@ impl Remote {
         }
         // One wake-up per batch: when work was already pending, the hub has
         // been woken for it and drains the whole queue, this job included.
-        // A failed wake (the poller is gone) is harmless.
         if !self.pending.swap(true, Ordering::AcqRel) {
-            let _ = self.waker.wake();
+            self.wake_hub();
         }
         Ok(())
     }
 
     pub(crate) fn wake(&self) {
         self.pending.store(true, Ordering::Release);
-        let _ = self.waker.wake();
+        self.wake_hub();
+    }
+
+    fn wake_hub(&self) {
+        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // A failed wake (the poller is gone) is harmless.
+        let _ = waker.wake();
     }
 }
 
@@ -197,8 +203,6 @@ pub(crate) struct Hub {
     /// Wake sources besides timers and the ready queue: IO waiters,
     /// thread-pool jobs, cross-thread receivers.
     refs: Cell<usize>,
-    /// The part of `refs` that other threads feed (see `add_remote_ref`).
-    remote_refs: Cell<usize>,
     pub(crate) remote: Arc<Remote>,
     idle_waiters: RefCell<Vec<TaskRef>>,
     /// Link callbacks running now: (callback greenlet id, id of the
@@ -332,7 +336,7 @@ impl Hub {
         let io = crate::io::Io::new(poller.registrar()?);
         let remote = Arc::new(Remote {
             queue: Mutex::new(Vec::new()),
-            waker: poller.waker(),
+            waker: Mutex::new(poller.waker()),
             pending: AtomicBool::new(false),
             keepalive: AtomicUsize::new(0),
             alive: AtomicBool::new(true),
@@ -361,7 +365,6 @@ impl Hub {
                 UID.fetch_add(1, Ordering::Relaxed)
             },
             refs: Cell::new(0),
-            remote_refs: Cell::new(0),
             remote,
             idle_waiters: RefCell::new(Vec::new()),
             link_runs: RefCell::new(Vec::new()),
@@ -828,24 +831,21 @@ impl Hub {
     }
 
     fn poll(&self, timeout: Option<Duration>) {
+        if self.poller.borrow().forked()
+            && let Err(e) = self.after_fork()
+        {
+            panic!("sylvan: making the forked child's poller failed: {e}");
+        }
         self.polls.set(self.polls.get() + 1);
         let polled_at = self.now.get();
         let mut remote = false;
-        let remote_work = || {
-            self.remote_refs.get() > 0
-                || self.remote.keepalive.load(Ordering::Acquire) > 0
-                || self.remote.pending.load(Ordering::Acquire)
-        };
-        let result = self
-            .poller
-            .borrow_mut()
-            .poll(timeout, remote_work, |ready| {
-                if ready.token == WAKER_TOKEN.0 {
-                    remote = true;
-                } else {
-                    self.io.dispatch(self, ready);
-                }
-            });
+        let result = self.poller.borrow_mut().poll(timeout, |ready| {
+            if ready.token == WAKER_TOKEN.0 {
+                remote = true;
+            } else {
+                self.io.dispatch(self, ready);
+            }
+        });
         match result {
             Ok(complete) => self.io.polled(complete, polled_at),
             Err(e) => panic!("sylvan: polling for IO failed: {e}"),
@@ -853,6 +853,31 @@ impl Hub {
         if remote || self.remote.pending.load(Ordering::Acquire) {
             self.run_remote();
         }
+    }
+
+    /// In a child forked since this hub's poller was made, whose epoll is
+    /// then the parent's too: gives the hub an epoll and a waker of its own
+    /// and registers its sources there again, as gevent's `reinit` does
+    /// after a fork. The parent's registrations are left alone. Greenlets
+    /// parked on IO in the child wake when their sockets are ready, as the
+    /// parent's do (both processes then read the same sockets, as with any
+    /// descriptor shared across a fork). Called before the first poll or
+    /// registration after the fork.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn after_fork(&self) -> std::io::Result<()> {
+        let mut poller = self.poller.borrow_mut();
+        if !poller.forked() {
+            return Ok(());
+        }
+        poller.reinit()?;
+        let waker = poller.waker();
+        *self.remote.waker.lock().unwrap_or_else(|e| e.into_inner()) = waker.clone();
+        // A job queued just before the fork woke the parent's hub, and left
+        // `pending` set, so that no later job wakes this one: the first poll
+        // returns at once and drains the queue, clearing it.
+        waker.wake()?;
+        self.io.reinit(poller.registrar()?)
     }
 
     /// Runs the jobs other threads queued: each spawns or wakes greenlets.
@@ -1007,15 +1032,6 @@ impl Hub {
             // A queued task's key is still in the ring: the loop reaps it.
             self.reap(task.key.get(), task.id);
         }
-    }
-
-    /// A wake source that another thread feeds (a cross-thread receiver,
-    /// a thread-pool job): [`add_ref`](Self::add_ref), also counted apart
-    /// for a forked child's hub, which can still see those.
-    pub(crate) fn add_remote_ref(&self, n: isize) {
-        self.add_ref(n);
-        self.remote_refs
-            .set(self.remote_refs.get().wrapping_add_signed(n));
     }
 
     /// Adds or drops a wake source that is not a timer (IO waiters,

@@ -74,7 +74,8 @@ pub(crate) enum Dir {
 
 /// The hub's IO table: one slot per registered source.
 pub(crate) struct Io {
-    registrar: Registrar,
+    /// Replaced in a forked child (see [`Io::reinit`]).
+    registrar: RefCell<Registrar>,
     table: RefCell<Slab<Slot>>,
     /// Complete polls so far, and the hub's coarse clock at the last one.
     polls: Cell<u64>,
@@ -120,6 +121,9 @@ struct Slot {
     waiters: [Waiters; 2],
     /// For callback sources: run when readable.
     notify: Option<Notify>,
+    /// The registered descriptor (for registering it again in a forked
+    /// child, see [`Io::reinit`]).
+    fd: i32,
 }
 
 /// A direction's waiters in order: the first inline (one waiter is the
@@ -174,7 +178,7 @@ impl Waiters {
 impl Io {
     pub(crate) fn new(registrar: Registrar) -> Io {
         Io {
-            registrar,
+            registrar: RefCell::new(registrar),
             table: RefCell::new(Slab::new()),
             polls: Cell::new(0),
             polled_at: Cell::new(0),
@@ -182,12 +186,16 @@ impl Io {
     }
 
     fn insert(&self, fd: i32, notify: Option<Notify>) -> io::Result<usize> {
+        if self.registrar.borrow().forked() {
+            hub().after_fork()?;
+        }
         let token = self.table.borrow_mut().insert(Slot {
+            fd,
             notify,
             ready: [true, true],
             ..Slot::default()
         });
-        if let Err(e) = self.registrar.add(fd, token) {
+        if let Err(e) = self.registrar.borrow().add(fd, token) {
             self.table.borrow_mut().remove(token);
             return Err(e);
         }
@@ -200,7 +208,7 @@ impl Io {
         // A failure here means the descriptor was already closed behind our
         // back (the kernel dropped the registration with it): nothing to undo.
         if let Some(fd) = fd {
-            let _ = self.registrar.remove(fd);
+            let _ = self.registrar.borrow().remove(fd);
         }
         let slot = self.table.borrow_mut().try_remove(token);
         debug_assert!(
@@ -209,6 +217,26 @@ impl Io {
             "sylvan: an IO source was dropped with greenlets waiting on it"
         );
         drop(slot);
+    }
+
+    /// In a forked child, after the hub made a poller of its own: registers
+    /// every source with it under its old token. All directions count as
+    /// ready (the next operation tries its syscall first); the new epoll
+    /// reports what is ready now as a first edge, which wakes the
+    /// greenlets parked on it. Tries every source; returns the first error.
+    pub(crate) fn reinit(&self, registrar: Registrar) -> io::Result<()> {
+        *self.registrar.borrow_mut() = registrar;
+        let registrar = self.registrar.borrow();
+        let mut table = self.table.borrow_mut();
+        let mut first_error = None;
+        for (token, slot) in table.iter_mut() {
+            slot.ready = [true, true];
+            slot.probed_at = 0;
+            if let Err(e) = registrar.add(slot.fd, token) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Handles one poll event: sets the readiness flags and wakes the

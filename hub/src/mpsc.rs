@@ -217,7 +217,7 @@ impl<T> Drop for ParkGuard<'_, T> {
         self.live.store(false, Ordering::Release);
         self.shared.lock().parked.retain(|p| p.who != self.who);
         if let Some(hub) = try_hub() {
-            hub.add_remote_ref(-1);
+            hub.add_ref(-1);
         }
     }
 }
@@ -304,7 +304,7 @@ impl<T> Receiver<T> {
                 (hub, live)
             };
             let (hub, live) = hub;
-            hub.add_remote_ref(1);
+            hub.add_ref(1);
             let _guard = ParkGuard {
                 shared: &self.shared,
                 who: hub.current(),

@@ -38,16 +38,12 @@ pub(crate) struct Poller {
 /// Bumped in the child of each `fork`. An epoll instance made before a fork
 /// is shared with the parent: what the child adds to it, removes from it or
 /// takes from it (edge-triggered events are reported once) would be the
-/// parent's loss. So a hub whose poller predates the fork does no IO in the
-/// child (registering fails, naming fork), leaves the registrations alone
-/// when its sockets drop (the parent's are the same), and never polls it;
-/// its timers and greenlets still run, so the child can clean up and exit
-/// (or exec). A hub made after the fork (another thread) is unaffected.
+/// parent's loss. So in the child, a hub whose poller predates the fork
+/// never touches that epoll again: before its next poll or registration it
+/// makes a poller of its own and registers its sources there again
+/// (`Hub::after_fork`, gevent's `reinit`); until then, dropping a source
+/// leaves the shared registration alone (it is the parent's too).
 static FORKS: AtomicU64 = AtomicU64::new(0);
-
-/// The longest a forked child's hub sleeps between looks at other
-/// threads' jobs.
-const FORKED_NAP: Duration = Duration::from_millis(1);
 
 /// Counts forks from now on (once per process).
 fn watch_forks() {
@@ -67,16 +63,6 @@ fn forked_since(forks: u64) -> bool {
     FORKS.load(Ordering::Relaxed) != forks
 }
 
-/// The error of IO through a poller made before a `fork` (see [`FORKS`]).
-#[cold]
-fn forked() -> io::Error {
-    io::Error::other(
-        "sylvan: this thread's hub was made before fork(); its poller is shared with the \
-         parent process, so the forked child cannot do IO through it (exec a program, or do \
-         the IO before forking)",
-    )
-}
-
 impl std::fmt::Debug for Poller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Poller").finish_non_exhaustive()
@@ -94,6 +80,28 @@ impl Poller {
             waker,
             forks: FORKS.load(Ordering::Relaxed),
         })
+    }
+
+    /// True in a child forked since this poller was made: its epoll is the
+    /// parent's too, and must be replaced ([`reinit`](Self::reinit)) before
+    /// the next poll or registration.
+    #[inline]
+    pub(crate) fn forked(&self) -> bool {
+        forked_since(self.forks)
+    }
+
+    /// Replaces the epoll instance and the waker with new ones of this
+    /// process (the old ones are closed here, not in the parent, which
+    /// keeps its registrations). Sources must then be registered again
+    /// through a new [`registrar`](Self::registrar).
+    pub(crate) fn reinit(&mut self) -> io::Result<()> {
+        let forks = FORKS.load(Ordering::Relaxed);
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
+        self.poll = poll;
+        self.waker = waker;
+        self.forks = forks;
+        Ok(())
     }
 
     /// The waker other threads use to interrupt [`Poller::poll`].
@@ -122,26 +130,17 @@ impl Poller {
     /// reported (by it or an earlier poll), which a full batch or EINTR
     /// cannot promise.
     ///
-    /// In a child forked after the poller was made (see [`FORKS`]) it
-    /// sleeps instead, a millisecond at most, and fails when it would have
-    /// to wait for IO alone (`remote_work()` false: no other thread's job
-    /// can come; asked only then).
+    /// The caller replaces a poller shared with a parent process first
+    /// (see [`forked`](Self::forked)).
     pub(crate) fn poll(
         &mut self,
         timeout: Option<Duration>,
-        remote_work: impl FnOnce() -> bool,
         mut f: impl FnMut(Ready),
     ) -> io::Result<bool> {
-        if forked_since(self.forks) {
-            // A forked child: the epoll is the parent's too. Only timers
-            // and other threads' jobs (checked each millisecond: their
-            // waker is in that epoll as well) can wake this hub now.
-            if timeout.is_none() && !remote_work() {
-                return Err(forked());
-            }
-            std::thread::sleep(timeout.map_or(FORKED_NAP, |t| t.min(FORKED_NAP)));
-            return Ok(true);
-        }
+        debug_assert!(
+            !self.forked(),
+            "sylvan: polling an epoll shared with the parent"
+        );
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(false),
@@ -190,11 +189,19 @@ impl Registrar {
         let interest = Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY;
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if forked_since(self.forks) {
-            return Err(forked());
-        }
+        debug_assert!(
+            !forked_since(self.forks),
+            "sylvan: registering with an epoll shared with the parent"
+        );
         self.registry
             .register(&mut SourceFd(&fd), Token(token), interest)
+    }
+
+    /// True in a child forked since the poller was made (see
+    /// [`Poller::forked`]).
+    #[inline]
+    pub(crate) fn forked(&self) -> bool {
+        forked_since(self.forks)
     }
 
     /// Deregisters `fd` (which must still be open).

@@ -32,16 +32,19 @@ use crate::task::Builder;
 const SLOTS: usize = 64;
 
 /// One registration as the C handler sees it: the signal number (0 when
-/// free) and the pipe's write end (-1 when free).
+/// free) and the pipe's write end (-1 when free); and its read end (-1 when
+/// free), for [`renew_pipes`] after a fork.
 struct Slot {
     signum: AtomicI32,
     fd: AtomicI32,
+    read: AtomicI32,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
 const FREE: Slot = Slot {
     signum: AtomicI32::new(0),
     fd: AtomicI32::new(-1),
+    read: AtomicI32::new(-1),
 };
 
 static TABLE: [Slot; SLOTS] = [FREE; SLOTS];
@@ -87,6 +90,51 @@ extern "C" fn on_signal(signum: libc::c_int) {
     unsafe { *libc::__errno_location() = errno };
 }
 
+/// In the child of a `fork` (a `pthread_atfork` handler): gives every
+/// registration a pipe of its own under the same descriptor numbers. The
+/// child's copies referred to the parent's pipes, so a signal sent to the
+/// child would have woken the parent's handler, or the other way round;
+/// the child's hub registers the read ends with its own epoll after the
+/// fork (`Hub::after_fork`). A pipe that cannot be made leaves that
+/// registration shared, as before.
+extern "C" fn renew_pipes() {
+    for slot in &TABLE {
+        let (read, write) = (
+            slot.read.load(Ordering::SeqCst),
+            slot.fd.load(Ordering::SeqCst),
+        );
+        if read < 0 || write < 0 {
+            continue;
+        }
+        let mut fds = [0; 2];
+        // SAFETY: pipe2, dup3 and close are async-signal-safe, as a fork
+        // handler must be. `fds` has room for two descriptors; `read` and
+        // `write` are this registration's open descriptors (only the forking
+        // thread runs in the child, and it is here), which dup3 points at
+        // the new pipe, closing the old references; the temporaries are
+        // then closed.
+        unsafe {
+            if libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) != 0 {
+                continue;
+            }
+            libc::dup3(fds[0], read, libc::O_CLOEXEC);
+            libc::dup3(fds[1], write, libc::O_CLOEXEC);
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+    }
+}
+
+/// Installs [`renew_pipes`] (once per process).
+fn watch_forks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `renew_pipes` is async-signal-safe; registering has no
+        // other effect.
+        unsafe { libc::pthread_atfork(None, None, Some(renew_pipes)) };
+    });
+}
+
 /// A registered signal handler (see [`signal`]); dropping it unregisters.
 pub struct SignalHandler {
     signum: i32,
@@ -119,6 +167,7 @@ impl Drop for SignalHandler {
         let slot = &TABLE[self.slot];
         slot.signum.store(0, Ordering::SeqCst);
         slot.fd.store(-1, Ordering::SeqCst);
+        slot.read.store(-1, Ordering::SeqCst);
         // A handler that loaded the fd before we cleared it counted itself
         // in RUNNING first: once RUNNING is zero, none can still use it.
         while RUNNING.load(Ordering::SeqCst) != 0 {
@@ -251,6 +300,8 @@ pub fn signal(signum: i32, handler: impl Fn() + 'static) -> io::Result<SignalHan
         }
         inst.by_signum.insert(signum, (old, 1));
     }
+    watch_forks();
+    TABLE[slot].read.store(read_fd, Ordering::SeqCst);
     TABLE[slot].fd.store(write.as_raw_fd(), Ordering::SeqCst);
     TABLE[slot].signum.store(signum, Ordering::SeqCst);
     drop(guard);

@@ -1,7 +1,7 @@
 //! Probe round 25: a hostile review of round 24's fixes. `os::Fd` telling
 //! open file descriptions apart (`same_description`'s `O_APPEND` flip) with
 //! dups wrapped on two threads at once, separate eventfds and every order
-//! of drop and `into_inner`; forked children (IO refused on the old hub, a
+//! of drop and `into_inner`; forked children (IO on the old hub, reinitialised after the fork, a
 //! hub on a new thread working, fork after fork, the parent undisturbed,
 //! `spawn_blocking` in the child); `std::process::exit` from a greenlet, a
 //! link callback and a `spawn_blocking` job with buffered stdout;
@@ -287,27 +287,17 @@ fn echo_on_a_new_thread() -> bool {
     .is_ok_and(|r| r.is_some())
 }
 
-/// Whether registering a socket with this thread's hub fails naming fork.
-fn io_refused_naming_fork() -> bool {
-    // A listener of its own: the connect starts before the registration
-    // is refused, and the parent's listener would accept it.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    match sylvan::net::TcpStream::connect(l.local_addr().unwrap()) {
-        Ok(_) => false,
-        Err(e) => e.to_string().contains("fork"),
-    }
-}
-
 /// The forked child (of a process whose main hub has a listener and a
-/// parked acceptor) finds IO on that hub refused naming fork, its timers
-/// still running, and a hub on a new thread working normally. Fork after
-/// fork: a thread of the child with a hub made after the first fork forks
-/// again; in the grandchild that hub refuses IO, a newer one works. The
-/// parent's acceptor is still woken afterwards.
+/// parked acceptor) does IO on that hub (it gets an epoll of its own, as
+/// gevent's hub is reinitialised after a fork), its timers still run, and a
+/// hub on a new thread works too. Fork after fork: a thread of the child
+/// with a hub made after the first fork forks again; in the grandchild both
+/// that hub and a newer one work. The parent's acceptor is still woken
+/// afterwards.
 #[test]
-fn forked_children_refuse_io_on_old_hubs_and_work_on_new_threads() {
+fn forked_children_do_io_on_old_hubs_and_on_new_threads() {
     in_child(
-        "probes25::forked_children_refuse_io_on_old_hubs_and_work_on_new_threads",
+        "probes25::forked_children_do_io_on_old_hubs_and_on_new_threads",
         "p25-fork",
         || {
             use std::io::{Read, Write};
@@ -325,7 +315,7 @@ fn forked_children_refuse_io_on_old_hubs_and_work_on_new_threads() {
             assert!(pid >= 0);
             if pid == 0 {
                 let code = (|| {
-                    if !io_refused_naming_fork() {
+                    if !echo_on_a_new_thread_here() {
                         return 10;
                     }
                     let t = Instant::now();
@@ -344,7 +334,7 @@ fn forked_children_refuse_io_on_old_hubs_and_work_on_new_threads() {
                         // SAFETY: as above; the grandchild ends in _exit.
                         let pid = unsafe { libc::fork() };
                         if pid == 0 {
-                            let code = if !io_refused_naming_fork() {
+                            let code = if !echo_on_a_new_thread_here() {
                                 30
                             } else if !echo_on_a_new_thread() {
                                 31
@@ -467,6 +457,158 @@ fn spawn_blocking_in_a_forked_child_returns_its_value() {
                 "forked child without / with a timer: 4 = spawn_blocking panicked, \
                  2 = it took over a second"
             );
+        },
+    );
+}
+
+/// The pre-fork server (gunicorn's model, gevent's `reinit`): a listener
+/// made and registered on the main hub before `fork`, then served by the
+/// forked child on that same hub. The parent never accepts; a client
+/// thread of the parent gets its echo from the child.
+#[test]
+fn a_forked_child_serves_a_listener_registered_before_the_fork() {
+    in_child(
+        "probes25::a_forked_child_serves_a_listener_registered_before_the_fork",
+        "p25-prefork",
+        || {
+            use std::io::{Read, Write};
+            let l = sylvan::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            // Registered with the parent's epoll, and waited on once.
+            let none = sylvan::with_timeout(Duration::from_millis(5), || l.accept());
+            assert!(none.is_err(), "nobody connected yet");
+            // SAFETY: fork in a test child; the forked child ends in _exit.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0);
+            if pid == 0 {
+                let served = sylvan::with_timeout(Duration::from_secs(3), || {
+                    let (c, _) = l.accept().ok()?;
+                    let mut b = [0u8; 4];
+                    (&c).read_exact(&mut b).ok()?;
+                    (&c).write_all(&b).ok()
+                });
+                let code = match served {
+                    Ok(Some(())) => 0,
+                    Ok(None) => 1,
+                    Err(_) => 2,
+                };
+                // SAFETY: ends the forked child without unwinding.
+                unsafe { libc::_exit(code) };
+            }
+            let client = std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                s.write_all(b"fork").unwrap();
+                let mut b = [0u8; 4];
+                s.read_exact(&mut b).map(|()| b)
+            });
+            let code = std::thread::spawn(move || wait_pid(pid)).join().unwrap();
+            assert_eq!(code, 0, "forked child failed with code {code}");
+            assert_eq!(&client.join().unwrap().unwrap(), b"fork");
+        },
+    );
+}
+
+/// A greenlet parked on a socket when the process forks goes on in the
+/// child: the child's hub registers the socket with its own epoll and the
+/// child's copy of the greenlet reads what arrives. The parent kills its
+/// copy first (told to the child through a plain pipe), so that only the
+/// child reads.
+#[test]
+fn a_greenlet_parked_on_io_at_the_fork_reads_in_the_child() {
+    in_child(
+        "probes25::a_greenlet_parked_on_io_at_the_fork_reads_in_the_child",
+        "p25-fork-parked",
+        || {
+            use std::io::{Read, Write};
+            let (a, b) = sylvan::net::UnixStream::pair().unwrap();
+            let (mut go_tx, mut go_rx) = std::os::unix::net::UnixStream::pair().unwrap();
+            let reader = sylvan::spawn(move || {
+                let mut buf = [0u8; 8];
+                let n = (&a).read(&mut buf).unwrap();
+                buf[..n].to_vec()
+            });
+            sylvan::sleep(Duration::from_millis(1));
+            assert!(!reader.is_dead(), "the reader is parked");
+            // SAFETY: fork in a test child; the forked child ends in _exit.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0);
+            if pid == 0 {
+                let mut go = [0u8; 1];
+                let code = if go_rx.read_exact(&mut go).is_err() {
+                    1
+                } else if (&b).write_all(b"hi").is_err() {
+                    2
+                } else {
+                    match sylvan::with_timeout(Duration::from_secs(3), || reader.join()) {
+                        Ok(Ok(v)) if v == b"hi" => 0,
+                        Ok(_) => 3,
+                        Err(_) => 4,
+                    }
+                };
+                // SAFETY: ends the forked child without unwinding.
+                unsafe { libc::_exit(code) };
+            }
+            reader.kill();
+            go_tx.write_all(b"g").unwrap();
+            let code = std::thread::spawn(move || wait_pid(pid)).join().unwrap();
+            assert_eq!(code, 0, "forked child failed with code {code}");
+        },
+    );
+}
+
+/// A signal handler registered before a fork runs in the process the
+/// signal was sent to: the child's registration gets a pipe of its own at
+/// the fork (gevent re-makes its signal watchers in `reinit`). Before, both
+/// processes read one shared pipe, so the child's signal could run the
+/// parent's handler. The child signals itself and tells the parent, which
+/// then polls for 100 ms (the absence of a run has no event to wait for)
+/// and must not run its handler; its own signal later runs it once.
+#[test]
+fn a_signal_handler_registered_before_a_fork_runs_where_the_signal_went() {
+    in_child(
+        "probes25::a_signal_handler_registered_before_a_fork_runs_where_the_signal_went",
+        "p25-fork-signal",
+        || {
+            use std::io::{Read, Write};
+            let runs = Rc::new(Cell::new(0));
+            let r = runs.clone();
+            let _h = sylvan::signal(libc::SIGUSR2, move || r.set(r.get() + 1)).unwrap();
+            let (mut sent_tx, mut sent_rx) = std::os::unix::net::UnixStream::pair().unwrap();
+            // SAFETY: fork in a test child; the forked child ends in _exit.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0);
+            if pid == 0 {
+                // SAFETY: signals this process, which handles SIGUSR2.
+                unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) };
+                let told = sent_tx.write_all(b"s").is_ok();
+                let t = Instant::now();
+                while runs.get() == 0 && t.elapsed() < Duration::from_secs(3) {
+                    sylvan::sleep(Duration::from_millis(1));
+                }
+                let code = match (told, runs.get()) {
+                    (false, _) => 1,
+                    (true, 1) => 0,
+                    (true, n) => 10 + n,
+                };
+                // SAFETY: ends the forked child without unwinding.
+                unsafe { libc::_exit(code) };
+            }
+            let mut b = [0u8; 1];
+            sent_rx.read_exact(&mut b).unwrap();
+            for _ in 0..100 {
+                sylvan::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(runs.get(), 0, "the child's signal ran the parent's handler");
+            let code = std::thread::spawn(move || wait_pid(pid)).join().unwrap();
+            assert_eq!(code, 0, "forked child failed with code {code}");
+            // SAFETY: signals this process, which handles SIGUSR2.
+            unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) };
+            let t = Instant::now();
+            while runs.get() == 0 && t.elapsed() < Duration::from_secs(3) {
+                sylvan::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(runs.get(), 1, "the parent's own signal");
         },
     );
 }
