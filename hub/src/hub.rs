@@ -13,7 +13,7 @@
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -104,8 +104,12 @@ struct Entry {
 /// Work handed to the hub by other threads.
 pub(crate) struct Remote {
     queue: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
-    /// Replaced in a forked child (see [`Hub::after_fork`]).
-    waker: Mutex<Arc<mio::Waker>>,
+    /// The hub's waker: a leaked `Box`, replaced in a forked child (see
+    /// [`Hub::after_fork`]) without a lock, which a thread that did not
+    /// survive the fork could have held. The one in place is freed when
+    /// the `Remote` goes; replaced ones are leaked (one per fork), as
+    /// another thread may be using one.
+    waker: AtomicPtr<mio::Waker>,
     /// Set when the queue has work, so the loop knows to poll.
     pending: AtomicBool,
     /// `KeepAlive` guards alive: they count as wake sources.
@@ -142,9 +146,25 @@ impl Remote {
     }
 
     fn wake_hub(&self) {
-        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // SAFETY: `waker` always points to a leaked `Box<Waker>`, freed only
+        // in `Drop for Remote`, when no thread holds the `Remote` any more.
+        let waker = unsafe { &*self.waker.load(Ordering::Acquire) };
         // A failed wake (the poller is gone) is harmless.
         let _ = waker.wake();
+    }
+
+    /// Puts `waker` in place (the old one is leaked, see `waker`).
+    fn set_waker(&self, waker: mio::Waker) {
+        self.waker
+            .store(Box::into_raw(Box::new(waker)), Ordering::Release);
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from `Box::into_raw` and, the `Remote`
+        // being dropped, nobody else can load it.
+        drop(unsafe { Box::from_raw(*self.waker.get_mut()) });
     }
 }
 
@@ -336,7 +356,7 @@ impl Hub {
         let io = crate::io::Io::new(poller.registrar()?);
         let remote = Arc::new(Remote {
             queue: Mutex::new(Vec::new()),
-            waker: Mutex::new(poller.waker()),
+            waker: AtomicPtr::new(Box::into_raw(Box::new(poller.make_waker()?))),
             pending: AtomicBool::new(false),
             keepalive: AtomicUsize::new(0),
             alive: AtomicBool::new(true),
@@ -870,14 +890,15 @@ impl Hub {
         if !poller.forked() {
             return Ok(());
         }
-        poller.reinit()?;
-        let waker = poller.waker();
-        *self.remote.waker.lock().unwrap_or_else(|e| e.into_inner()) = waker.clone();
+        let (waker, registrar) = poller.reinit()?;
+        self.remote.set_waker(waker);
+        drop(poller);
         // A job queued just before the fork woke the parent's hub, and left
         // `pending` set, so that no later job wakes this one: the first poll
         // returns at once and drains the queue, clearing it.
-        waker.wake()?;
-        self.io.reinit(poller.registrar()?)
+        self.remote.wake();
+        self.io.reinit(self, registrar);
+        Ok(())
     }
 
     /// Runs the jobs other threads queued: each spawns or wakes greenlets.

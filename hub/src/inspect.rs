@@ -106,7 +106,8 @@ type ReportFn = Arc<dyn Fn(&BlockingReport) + Send + Sync>;
 /// watchdog thread that notices when this thread's hub has not switched for
 /// longer than a threshold, and reports which greenlet was running, for how
 /// long, and its spawn site. An idle hub (waiting in `poll`) is never
-/// reported.
+/// reported. Its thread does not survive a `fork`: a child process that
+/// wants one starts its own.
 ///
 /// ```
 /// use std::time::Duration;

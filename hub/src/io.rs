@@ -223,20 +223,36 @@ impl Io {
     /// every source with it under its old token. All directions count as
     /// ready (the next operation tries its syscall first); the new epoll
     /// reports what is ready now as a first edge, which wakes the
-    /// greenlets parked on it. Tries every source; returns the first error.
-    pub(crate) fn reinit(&self, registrar: Registrar) -> io::Result<()> {
+    /// greenlets parked on it. A source that cannot be registered again
+    /// (its number no longer names the registered file: an `os::Fd` whose
+    /// object was replaced through `get_mut`) has its waiters woken, to
+    /// meet the error of their next syscall rather than wait forever.
+    pub(crate) fn reinit(&self, hub: &Hub, registrar: Registrar) {
         *self.registrar.borrow_mut() = registrar;
-        let registrar = self.registrar.borrow();
-        let mut table = self.table.borrow_mut();
-        let mut first_error = None;
-        for (token, slot) in table.iter_mut() {
-            slot.ready = [true, true];
-            slot.probed_at = 0;
-            if let Err(e) = registrar.add(slot.fd, token) {
-                first_error.get_or_insert(e);
+        let mut failed = Vec::new();
+        {
+            let registrar = self.registrar.borrow();
+            let mut table = self.table.borrow_mut();
+            for (token, slot) in table.iter_mut() {
+                slot.ready = [true, true];
+                slot.probed_at = 0;
+                if registrar.add(slot.fd, token).is_err() {
+                    failed.push(token);
+                }
             }
         }
-        first_error.map_or(Ok(()), Err)
+        for token in failed {
+            self.dispatch(
+                hub,
+                Ready {
+                    token,
+                    readable: true,
+                    writable: true,
+                    read_closed: false,
+                    urgent: false,
+                },
+            );
+        }
     }
 
     /// Handles one poll event: sets the readiness flags and wakes the

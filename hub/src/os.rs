@@ -57,7 +57,9 @@ impl AsRawFd for Raw {
 /// a terminal's standard input is wrapped, other holders of it see it
 /// non-blocking too. `Fd`s on several descriptors of one description (a
 /// `dup`, on this thread or another) are counted: the flags are restored
-/// when the last of them goes. Separate descriptions of one file (two opens
+/// when the last of them goes. In a child forked while an `Fd` was alive,
+/// the child's copies leave the flags alone when they go: the parent's `Fd`
+/// relies on them. Separate descriptions of one file (two opens
 /// of a FIFO or of `/dev/ptmx`, two `eventfd`s, which share an inode) are
 /// told apart and keep their own flags.
 ///
@@ -115,6 +117,10 @@ struct Wrapped {
     fds: Vec<RawFd>,
     /// Its flags before the first of them set `O_NONBLOCK`, if it had to.
     restore: Option<libc::c_int>,
+    /// [`forks`](crate::poll::forks) when it was wrapped: in a child forked
+    /// since, the parent's `Fd`s share the description, and its flags are
+    /// left as they are.
+    forks: u64,
 }
 
 /// Whether `fd` (with status flags `flags`, not yet wrapped) and `other`
@@ -201,6 +207,7 @@ impl<T: AsRawFd> Fd<T> {
                     key,
                     fds: vec![fd],
                     restore: (flags & libc::O_NONBLOCK == 0).then_some(flags),
+                    forks: crate::poll::forks(),
                 }),
             }
             key
@@ -375,7 +382,9 @@ fn release(key: Key, fd: RawFd, restore: bool) {
     fds.swap_remove(fds.iter().position(|&f| f == fd).expect("found above"));
     if fds.is_empty() {
         let w = all.swap_remove(at);
-        if let (Some(flags), true) = (w.restore, restore) {
+        if let (Some(flags), true) = (w.restore, restore)
+            && w.forks == crate::poll::forks()
+        {
             // Best effort: the descriptor is open (we own it), so this
             // fails only if the kernel refuses flags it gave us.
             let _ = set_flags(fd, flags);

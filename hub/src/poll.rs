@@ -3,7 +3,6 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -30,7 +29,6 @@ pub(crate) struct Ready {
 pub(crate) struct Poller {
     poll: Poll,
     events: Events,
-    waker: Arc<Waker>,
     /// [`FORKS`] when it was made.
     forks: u64,
 }
@@ -58,6 +56,13 @@ fn watch_forks() {
     });
 }
 
+/// Forks counted so far: a value recorded now differs in any child forked
+/// later (the count starts with the first hub).
+pub(crate) fn forks() -> u64 {
+    watch_forks();
+    FORKS.load(Ordering::Relaxed)
+}
+
 /// True in a child forked after a poller made when [`FORKS`] was `forks`.
 fn forked_since(forks: u64) -> bool {
     FORKS.load(Ordering::Relaxed) != forks
@@ -73,11 +78,9 @@ impl Poller {
     pub(crate) fn new() -> io::Result<Poller> {
         watch_forks();
         let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
         Ok(Poller {
             poll,
             events: Events::with_capacity(1024),
-            waker,
             forks: FORKS.load(Ordering::Relaxed),
         })
     }
@@ -90,23 +93,27 @@ impl Poller {
         forked_since(self.forks)
     }
 
-    /// Replaces the epoll instance and the waker with new ones of this
-    /// process (the old ones are closed here, not in the parent, which
-    /// keeps its registrations). Sources must then be registered again
-    /// through a new [`registrar`](Self::registrar).
-    pub(crate) fn reinit(&mut self) -> io::Result<()> {
+    /// Replaces the epoll instance with a new one of this process (the old
+    /// one is closed here, not in the parent, which keeps its
+    /// registrations), with its waker and a registrar to register the
+    /// sources again. All or nothing: on an error the poller is unchanged.
+    pub(crate) fn reinit(&mut self) -> io::Result<(Waker, Registrar)> {
         let forks = FORKS.load(Ordering::Relaxed);
         let poll = Poll::new()?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
+        let waker = Waker::new(poll.registry(), WAKER_TOKEN)?;
+        let registrar = Registrar {
+            registry: poll.registry().try_clone()?,
+            forks,
+        };
         self.poll = poll;
-        self.waker = waker;
         self.forks = forks;
-        Ok(())
+        Ok((waker, registrar))
     }
 
-    /// The waker other threads use to interrupt [`Poller::poll`].
-    pub(crate) fn waker(&self) -> Arc<Waker> {
-        self.waker.clone()
+    /// Makes the waker other threads use to interrupt [`Poller::poll`]
+    /// (one per epoll instance).
+    pub(crate) fn make_waker(&self) -> io::Result<Waker> {
+        Waker::new(self.poll.registry(), WAKER_TOKEN)
     }
 
     /// The registry, for IO sources.

@@ -103,6 +103,11 @@ struct PoolState {
     /// A thread is being started: the next one is started by it, not by the
     /// hub (see [`Pool::submit`]).
     starting: bool,
+    /// [`forks`](crate::poll::forks) when the counts above were right. In a
+    /// forked child they count the parent's threads, none of which exist
+    /// here: the child's pool starts from none (its queue is kept: callers
+    /// of the child wait for those jobs).
+    forks: u64,
 }
 
 impl PoolState {
@@ -130,6 +135,7 @@ fn pool() -> &'static Pool {
             threads: 0,
             idle: 0,
             starting: false,
+            forks: crate::poll::forks(),
         }),
         work: Condvar::new(),
     })
@@ -149,6 +155,13 @@ impl Pool {
     /// microseconds each, more on a loaded machine) stays off the hub.
     fn submit(&'static self, job: Job) {
         let mut st = self.lock();
+        let forks = crate::poll::forks();
+        if st.forks != forks {
+            st.threads = 0;
+            st.idle = 0;
+            st.starting = false;
+            st.forks = forks;
+        }
         st.queue.push_back(job);
         let notify = st.idle > 0;
         let start = st.claim_start();

@@ -40,6 +40,7 @@ mod probes28;
 mod probes29;
 mod probes3;
 mod probes30;
+mod probes31;
 mod probes4;
 mod probes5;
 mod probes6;
