@@ -32,10 +32,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::util::DropFlag;
 use crate::util::{bounded, yield_until};
@@ -502,36 +501,9 @@ fn an_fd_is_given_back_open_and_dropped_once() {
 /// valgrind is not installed.
 #[test]
 fn memcheck_accepts_bodies_placed_on_reused_stacks() {
-    if Command::new("valgrind").arg("--version").output().is_err() {
-        eprintln!("valgrind is not installed: skipped (apt-get install valgrind to run it)");
-        return;
-    }
-    let mut child = Command::new("valgrind")
-        .args(["--tool=memcheck", "--error-exitcode=99", "-q"])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "probes27::bodies_of_every_size_class_keep_their_captures_and_drop_once",
-            "--test-threads=1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run valgrind");
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "memcheck run failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
+    crate::util::memcheck(
+        &["probes27::bodies_of_every_size_class_keep_their_captures_and_drop_once"],
+        &[],
+        Duration::from_secs(120),
     );
 }

@@ -42,7 +42,6 @@
 //! one re-runs them under memcheck when valgrind is installed.
 
 use std::cell::Cell;
-use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -176,44 +175,13 @@ fn handle_spawns_and_keep_alives_from_threads_each_run_once() {
 /// saying so, where valgrind is not installed.
 #[test]
 fn memcheck_accepts_the_cross_thread_paths() {
-    if Command::new("valgrind").arg("--version").output().is_err() {
-        eprintln!("valgrind is not installed: skipped (apt-get install valgrind to run it)");
-        return;
-    }
-    let mut child = Command::new("valgrind")
-        .args([
-            "--tool=memcheck",
-            "--error-exitcode=99",
-            "--leak-check=full",
-            "--errors-for-leak-kinds=definite",
-            "-q",
-        ])
-        .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
+    crate::util::memcheck(
+        &[
             "probes29::thread_senders_racing_receive_timeouts_lose_and_misdirect_nothing",
             "probes29::handle_spawns_and_keep_alives_from_threads_each_run_once",
             "threads::handle_spawns_on_another_threads_hub",
-            "--test-threads=1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run valgrind");
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(240) {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("3 passed"),
-        "memcheck run failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
+        ],
+        &["--leak-check=full", "--errors-for-leak-kinds=definite"],
+        Duration::from_secs(240),
     );
 }

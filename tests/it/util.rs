@@ -216,3 +216,42 @@ pub fn spare_port() -> u16 {
     }
     panic!("no free TCP port in 20000..30000 on 127.0.0.1");
 }
+
+/// Runs the tests named by `paths` (exact) of this binary under
+/// `valgrind --tool=memcheck` with `extra` options, within `limit`, and
+/// asserts that memcheck found nothing and every one passed. Returns
+/// without running (saying so) where valgrind is not installed.
+pub fn memcheck(paths: &[&str], extra: &[&str], limit: std::time::Duration) {
+    use std::process::{Command, Stdio};
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        eprintln!("valgrind is not installed: skipped (apt-get install valgrind to run it)");
+        return;
+    }
+    let mut child = Command::new("valgrind")
+        .args(["--tool=memcheck", "--error-exitcode=99", "-q"])
+        .args(extra)
+        .arg(std::env::current_exe().unwrap())
+        .arg("--exact")
+        .args(paths)
+        .arg("--test-threads=1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run valgrind");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains(&format!("{} passed", paths.len())),
+        "memcheck run failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+}
