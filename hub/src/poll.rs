@@ -48,10 +48,12 @@ fn watch_forks() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     extern "C" fn child() {
         FORKS.fetch_add(1, Ordering::Relaxed);
+        crate::signal::renew_pipes();
     }
     ONCE.call_once(|| {
-        // SAFETY: `child` is async-signal-safe (one atomic add), as a fork
-        // handler must be; registering has no other effect.
+        // SAFETY: `child` is async-signal-safe (an atomic add, and
+        // `renew_pipes`, which says why it is), as a fork handler must be;
+        // registering has no other effect.
         unsafe { libc::pthread_atfork(None, None, Some(child)) };
     });
 }
@@ -98,15 +100,10 @@ impl Poller {
     /// registrations), with its waker and a registrar to register the
     /// sources again. All or nothing: on an error the poller is unchanged.
     pub(crate) fn reinit(&mut self) -> io::Result<(Waker, Registrar)> {
-        let forks = FORKS.load(Ordering::Relaxed);
-        let poll = Poll::new()?;
-        let waker = Waker::new(poll.registry(), WAKER_TOKEN)?;
-        let registrar = Registrar {
-            registry: poll.registry().try_clone()?,
-            forks,
-        };
-        self.poll = poll;
-        self.forks = forks;
+        let fresh = Poller::new()?;
+        let waker = fresh.make_waker()?;
+        let registrar = fresh.registrar()?;
+        *self = fresh;
         Ok((waker, registrar))
     }
 

@@ -90,14 +90,15 @@ extern "C" fn on_signal(signum: libc::c_int) {
     unsafe { *libc::__errno_location() = errno };
 }
 
-/// In the child of a `fork` (a `pthread_atfork` handler): gives every
-/// registration a pipe of its own under the same descriptor numbers. The
-/// child's copies referred to the parent's pipes, so a signal sent to the
+/// In the child of a `fork` (called from the `pthread_atfork` handler that
+/// `poll.rs` installs with the first hub, which any registration needs):
+/// gives every registration a pipe of its own under the same descriptor
+/// numbers. The child's copies referred to the parent's pipes, so a signal sent to the
 /// child would have woken the parent's handler, or the other way round;
 /// the child's hub registers the read ends with its own epoll after the
 /// fork (`Hub::after_fork`). A pipe that cannot be made leaves that
 /// registration shared, as before.
-extern "C" fn renew_pipes() {
+pub(crate) fn renew_pipes() {
     for slot in &TABLE {
         let (read, write) = (
             slot.read.load(Ordering::SeqCst),
@@ -123,16 +124,6 @@ extern "C" fn renew_pipes() {
             libc::close(fds[1]);
         }
     }
-}
-
-/// Installs [`renew_pipes`] (once per process).
-fn watch_forks() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: `renew_pipes` is async-signal-safe; registering has no
-        // other effect.
-        unsafe { libc::pthread_atfork(None, None, Some(renew_pipes)) };
-    });
 }
 
 /// A registered signal handler (see [`signal`]); dropping it unregisters.
@@ -300,7 +291,6 @@ pub fn signal(signum: i32, handler: impl Fn() + 'static) -> io::Result<SignalHan
         }
         inst.by_signum.insert(signum, (old, 1));
     }
-    watch_forks();
     TABLE[slot].read.store(read_fd, Ordering::SeqCst);
     TABLE[slot].fd.store(write.as_raw_fd(), Ordering::SeqCst);
     TABLE[slot].signum.store(signum, Ordering::SeqCst);
