@@ -20,7 +20,7 @@
 //! ```
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ use crate::task::{Greenlet, WaitKind, kill_task, spawn};
 
 const JOIN: WaitKind = WaitKind::Sync("a pool/group join");
 const EXIT: WaitKind = WaitKind::Sync("a pool slot (wait_available/kill)");
-const NEXT: WaitKind = WaitKind::Sync("the next pool result (imap_unordered)");
+const NEXT: WaitKind = WaitKind::Sync("the next pool result (imap)");
 
 /// The state a group's handles and its greenlets share.
 struct Core {
@@ -367,9 +367,11 @@ impl Pool {
         map(&self.core, items, f)
     }
 
-    /// Like [`map`](Pool::map), lazily: yields results in input order, with
-    /// at most `size` tasks running for it at a time. Dropping the iterator
-    /// early kills the tasks it started.
+    /// Like [`map`](Pool::map), lazily: yields results in input order,
+    /// keeping the pool's slots busy as gevent's `imap` does. Results that
+    /// finish before the one waited for are kept until their turn (any
+    /// number of them, as gevent's `imap` without `maxsize`). Dropping the
+    /// iterator early kills the tasks it started.
     ///
     /// The input is pulled by the greenlet that calls `next`, as slots
     /// free up (so it may borrow). Unlike gevent, whose `imap` reads its
@@ -378,12 +380,6 @@ impl Pool {
     /// done until it yields an item or ends. For a feed that arrives over
     /// time, spawn the tasks from the feeding side with
     /// [`spawn`](Pool::spawn) and collect their results there.
-    ///
-    /// Results wait in input order within a window of `size` tasks
-    /// (finished or not) from the one being waited for: a slow task holds
-    /// back the start of items more than `size` after it, whereas gevent
-    /// buffers any number of results. [`imap_unordered`](Pool::imap_unordered)
-    /// keeps every slot busy.
     pub fn imap<'a, I: 'static, T: 'static>(
         &self,
         items: impl IntoIterator<Item = I> + 'a,
@@ -621,17 +617,21 @@ impl Drop for UnusedSlot<'_> {
 /// The iterator of [`Pool::imap`] and [`Group::imap`]: results in input
 /// order.
 pub struct Imap<'a, T: 'static> {
-    core: Rc<Core>,
     spawn: Spawner<'a, T>,
     exhausted: bool,
     running: Running<T>,
+    /// Keys in `running`, in input order: the results still to yield.
     order: VecDeque<usize>,
+    /// Where finishing tasks leave their keys and wake the reader.
+    finished: Rc<Finished>,
+    /// Keys of tasks that finished ahead of the one waited for.
+    done: HashSet<usize>,
 }
 
 impl<T> fmt::Debug for Imap<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Imap")
-            .field("running", &self.order.len())
+            .field("pending", &self.order.len())
             .field("exhausted", &self.exhausted)
             .finish()
     }
@@ -644,20 +644,26 @@ impl<'a, T: 'static> Imap<'a, T> {
         f: impl Fn(I) -> T + 'static,
     ) -> Imap<'a, T> {
         Imap {
-            core: core.clone(),
             spawn: spawner(core, items, f),
             exhausted: false,
             running: Running(Slab::new()),
             order: VecDeque::new(),
+            finished: Rc::default(),
+            done: HashSet::new(),
         }
     }
 
-    /// Starts tasks while slots are free and the window (the pool size)
-    /// allows; with nothing running, waits for one slot.
+    /// Starts tasks while slots are free; with no result pending, waits
+    /// for one slot.
     fn fill(&mut self) {
-        while !self.exhausted && self.order.len() < self.core.size {
-            match (self.spawn)(None, self.order.is_empty()) {
-                Step::Spawned(g) => self.order.push_back(self.running.0.insert(g)),
+        while !self.exhausted {
+            let key = self.running.0.vacant_key();
+            let wait = self.order.is_empty();
+            match (self.spawn)(Some((self.finished.clone(), key)), wait) {
+                Step::Spawned(g) => {
+                    self.running.0.insert(g);
+                    self.order.push_back(key);
+                }
                 Step::Exhausted => self.exhausted = true,
                 Step::Full => break,
             }
@@ -669,11 +675,27 @@ impl<T: 'static> Iterator for Imap<'_, T> {
     type Item = Result<T, Error>;
 
     fn next(&mut self) -> Option<Result<T, Error>> {
-        self.fill();
-        let key = *self.order.front()?;
-        // As in `map`: a consumer killed while it waits kills this task too.
-        self.running.0[key].wait(None);
+        let hub = hub();
+        // Each task that finishes frees a slot: start the next items in it
+        // (as gevent's imap does), then yield the first result in input
+        // order once it is done.
+        let key = loop {
+            self.fill();
+            let head = *self.order.front()?;
+            self.done.extend(self.finished.done.borrow_mut().drain(..));
+            if self.done.remove(&head) {
+                break head;
+            }
+            if std::thread::panicking() {
+                return None;
+            }
+            self.finished.parked.set(Some(hub.current()));
+            let _parked = Parked(&self.finished.parked);
+            hub.park(NEXT, false);
+        };
         self.order.pop_front();
+        // Its body is over; the greenlet dies at once. A consumer killed
+        // meanwhile kills the others with `running`.
         let g = self.running.0.remove(key);
         Some(g.join())
     }

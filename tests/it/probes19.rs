@@ -719,18 +719,12 @@ fn lifo_queue_of_capacity_zero_still_hands_out_the_newest_first() {
     })
 }
 
-// hub/src/pool.rs:350-355 `Pool::imap`: "yields results in input order,
-// with at most `size` tasks running for it at a time ... The input is
-// pulled by the greenlet that calls `next`, as slots free up". gevent's
-// `Pool.imap` keeps every slot busy while the reader waits for a slow
-// first result (results are buffered, `maxsize=None`): with a pool of 2
-// and item 0 slow, items 1, 2 and 3 all run meanwhile in the other slot.
-// sylvan's `Imap::next` fills only before it parks on the head task
-// (hub/src/pool.rs:622-626) and counts finished-but-unyielded tasks in its
-// window (:605), so the slot item 1 frees stays idle until item 0 is done:
-// no input is pulled though a slot is free.
+// gevent's `Pool.imap` keeps every slot busy while the reader waits for a
+// slow first result (results are buffered, `maxsize=None`): with a pool of
+// 2 and item 0 slow, items 1, 2 and 3 all run meanwhile in the other slot.
+// (Once a LIMIT: sylvan's `imap` started no item more than `size` after
+// the one waited for.)
 #[test]
-#[ignore = "LIMIT (documented on Pool::imap): results wait in a window of size tasks from the head; gevent buffers any number"]
 fn imap_keeps_free_slots_busy_while_the_head_task_is_slow() {
     bounded(|| {
         let pool = Pool::new(2);
