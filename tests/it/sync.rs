@@ -893,3 +893,153 @@ fn killed_waiters_release_their_captures_on_every_primitive() {
     assert!(!m.is_locked());
     assert_eq!(sem.available(), 0);
 }
+
+// ----- peek (gevent's Queue.peek) -------------------------------------------
+
+/// `peek` parks until an item comes and leaves it in the queue; every
+/// greenlet peeking is woken by the one put, and the getter still takes it.
+#[test]
+fn peek_waits_for_an_item_and_leaves_it_in_the_queue() {
+    let q = Rc::new(Queue::<u32>::unbounded());
+    let peekers = spawn_parked(3, {
+        let q = q.clone();
+        move |_| q.peek()
+    });
+    q.put(7).unwrap();
+    for p in peekers {
+        assert_eq!(p.join().unwrap(), Some(7));
+    }
+    assert_eq!(q.len(), 1, "peeking took nothing");
+    assert_eq!(q.try_peek(), Ok(7));
+    assert_eq!(q.get(), Some(7));
+    assert_eq!(q.try_peek(), Err(TryGetError::Empty));
+}
+
+/// A getter and a peeker both wait; one put: the getter gets the item and
+/// the peeker, finding the queue empty again when it runs, waits for the
+/// next one.
+#[test]
+fn a_peeker_that_finds_the_item_taken_waits_for_the_next() {
+    let q = Rc::new(Queue::<u32>::unbounded());
+    let getter = spawn_parked(1, {
+        let q = q.clone();
+        move |_| q.get()
+    });
+    let peeker = spawn_parked(1, {
+        let q = q.clone();
+        move |_| q.peek()
+    });
+    q.put(1).unwrap();
+    assert_eq!(getter.into_iter().next().unwrap().join().unwrap(), Some(1));
+    let peeker = peeker.into_iter().next().unwrap();
+    // Run the woken peeker: it found nothing and parked again.
+    sylvan::yield_now();
+    assert!(!peeker.is_dead(), "the peeker saw an item that was taken");
+    q.put(2).unwrap();
+    assert_eq!(peeker.join().unwrap(), Some(2));
+    assert_eq!(q.get(), Some(2));
+}
+
+/// Each queue kind peeks at the item its `get` takes next.
+#[test]
+fn peek_sees_what_get_takes_next_in_each_queue_kind() {
+    let fifo = Queue::unbounded();
+    let lifo = LifoQueue::unbounded();
+    let prio = PriorityQueue::unbounded();
+    let joinable = JoinableQueue::unbounded();
+    for v in [3, 1, 2] {
+        fifo.put(v).unwrap();
+        lifo.put(v).unwrap();
+        prio.put(v).unwrap();
+        joinable.put(v).unwrap();
+    }
+    assert_eq!((fifo.try_peek(), fifo.get()), (Ok(3), Some(3)));
+    assert_eq!((lifo.try_peek(), lifo.get()), (Ok(2), Some(2)));
+    assert_eq!((prio.try_peek(), prio.get()), (Ok(1), Some(1)));
+    assert_eq!((joinable.try_peek(), joinable.get()), (Ok(3), Some(3)));
+}
+
+/// A rendezvous queue's items are in putters' hands: peek sees the first
+/// waiting putter's item and takes nothing from it.
+#[test]
+fn peek_on_a_rendezvous_queue_sees_the_first_putters_item() {
+    let q = Rc::new(Queue::<&str>::bounded(0));
+    let peeker = spawn_parked(1, {
+        let q = q.clone();
+        move |_| q.peek()
+    });
+    let putters = spawn_parked(2, {
+        let q = q.clone();
+        move |i| q.put(["a", "b"][i]).is_ok()
+    });
+    assert_eq!(
+        peeker.into_iter().next().unwrap().join().unwrap(),
+        Some("a")
+    );
+    assert_eq!(q.putters(), 2, "peeking took no item");
+    assert_eq!(q.get(), Some("a"));
+    assert_eq!(q.get(), Some("b"));
+    for p in putters {
+        assert!(p.join().unwrap());
+    }
+}
+
+/// `peek_timeout` gives up with `Empty` after about its timeout; on a
+/// closed queue `peek` ends with `None` once it is drained, and `close`
+/// wakes a parked peeker.
+#[test]
+fn peek_timeout_and_close() {
+    let q = Rc::new(Queue::<u32>::unbounded());
+    let t = Instant::now();
+    assert_eq!(q.peek_timeout(20 * MS), Err(TryGetError::Empty));
+    let waited = t.elapsed();
+    assert!(waited >= 20 * MS, "gave up early: {waited:?}");
+    assert!(waited < Duration::from_secs(5), "gave up late: {waited:?}");
+    let peeker = spawn_parked(1, {
+        let q = q.clone();
+        move |_| q.peek()
+    });
+    q.put(5).unwrap();
+    q.close();
+    assert_eq!(peeker.into_iter().next().unwrap().join().unwrap(), Some(5));
+    assert_eq!(q.peek(), Some(5), "closed but not drained");
+    assert_eq!(q.get(), Some(5));
+    assert_eq!(q.try_peek(), Err(TryGetError::Closed));
+    assert_eq!(q.peek(), None);
+    let q2 = Rc::new(Queue::<u32>::unbounded());
+    let parked = spawn_parked(1, {
+        let q2 = q2.clone();
+        move |_| q2.peek()
+    });
+    q2.close();
+    assert_eq!(parked.into_iter().next().unwrap().join().unwrap(), None);
+}
+
+/// A peeker killed or timed out while parked leaves nothing behind: a
+/// later put goes through the fast path (no stale wake-up), and a getter
+/// waiting behind it still gets the item.
+#[test]
+fn a_killed_peeker_leaves_no_trace() {
+    let q = Rc::new(Queue::<u32>::bounded(1));
+    let peeker = spawn_parked(1, {
+        let q = q.clone();
+        move |_| q.peek()
+    });
+    let timed = spawn_parked(1, {
+        let q = q.clone();
+        move |_| q.peek_timeout(MS)
+    });
+    peeker.into_iter().next().unwrap().kill();
+    assert_eq!(
+        timed.into_iter().next().unwrap().join().unwrap(),
+        Err(TryGetError::Empty)
+    );
+    let getter = spawn_parked(1, {
+        let q = q.clone();
+        move |_| q.get()
+    });
+    q.put(9).unwrap();
+    assert_eq!(getter.into_iter().next().unwrap().join().unwrap(), Some(9));
+    assert!(q.is_empty());
+    assert_eq!(sylvan::stats().alive, 0);
+}

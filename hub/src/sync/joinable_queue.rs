@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
-use super::queue_core::{Fifo, Names, QueueCore, queue_methods};
+use super::queue_core::{Fifo, Names, QueueCore, peek_methods, queue_methods};
 use super::waitlist::{WaitList, wait_on};
 use crate::hub::hub;
 use crate::task::WaitKind;
@@ -123,3 +123,4 @@ impl<T> Default for JoinableQueue<T> {
 }
 
 queue_methods!(JoinableQueue, []);
+peek_methods!(JoinableQueue, []);

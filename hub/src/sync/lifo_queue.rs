@@ -1,6 +1,6 @@
 //! `LifoQueue<T>`: last in, first out.
 
-use super::queue_core::{Lifo, Names, QueueCore, queue_methods};
+use super::queue_core::{Lifo, Names, QueueCore, peek_methods, queue_methods};
 
 const NAMES: Names = Names {
     get: "a LIFO queue get",
@@ -56,3 +56,4 @@ impl<T> Default for LifoQueue<T> {
 }
 
 queue_methods!(LifoQueue, []);
+peek_methods!(LifoQueue, []);

@@ -1,6 +1,6 @@
 //! `PriorityQueue<T>`: smallest item first.
 
-use super::queue_core::{Names, QueueCore, Smallest, queue_methods};
+use super::queue_core::{Names, QueueCore, Smallest, peek_methods, queue_methods};
 
 const NAMES: Names = Names {
     get: "a priority queue get",
@@ -59,3 +59,4 @@ impl<T: Ord> Default for PriorityQueue<T> {
 }
 
 queue_methods!(PriorityQueue, [: Ord]);
+peek_methods!(PriorityQueue, [+ Ord]);

@@ -1,6 +1,6 @@
 //! `Queue<T>`: FIFO, bounded or unbounded.
 
-use super::queue_core::{Fifo, Names, QueueCore, queue_methods};
+use super::queue_core::{Fifo, Names, QueueCore, peek_methods, queue_methods};
 
 const NAMES: Names = Names {
     get: "a queue get",
@@ -72,3 +72,4 @@ impl<T> Default for Queue<T> {
 }
 
 queue_methods!(Queue, []);
+peek_methods!(Queue, []);

@@ -50,6 +50,8 @@ use crate::task::WaitKind;
 pub(crate) trait Buffer<T>: Default {
     fn push(&mut self, v: T);
     fn pop(&mut self) -> Option<T>;
+    /// The item `pop` would take.
+    fn peek(&self) -> Option<&T>;
     fn len(&self) -> usize;
 }
 
@@ -70,6 +72,10 @@ impl<T> Buffer<T> for Fifo<T> {
     #[inline]
     fn pop(&mut self) -> Option<T> {
         self.0.pop_front()
+    }
+    #[inline]
+    fn peek(&self) -> Option<&T> {
+        self.0.front()
     }
     #[inline]
     fn len(&self) -> usize {
@@ -96,6 +102,10 @@ impl<T> Buffer<T> for Lifo<T> {
         self.0.pop()
     }
     #[inline]
+    fn peek(&self) -> Option<&T> {
+        self.0.last()
+    }
+    #[inline]
     fn len(&self) -> usize {
         self.0.len()
     }
@@ -120,6 +130,10 @@ impl<T: Ord> Buffer<T> for Smallest<T> {
         self.0.pop().map(|Reverse(v)| v)
     }
     #[inline]
+    fn peek(&self) -> Option<&T> {
+        self.0.peek().map(|Reverse(v)| v)
+    }
+    #[inline]
     fn len(&self) -> usize {
         self.0.len()
     }
@@ -133,6 +147,9 @@ struct State<T, B> {
     rendezvous: bool,
     getter_seq: u64,
     putters: WaitList<Option<T>>,
+    /// Greenlets parked in `peek`: every one is woken when an item comes
+    /// (they take nothing, so none of the rules above concern them).
+    peekers: WaitList<()>,
     /// Items accepted so far (for `JoinableQueue`'s unfinished count).
     /// Counted under the state's borrow: a separate `Cell` next to the
     /// borrow flag invites the compiler to merge the two updates into one
@@ -176,6 +193,12 @@ impl<T, B: Buffer<T>> State<T, B> {
         }
         let key = self.getters.pop()?;
         Some(self.getters.task(key))
+    }
+
+    /// True when greenlets are parked in `peek`.
+    #[inline]
+    fn has_peekers(&self) -> bool {
+        !self.peekers.is_empty()
     }
 }
 
@@ -238,8 +261,26 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
                 rendezvous: cap == 0,
                 getter_seq: 0,
                 putters: WaitList::new(),
+                peekers: WaitList::new(),
                 accepted: 0,
             }),
+        }
+    }
+
+    /// Wakes every greenlet parked in `peek` (when `any`): an item came.
+    /// After the getter the item is for, which goes first.
+    #[inline]
+    fn wake_peekers(&self, any: bool) {
+        if any {
+            self.wake_peekers_cold();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn wake_peekers_cold(&self) {
+        if let Some(hub) = crate::hub::try_hub() {
+            self.st.borrow_mut().peekers.wake_all(hub);
         }
     }
 
@@ -252,7 +293,11 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
     #[inline]
     fn push_fast(&self, v: T) -> Option<T> {
         let mut st = self.st.borrow_mut();
-        if st.getters.is_empty() && st.held() < self.cap && !self.closed.get() {
+        if st.getters.is_empty()
+            && st.peekers.is_empty()
+            && st.held() < self.cap
+            && !self.closed.get()
+        {
             st.buf.push(v);
             st.accepted += 1;
             None
@@ -288,8 +333,10 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
         st.buf.push(v);
         st.accepted += 1;
         let getter = st.getter_to_wake();
+        let peekers = st.has_peekers();
         drop(st);
         wake_getter(getter);
+        self.wake_peekers(peekers);
         Ok(())
     }
 
@@ -325,20 +372,24 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
             st.buf.push(v);
             st.accepted += 1;
             let getter = st.getter_to_wake();
+            let peekers = st.has_peekers();
             drop(st);
             wake_getter(getter);
+            self.wake_peekers(peekers);
             return Ok(());
         }
         let hub = hub();
         let key = st.putters.push(hub.current(), Some(v));
-        // A rendezvous getter may wait for this very item.
-        let getter = if self.cap == 0 {
-            st.getter_to_wake()
+        // A rendezvous getter may wait for this very item, and a peeker
+        // may look at it.
+        let (getter, peekers) = if self.cap == 0 {
+            (st.getter_to_wake(), st.has_peekers())
         } else {
-            None
+            (None, false)
         };
         drop(st);
         wake_getter(getter);
+        self.wake_peekers(peekers);
         let guard = PutWaiting { core: self, key };
         loop {
             let woke = hub.park_until(self.put_what, deadline);
@@ -386,9 +437,11 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
             st.accepted += 1;
             st.buf.push(item);
             let getter = st.getter_to_wake();
+            let peekers = st.has_peekers();
             drop(st);
             hub().wake(putter, Wake::Ready);
             wake_getter(getter);
+            self.wake_peekers(peekers);
         }
     }
 
@@ -493,6 +546,52 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
         }
     }
 
+    /// A clone of the item a get would take now: the first in the buffer
+    /// or, for a rendezvous, in the first waiting putter's hands.
+    pub(crate) fn try_peek(&self) -> Result<T, TryGetError>
+    where
+        T: Clone,
+    {
+        let st = self.st.borrow();
+        let front = match st.buf.peek() {
+            Some(v) => Some(v),
+            None if self.cap == 0 => st.putters.front().and_then(Option::as_ref),
+            None => None,
+        };
+        match front {
+            Some(v) => Ok(v.clone()),
+            None if self.closed.get() => Err(TryGetError::Closed),
+            None => Err(TryGetError::Empty),
+        }
+    }
+
+    /// [`try_peek`](Self::try_peek), waiting for an item until `deadline`
+    /// (forever when `None`).
+    pub(crate) fn peek(&self, deadline: Option<Instant>) -> Result<T, TryGetError>
+    where
+        T: Clone,
+    {
+        loop {
+            match self.try_peek() {
+                Err(TryGetError::Empty) => {}
+                r => return r,
+            }
+            if std::thread::panicking() {
+                return Err(TryGetError::Empty);
+            }
+            let hub = hub();
+            let key = self.st.borrow_mut().peekers.push(hub.current(), ());
+            let guard = PeekWaiting { core: self, key };
+            let woke = hub.park_until(PEEK, deadline);
+            drop(guard);
+            if woke != Woke::Ready {
+                // Out of time: one last look (an item may have come with
+                // the deadline).
+                return self.try_peek();
+            }
+        }
+    }
+
     pub(crate) fn close(&self) {
         if self.closed.replace(true) {
             return;
@@ -500,6 +599,7 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
         let hub = hub();
         let mut st = self.st.borrow_mut();
         st.getters.wake_all(hub);
+        st.peekers.wake_all(hub);
         // Putters keep their items in their slots: they get them back.
         st.putters.wake_all(hub);
     }
@@ -548,6 +648,21 @@ impl<T, B: Buffer<T>> Drop for PutWaiting<'_, T, B> {
         // Dropped here, after the borrow ended: T's destructor may be
         // arbitrary code.
         drop(item);
+    }
+}
+
+/// What a greenlet parked in `peek` waits on.
+const PEEK: WaitKind = WaitKind::Sync("a queue peek");
+
+/// Removes a peeker's node however its wait ends.
+struct PeekWaiting<'a, T, B: Buffer<T>> {
+    core: &'a QueueCore<T, B>,
+    key: NodeKey,
+}
+
+impl<T, B: Buffer<T>> Drop for PeekWaiting<'_, T, B> {
+    fn drop(&mut self) {
+        self.core.st.borrow_mut().peekers.remove(self.key);
     }
 }
 
@@ -766,3 +881,54 @@ macro_rules! queue_methods {
 }
 
 pub(crate) use queue_methods;
+
+/// `peek`, `try_peek` and `peek_timeout`, for the queues that have them (not
+/// [`Channel`](super::Channel), whose items are in putters' hands).
+macro_rules! peek_methods {
+    ($Q:ident, [$($bound:tt)*]) => {
+        impl<T: Clone $($bound)*> $Q<T> {
+            /// A clone of the item [`get`](Self::get) would take next, left
+            /// in the queue, parking the calling greenlet while there is
+            /// none (gevent's `Queue.peek`). `None` once the queue is closed
+            /// and drained.
+            ///
+            /// Each greenlet parked here is woken by the next item that
+            /// comes, after the getter that item wakes: when that getter
+            /// takes it first, the peeker waits again. The clone is made while the
+            /// queue is borrowed: `T::clone` must not use this queue.
+            /// Called while the greenlet unwinds, it cannot wait: `None`
+            /// when nothing is there.
+            pub fn peek(&self) -> Option<T> {
+                self.core.peek(None).ok()
+            }
+
+            /// Like [`peek`](Self::peek), without waiting.
+            ///
+            /// # Errors
+            ///
+            /// [`TryGetError::Empty`](crate::sync::TryGetError::Empty), or
+            /// [`TryGetError::Closed`](crate::sync::TryGetError::Closed) when
+            /// closed and drained.
+            pub fn try_peek(&self) -> Result<T, $crate::sync::TryGetError> {
+                self.core.try_peek()
+            }
+
+            /// Like [`peek`](Self::peek), waiting at most `timeout`.
+            ///
+            /// # Errors
+            ///
+            /// [`TryGetError::Empty`](crate::sync::TryGetError::Empty) when
+            /// no item came in time,
+            /// [`TryGetError::Closed`](crate::sync::TryGetError::Closed) when
+            /// closed and drained.
+            pub fn peek_timeout(
+                &self,
+                timeout: std::time::Duration,
+            ) -> Result<T, $crate::sync::TryGetError> {
+                self.core.peek(crate::time::deadline_after(timeout))
+            }
+        }
+    };
+}
+
+pub(crate) use peek_methods;

@@ -196,6 +196,11 @@ impl<S> WaitList<S> {
         self.linked -= 1;
     }
 
+    /// The slot of the first waiter in line.
+    pub(crate) fn front(&self) -> Option<&S> {
+        (self.head != NIL).then(|| &self.nodes[self.head as usize].slot)
+    }
+
     /// The greenlet of a node.
     #[inline]
     pub(crate) fn task(&self, key: NodeKey) -> TaskRef {
