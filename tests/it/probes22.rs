@@ -16,14 +16,16 @@
 use std::cell::RefCell;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use sylvan::net::{StreamServer, TcpStream};
 
-use crate::util::{bounded, is_child, run_child};
+use crate::util::{
+    Got, Nginx, NginxConf, agents, bounded, get, is_child, on_std, run_child, shape, summarize,
+};
 
 // ---------------------------------------------------------------- helpers
 
@@ -786,15 +788,18 @@ print("PORTS", *ports)
 
 // ---------------------------------------------------------------- ureq against nginx
 
-/// nginx in the foreground, one process, on a port picked by the OS
-/// (bound then released; a lost race is retried on another port).
-struct Nginx {
-    proc: Option<Proc>,
-    port: u16,
-    dir: PathBuf,
-}
+/// The `http` block of the probes' nginx (after the common frame of
+/// [`util::Nginx`]).
+const HTTP: &str = r#"access_log off;
+  default_type text/plain;
+  gzip on; gzip_types text/plain; gzip_min_length 20;"#;
 
-const NGINX: &str = "/usr/sbin/nginx";
+/// The `server` block of the probes' nginx (after its `listen` and `root`).
+const SERVER: &str = r#"add_header X-Conn "$connection/$connection_requests" always;
+    location = /204 { return 204; }
+    location = /upload { client_max_body_size 20m; return 200 "ok\n"; }
+    location = /small { client_max_body_size 1k; return 200 "ok\n"; }
+    location /slow/ { gzip off; limit_rate 8k; }"#;
 
 /// `big.txt`: 3 MB of numbered text lines.
 fn big_text() -> Vec<u8> {
@@ -818,169 +823,23 @@ fn mid_bytes() -> Vec<u8> {
         .collect()
 }
 
-impl Nginx {
-    /// Starts nginx with `http_extra` in its `http` block and
-    /// `server_extra` in its `server` block; `None` (and a line saying so)
-    /// without nginx.
-    fn start(tag: &str, http_extra: &str, server_extra: &str) -> Option<Nginx> {
-        if !Path::new(NGINX).exists() {
-            eprintln!("no nginx at {NGINX}: skipped");
-            return None;
-        }
-        let dir =
-            std::env::temp_dir().join(format!("sylvan-p22-nginx-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("www/slow")).unwrap();
-        std::fs::create_dir_all(dir.join("tmp")).unwrap();
-        std::fs::write(dir.join("www/a.txt"), "hello nginx\n").unwrap();
-        std::fs::write(dir.join("www/big.txt"), big_text()).unwrap();
-        std::fs::write(dir.join("www/mid.txt"), mid_bytes()).unwrap();
-        std::fs::write(dir.join("www/slow/s.txt"), mid_bytes()).unwrap();
-        let d = dir.display();
-        for _attempt in 0..5 {
-            let port = crate::util::spare_port();
-            let conf = format!(
-                r#"
-daemon off;
-master_process off;
-worker_processes 1;
-error_log {d}/error.log;
-pid {d}/nginx.pid;
-events {{ worker_connections 512; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/tmp/body;
-  proxy_temp_path {d}/tmp/proxy;
-  fastcgi_temp_path {d}/tmp/fcgi;
-  uwsgi_temp_path {d}/tmp/uwsgi;
-  scgi_temp_path {d}/tmp/scgi;
-  default_type text/plain;
-  gzip on; gzip_types text/plain; gzip_min_length 20;
-  {http_extra}
-  server {{
-    listen 127.0.0.1:{port};
-    root {d}/www;
-    add_header X-Conn "$connection/$connection_requests" always;
-    location = /204 {{ return 204; }}
-    location = /upload {{ client_max_body_size 20m; return 200 "ok\n"; }}
-    location = /small {{ client_max_body_size 1k; return 200 "ok\n"; }}
-    location /slow/ {{ gzip off; limit_rate 8k; }}
-    {server_extra}
-  }}
-}}
-"#
-            );
-            let conf_path = dir.join("nginx.conf");
-            std::fs::write(&conf_path, conf).unwrap();
-            let dir_s = dir.to_str().unwrap();
-            let mut p = Proc::spawn(
-                NGINX,
-                &[
-                    "-p",
-                    dir_s,
-                    "-c",
-                    conf_path.to_str().unwrap(),
-                    "-e",
-                    &format!("{dir_s}/error.log"),
-                ],
-            );
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(3) && !p.exited() {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Some(Nginx {
-                        proc: Some(p),
-                        port,
-                        dir,
-                    });
-                }
-                sylvan::sleep(Duration::from_millis(10));
-            }
-        }
-        panic!(
-            "nginx did not start: {}",
-            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-        );
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        drop(self.proc.take());
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-type Config = ureq::config::ConfigBuilder<ureq::typestate::AgentScope>;
-
-/// A sylvan agent and the same configuration on std sockets (ureq's own
-/// transport), for reference.
-fn agents(f: impl Fn(Config) -> Config) -> (ureq::Agent, ureq::Agent) {
-    let sylvan = sylvan::ureq::agent(f(ureq::Agent::config_builder()).build());
-    let std = ureq::Agent::new_with_config(f(ureq::Agent::config_builder()).build());
-    (sylvan, std)
-}
-
-/// One exchange, summed up: status, `X-Conn` (`connection/request`),
-/// body length, and the body when short; or the error.
-#[derive(Debug, Clone, PartialEq)]
-struct Got {
-    status: u16,
-    conn: u64,
-    req: u64,
-    body: Vec<u8>,
-}
-
-fn summarize(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Got, ureq::Error> {
-    let mut res = r?;
-    let status = res.status().as_u16();
-    let xc = res
-        .headers()
-        .get("x-conn")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("0/0")
-        .to_owned();
-    let (c, q) = xc.split_once('/').unwrap();
-    let body = res.body_mut().with_config().limit(16 << 20).read_to_vec()?;
-    Ok(Got {
-        status,
-        conn: c.parse().unwrap(),
-        req: q.parse().unwrap(),
-        body,
+/// nginx serving `a.txt`, `big.txt`, `mid.txt` and `slow/s.txt`, with
+/// `http_extra` in its `http` block and `server_extra` in its `server`
+/// block; `None` (and a line saying so) without nginx.
+fn nginx(tag: &str, http_extra: &str, server_extra: &str) -> Option<Nginx> {
+    let conf = NginxConf {
+        worker_connections: 512,
+        ports: 1,
+        http: &format!("{HTTP}\n  {http_extra}"),
+        server: &format!("{SERVER}\n    {server_extra}"),
+    };
+    Nginx::start(&format!("p22-{tag}"), &conf, |www| {
+        std::fs::create_dir_all(www.join("slow")).unwrap();
+        std::fs::write(www.join("a.txt"), "hello nginx\n").unwrap();
+        std::fs::write(www.join("big.txt"), big_text()).unwrap();
+        std::fs::write(www.join("mid.txt"), mid_bytes()).unwrap();
+        std::fs::write(www.join("slow/s.txt"), mid_bytes()).unwrap();
     })
-}
-
-fn get(agent: &ureq::Agent, url: &str) -> Result<Got, ureq::Error> {
-    summarize(agent.get(url).call())
-}
-
-/// Renumbers nginx's connection numbers by first appearance, so runs on
-/// two agents compare: `(connection, request on it)`.
-fn shape(v: &[Got]) -> Vec<(u64, u64)> {
-    let mut seen: Vec<u64> = Vec::new();
-    v.iter()
-        .map(|g| {
-            let i = match seen.iter().position(|&c| c == g.conn) {
-                Some(i) => i,
-                None => {
-                    seen.push(g.conn);
-                    seen.len() - 1
-                }
-            };
-            (i as u64, g.req)
-        })
-        .collect()
-}
-
-/// Runs `f` with the std agent on the blocking pool (main parks meanwhile).
-fn on_std<T: Send + 'static>(
-    agent: ureq::Agent,
-    f: impl FnOnce(&ureq::Agent) -> T + Send + 'static,
-) -> T {
-    sylvan::spawn_blocking(move || f(&agent))
 }
 
 /// `keepalive_requests 2`: nginx closes each connection after its second
@@ -988,7 +847,7 @@ fn on_std<T: Send + 'static>(
 /// connection, exactly as ureq on std sockets.
 #[test]
 fn nginx_keepalive_requests_2_seven_requests() {
-    let Some(ng) = Nginx::start("ka2", "keepalive_requests 2;", "") else {
+    let Some(ng) = nginx("ka2", "keepalive_requests 2;", "") else {
         return;
     };
     bounded(|| {
@@ -1012,7 +871,7 @@ fn nginx_keepalive_requests_2_seven_requests() {
 /// answer `Connection: close`): a connection per request. Same as std.
 #[test]
 fn nginx_idle_keepalive_timeout_and_connection_close() {
-    let Some(ng) = Nginx::start(
+    let Some(ng) = nginx(
         "kat",
         "keepalive_timeout 150ms;",
         r#"location = /close.txt { keepalive_timeout 0; return 200 "hello nginx\n"; }"#,
@@ -1049,7 +908,7 @@ fn nginx_idle_keepalive_timeout_and_connection_close() {
 /// on std too: ureq's behaviour, so it is not read here.)
 #[test]
 fn nginx_gzip_chunked_body_then_head_then_reuse() {
-    let Some(ng) = Nginx::start("gz", "", "") else {
+    let Some(ng) = nginx("gz", "", "") else {
         return;
     };
     bounded(|| {
@@ -1103,7 +962,7 @@ fn nginx_gzip_chunked_body_then_head_then_reuse() {
 /// `If-None-Match`, 204, a HEAD, then a GET with a body, as on std.
 #[test]
 fn nginx_304_204_head_keep_the_connection() {
-    let Some(ng) = Nginx::start("304", "", "") else {
+    let Some(ng) = nginx("304", "", "") else {
         return;
     };
     bounded(|| {
@@ -1138,7 +997,7 @@ fn nginx_304_204_head_keep_the_connection() {
 /// and a small one, under a 4 s global timeout: every body is right.
 #[test]
 fn nginx_forty_greenlets_share_an_agent() {
-    let Some(ng) = Nginx::start("many", "", "") else {
+    let Some(ng) = nginx("many", "", "") else {
         return;
     };
     bounded(|| {
@@ -1182,7 +1041,7 @@ fn nginx_forty_greenlets_share_an_agent() {
 /// `client_max_body_size` gives 413, as on std.
 #[test]
 fn nginx_uploads_discarded_100_continue_and_413() {
-    let Some(ng) = Nginx::start("up", "", "") else {
+    let Some(ng) = nginx("up", "", "") else {
         return;
     };
     bounded(|| {
@@ -1258,7 +1117,7 @@ fn summary(v: &[Exchange]) -> Vec<String> {
 /// (as on std), and the agent then serves the next request.
 #[test]
 fn nginx_limit_rate_body_slower_than_the_timeout() {
-    let Some(ng) = Nginx::start("slow", "", "") else {
+    let Some(ng) = nginx("slow", "", "") else {
         return;
     };
     bounded(|| {

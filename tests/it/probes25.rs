@@ -29,7 +29,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::crawler2::{run, spawn_server};
-use crate::util::{bounded, in_child, is_child, quiet, run_child_limited, texts};
+use crate::util::{
+    bounded, fork_child, in_child, is_child, quiet, reap_blocking, run_child_limited, texts,
+    wait_for,
+};
 
 // ----- os::Fd: separate descriptions and dups -------------------------------
 
@@ -250,19 +253,9 @@ fn fd_on_a_socket_a_peer_thread_also_holds_gives_it_back_blocking() {
 
 // ----- fork -------------------------------------------------------------------
 
-/// Waits for `pid` (blocking the thread), giving its exit code, or a
-/// negative number for a signal.
-fn wait_pid(pid: libc::pid_t) -> i32 {
-    let mut status = 0;
-    // SAFETY: waits for our own child; `status` is a valid out-pointer.
-    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert_eq!(r, pid, "waitpid");
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -libc::WTERMSIG(status)
-    }
-}
+/// How long a forked child may take before it is killed and reaped
+/// ([`crate::util::HUNG`]).
+const REAP: Duration = Duration::from_secs(10);
 
 /// A loopback echo through a hub made on a new thread: true if it worked.
 fn echo_on_a_new_thread() -> bool {
@@ -310,54 +303,42 @@ fn forked_children_do_io_on_old_hubs_and_on_new_threads() {
                 b
             });
             sylvan::sleep(Duration::from_millis(1));
-            // SAFETY: fork in a test child; the forked child ends in _exit.
-            let pid = unsafe { libc::fork() };
-            assert!(pid >= 0);
-            if pid == 0 {
-                let code = (|| {
+            let pid = fork_child(|| {
+                if !echo_on_a_new_thread_here() {
+                    return 10;
+                }
+                let t = Instant::now();
+                sylvan::sleep(Duration::from_millis(5));
+                if t.elapsed() < Duration::from_millis(5) {
+                    return 11;
+                }
+                if !echo_on_a_new_thread() {
+                    return 12;
+                }
+                // A thread whose hub is made after this fork forks again.
+                let grand = std::thread::spawn(move || {
                     if !echo_on_a_new_thread_here() {
-                        return 10;
+                        return 20;
                     }
-                    let t = Instant::now();
-                    sylvan::sleep(Duration::from_millis(5));
-                    if t.elapsed() < Duration::from_millis(5) {
-                        return 11;
-                    }
-                    if !echo_on_a_new_thread() {
-                        return 12;
-                    }
-                    // A thread whose hub is made after this fork forks again.
-                    let grand = std::thread::spawn(move || {
+                    let pid = fork_child(|| {
                         if !echo_on_a_new_thread_here() {
-                            return 20;
+                            30
+                        } else if !echo_on_a_new_thread() {
+                            31
+                        } else {
+                            0
                         }
-                        // SAFETY: as above; the grandchild ends in _exit.
-                        let pid = unsafe { libc::fork() };
-                        if pid == 0 {
-                            let code = if !echo_on_a_new_thread_here() {
-                                30
-                            } else if !echo_on_a_new_thread() {
-                                31
-                            } else {
-                                0
-                            };
-                            // SAFETY: ends the grandchild without unwinding.
-                            unsafe { libc::_exit(code) };
-                        }
-                        wait_pid(pid)
-                    })
-                    .join()
-                    .unwrap_or(21);
-                    if grand != 0 {
-                        return 100 + grand;
-                    }
-                    0
-                })();
-                // SAFETY: ends the forked child without running the
-                // harness's code.
-                unsafe { libc::_exit(code) };
-            }
-            let code = std::thread::spawn(move || wait_pid(pid)).join().unwrap();
+                    });
+                    reap_blocking(pid, REAP)
+                })
+                .join()
+                .unwrap_or(21);
+                if grand != 0 {
+                    return 100 + grand;
+                }
+                0
+            });
+            let code = reap_blocking(pid, REAP);
             assert_eq!(code, 0, "forked child failed with code {code}");
             let t = std::thread::spawn(move || {
                 let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -420,11 +401,7 @@ fn spawn_blocking_in_a_forked_child_returns_its_value() {
                     let _sleeper =
                         with_timer.then(|| sylvan::spawn(|| sylvan::sleep(Duration::from_secs(3))));
                     sylvan::sleep(Duration::from_millis(1));
-                    // SAFETY: fork in a test child; the forked child ends in
-                    // _exit.
-                    let pid = unsafe { libc::fork() };
-                    assert!(pid >= 0);
-                    if pid == 0 {
+                    let pid = fork_child(|| {
                         let t = Instant::now();
                         let r = std::panic::catch_unwind(|| sylvan::spawn_blocking(|| 42));
                         let took = t.elapsed();
@@ -436,16 +413,14 @@ fn spawn_blocking_in_a_forked_child_returns_its_value() {
                         } else {
                             eprintln!("forked child: spawn_blocking returned after {took:?}");
                         }
-                        let code = match r {
+                        match r {
                             Ok(42) if took < Duration::from_secs(1) => 0,
                             Ok(42) => 2,
                             Ok(_) => 3,
                             Err(_) => 4,
-                        };
-                        // SAFETY: ends the forked child without unwinding.
-                        unsafe { libc::_exit(code) };
-                    }
-                    wait_pid(pid)
+                        }
+                    });
+                    reap_blocking(pid, REAP)
                 })
                 .join()
                 .unwrap();
@@ -477,24 +452,19 @@ fn a_forked_child_serves_a_listener_registered_before_the_fork() {
             // Registered with the parent's epoll, and waited on once.
             let none = sylvan::with_timeout(Duration::from_millis(5), || l.accept());
             assert!(none.is_err(), "nobody connected yet");
-            // SAFETY: fork in a test child; the forked child ends in _exit.
-            let pid = unsafe { libc::fork() };
-            assert!(pid >= 0);
-            if pid == 0 {
+            let pid = fork_child(|| {
                 let served = sylvan::with_timeout(Duration::from_secs(3), || {
                     let (c, _) = l.accept().ok()?;
                     let mut b = [0u8; 4];
                     (&c).read_exact(&mut b).ok()?;
                     (&c).write_all(&b).ok()
                 });
-                let code = match served {
+                match served {
                     Ok(Some(())) => 0,
                     Ok(None) => 1,
                     Err(_) => 2,
-                };
-                // SAFETY: ends the forked child without unwinding.
-                unsafe { libc::_exit(code) };
-            }
+                }
+            });
             let client = std::thread::spawn(move || {
                 let mut s = std::net::TcpStream::connect(addr).unwrap();
                 s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
@@ -502,7 +472,7 @@ fn a_forked_child_serves_a_listener_registered_before_the_fork() {
                 let mut b = [0u8; 4];
                 s.read_exact(&mut b).map(|()| b)
             });
-            let code = std::thread::spawn(move || wait_pid(pid)).join().unwrap();
+            let code = reap_blocking(pid, REAP);
             assert_eq!(code, 0, "forked child failed with code {code}");
             assert_eq!(&client.join().unwrap().unwrap(), b"fork");
         },
@@ -530,12 +500,12 @@ fn a_greenlet_parked_on_io_at_the_fork_reads_in_the_child() {
             });
             sylvan::sleep(Duration::from_millis(1));
             assert!(!reader.is_dead(), "the reader is parked");
-            // SAFETY: fork in a test child; the forked child ends in _exit.
-            let pid = unsafe { libc::fork() };
-            assert!(pid >= 0);
-            if pid == 0 {
+            // The child joins its copy, the parent kills its own.
+            let reader = Cell::new(Some(reader));
+            let pid = fork_child(|| {
+                let reader = reader.take().unwrap();
                 let mut go = [0u8; 1];
-                let code = if go_rx.read_exact(&mut go).is_err() {
+                if go_rx.read_exact(&mut go).is_err() {
                     1
                 } else if (&b).write_all(b"hi").is_err() {
                     2
@@ -545,13 +515,12 @@ fn a_greenlet_parked_on_io_at_the_fork_reads_in_the_child() {
                         Ok(_) => 3,
                         Err(_) => 4,
                     }
-                };
-                // SAFETY: ends the forked child without unwinding.
-                unsafe { libc::_exit(code) };
-            }
+                }
+            });
+            let reader = reader.take().unwrap();
             reader.kill();
             go_tx.write_all(b"g").unwrap();
-            let code = std::thread::spawn(move || wait_pid(pid)).join().unwrap();
+            let code = reap_blocking(pid, REAP);
             assert_eq!(code, 0, "forked child failed with code {code}");
         },
     );
@@ -575,39 +544,28 @@ fn a_signal_handler_registered_before_a_fork_runs_where_the_signal_went() {
             let r = runs.clone();
             let _h = sylvan::signal(libc::SIGUSR2, move || r.set(r.get() + 1)).unwrap();
             let (mut sent_tx, mut sent_rx) = std::os::unix::net::UnixStream::pair().unwrap();
-            // SAFETY: fork in a test child; the forked child ends in _exit.
-            let pid = unsafe { libc::fork() };
-            assert!(pid >= 0);
-            if pid == 0 {
+            let pid = fork_child(|| {
                 // SAFETY: signals this process, which handles SIGUSR2.
                 unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) };
                 let told = sent_tx.write_all(b"s").is_ok();
-                let t = Instant::now();
-                while runs.get() == 0 && t.elapsed() < Duration::from_secs(3) {
-                    sylvan::sleep(Duration::from_millis(1));
-                }
-                let code = match (told, runs.get()) {
+                wait_for(Duration::from_secs(3), || runs.get() != 0);
+                match (told, runs.get()) {
                     (false, _) => 1,
                     (true, 1) => 0,
                     (true, n) => 10 + n,
-                };
-                // SAFETY: ends the forked child without unwinding.
-                unsafe { libc::_exit(code) };
-            }
+                }
+            });
             let mut b = [0u8; 1];
             sent_rx.read_exact(&mut b).unwrap();
             for _ in 0..100 {
                 sylvan::sleep(Duration::from_millis(1));
             }
             assert_eq!(runs.get(), 0, "the child's signal ran the parent's handler");
-            let code = std::thread::spawn(move || wait_pid(pid)).join().unwrap();
+            let code = reap_blocking(pid, REAP);
             assert_eq!(code, 0, "forked child failed with code {code}");
             // SAFETY: signals this process, which handles SIGUSR2.
             unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) };
-            let t = Instant::now();
-            while runs.get() == 0 && t.elapsed() < Duration::from_secs(3) {
-                sylvan::sleep(Duration::from_millis(1));
-            }
+            wait_for(Duration::from_secs(3), || runs.get() != 0);
             assert_eq!(runs.get(), 1, "the parent's own signal");
         },
     );

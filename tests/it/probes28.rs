@@ -30,15 +30,17 @@
 use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use sylvan::net::{StreamServer, TcpStream};
 use sylvan::pool::Pool;
 
-use crate::util::{bounded, in_child};
+use crate::util::{
+    Config, Got, Nginx, NginxConf, agents, bounded, get, in_child, on_std, shape, xconn,
+};
 
 // ---------------------------------------------------------------- helpers
 
@@ -387,17 +389,16 @@ fn still_serves(port: u16) {
 
 // ---------------------------------------------------------------- nginx
 
-const NGINX: &str = "/usr/sbin/nginx";
+/// The `http` block of the probes' nginx (after the common frame of
+/// [`util::Nginx`]).
+const HTTP: &str = r#"access_log off;
+  types { text/plain txt; text/html html; application/octet-stream bin; }
+  default_type text/plain;
+  gzip on; gzip_types text/plain; gzip_min_length 20;"#;
 
-/// nginx in the foreground (one process, no master) in a temp prefix, on
-/// a free port below the ephemeral range (a lost race is retried on
-/// another port; the start-up probe checks that nginx answers); killed
-/// and reaped on drop, its prefix removed.
-struct Nginx {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
+/// The `server` block of the probes' nginx (after its `listen` and `root`).
+const SERVER: &str = r#"add_header X-Conn "$connection/$connection_requests" always;
+    location /slow/ { gzip off; limit_rate 40k; }"#;
 
 /// `big.bin`: 8 MiB of pseudo-random bytes (served as octet-stream, never
 /// gzipped).
@@ -424,201 +425,34 @@ fn words() -> Vec<u8> {
     v
 }
 
-/// Whether nginx (its `Server` header) answers on `port` (std socket, 1 s
-/// timeouts; run while nginx starts).
-fn is_nginx(port: u16) -> bool {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
+/// nginx serving `a.txt`, `dir/`, `big.bin`, `words.txt`, `w100k.txt`,
+/// `zeros.txt` and `slow/`, with `http_extra` in its `http` block and
+/// `server_extra` in its `server` block; `None` (and a line saying so)
+/// without nginx.
+fn nginx(tag: &str, http_extra: &str, server_extra: &str) -> Option<Nginx> {
+    let conf = NginxConf {
+        worker_connections: 1024,
+        ports: 1,
+        http: &format!("{HTTP}\n  {http_extra}"),
+        server: &format!("{SERVER}\n    {server_extra}"),
     };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
-    if s.write_all(b"HEAD /a.txt HTTP/1.0\r\nHost: x\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut head = Vec::new();
-    let _ = s.take(4096).read_to_end(&mut head);
-    String::from_utf8_lossy(&head)
-        .to_ascii_lowercase()
-        .contains("\r\nserver: nginx")
-}
-
-impl Nginx {
-    /// Starts nginx with `http_extra` in its `http` block and
-    /// `server_extra` in its `server` block; `None` (and a line saying so)
-    /// without nginx.
-    fn start(tag: &str, http_extra: &str, server_extra: &str) -> Option<Nginx> {
-        if !have(NGINX) {
-            return None;
+    Nginx::start(&format!("p28-{tag}"), &conf, |www| {
+        for d in ["dir", "slow"] {
+            std::fs::create_dir_all(www.join(d)).unwrap();
         }
-        let dir =
-            std::env::temp_dir().join(format!("sylvan-p28-nginx-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        for d in ["www/dir", "www/slow", "tmp"] {
-            std::fs::create_dir_all(dir.join(d)).unwrap();
-        }
-        std::fs::write(dir.join("www/a.txt"), "hello nginx\n").unwrap();
-        std::fs::write(dir.join("www/dir/index.html"), "<p>dir index</p>\n").unwrap();
-        std::fs::write(dir.join("www/big.bin"), big_bin()).unwrap();
-        std::fs::write(dir.join("www/words.txt"), words()).unwrap();
-        std::fs::write(dir.join("www/w100k.txt"), &words()[..100_000]).unwrap();
-        std::fs::write(dir.join("www/zeros.txt"), vec![b'0'; 6 << 20]).unwrap();
-        std::fs::write(dir.join("www/slow/s.txt"), vec![b's'; 200_000]).unwrap();
-        std::fs::write(dir.join("www/slow/q.txt"), vec![b'q'; 12_000]).unwrap();
-        let d = dir.display();
-        for _attempt in 0..8 {
-            let port = crate::util::spare_port();
-            let conf = format!(
-                r#"
-daemon off;
-master_process off;
-worker_processes 1;
-error_log {d}/error.log;
-pid {d}/nginx.pid;
-events {{ worker_connections 1024; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/tmp/body;
-  proxy_temp_path {d}/tmp/proxy;
-  fastcgi_temp_path {d}/tmp/fcgi;
-  uwsgi_temp_path {d}/tmp/uwsgi;
-  scgi_temp_path {d}/tmp/scgi;
-  types {{ text/plain txt; text/html html; application/octet-stream bin; }}
-  default_type text/plain;
-  gzip on; gzip_types text/plain; gzip_min_length 20;
-  {http_extra}
-  server {{
-    listen 127.0.0.1:{port};
-    root {d}/www;
-    add_header X-Conn "$connection/$connection_requests" always;
-    location /slow/ {{ gzip off; limit_rate 40k; }}
-    {server_extra}
-  }}
-}}
-"#
-            );
-            let conf_path = dir.join("nginx.conf");
-            std::fs::write(&conf_path, conf).unwrap();
-            let dir_s = dir.to_str().unwrap();
-            let mut child = Command::new(NGINX)
-                .args(["-p", dir_s, "-c", conf_path.to_str().unwrap()])
-                .args(["-e", &format!("{dir_s}/error.log")])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn nginx");
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(3) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // lost the port: try another
-                }
-                if is_nginx(port) {
-                    return Some(Nginx {
-                        child: Some(child),
-                        port,
-                        dir,
-                    });
-                }
-                sylvan::sleep(Duration::from_millis(10));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!(
-            "nginx did not start: {}",
-            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-        );
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-type Config = ureq::config::ConfigBuilder<ureq::typestate::AgentScope>;
-
-/// A sylvan agent and the same configuration on std sockets (ureq's own
-/// transport), for reference.
-fn agents(f: impl Fn(Config) -> Config) -> (ureq::Agent, ureq::Agent) {
-    let sylvan = sylvan::ureq::agent(f(ureq::Agent::config_builder()).build());
-    let std = ureq::Agent::new_with_config(f(ureq::Agent::config_builder()).build());
-    (sylvan, std)
+        std::fs::write(www.join("a.txt"), "hello nginx\n").unwrap();
+        std::fs::write(www.join("dir/index.html"), "<p>dir index</p>\n").unwrap();
+        std::fs::write(www.join("big.bin"), big_bin()).unwrap();
+        std::fs::write(www.join("words.txt"), words()).unwrap();
+        std::fs::write(www.join("w100k.txt"), &words()[..100_000]).unwrap();
+        std::fs::write(www.join("zeros.txt"), vec![b'0'; 6 << 20]).unwrap();
+        std::fs::write(www.join("slow/s.txt"), vec![b's'; 200_000]).unwrap();
+        std::fs::write(www.join("slow/q.txt"), vec![b'q'; 12_000]).unwrap();
+    })
 }
 
 fn sylvan_agent(f: impl Fn(Config) -> Config) -> ureq::Agent {
     sylvan::ureq::agent(f(ureq::Agent::config_builder()).build())
-}
-
-/// Runs `f` with the std agent on the blocking pool (main parks meanwhile).
-fn on_std<T: Send + 'static>(
-    agent: ureq::Agent,
-    f: impl FnOnce(&ureq::Agent) -> T + Send + 'static,
-) -> T {
-    sylvan::spawn_blocking(move || f(&agent))
-}
-
-/// One exchange: status, nginx's `X-Conn` (`connection/request`) and the
-/// body.
-#[derive(Debug, Clone, PartialEq)]
-struct Got {
-    status: u16,
-    conn: u64,
-    req: u64,
-    body: Vec<u8>,
-}
-
-fn xconn(res: &ureq::http::Response<ureq::Body>) -> (u64, u64) {
-    let xc = res
-        .headers()
-        .get("x-conn")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("0/0");
-    let (c, q) = xc.split_once('/').unwrap();
-    (c.parse().unwrap(), q.parse().unwrap())
-}
-
-fn summarize(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Got, ureq::Error> {
-    let mut res = r?;
-    let status = res.status().as_u16();
-    let (conn, req) = xconn(&res);
-    let body = res.body_mut().with_config().limit(16 << 20).read_to_vec()?;
-    Ok(Got {
-        status,
-        conn,
-        req,
-        body,
-    })
-}
-
-fn get(agent: &ureq::Agent, url: &str) -> Result<Got, ureq::Error> {
-    summarize(agent.get(url).call())
-}
-
-/// Renumbers nginx's connection numbers by first appearance, so runs on
-/// two agents compare: `(connection, request on it)`.
-fn shape(v: &[Got]) -> Vec<(u64, u64)> {
-    let mut seen: Vec<u64> = Vec::new();
-    v.iter()
-        .map(|g| {
-            let i = seen.iter().position(|&c| c == g.conn).unwrap_or_else(|| {
-                seen.push(g.conn);
-                seen.len() - 1
-            });
-            (i as u64, g.req)
-        })
-        .collect()
 }
 
 fn distinct_conns(v: &[Got]) -> usize {
@@ -635,7 +469,7 @@ fn distinct_conns(v: &[Got]) -> usize {
 /// left open and no greenlet is left.
 #[test]
 fn nginx_400_requests_from_8_greenlets_reuse_a_few_connections() {
-    let Some(ng) = Nginx::start("reuse", "", "") else {
+    let Some(ng) = nginx("reuse", "", "") else {
         return;
     };
     bounded(|| {
@@ -667,7 +501,7 @@ fn nginx_400_requests_from_8_greenlets_reuse_a_few_connections() {
         assert!(conns <= 8, "{conns} connections for 8 greenlets");
         assert!(most >= 50, "at most {most} requests on a connection");
         drop(agent);
-        client_sockets_all_closed(ng.port);
+        client_sockets_all_closed(ng.port());
         assert_eq!(sylvan::stats().alive, alive);
     });
 }
@@ -680,7 +514,7 @@ fn nginx_400_requests_from_8_greenlets_reuse_a_few_connections() {
 /// request.
 #[test]
 fn nginx_gzip_bodies_decoded_whole_and_bounded() {
-    let Some(ng) = Nginx::start("gzip", "", "") else {
+    let Some(ng) = nginx("gzip", "", "") else {
         return;
     };
     bounded(|| {
@@ -739,7 +573,7 @@ fn nginx_gzip_bodies_decoded_whole_and_bounded() {
 /// std.
 #[test]
 fn nginx_head_and_if_modified_since_304_keep_the_connection() {
-    let Some(ng) = Nginx::start("ims", "", "") else {
+    let Some(ng) = nginx("ims", "", "") else {
         return;
     };
     bounded(|| {
@@ -799,7 +633,7 @@ fn nginx_head_and_if_modified_since_304_keep_the_connection() {
 /// std.
 #[test]
 fn nginx_404_and_301_directory_redirect() {
-    let Some(ng) = Nginx::start("redir", "", "") else {
+    let Some(ng) = nginx("redir", "", "") else {
         return;
     };
     bounded(|| {
@@ -857,7 +691,7 @@ fn nginx_404_and_301_directory_redirect() {
 /// meanwhile (the downloads park, they do not hold the hub).
 #[test]
 fn nginx_8mib_files_read_in_odd_pieces_by_four_greenlets() {
-    let Some(ng) = Nginx::start("big", "", "") else {
+    let Some(ng) = nginx("big", "", "") else {
         return;
     };
     bounded(|| {
@@ -915,7 +749,7 @@ fn nginx_8mib_files_read_in_odd_pieces_by_four_greenlets() {
 /// std.
 #[test]
 fn nginx_range_requests() {
-    let Some(ng) = Nginx::start("range", "", "") else {
+    let Some(ng) = nginx("range", "", "") else {
         return;
     };
     bounded(|| {
@@ -989,7 +823,7 @@ fn nginx_range_requests() {
 /// for reference.
 #[test]
 fn nginx_keepalive_timeout_closes_every_pooled_connection() {
-    let Some(ng) = Nginx::start("kat", "keepalive_timeout 1s;", "") else {
+    let Some(ng) = nginx("kat", "keepalive_timeout 1s;", "") else {
         return;
     };
     bounded(|| {
@@ -1019,7 +853,7 @@ fn nginx_keepalive_timeout_closes_every_pooled_connection() {
             assert!(!old.contains(&g.conn), "{} reused {old:?}", g.conn);
         }
         drop(agent);
-        client_sockets_all_closed(ng.port);
+        client_sockets_all_closed(ng.port());
     });
 }
 
@@ -1030,7 +864,7 @@ fn nginx_keepalive_timeout_closes_every_pooled_connection() {
 /// requests in a row sees the same 1, 2, 3 pattern as a sylvan one.
 #[test]
 fn nginx_keepalive_requests_3_under_concurrency() {
-    let Some(ng) = Nginx::start("kr3", "keepalive_requests 3;", "") else {
+    let Some(ng) = nginx("kr3", "keepalive_requests 3;", "") else {
         return;
     };
     bounded(|| {
@@ -1071,7 +905,7 @@ fn nginx_keepalive_requests_3_under_concurrency() {
 /// greenlet is left.
 #[test]
 fn nginx_limit_rate_body_under_a_sylvan_timeout() {
-    let Some(ng) = Nginx::start("rate", "", "") else {
+    let Some(ng) = nginx("rate", "", "") else {
         return;
     };
     bounded(|| {
@@ -1131,7 +965,7 @@ fn nginx_limit_rate_body_under_a_sylvan_timeout() {
             );
         }
         drop(agent);
-        client_sockets_all_closed(ng.port);
+        client_sockets_all_closed(ng.port());
         assert_eq!(sylvan::stats().alive, alive);
     });
 }
@@ -1141,7 +975,7 @@ fn nginx_limit_rate_body_under_a_sylvan_timeout() {
 /// answers right, then no greenlet and no client socket left.
 #[test]
 fn nginx_100_greenlets_share_one_agent() {
-    let Some(ng) = Nginx::start("share", "", "") else {
+    let Some(ng) = nginx("share", "", "") else {
         return;
     };
     sylvan::with_timeout(Duration::from_secs(9), || {
@@ -1187,7 +1021,7 @@ fn nginx_100_greenlets_share_one_agent() {
         }
         eprintln!("500 requests from 100 greenlets in {:?}", t.elapsed());
         drop(agent);
-        client_sockets_all_closed(ng.port);
+        client_sockets_all_closed(ng.port());
         assert_eq!(sylvan::stats().alive, alive);
     })
     .expect("test hung (hit its 9 s bound)");

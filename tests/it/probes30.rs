@@ -33,29 +33,27 @@
 //! show a defect and fail without their `ignore`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::crawler2::{Run, run};
-
-const NGINX: &str = "/usr/sbin/nginx";
+use crate::util;
 
 /// The crawler's default user agent.
 const UA: &str = "sylvan-crawler/0.1";
 
 // ---------------------------------------------------------------- nginx
 
-/// nginx in the foreground in a temp prefix, serving `www` on two ports;
-/// killed and reaped on drop, its prefix removed.
-struct Nginx {
-    child: Option<Child>,
-    port: u16,
-    port2: u16,
-    dir: PathBuf,
+/// p30's [`util::Nginx`]: serving `www` on two ports, with an access log
+/// of [`Hit`]s; the site is written after the start.
+struct Nginx(util::Nginx);
+
+impl std::ops::Deref for Nginx {
+    type Target = util::Nginx;
+    fn deref(&self) -> &util::Nginx {
+        &self.0
+    }
 }
 
 /// One access-log line.
@@ -72,132 +70,51 @@ struct Hit {
     ua: String,
 }
 
-/// Whether nginx answers on `port` (1 s timeouts).
-fn is_nginx(port: u16) -> bool {
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
-    if s.write_all(b"HEAD /__probe HTTP/1.0\r\nHost: x\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut head = Vec::new();
-    let _ = s.take(4096).read_to_end(&mut head);
-    String::from_utf8_lossy(&head)
-        .to_ascii_lowercase()
-        .contains("\r\nserver: nginx")
-}
+/// The `http` block (after the common frame of [`util::Nginx`]).
+const HTTP: &str = r#"log_format p30 '$server_port $request_uri $status $body_bytes_sent $connection_requests $gzip_ratio $msec "$http_user_agent"';
+  access_log {DIR}/access.log p30;
+  types { text/html html; image/png png; application/pdf pdf; text/plain txt; text/css css; application/javascript js; }
+  default_type application/octet-stream;"#;
 
 impl Nginx {
     /// Starts nginx with `server_extra` in its `server` block (`{P}` there
     /// is replaced by the first port); `None` (and a line saying so)
     /// without nginx.
     fn start(tag: &str, server_extra: &str) -> Option<Nginx> {
-        if !Path::new(NGINX).exists() {
-            eprintln!("{NGINX} is not installed: skipped (apt-get install nginx-light)");
-            return None;
-        }
-        let dir =
-            std::env::temp_dir().join(format!("sylvan-p30-nginx-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        for d in ["www", "tmp"] {
-            std::fs::create_dir_all(dir.join(d)).unwrap();
-        }
-        let d = dir.display();
-        for _attempt in 0..8 {
-            let port = crate::util::spare_port();
-            let port2 = crate::util::spare_port();
-            let server_extra = server_extra.replace("{P}", &port.to_string());
-            let conf = format!(
-                r#"
-daemon off;
-master_process off;
-worker_processes 1;
-error_log {d}/error.log;
-pid {d}/nginx.pid;
-events {{ worker_connections 256; }}
-http {{
-  log_format p30 '$server_port $request_uri $status $body_bytes_sent $connection_requests $gzip_ratio $msec "$http_user_agent"';
-  access_log {d}/access.log p30;
-  client_body_temp_path {d}/tmp/body;
-  proxy_temp_path {d}/tmp/proxy;
-  fastcgi_temp_path {d}/tmp/fcgi;
-  uwsgi_temp_path {d}/tmp/uwsgi;
-  scgi_temp_path {d}/tmp/scgi;
-  types {{ text/html html; image/png png; application/pdf pdf; text/plain txt; text/css css; application/javascript js; }}
-  default_type application/octet-stream;
-  server {{
-    listen 127.0.0.1:{port};
-    listen 127.0.0.1:{port2};
-    root {d}/www;
-    {server_extra}
-  }}
-}}
-"#
-            );
-            let conf_path = dir.join("nginx.conf");
-            std::fs::write(&conf_path, conf).unwrap();
-            let dir_s = dir.to_str().unwrap();
-            let mut child = Command::new(NGINX)
-                .args(["-p", dir_s, "-c", conf_path.to_str().unwrap()])
-                .args(["-e", &format!("{dir_s}/error.log")])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn nginx");
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(3) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // lost a port: try others
-                }
-                if is_nginx(port) && is_nginx(port2) {
-                    return Some(Nginx {
-                        child: Some(child),
-                        port,
-                        port2,
-                        dir,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!(
-            "nginx did not start: {}",
-            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-        );
+        let conf = util::NginxConf {
+            worker_connections: 256,
+            ports: 2,
+            http: HTTP,
+            server: server_extra,
+        };
+        util::Nginx::start(&format!("p30-{tag}"), &conf, |_| {}).map(Nginx)
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+    fn port2(&self) -> u16 {
+        self.ports()[1]
     }
 
     fn url2(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port2)
+        format!("http://127.0.0.1:{}{path}", self.port2())
     }
 
     /// Writes `www/path`, with `{P}` and `{Q}` replaced by the two ports
     /// (nginx reads files per request: a site may be written after start).
     fn write(&self, path: &str, body: &str) {
         let body = body
-            .replace("{P}", &self.port.to_string())
-            .replace("{Q}", &self.port2.to_string());
+            .replace("{P}", &self.port().to_string())
+            .replace("{Q}", &self.port2().to_string());
         self.write_bytes(path, body.as_bytes());
     }
 
     fn write_bytes(&self, path: &str, body: &[u8]) {
-        let p = self.dir.join("www").join(path.trim_start_matches('/'));
+        let p = self.dir().join("www").join(path.trim_start_matches('/'));
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, body).unwrap();
     }
 
     fn log_len(&self) -> usize {
-        std::fs::read_to_string(self.dir.join("access.log")).map_or(0, |s| s.len())
+        std::fs::read_to_string(self.dir().join("access.log")).map_or(0, |s| s.len())
     }
 
     /// The access log from byte `from` once it stopped growing for 150 ms
@@ -214,7 +131,7 @@ http {{
                 break;
             }
         }
-        let text = std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
+        let text = std::fs::read_to_string(self.dir().join("access.log")).unwrap_or_default();
         text[from.min(text.len())..]
             .lines()
             .map(|l| {
@@ -246,7 +163,7 @@ http {{
     fn wait_logged(&self, uri: &str, n: usize, max: Duration) {
         let t = Instant::now();
         while t.elapsed() < max {
-            let c = std::fs::read_to_string(self.dir.join("access.log"))
+            let c = std::fs::read_to_string(self.dir().join("access.log"))
                 .unwrap_or_default()
                 .lines()
                 .filter(|l| l.split_whitespace().nth(1) == Some(uri))
@@ -256,16 +173,6 @@ http {{
             }
             std::thread::sleep(Duration::from_millis(30));
         }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -472,7 +379,7 @@ fn nginx_site_with_directories_is_fetched_once_per_page() {
     let png = lines[&p("/img/logo.png")];
     assert_eq!(png["status"], 200);
     assert_eq!(png["links"], 0);
-    let png_len = std::fs::metadata(ng.dir.join("www/img/logo.png"))
+    let png_len = std::fs::metadata(ng.dir().join("www/img/logo.png"))
         .unwrap()
         .len();
     assert_eq!(png["bytes"], png_len);
@@ -488,7 +395,7 @@ fn nginx_site_with_directories_is_fetched_once_per_page() {
 
     let hits = ng.hits();
     assert_eq!(
-        counts(&hits, ng.port),
+        counts(&hits, ng.port()),
         once(&[
             "/",
             "/docs",
@@ -507,7 +414,7 @@ fn nginx_site_with_directories_is_fetched_once_per_page() {
         ])
     );
     assert_eq!(
-        counts(&hits, ng.port2),
+        counts(&hits, ng.port2()),
         once(&["/port2.html", "/port2-child.html", "/robots.txt"])
     );
     for h in &hits {
@@ -585,7 +492,7 @@ fn nginx_robots_txt_groups_by_product_token() {
     assert_eq!(errors_by_path(&r), want);
     let hits = ng.hits();
     assert_eq!(
-        counts(&hits, ng.port),
+        counts(&hits, ng.port()),
         once(&[
             "/",
             "/robots.txt",
@@ -606,7 +513,7 @@ fn nginx_robots_txt_groups_by_product_token() {
     assert_eq!(errors_by_path(&r), want);
     let hits = ng.hits_from(from);
     assert_eq!(
-        counts(&hits, ng.port),
+        counts(&hits, ng.port()),
         once(&[
             "/",
             "/robots.txt",
@@ -642,7 +549,7 @@ fn nginx_robots_txt_behind_a_redirect_is_followed() {
     assert_eq!(r.by_path()["/secret/x.html"]["error"], "robots");
     let hits = ng.hits();
     assert_eq!(
-        counts(&hits, ng.port),
+        counts(&hits, ng.port()),
         once(&["/", "/robots.txt", "/conf/robots-real.txt", "/public.html"])
     );
     assert_eq!(
@@ -678,7 +585,7 @@ fn nginx_robots_txt_503_and_redirect_loop_disallow_everything() {
         let r = crawl(&ng.url("/"), &["-c", "2", "--backoff-ms", "50"]);
         assert_eq!(r.paths(), strs(&["/"]), "{tag}");
         assert_eq!(r.by_path()["/"]["error"], "robots", "{tag}");
-        let c = counts(&ng.hits(), ng.port);
+        let c = counts(&ng.hits(), ng.port());
         assert!(
             c.keys().all(|u| u.starts_with("/robots")),
             "{tag}: only robots.txt is requested: {c:?}"
@@ -754,7 +661,7 @@ fn nginx_gzip_pages_and_the_body_bound() {
     assert_eq!(errors_by_path(&r), want);
 
     let hits = ng.hits();
-    let c = counts(&hits, ng.port);
+    let c = counts(&hits, ng.port());
     assert_eq!(
         c,
         once(&[
@@ -846,7 +753,7 @@ fn nginx_error_pages_and_retries_with_backoff() {
     let ms = by["/busy"]["elapsed_ms"].as_f64().unwrap();
     assert!((2000.0..4000.0).contains(&ms), "/busy: {ms} ms");
 
-    let c = counts(&ng.hits(), ng.port);
+    let c = counts(&ng.hits(), ng.port());
     let mut want = once(&["/", "/robots.txt", "/noindex", "/noindex/", "/missing.html"]);
     for p in ["/e500", "/e503", "/busy"] {
         want.insert(p.to_owned(), 3);
@@ -912,7 +819,11 @@ fn nginx_redirect_chains_loops_and_the_hop_limit() {
         ("/loop-a", 302, ng.url("/loop-b")),
         ("/loop-b", 302, ng.url("/loop-a")),
         ("/c5", 302, ng.url("/c6")),
-        ("/away", 301, format!("http://localhost:{}/x.html", ng.port)),
+        (
+            "/away",
+            301,
+            format!("http://localhost:{}/x.html", ng.port()),
+        ),
     ] {
         assert_eq!(by[from]["status"], status, "{from}");
         assert_eq!(by[from]["redirect"], to.as_str(), "{from}");
@@ -929,7 +840,7 @@ fn nginx_redirect_chains_loops_and_the_hop_limit() {
             .contains("more than 5 redirects")
     );
     assert!(by["/final.html"]["error"].is_null());
-    let c = counts(&ng.hits(), ng.port);
+    let c = counts(&ng.hits(), ng.port());
     assert_eq!(
         c,
         once(&[
@@ -991,7 +902,7 @@ fn nginx_limit_rate_pages_against_the_timeout() {
     assert!((3000.0..4500.0).contains(&ms), "{ms} ms");
     assert!(r.stderr.contains("errors: 1 (timeout 1)"), "{}", r.stderr);
     ng.wait_logged("/slow/big.html", 2, Duration::from_secs(4));
-    let c = counts(&ng.hits(), ng.port);
+    let c = counts(&ng.hits(), ng.port());
     let mut want = once(&["/", "/robots.txt", "/slow/ok.html"]);
     want.insert("/slow/big.html".into(), 2);
     assert_eq!(c, want);
@@ -1032,7 +943,7 @@ fn nginx_autoindex_listings_are_crawled() {
     // `../`, three files and `sub/`.
     assert_eq!(by["/pub/"]["links"], 5);
     assert_eq!(
-        counts(&ng.hits(), ng.port),
+        counts(&ng.hits(), ng.port()),
         once(&[
             "/",
             "/robots.txt",
@@ -1088,7 +999,7 @@ fn nginx_keepalive_limits_cause_no_failures() {
     assert!(error_kinds(&r).is_empty(), "{:?}\n{}", r.lines, r.stderr);
     assert!(r.stderr.contains("errors: none"), "{}", r.stderr);
     let hits = ng.hits();
-    let c = counts(&hits, ng.port);
+    let c = counts(&hits, ng.port());
     assert_eq!(c.len(), 33, "{c:?}");
     assert!(c.values().all(|&n| n == 1), "{c:?}");
     assert!(hits.iter().all(|h| h.conn_requests <= 2), "{hits:?}");
@@ -1199,7 +1110,7 @@ fn nginx_three_hundred_pages_lines_summary_and_limits_agree_with_the_log() {
             assert_eq!(l["error"], "status", "{path}");
         }
     }
-    let c = counts(&hits, ng.port);
+    let c = counts(&hits, ng.port());
     let mut want: BTreeMap<String, usize> = r.paths().into_iter().map(|p| (p, 1)).collect();
     want.insert("/robots.txt".into(), 1);
     want.insert("/boom/100".into(), 2);
@@ -1219,7 +1130,7 @@ fn nginx_three_hundred_pages_lines_summary_and_limits_agree_with_the_log() {
     let from = ng.log_len();
     let r = crawl(&ng.url("/"), &["-c", "3", "--max-pages", "50"]);
     assert_eq!(r.lines.len(), 50, "{}", r.stderr);
-    let mut c = counts(&ng.hits_from(from), ng.port);
+    let mut c = counts(&ng.hits_from(from), ng.port());
     assert_eq!(c.remove("/robots.txt"), Some(1));
     let want: BTreeMap<String, usize> = r.paths().into_iter().map(|p| (p, 1)).collect();
     assert_eq!(c, want);
@@ -1240,7 +1151,7 @@ fn nginx_three_hundred_pages_lines_summary_and_limits_agree_with_the_log() {
     let mut want: Vec<String> = strs(&expected);
     want.sort();
     assert_eq!(r.paths(), want);
-    let mut c = counts(&ng.hits_from(from), ng.port);
+    let mut c = counts(&ng.hits_from(from), ng.port());
     assert_eq!(c.remove("/robots.txt"), Some(1));
     assert_eq!(c, once(&expected));
 }
@@ -1297,7 +1208,7 @@ fn nginx_relative_redirects_and_depth_through_a_redirect() {
     let by = r.by_path();
     assert_eq!(by["/rel"]["redirect"], ng.url("/rel/").as_str());
     assert!(error_kinds(&r).is_empty(), "{:?}", r.lines);
-    let c = counts(&ng.hits(), ng.port);
+    let c = counts(&ng.hits(), ng.port());
     assert_eq!(
         c,
         once(&["/", "/robots.txt", "/docs", "/docs/", "/rel", "/rel/"])
@@ -1323,7 +1234,7 @@ fn nginx_charset_header_decodes_latin1_links() {
     let r = crawl(&ng.url("/"), &["-c", "2"]);
     assert_eq!(r.paths(), strs(&["/", "/latin/", "/latin/caf%C3%A9.html"]));
     assert_eq!(r.by_path()["/latin/caf%C3%A9.html"]["status"], 200);
-    let c = counts(&ng.hits(), ng.port);
+    let c = counts(&ng.hits(), ng.port());
     assert_eq!(
         c,
         once(&["/", "/robots.txt", "/latin/", "/latin/caf%C3%A9.html"])
@@ -1358,7 +1269,7 @@ fn nginx_large_gzipped_robots_txt_is_read_to_512_kib() {
     let rob = hits.iter().find(|h| h.uri == "/robots.txt").unwrap();
     assert_ne!(rob.gzip_ratio, "-", "{rob:?}");
     assert_eq!(
-        counts(&hits, ng.port),
+        counts(&hits, ng.port()),
         once(&["/", "/robots.txt", "/late/x.html"])
     );
 }

@@ -29,85 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::in_child;
-
-/// What [`reap`] returns for a child that outlived its limit (and was
-/// killed).
-const HUNG: i32 = 1000;
-
-/// Forks; the child runs `body` and ends in `_exit` with its code (99 when
-/// it panicked). Returns the child's pid in the parent.
-fn fork_child(body: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY: fork in a test child process; the forked child ends in _exit
-    // below and never returns into the harness.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(99);
-        // SAFETY: ends the forked child without running the harness's code.
-        unsafe { libc::_exit(code) };
-    }
-    pid
-}
-
-/// Decodes a wait status: the exit code, or minus the signal.
-fn decode(status: libc::c_int) -> i32 {
-    if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -libc::WTERMSIG(status)
-    }
-}
-
-/// Reaps `pid` while this hub keeps running (one-millisecond sleeps);
-/// kills it after `limit` and returns [`HUNG`].
-fn reap(pid: libc::pid_t, limit: Duration) -> i32 {
-    let t = Instant::now();
-    loop {
-        let mut status = 0;
-        // SAFETY: polls our own child; `status` is a valid out-pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            return decode(status);
-        }
-        assert_eq!(r, 0, "waitpid");
-        if t.elapsed() > limit {
-            // SAFETY: kills and reaps our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            return HUNG;
-        }
-        sylvan::sleep(Duration::from_millis(1));
-    }
-}
-
-/// [`reap`] on a plain thread (this hub is not run meanwhile).
-fn reap_blocking(pid: libc::pid_t, limit: Duration) -> i32 {
-    std::thread::spawn(move || {
-        let t = Instant::now();
-        loop {
-            let mut status = 0;
-            // SAFETY: polls our own child; `status` is a valid out-pointer.
-            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            if r == pid {
-                return decode(status);
-            }
-            if t.elapsed() > limit {
-                // SAFETY: kills and reaps our own child.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, &mut status, 0);
-                }
-                return HUNG;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    })
-    .join()
-    .unwrap()
-}
+use crate::util::{HUNG, fork_child, in_child, reap, reap_blocking, wait_for};
 
 /// A loopback echo on this thread's hub (a listener and a connection made
 /// now): true if it worked within a second.
@@ -997,18 +919,6 @@ fn a_replaced_os_fd_object_does_not_break_the_childs_reinit() {
 }
 
 // ----- signals ----------------------------------------------------------------
-
-/// Waits (running the hub) until `cond` holds, up to `limit`.
-fn wait_for(limit: Duration, cond: impl Fn() -> bool) -> bool {
-    let t = Instant::now();
-    while !cond() {
-        if t.elapsed() > limit {
-            return false;
-        }
-        sylvan::sleep(Duration::from_millis(1));
-    }
-    true
-}
 
 /// Two handlers for one signal registered before the fork. The child drops
 /// the first and registers another; the parent then signals itself only

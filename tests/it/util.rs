@@ -255,3 +255,338 @@ pub fn memcheck(paths: &[&str], extra: &[&str], limit: std::time::Duration) {
         out.status
     );
 }
+
+// ---------------------------------------------------------------- nginx
+
+/// Where the probes look for nginx.
+const NGINX: &str = "/usr/sbin/nginx";
+
+/// What an [`Nginx`] is configured with beyond the common frame (one
+/// process in the foreground, its logs, pid and temp paths in its prefix, a
+/// `server` listening on its ports with `root {DIR}/www`). In `http` and
+/// `server`, `{DIR}` is replaced by the prefix and `{P}` and `{Q}` by the
+/// first and second port.
+pub struct NginxConf<'a> {
+    /// `worker_connections` in the `events` block.
+    pub worker_connections: u32,
+    /// How many loopback ports the server listens on (from [`spare_port`]).
+    pub ports: usize,
+    /// Directives of the `http` block, before the `server` (an `access_log`
+    /// among them, or nginx logs to `{DIR}/logs`).
+    pub http: &'a str,
+    /// Directives of the `server` block, after its `listen` and `root`.
+    pub server: &'a str,
+}
+
+/// nginx in the foreground (one process, no master) in a temp prefix, on
+/// free ports below the ephemeral range (a lost race is retried on other
+/// ports; the start-up probe checks that nginx answers on each); killed and
+/// reaped on drop, its prefix removed.
+pub struct Nginx {
+    child: Option<std::process::Child>,
+    ports: Vec<u16>,
+    dir: std::path::PathBuf,
+}
+
+/// Whether nginx (its `Server` header) answers `HEAD /__probe` on `port`
+/// (std socket, 1 s timeouts; run while nginx starts).
+fn is_nginx(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(1)));
+    let _ = s.set_write_timeout(Some(std::time::Duration::from_secs(1)));
+    if s.write_all(b"HEAD /__probe HTTP/1.0\r\nHost: x\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = Vec::new();
+    let _ = s.take(4096).read_to_end(&mut head);
+    String::from_utf8_lossy(&head)
+        .to_ascii_lowercase()
+        .contains("\r\nserver: nginx")
+}
+
+impl Nginx {
+    /// Starts nginx with `conf` in a fresh prefix named after `name` (unique
+    /// among concurrent tests), after `site` filled its `www` directory;
+    /// `None` (and a line saying so) without nginx. Blocks the thread (at
+    /// most 8 tries of 3 s): call it outside the hub's greenlets.
+    pub fn start(
+        name: &str,
+        conf: &NginxConf<'_>,
+        site: impl FnOnce(&std::path::Path),
+    ) -> Option<Nginx> {
+        use std::process::{Command, Stdio};
+        use std::time::{Duration, Instant};
+        if !std::path::Path::new(NGINX).exists() {
+            eprintln!("{NGINX} is not installed: skipped (apt-get install nginx-light)");
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("sylvan-nginx-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in ["www", "tmp"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        site(&dir.join("www"));
+        let d = dir.display();
+        for _attempt in 0..8 {
+            let ports: Vec<u16> = (0..conf.ports).map(|_| spare_port()).collect();
+            let fill = |s: &str| {
+                let s = s.replace("{DIR}", &d.to_string());
+                let s = s.replace("{P}", &ports[0].to_string());
+                match ports.get(1) {
+                    Some(q) => s.replace("{Q}", &q.to_string()),
+                    None => s,
+                }
+            };
+            let (http, server) = (fill(conf.http), fill(conf.server));
+            let listen: String = ports
+                .iter()
+                .map(|p| format!("    listen 127.0.0.1:{p};\n"))
+                .collect();
+            let wc = conf.worker_connections;
+            let text = format!(
+                r#"
+daemon off;
+master_process off;
+worker_processes 1;
+error_log {d}/error.log;
+pid {d}/nginx.pid;
+events {{ worker_connections {wc}; }}
+http {{
+  client_body_temp_path {d}/tmp/body;
+  proxy_temp_path {d}/tmp/proxy;
+  fastcgi_temp_path {d}/tmp/fcgi;
+  uwsgi_temp_path {d}/tmp/uwsgi;
+  scgi_temp_path {d}/tmp/scgi;
+  {http}
+  server {{
+{listen}    root {d}/www;
+    {server}
+  }}
+}}
+"#
+            );
+            let conf_path = dir.join("nginx.conf");
+            std::fs::write(&conf_path, text).unwrap();
+            let dir_s = dir.to_str().unwrap();
+            let mut child = Command::new(NGINX)
+                .args(["-p", dir_s, "-c", conf_path.to_str().unwrap()])
+                .args(["-e", &format!("{dir_s}/error.log")])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn nginx");
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(3) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // lost a port: try others
+                }
+                if ports.iter().all(|&p| is_nginx(p)) {
+                    return Some(Nginx {
+                        child: Some(child),
+                        ports,
+                        dir,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!(
+            "nginx did not start: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+    }
+
+    /// The first port.
+    pub fn port(&self) -> u16 {
+        self.ports[0]
+    }
+
+    /// All its ports, in the order of [`NginxConf::ports`].
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
+    }
+
+    /// Its prefix (the site is in `www` there).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// `http://127.0.0.1:<first port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port())
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---------------------------------------------------------------- ureq against nginx
+
+/// A ureq agent's configuration, before it is built.
+pub type Config = ureq::config::ConfigBuilder<ureq::typestate::AgentScope>;
+
+/// A sylvan agent and the same configuration on std sockets (ureq's own
+/// transport), for reference.
+pub fn agents(f: impl Fn(Config) -> Config) -> (ureq::Agent, ureq::Agent) {
+    let sylvan = sylvan::ureq::agent(f(ureq::Agent::config_builder()).build());
+    let std = ureq::Agent::new_with_config(f(ureq::Agent::config_builder()).build());
+    (sylvan, std)
+}
+
+/// Runs `f` with the std agent on the blocking pool (main parks meanwhile).
+pub fn on_std<T: Send + 'static>(
+    agent: ureq::Agent,
+    f: impl FnOnce(&ureq::Agent) -> T + Send + 'static,
+) -> T {
+    sylvan::spawn_blocking(move || f(&agent))
+}
+
+/// One exchange: status, nginx's `X-Conn` (`connection/request`, from an
+/// `add_header X-Conn "$connection/$connection_requests"`) and the body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Got {
+    pub status: u16,
+    pub conn: u64,
+    pub req: u64,
+    pub body: Vec<u8>,
+}
+
+/// A response's `X-Conn` as `(connection, request on it)`; `(0, 0)`
+/// without one.
+pub fn xconn(res: &ureq::http::Response<ureq::Body>) -> (u64, u64) {
+    let xc = res
+        .headers()
+        .get("x-conn")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("0/0");
+    let (c, q) = xc.split_once('/').unwrap();
+    (c.parse().unwrap(), q.parse().unwrap())
+}
+
+/// Reads a response whole (at most 16 MiB) into a [`Got`]; or the error.
+pub fn summarize(
+    r: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<Got, ureq::Error> {
+    let mut res = r?;
+    let status = res.status().as_u16();
+    let (conn, req) = xconn(&res);
+    let body = res.body_mut().with_config().limit(16 << 20).read_to_vec()?;
+    Ok(Got {
+        status,
+        conn,
+        req,
+        body,
+    })
+}
+
+/// [`summarize`] of a GET of `url`.
+pub fn get(agent: &ureq::Agent, url: &str) -> Result<Got, ureq::Error> {
+    summarize(agent.get(url).call())
+}
+
+/// Renumbers nginx's connection numbers by first appearance, so runs on
+/// two agents compare: `(connection, request on it)`.
+pub fn shape(v: &[Got]) -> Vec<(u64, u64)> {
+    let mut seen: Vec<u64> = Vec::new();
+    v.iter()
+        .map(|g| {
+            let i = seen.iter().position(|&c| c == g.conn).unwrap_or_else(|| {
+                seen.push(g.conn);
+                seen.len() - 1
+            });
+            (i as u64, g.req)
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- fork
+
+/// What [`reap`] returns for a child that outlived its limit (and was
+/// killed).
+pub const HUNG: i32 = 1000;
+
+/// Forks; the child runs `body` and ends in `_exit` with its code (99 when
+/// it panicked). Returns the child's pid in the parent.
+pub fn fork_child(body: impl FnOnce() -> i32) -> libc::pid_t {
+    // SAFETY: fork in a test child process; the forked child ends in _exit
+    // below and never returns into the harness.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(99);
+        // SAFETY: ends the forked child without running the harness's code.
+        unsafe { libc::_exit(code) };
+    }
+    pid
+}
+
+/// Reaps `pid`, sleeping a millisecond at a time with `sleep` between
+/// polls; kills it after `limit` and returns [`HUNG`]. Else its exit code,
+/// or minus the signal that ended it.
+fn reap_with(pid: libc::pid_t, limit: std::time::Duration, sleep: fn(std::time::Duration)) -> i32 {
+    let t = std::time::Instant::now();
+    loop {
+        let mut status = 0;
+        // SAFETY: polls our own child; `status` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                -libc::WTERMSIG(status)
+            };
+        }
+        assert_eq!(r, 0, "waitpid");
+        if t.elapsed() > limit {
+            // SAFETY: kills and reaps our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            return HUNG;
+        }
+        sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Reaps `pid` while this hub keeps running (one-millisecond sleeps): its
+/// exit code, or minus its signal; kills it after `limit` and returns
+/// [`HUNG`].
+pub fn reap(pid: libc::pid_t, limit: std::time::Duration) -> i32 {
+    reap_with(pid, limit, sylvan::sleep)
+}
+
+/// [`reap`] on a plain thread (this hub is not run meanwhile).
+pub fn reap_blocking(pid: libc::pid_t, limit: std::time::Duration) -> i32 {
+    std::thread::spawn(move || reap_with(pid, limit, std::thread::sleep))
+        .join()
+        .unwrap()
+}
+
+/// Waits (running the hub, one-millisecond sleeps) until `cond` holds, up
+/// to `limit`: whether it did.
+pub fn wait_for(limit: std::time::Duration, cond: impl Fn() -> bool) -> bool {
+    let t = std::time::Instant::now();
+    while !cond() {
+        if t.elapsed() > limit {
+            return false;
+        }
+        sylvan::sleep(std::time::Duration::from_millis(1));
+    }
+    true
+}
