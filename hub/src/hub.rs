@@ -13,8 +13,8 @@
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use slab::Slab;
@@ -26,6 +26,7 @@ use crate::error::{Error, ErrorPolicy, Failure};
 use crate::inspect::{Beacon, Dump, GreenletInfo};
 use crate::poll::{Poller, WAKER_TOKEN};
 use crate::record::{Body, ErasedRecord, Record, RecordCache};
+pub(crate) use crate::remote::Remote;
 use crate::ring::Ring;
 use crate::task::{GreenletId, Link, Task, TaskInner, WaitKind};
 use crate::timer::{TimerId, Timers};
@@ -99,73 +100,6 @@ pub(crate) enum TimerAction {
 struct Entry {
     task: NonNull<Task>,
     _owner: ErasedRecord,
-}
-
-/// Work handed to the hub by other threads.
-pub(crate) struct Remote {
-    queue: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
-    /// The hub's waker: a leaked `Box`, replaced in a forked child (see
-    /// [`Hub::after_fork`]) without a lock, which a thread that did not
-    /// survive the fork could have held. The one in place is freed when
-    /// the `Remote` goes; replaced ones are leaked (one per fork), as
-    /// another thread may be using one.
-    waker: AtomicPtr<mio::Waker>,
-    /// Set when the queue has work, so the loop knows to poll.
-    pending: AtomicBool,
-    /// `KeepAlive` guards alive: they count as wake sources.
-    pub(crate) keepalive: AtomicUsize,
-    /// False once the hub is torn down.
-    pub(crate) alive: AtomicBool,
-}
-
-impl Remote {
-    /// Queues `job` to run on the hub thread and wakes the hub. Returns the
-    /// job back if the hub is gone.
-    pub(crate) fn send(
-        &self,
-        job: Box<dyn FnOnce() + Send>,
-    ) -> Result<(), Box<dyn FnOnce() + Send>> {
-        {
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            if !self.alive.load(Ordering::Acquire) {
-                return Err(job);
-            }
-            q.push(job);
-        }
-        // One wake-up per batch: when work was already pending, the hub has
-        // been woken for it and drains the whole queue, this job included.
-        if !self.pending.swap(true, Ordering::AcqRel) {
-            self.wake_hub();
-        }
-        Ok(())
-    }
-
-    pub(crate) fn wake(&self) {
-        self.pending.store(true, Ordering::Release);
-        self.wake_hub();
-    }
-
-    fn wake_hub(&self) {
-        // SAFETY: `waker` always points to a leaked `Box<Waker>`, freed only
-        // in `Drop for Remote`, when no thread holds the `Remote` any more.
-        let waker = unsafe { &*self.waker.load(Ordering::Acquire) };
-        // A failed wake (the poller is gone) is harmless.
-        let _ = waker.wake();
-    }
-
-    /// Puts `waker` in place (the old one is leaked, see `waker`).
-    fn set_waker(&self, waker: mio::Waker) {
-        self.waker
-            .store(Box::into_raw(Box::new(waker)), Ordering::Release);
-    }
-}
-
-impl Drop for Remote {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from `Box::into_raw` and, the `Remote`
-        // being dropped, nobody else can load it.
-        drop(unsafe { Box::from_raw(*self.waker.get_mut()) });
-    }
 }
 
 /// Counters readable at any time with [`stats`](crate::stats).
@@ -354,13 +288,7 @@ impl Hub {
         let alt = overflow::ensure_alt_stack()?;
         let poller = Poller::new()?;
         let io = crate::io::Io::new(poller.registrar()?);
-        let remote = Arc::new(Remote {
-            queue: Mutex::new(Vec::new()),
-            waker: AtomicPtr::new(Box::into_raw(Box::new(poller.make_waker()?))),
-            pending: AtomicBool::new(false),
-            keepalive: AtomicUsize::new(0),
-            alive: AtomicBool::new(true),
-        });
+        let remote = Arc::new(Remote::new(poller.make_waker()?));
         let main = Record::new(None, TaskInner::<()>::new_main, None::<fn()>);
         let mut tasks = Slab::with_capacity(64);
         let key = tasks.insert(Entry {
@@ -903,10 +831,7 @@ impl Hub {
 
     /// Runs the jobs other threads queued: each spawns or wakes greenlets.
     fn run_remote(&self) {
-        self.remote.pending.store(false, Ordering::Release);
-        let jobs =
-            std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        for job in jobs {
+        for job in self.remote.take_jobs() {
             // Jobs are sylvan's own closures (spawn a greenlet, wake one); a
             // panic in one is reported and must not unwind through the loop.
             if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
@@ -1177,13 +1102,10 @@ impl Hub {
         }
         self.closing.set(true);
         self.beacon.alive.store(false, Ordering::Release);
-        self.remote.alive.store(false, Ordering::Release);
         // Work other threads handed over that the loop never ran: dropped
         // with the hub, not when the last `Handle` goes (what it holds, a
-        // sender or a file, is released now). Dropped outside the lock.
-        let orphans =
-            std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
-        drop(orphans);
+        // sender or a file, is released now).
+        drop(self.remote.close());
         // Kills each greenlet still mid-body (at most three times: one that
         // catches its kills is left), cancels each one that never started,
         // and goes round again for those their destructors spawned, while

@@ -23,6 +23,7 @@ pub mod net;
 pub mod os;
 mod poll;
 mod record;
+mod remote;
 mod ring;
 mod signal;
 mod task;

@@ -155,6 +155,13 @@ fn same_description(fd: RawFd, flags: libc::c_int, other: RawFd) -> bool {
 /// another thread). Few: searched linearly, locked only by `new` and drop.
 static WRAPPED: std::sync::Mutex<Vec<Wrapped>> = std::sync::Mutex::new(Vec::new());
 
+/// [`WRAPPED`]'s lock, for the fork handlers (`crate::poll`) to hold across
+/// a `fork`, so that the child's copy is neither torn nor left locked by a
+/// thread that is not there.
+pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
+    Box::new(wrapped())
+}
+
 fn wrapped() -> std::sync::MutexGuard<'static, Vec<Wrapped>> {
     WRAPPED.lock().unwrap_or_else(|e| e.into_inner())
 }

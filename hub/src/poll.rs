@@ -43,18 +43,45 @@ pub(crate) struct Poller {
 /// leaves the shared registration alone (it is the parent's too).
 static FORKS: AtomicU64 = AtomicU64::new(0);
 
-/// Counts forks from now on (once per process).
+thread_local! {
+    /// The locks [`watch_forks`]'s prepare handler took, until the parent
+    /// or child handler lets them go (all three run on the forking thread).
+    static HELD_FOR_FORK: std::cell::RefCell<Vec<Box<dyn std::any::Any>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Counts forks from now on, and makes each fork hold sylvan's
+/// process-wide locks (the blocking pool's, the table of wrapped
+/// descriptors, the signal registrations): only the forking thread goes on
+/// in the child, so a lock that another thread held at that instant would
+/// stay held there forever, over data it was changing. Taken first, each
+/// is whole and free in both processes. (A hub's own cross-thread job list
+/// and waker take no lock; see `crate::remote`.) Once per process.
 fn watch_forks() {
     static ONCE: std::sync::Once = std::sync::Once::new();
+    extern "C" fn prepare() {
+        // No two of these locks are ever held together, and none is held
+        // while code that could fork runs: taking them cannot deadlock.
+        let mut held: Vec<Box<dyn std::any::Any>> = Vec::with_capacity(3);
+        held.extend(crate::threadpool::lock_for_fork());
+        held.push(crate::os::lock_for_fork());
+        held.push(crate::signal::lock_for_fork());
+        let _ = HELD_FOR_FORK.try_with(|h| *h.borrow_mut() = held);
+    }
+    extern "C" fn parent() {
+        let _ = HELD_FOR_FORK.try_with(|h| h.borrow_mut().clear());
+    }
     extern "C" fn child() {
+        let _ = HELD_FOR_FORK.try_with(|h| h.borrow_mut().clear());
         FORKS.fetch_add(1, Ordering::Relaxed);
         crate::signal::renew_pipes();
     }
     ONCE.call_once(|| {
-        // SAFETY: `child` is async-signal-safe (an atomic add, and
-        // `renew_pipes`, which says why it is), as a fork handler must be;
+        // SAFETY: the handlers lock and unlock std mutexes (see `prepare`
+        // for why that cannot deadlock), bump an atomic and call
+        // `renew_pipes`, which says why it is safe in a forked child;
         // registering has no other effect.
-        unsafe { libc::pthread_atfork(None, None, Some(child)) };
+        unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
     });
 }
 

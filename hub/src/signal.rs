@@ -63,6 +63,12 @@ unsafe impl Send for Installed {}
 
 static INSTALLED: Mutex<Option<Installed>> = Mutex::new(None);
 
+/// [`INSTALLED`]'s lock, for the fork handlers (`crate::poll`) to hold
+/// across a `fork` (see `os::lock_for_fork`).
+pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
+    Box::new(installed())
+}
+
 fn installed() -> MutexGuard<'static, Option<Installed>> {
     INSTALLED.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -141,6 +141,15 @@ fn pool() -> &'static Pool {
     })
 }
 
+/// The pool's lock, for the fork handlers (`crate::poll`) to hold across a
+/// `fork`: had a pool thread held it at that instant (it does between two
+/// jobs), the child's copy would stay locked forever and its first
+/// `spawn_blocking` would hang the hub.
+pub(crate) fn lock_for_fork() -> Option<Box<dyn std::any::Any>> {
+    POOL.get()
+        .map(|pool| Box::new(pool.lock()) as Box<dyn std::any::Any>)
+}
+
 impl Pool {
     fn lock(&self) -> MutexGuard<'_, PoolState> {
         // Jobs run outside the lock and behind catch_unwind: the state is

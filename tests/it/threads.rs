@@ -1,5 +1,6 @@
 //! Hubs per thread, handles, and thread exit.
 
+use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -67,4 +68,128 @@ fn a_handle_to_a_finished_thread_says_so() {
     let h = std::thread::spawn(sylvan::Handle::current).join().unwrap();
     assert!(!h.is_alive());
     assert_eq!(h.spawn(|| ()), Err(sylvan::HubGone));
+}
+
+/// Forks while other threads hand work to the hub (`Handle::spawn`) and
+/// blocking-pool threads take jobs and send results back. Only the forking
+/// thread goes on in the child, so a lock one of those threads held at that
+/// instant would stay held there forever: the child's hub would hang
+/// draining its cross-thread jobs, or in its first `spawn_blocking`. Each
+/// child polls (draining the jobs queued around the fork), runs a blocking
+/// job and takes a `Handle::spawn` from a thread of its own.
+#[test]
+fn forks_while_threads_hand_work_to_the_hub_and_the_pool() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use crate::util::{HUNG, fork_child, in_child, reap_blocking};
+
+    in_child(
+        "threads::forks_while_threads_hand_work_to_the_hub_and_the_pool",
+        "threads-fork-busy",
+        || {
+            let stop = Arc::new(AtomicBool::new(false));
+            let handle = sylvan::Handle::current();
+            // At most 8 of its greenlets wait to run at a time.
+            let queued = Arc::new(AtomicUsize::new(0));
+            let spawner = {
+                let (stop, queued) = (stop.clone(), queued.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        if queued.load(Ordering::Relaxed) >= 8 {
+                            std::thread::yield_now();
+                            continue;
+                        }
+                        queued.fetch_add(1, Ordering::Relaxed);
+                        let q = queued.clone();
+                        let job = move || {
+                            q.fetch_sub(1, Ordering::Relaxed);
+                        };
+                        if handle.spawn(job).is_err() {
+                            break;
+                        }
+                    }
+                })
+            };
+            // Greenlets keeping the pool's threads busy with short jobs:
+            // some on this hub, some on another thread's, which goes on
+            // handing jobs over while this thread forks.
+            let busy = Rc::new(std::cell::Cell::new(true));
+            let feeders: Vec<_> = (0..2)
+                .map(|_| {
+                    let busy = busy.clone();
+                    sylvan::spawn(move || {
+                        while busy.get() {
+                            sylvan::spawn_blocking(|| std::hint::black_box(1));
+                        }
+                    })
+                })
+                .collect();
+            let other_hub = {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let feeders: Vec<_> = (0..4)
+                        .map(|_| {
+                            let stop = stop.clone();
+                            sylvan::spawn(move || {
+                                while !stop.load(Ordering::Relaxed) {
+                                    sylvan::spawn_blocking(|| std::hint::black_box(1));
+                                }
+                            })
+                        })
+                        .collect();
+                    for f in feeders {
+                        f.join().unwrap();
+                    }
+                })
+            };
+            let (mut hung, mut failed, mut forks) = (0, 0, 0);
+            let t = Instant::now();
+            while forks < 100 && t.elapsed() < Duration::from_millis(2500) {
+                forks += 1;
+                let pid = fork_child(|| {
+                    sylvan::sleep(Duration::from_millis(1));
+                    let job = sylvan::with_timeout(Duration::from_secs(2), || {
+                        sylvan::spawn_blocking(|| 5)
+                    });
+                    if job != Ok(5) {
+                        return 1;
+                    }
+                    let ran = Rc::new(std::cell::Cell::new(false));
+                    let (h, flag) = (sylvan::Handle::current(), Arc::new(AtomicBool::new(false)));
+                    let f2 = flag.clone();
+                    let sent = std::thread::spawn(move || {
+                        h.spawn(move || f2.store(true, Ordering::SeqCst)).is_ok()
+                    })
+                    .join()
+                    .unwrap_or(false);
+                    let deadline = Instant::now() + Duration::from_secs(2);
+                    while sent && !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
+                        sylvan::sleep(Duration::from_millis(1));
+                    }
+                    ran.set(flag.load(Ordering::SeqCst));
+                    if ran.get() { 0 } else { 2 }
+                });
+                match reap_blocking(pid, Duration::from_secs(3)) {
+                    0 => {}
+                    HUNG => hung += 1,
+                    _ => failed += 1,
+                }
+                sylvan::sleep(Duration::from_millis(1));
+            }
+            stop.store(true, Ordering::Relaxed);
+            busy.set(false);
+            spawner.join().unwrap();
+            other_hub.join().unwrap();
+            for f in feeders {
+                f.join().unwrap();
+            }
+            assert_eq!(
+                (hung, failed),
+                (0, 0),
+                "of {forks} children forked while threads handed work over: (hung, failed)"
+            );
+        },
+    );
 }
