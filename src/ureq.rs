@@ -31,6 +31,16 @@
 //! redirects, compression and keep-alive all come from ureq. The traits
 //! live in `ureq::unversioned`, which may change in minor releases: sylvan
 //! pins ureq's minor version.
+//!
+//! # Proxies
+//!
+//! HTTP proxies work as with ureq's own agent, whether set with
+//! `Config::proxy` or, by default, read from the environment
+//! (`HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY` and the like): ureq's own
+//! `CONNECT` connector opens the tunnel, over a sylvan socket to the proxy.
+//! SOCKS proxies are not supported (ureq's SOCKS connector uses blocking
+//! std sockets): a request that would go through one fails with an
+//! `Unsupported` error naming the proxy, rather than bypassing it.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -45,7 +55,8 @@ use ureq::config::Config;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, NextTimeout, RustlsConnector, ShutdownHandle, Transport,
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, RustlsConnector,
+    ShutdownHandle, Transport,
 };
 use ureq::{Agent, Error, Timeout};
 
@@ -61,8 +72,54 @@ pub use ::ureq;
 ///
 /// Use it on the hub thread that created it (see the module docs).
 pub fn agent(config: Config) -> Agent {
-    let connector = ().chain(SylvanConnector::default()).chain(RustlsConnector::default());
+    let connector =
+        ().chain(RefuseSocks)
+            .chain(ConnectProxyConnector::default())
+            .chain(SylvanConnector::default())
+            .chain(RustlsConnector::default());
     Agent::with_parts(config, connector, SylvanResolver::default())
+}
+
+/// Fails a connection that would go through a SOCKS proxy, which sylvan
+/// does not support, instead of letting it go direct.
+#[derive(Debug)]
+struct RefuseSocks;
+
+impl<In: Transport> Connector<In> for RefuseSocks {
+    type Out = In;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails<'_>,
+        chained: Option<In>,
+    ) -> Result<Option<In>, Error> {
+        use ureq::ProxyProtocol as P;
+        if chained.is_some() {
+            return Ok(chained);
+        }
+        let Some(proxy) = details.config.proxy() else {
+            return Ok(None);
+        };
+        let socks = matches!(
+            proxy.protocol(),
+            P::Socks4 | P::Socks4A | P::Socks5 | P::Socks5h
+        );
+        if !socks || proxy.is_no_proxy(details.uri) {
+            return Ok(None);
+        }
+        let from = if proxy.is_from_env() {
+            " (from the environment)"
+        } else {
+            ""
+        };
+        Err(Error::Io(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "sylvan::ureq does not support SOCKS proxies: {}{from}; use an HTTP proxy or none",
+                proxy.uri()
+            ),
+        )))
+    }
 }
 
 /// A value bound to the hub thread that created it: `Send + Sync` for ureq's
