@@ -107,6 +107,12 @@ fn classify(e: ureq::Error) -> FetchError {
             false,
         ),
         E::Tls(m) => FetchError::new("tls", m, false),
+        E::Rustls(e) => FetchError::new("tls", e.to_string(), false),
+        // rustls reports a failed handshake (an untrusted or expired
+        // certificate, a fatal alert) through io::Error.
+        E::Io(io) if io.get_ref().is_some_and(|e| e.is::<rustls::Error>()) => {
+            FetchError::new("tls", io.to_string(), false)
+        }
         E::Io(io) => {
             use std::io::ErrorKind as K;
             let (kind, transient) = match io.kind() {
