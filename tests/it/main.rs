@@ -41,6 +41,7 @@ mod probes29;
 mod probes3;
 mod probes30;
 mod probes31;
+mod probes32;
 mod probes4;
 mod probes5;
 mod probes6;
