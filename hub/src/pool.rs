@@ -582,18 +582,21 @@ fn spawner<'a, I: 'static, T: 'static>(
     let mut items = items.into_iter();
     let mut pending = None;
     Box::new(move |notify, wait| {
-        let item = match pending.take().or_else(|| items.next()) {
-            Some(item) => item,
-            None => return Step::Exhausted,
-        };
+        if pending.is_none() {
+            pending = items.next();
+        }
+        if pending.is_none() {
+            return Step::Exhausted;
+        }
         if wait {
-            // A kill or timeout while parked here takes no slot; the item
-            // is dropped with the unwind.
+            // A kill or timeout while parked here takes no slot, and the
+            // item stays pending: a `next` called again (after a timeout)
+            // starts it.
             core.acquire();
         } else if !core.try_acquire() {
-            pending = Some(item);
             return Step::Full;
         }
+        let item = pending.take().expect("pulled above");
         // The slot goes back if spawning panics (no stack to map).
         let unused = UnusedSlot(&core);
         let f = f.clone();
