@@ -165,6 +165,11 @@ pub(crate) struct Hub {
     pub(crate) link_runs: RefCell<Vec<(u64, u64)>>,
     pub(crate) policy: RefCell<ErrorPolicy>,
     closing: Cell<bool>,
+    /// Set while code that must not switch runs (see [`NoSwitch`]): what
+    /// it is, for the panic of a park made there.
+    no_switch: Cell<bool>,
+    /// What runs while `no_switch` is set.
+    no_switch_inside: Cell<&'static str>,
     spawned: Cell<u64>,
     switches: Cell<u64>,
     polls: Cell<u64>,
@@ -318,6 +323,8 @@ impl Hub {
             link_runs: RefCell::new(Vec::new()),
             policy: RefCell::new(ErrorPolicy::default()),
             closing: Cell::new(false),
+            no_switch: Cell::new(false),
+            no_switch_inside: Cell::new(""),
             spawned: Cell::new(0),
             switches: Cell::new(0),
             polls: Cell::new(0),
@@ -582,8 +589,8 @@ impl Hub {
     #[inline(never)]
     pub(crate) fn park(&self, what: WaitKind, requeue: bool) -> Woke {
         let key = self.current.get();
-        if key == ON_HUB {
-            blocking_on_hub(what);
+        if key == ON_HUB || self.no_switch.get() {
+            self.cannot_park(key, what);
         }
         if std::thread::panicking() {
             return Woke::Refused;
@@ -614,6 +621,27 @@ impl Hub {
             Wake::TimedOut => Woke::TimedOut,
             Wake::Throw(t) => take_throw(t),
             Wake::Deadlock => deadlock(what),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn cannot_park(&self, key: Key, what: WaitKind) -> ! {
+        if key == ON_HUB {
+            blocking_on_hub(what);
+        }
+        let inside = self.no_switch_inside.get();
+        panic!("sylvan: {inside} must not block, but it waited for {what}")
+    }
+
+    /// Forbids parking until the guard drops: a park made meanwhile panics
+    /// with a message naming `inside` (code run while a primitive is
+    /// borrowed, where a switch would let other greenlets find it so).
+    pub(crate) fn no_switch(&self, inside: &'static str) -> NoSwitch<'_> {
+        NoSwitch {
+            hub: self,
+            before: self.no_switch.replace(true),
+            inside: self.no_switch_inside.replace(inside),
         }
     }
 
@@ -1215,6 +1243,20 @@ impl<'h> TimerGuard<'h> {
 impl Drop for TimerGuard<'_> {
     fn drop(&mut self) {
         self.hub.timers.borrow_mut().cancel(self.id);
+    }
+}
+
+/// See [`Hub::no_switch`].
+pub(crate) struct NoSwitch<'h> {
+    hub: &'h Hub,
+    before: bool,
+    inside: &'static str,
+}
+
+impl Drop for NoSwitch<'_> {
+    fn drop(&mut self) {
+        self.hub.no_switch.set(self.before);
+        self.hub.no_switch_inside.set(self.inside);
     }
 }
 

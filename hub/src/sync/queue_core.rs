@@ -559,7 +559,12 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
             None => None,
         };
         match front {
-            Some(v) => Ok(v.clone()),
+            Some(v) => {
+                // `clone` runs while the queue is borrowed: were it to
+                // switch, other greenlets would find the queue borrowed.
+                let _no_switch = crate::hub::try_hub().map(|h| h.no_switch(PEEK_CLONE));
+                Ok(v.clone())
+            }
             None if self.closed.get() => Err(TryGetError::Closed),
             None => Err(TryGetError::Empty),
         }
@@ -653,6 +658,9 @@ impl<T, B: Buffer<T>> Drop for PutWaiting<'_, T, B> {
 
 /// What a greenlet parked in `peek` waits on.
 const PEEK: WaitKind = WaitKind::Sync("a queue peek");
+
+/// Where a switch is refused (see `try_peek`).
+const PEEK_CLONE: &str = "the item's `clone` in a queue's `peek`";
 
 /// Removes a peeker's node however its wait ends.
 struct PeekWaiting<'a, T, B: Buffer<T>> {
@@ -894,8 +902,10 @@ macro_rules! peek_methods {
             ///
             /// Each greenlet parked here is woken by the next item that
             /// comes, after the getter that item wakes: when that getter
-            /// takes it first, the peeker waits again. The clone is made while the
-            /// queue is borrowed: `T::clone` must not use this queue.
+            /// takes it first, the peeker waits again. The clone is made
+            /// while the queue is borrowed: `T::clone` must not use this
+            /// queue, nor block (a clone that waits for anything panics,
+            /// in the peeking greenlet, saying so).
             /// Called while the greenlet unwinds, it cannot wait: `None`
             /// when nothing is there.
             pub fn peek(&self) -> Option<T> {
