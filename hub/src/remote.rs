@@ -56,9 +56,12 @@ impl Jobs {
             // SAFETY: `node` is ours until the exchange below publishes it.
             unsafe { (*node).next = head };
             // Release: whoever takes the list sees the node's contents.
+            // Acquire: pairs with `take`'s Release, so that the `pending`
+            // flag `take`'s caller cleared before taking is seen cleared
+            // by this push's caller, which then wakes the hub.
             match self
                 .head
-                .compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed)
+                .compare_exchange_weak(head, node, Ordering::AcqRel, Ordering::Relaxed)
             {
                 Ok(_) => return Ok(()),
                 Err(now) => head = now,
@@ -70,8 +73,9 @@ impl Jobs {
     /// empty, or closed with `close`.
     fn take(&self, close: bool) -> Vec<Job> {
         let new = if close { closed() } else { ptr::null_mut() };
-        // Acquire: pairs with the Release of each push.
-        let mut p = self.head.swap(new, Ordering::Acquire);
+        // Acquire: pairs with the Release of each push. Release: see
+        // `push`.
+        let mut p = self.head.swap(new, Ordering::AcqRel);
         let mut jobs = Vec::new();
         while !p.is_null() && p != closed() {
             // SAFETY: every node on the list came from `Box::into_raw` in
