@@ -571,11 +571,11 @@ pub fn reap(pid: libc::pid_t, limit: std::time::Duration) -> i32 {
     reap_with(pid, limit, sylvan::sleep)
 }
 
-/// [`reap`] on a plain thread (this hub is not run meanwhile).
+/// [`reap`] blocking the thread (this hub is not run meanwhile). It starts
+/// no thread: a thread started while another thread forks can leave std's
+/// own thread-start lock held in the child, whose next thread then hangs.
 pub fn reap_blocking(pid: libc::pid_t, limit: std::time::Duration) -> i32 {
-    std::thread::spawn(move || reap_with(pid, limit, std::thread::sleep))
-        .join()
-        .unwrap()
+    reap_with(pid, limit, std::thread::sleep)
 }
 
 /// Waits (running the hub, one-millisecond sleeps) until `cond` holds, up
