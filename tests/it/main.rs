@@ -42,6 +42,7 @@ mod probes3;
 mod probes30;
 mod probes31;
 mod probes32;
+mod probes33;
 mod probes4;
 mod probes5;
 mod probes6;
