@@ -144,6 +144,13 @@ fn forks_while_threads_hand_work_to_the_hub_and_the_pool() {
                     }
                 })
             };
+            // Let the pool start the threads this load needs before the
+            // first fork: std's own thread-start lock, held by a thread
+            // starting at the instant of a fork, would hang the child's
+            // first new thread (see the README on fork).
+            for _ in 0..200 {
+                sylvan::spawn_blocking(|| ());
+            }
             let (mut hung, mut failed, mut forks) = (0, 0, 0);
             let t = Instant::now();
             while forks < 100 && t.elapsed() < Duration::from_millis(2500) {
