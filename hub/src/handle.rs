@@ -65,6 +65,12 @@ impl Handle {
 
     /// Spawns `f` in a new greenlet on the handle's hub, from any thread.
     ///
+    /// Never waits: jobs queue without bound until the hub's loop takes
+    /// them (it takes all queued at each turn). A thread that spawns faster
+    /// than the hub runs greenlets grows the queue, and memory, without
+    /// limit; pace it (a counter the greenlets decrement, or a
+    /// [`mpsc`](crate::mpsc) channel back) when it could.
+    ///
     /// # Errors
     ///
     /// [`HubGone`] when the hub's thread has ended.
