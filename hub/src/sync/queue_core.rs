@@ -42,7 +42,7 @@ use std::fmt;
 use std::time::Instant;
 
 use super::error::{TryGetError, TryPutError};
-use super::waitlist::{NodeKey, WaitList};
+use super::waitlist::{NodeKey, WaitList, wait_on};
 use crate::hub::{TaskRef, Wake, Woke, hub};
 use crate::task::WaitKind;
 
@@ -147,9 +147,6 @@ struct State<T, B> {
     rendezvous: bool,
     getter_seq: u64,
     putters: WaitList<Option<T>>,
-    /// Greenlets parked in `peek`: every one is woken when an item comes
-    /// (they take nothing, so none of the rules above concern them).
-    peekers: WaitList<()>,
     /// Items accepted so far (for `JoinableQueue`'s unfinished count).
     /// Counted under the state's borrow: a separate `Cell` next to the
     /// borrow flag invites the compiler to merge the two updates into one
@@ -194,12 +191,6 @@ impl<T, B: Buffer<T>> State<T, B> {
         let key = self.getters.pop()?;
         Some(self.getters.task(key))
     }
-
-    /// True when greenlets are parked in `peek`.
-    #[inline]
-    fn has_peekers(&self) -> bool {
-        !self.peekers.is_empty()
-    }
 }
 
 /// Wakes the getter [`State::getter_to_wake`] chose, if any.
@@ -222,6 +213,9 @@ pub(crate) struct QueueCore<T, B> {
     get_what: WaitKind,
     put_what: WaitKind,
     st: RefCell<State<T, B>>,
+    /// Greenlets parked in `peek`: every one is woken when an item comes
+    /// (they take nothing, so none of the rules above concern them).
+    peekers: RefCell<WaitList<()>>,
 }
 
 impl<T, B: Buffer<T>> fmt::Debug for QueueCore<T, B> {
@@ -261,17 +255,17 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
                 rendezvous: cap == 0,
                 getter_seq: 0,
                 putters: WaitList::new(),
-                peekers: WaitList::new(),
                 accepted: 0,
             }),
+            peekers: RefCell::new(WaitList::new()),
         }
     }
 
-    /// Wakes every greenlet parked in `peek` (when `any`): an item came.
-    /// After the getter the item is for, which goes first.
+    /// Wakes every greenlet parked in `peek`: an item came. Called after
+    /// waking the getter the item is for, which goes first.
     #[inline]
-    fn wake_peekers(&self, any: bool) {
-        if any {
+    fn wake_peekers(&self) {
+        if !self.peekers.borrow().is_empty() {
             self.wake_peekers_cold();
         }
     }
@@ -280,7 +274,7 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
     #[inline(never)]
     fn wake_peekers_cold(&self) {
         if let Some(hub) = crate::hub::try_hub() {
-            self.st.borrow_mut().peekers.wake_all(hub);
+            self.peekers.borrow_mut().wake_all(hub);
         }
     }
 
@@ -294,7 +288,7 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
     fn push_fast(&self, v: T) -> Option<T> {
         let mut st = self.st.borrow_mut();
         if st.getters.is_empty()
-            && st.peekers.is_empty()
+            && self.peekers.borrow().is_empty()
             && st.held() < self.cap
             && !self.closed.get()
         {
@@ -333,10 +327,9 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
         st.buf.push(v);
         st.accepted += 1;
         let getter = st.getter_to_wake();
-        let peekers = st.has_peekers();
         drop(st);
         wake_getter(getter);
-        self.wake_peekers(peekers);
+        self.wake_peekers();
         Ok(())
     }
 
@@ -372,24 +365,25 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
             st.buf.push(v);
             st.accepted += 1;
             let getter = st.getter_to_wake();
-            let peekers = st.has_peekers();
             drop(st);
             wake_getter(getter);
-            self.wake_peekers(peekers);
+            self.wake_peekers();
             return Ok(());
         }
         let hub = hub();
         let key = st.putters.push(hub.current(), Some(v));
         // A rendezvous getter may wait for this very item, and a peeker
         // may look at it.
-        let (getter, peekers) = if self.cap == 0 {
-            (st.getter_to_wake(), st.has_peekers())
+        let getter = if self.cap == 0 {
+            st.getter_to_wake()
         } else {
-            (None, false)
+            None
         };
         drop(st);
         wake_getter(getter);
-        self.wake_peekers(peekers);
+        if self.cap == 0 {
+            self.wake_peekers();
+        }
         let guard = PutWaiting { core: self, key };
         loop {
             let woke = hub.park_until(self.put_what, deadline);
@@ -437,11 +431,10 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
             st.accepted += 1;
             st.buf.push(item);
             let getter = st.getter_to_wake();
-            let peekers = st.has_peekers();
             drop(st);
             hub().wake(putter, Wake::Ready);
             wake_getter(getter);
-            self.wake_peekers(peekers);
+            self.wake_peekers();
         }
     }
 
@@ -584,12 +577,7 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
             if std::thread::panicking() {
                 return Err(TryGetError::Empty);
             }
-            let hub = hub();
-            let key = self.st.borrow_mut().peekers.push(hub.current(), ());
-            let guard = PeekWaiting { core: self, key };
-            let woke = hub.park_until(PEEK, deadline);
-            drop(guard);
-            if woke != Woke::Ready {
+            if !wait_on(&self.peekers, PEEK, deadline) {
                 // Out of time: one last look (an item may have come with
                 // the deadline).
                 return self.try_peek();
@@ -604,7 +592,7 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
         let hub = hub();
         let mut st = self.st.borrow_mut();
         st.getters.wake_all(hub);
-        st.peekers.wake_all(hub);
+        self.peekers.borrow_mut().wake_all(hub);
         // Putters keep their items in their slots: they get them back.
         st.putters.wake_all(hub);
     }
@@ -661,18 +649,6 @@ const PEEK: WaitKind = WaitKind::Sync("a queue peek");
 
 /// Where a switch is refused (see `try_peek`).
 const PEEK_CLONE: &str = "the item's `clone` in a queue's `peek`";
-
-/// Removes a peeker's node however its wait ends.
-struct PeekWaiting<'a, T, B: Buffer<T>> {
-    core: &'a QueueCore<T, B>,
-    key: NodeKey,
-}
-
-impl<T, B: Buffer<T>> Drop for PeekWaiting<'_, T, B> {
-    fn drop(&mut self) {
-        self.core.st.borrow_mut().peekers.remove(self.key);
-    }
-}
 
 /// Settles a getter whose wait was unwound (kill, timeout): removes its
 /// node; if it had been woken for an item, wakes the next getter in line
