@@ -58,6 +58,21 @@ struct Finished {
     parked: Cell<Option<TaskRef>>,
 }
 
+impl Finished {
+    /// Parks the reader until a task leaves its key in `done` (a wake-up
+    /// may be spurious: the caller looks again). False, without parking,
+    /// while the reader unwinds.
+    fn wait(&self, hub: &crate::hub::Hub) -> bool {
+        if std::thread::panicking() {
+            return false;
+        }
+        self.parked.set(Some(hub.current()));
+        let _parked = Parked(&self.parked);
+        hub.park(NEXT, false);
+        true
+    }
+}
+
 /// Lives inside a member's body: its drop (on return, panic, kill, or when
 /// an unstarted greenlet is cancelled) takes the member out of the group.
 struct Member {
@@ -689,12 +704,9 @@ impl<T: 'static> Iterator for Imap<'_, T> {
             if self.done.remove(&head) {
                 break head;
             }
-            if std::thread::panicking() {
+            if !self.finished.wait(hub) {
                 return None;
             }
-            self.finished.parked.set(Some(hub.current()));
-            let _parked = Parked(&self.finished.parked);
-            hub.park(NEXT, false);
         };
         self.order.pop_front();
         // Its body is over; the greenlet dies at once. A consumer killed
@@ -775,12 +787,9 @@ impl<T: 'static> Iterator for ImapUnordered<'_, T> {
             if let Some(key) = self.finished.done.borrow_mut().pop_front() {
                 break key;
             }
-            if std::thread::panicking() {
+            if !self.finished.wait(hub) {
                 return None;
             }
-            self.finished.parked.set(Some(hub.current()));
-            let _parked = Parked(&self.finished.parked);
-            hub.park(NEXT, false);
         };
         let g = self.running.0.remove(key);
         Some(g.join())
