@@ -357,24 +357,7 @@ fn forked_children_do_io_on_old_hubs_and_on_new_threads() {
 /// [`echo_on_a_new_thread`] on the calling thread itself (its hub made
 /// now).
 fn echo_on_a_new_thread_here() -> bool {
-    use std::io::{Read, Write};
-    let run = || -> Option<()> {
-        let l = sylvan::net::TcpListener::bind("127.0.0.1:0").ok()?;
-        let addr = l.local_addr().ok()?;
-        let server = sylvan::spawn(move || {
-            let (c, _) = l.accept().ok()?;
-            let mut b = [0u8; 4];
-            (&c).read_exact(&mut b).ok()?;
-            (&c).write_all(&b).ok()
-        });
-        let c = sylvan::net::TcpStream::connect(addr).ok()?;
-        (&c).write_all(b"pong").ok()?;
-        let mut b = [0u8; 4];
-        (&c).read_exact(&mut b).ok()?;
-        server.join().ok()??;
-        (&b == b"pong").then_some(())
-    };
-    run().is_some()
+    crate::util::loopback_echo(b"pong").is_some()
 }
 
 /// `spawn_blocking` in a forked child: the README says the child's hub

@@ -29,28 +29,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{HUNG, fork_child, in_child, reap, reap_blocking, wait_for};
+use crate::util::{HUNG, fork_child, in_child, loopback_echo, reap, reap_blocking, wait_for};
 
 /// A loopback echo on this thread's hub (a listener and a connection made
 /// now): true if it worked within a second.
 fn echo_here() -> bool {
-    let run = || -> Option<()> {
-        let l = sylvan::net::TcpListener::bind("127.0.0.1:0").ok()?;
-        let addr = l.local_addr().ok()?;
-        let server = sylvan::spawn(move || {
-            let (c, _) = l.accept().ok()?;
-            let mut b = [0u8; 4];
-            (&c).read_exact(&mut b).ok()?;
-            (&c).write_all(&b).ok()
-        });
-        let c = sylvan::net::TcpStream::connect(addr).ok()?;
-        (&c).write_all(b"echo").ok()?;
-        let mut b = [0u8; 4];
-        (&c).read_exact(&mut b).ok()?;
-        server.join().ok()??;
-        (&b == b"echo").then_some(())
-    };
-    sylvan::with_timeout(Duration::from_secs(1), run).is_ok_and(|r| r.is_some())
+    sylvan::with_timeout(Duration::from_secs(1), || loopback_echo(b"echo"))
+        .is_ok_and(|r| r.is_some())
 }
 
 /// A greenlet parked reading `a`: gets what arrives first.

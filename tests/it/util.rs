@@ -516,6 +516,26 @@ pub fn shape(v: &[Got]) -> Vec<(u64, u64)> {
 
 // ---------------------------------------------------------------- fork
 
+/// One loopback echo of `word` on this thread's hub (a listener and a
+/// connection made now, served by a greenlet): `Some` if it came back.
+pub fn loopback_echo(word: &[u8; 4]) -> Option<()> {
+    use std::io::{Read, Write};
+    let l = sylvan::net::TcpListener::bind("127.0.0.1:0").ok()?;
+    let addr = l.local_addr().ok()?;
+    let server = sylvan::spawn(move || {
+        let (c, _) = l.accept().ok()?;
+        let mut b = [0u8; 4];
+        (&c).read_exact(&mut b).ok()?;
+        (&c).write_all(&b).ok()
+    });
+    let c = sylvan::net::TcpStream::connect(addr).ok()?;
+    (&c).write_all(word).ok()?;
+    let mut b = [0u8; 4];
+    (&c).read_exact(&mut b).ok()?;
+    server.join().ok()??;
+    (&b == word).then_some(())
+}
+
 /// What [`reap`] returns for a child that outlived its limit (and was
 /// killed).
 pub const HUNG: i32 = 1000;
