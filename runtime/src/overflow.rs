@@ -10,6 +10,7 @@
 //!
 //! ```text
 //! greenlet 'name' overflowed its stack of 256 KiB
+//! sylvan: spawn it with a larger stack: Builder::new().stack_size(bytes)
 //! ```
 //!
 //! (`greenlet '#17'` for an unnamed greenlet) to stderr and aborts, the way std
@@ -244,14 +245,14 @@ const MAX_NAME: usize = 160;
 
 /// A fixed-size message buffer on the stack (no allocation).
 struct MessageBuf {
-    bytes: [u8; 256],
+    bytes: [u8; 384],
     len: usize,
 }
 
 impl MessageBuf {
     fn new() -> Self {
         MessageBuf {
-            bytes: [0; 256],
+            bytes: [0; 384],
             len: 0,
         }
     }
@@ -300,8 +301,12 @@ fn overflow_message<'b>(meta: &StackMeta, buf: &'b mut MessageBuf) -> &'b [u8] {
     buf.push(b"' overflowed its stack of ");
     buf.push_u64((meta.size() / 1024) as u64);
     buf.push(b" KiB\n");
+    buf.push(HINT);
     &buf.bytes[..buf.len]
 }
+
+/// The second line of the report: how to fix it.
+const HINT: &[u8] = b"sylvan: spawn it with a larger stack: Builder::new().stack_size(bytes)\n";
 
 /// An alternate signal stack installed by [`ensure_alt_stack`], or nothing
 /// when the thread already had one.
@@ -634,7 +639,11 @@ mod tests {
         let mut buf = MessageBuf::new();
         assert_eq!(
             overflow_message(meta, &mut buf),
-            b"greenlet '#17' overflowed its stack of 64 KiB\n"
+            [
+                &b"greenlet '#17' overflowed its stack of 64 KiB\n"[..],
+                HINT
+            ]
+            .concat()
         );
 
         // SAFETY: a `'static` name is valid forever.
@@ -642,7 +651,11 @@ mod tests {
         let mut buf = MessageBuf::new();
         assert_eq!(
             overflow_message(meta, &mut buf),
-            b"greenlet 'fetch https://example.org' overflowed its stack of 64 KiB\n"
+            [
+                &b"greenlet 'fetch https://example.org' overflowed its stack of 64 KiB\n"[..],
+                HINT
+            ]
+            .concat()
         );
 
         let long = "x".repeat(1000);
@@ -656,8 +669,9 @@ mod tests {
         assert_eq!(
             msg,
             format!(
-                "greenlet '{}...' overflowed its stack of 64 KiB\n",
-                "x".repeat(MAX_NAME)
+                "greenlet '{}...' overflowed its stack of 64 KiB\n{}",
+                "x".repeat(MAX_NAME),
+                std::str::from_utf8(HINT).unwrap()
             )
         );
 
