@@ -17,8 +17,9 @@ use crate::hub::{Remote, hub};
 /// [`Handle::keep_alive`]) while another thread is expected to send work.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::time::Duration;
-/// let handle = sylvan_hub::Handle::current();
+/// let handle = sylvan::Handle::current();
 /// let keep = handle.keep_alive();
 /// let ev = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
 /// let ev2 = ev.clone();
@@ -27,7 +28,7 @@ use crate::hub::{Remote, hub};
 ///     drop(keep);
 /// });
 /// while !ev.load(std::sync::atomic::Ordering::SeqCst) {
-///     sylvan_hub::sleep(Duration::from_millis(1));
+///     sylvan::sleep(Duration::from_millis(1));
 /// }
 /// ```
 #[derive(Clone)]

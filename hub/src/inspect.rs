@@ -110,8 +110,9 @@ type ReportFn = Arc<dyn Fn(&BlockingReport) + Send + Sync>;
 /// wants one starts its own.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::time::Duration;
-/// let detector = sylvan_hub::BlockingDetector::start(Duration::from_millis(100));
+/// let detector = sylvan::BlockingDetector::start(Duration::from_millis(100));
 /// // ... greenlets run; a stall of more than 100 ms is reported on stderr
 /// // (or through the `log` crate when a logger takes it).
 /// drop(detector); // stops the watchdog

@@ -106,17 +106,18 @@ impl Locals {
 /// kill or another panic, the panic is reported on stderr instead).
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::cell::Cell;
 ///
-/// sylvan_hub::greenlet_local! {
+/// sylvan::greenlet_local! {
 ///     static REQUEST_ID: Cell<u64> = Cell::new(0);
 /// }
 ///
 /// let handlers: Vec<_> = (1..=3)
 ///     .map(|id| {
-///         sylvan_hub::spawn(move || {
+///         sylvan::spawn(move || {
 ///             REQUEST_ID.with(|r| r.set(id));
-///             sylvan_hub::yield_now(); // the others set theirs meanwhile
+///             sylvan::yield_now(); // the others set theirs meanwhile
 ///             REQUEST_ID.with(|r| r.get())
 ///         })
 ///     })
@@ -204,16 +205,17 @@ impl<T: 'static> std::fmt::Debug for GreenletLocal<T> {
 /// [`GreenletLocal`]).
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::cell::RefCell;
 ///
-/// sylvan_hub::greenlet_local! {
+/// sylvan::greenlet_local! {
 ///     /// The log lines of the current request.
 ///     pub static LINES: RefCell<Vec<String>> = RefCell::new(Vec::new());
 ///     static DEPTH: std::cell::Cell<u32> = std::cell::Cell::new(0);
 /// }
 ///
 /// LINES.with(|l| l.borrow_mut().push("main".into()));
-/// let g = sylvan_hub::spawn(|| LINES.with(|l| l.borrow().len()));
+/// let g = sylvan::spawn(|| LINES.with(|l| l.borrow().len()));
 /// assert_eq!(g.join().unwrap(), 0); // a fresh value, not main's
 /// # DEPTH.with(|d| d.set(1));
 /// ```

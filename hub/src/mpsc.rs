@@ -10,7 +10,8 @@
 //! thread.
 //!
 //! ```
-//! let (tx, rx) = sylvan_hub::mpsc::channel();
+//! # extern crate sylvan_hub as sylvan;
+//! let (tx, rx) = sylvan::mpsc::channel();
 //! let worker = std::thread::spawn(move || {
 //!     for i in 0..3 {
 //!         tx.send(i * 10).unwrap();
@@ -122,7 +123,8 @@ pub fn channel<T: Send>() -> (Sender<T>, Receiver<T>) {
 /// thread or greenlet; `send` never blocks.
 ///
 /// ```
-/// let (tx, rx) = sylvan_hub::mpsc::channel();
+/// # extern crate sylvan_hub as sylvan;
+/// let (tx, rx) = sylvan::mpsc::channel();
 /// let tx2 = tx.clone();
 /// std::thread::spawn(move || tx2.send("from a thread").unwrap());
 /// tx.send("from main").unwrap();
@@ -187,8 +189,9 @@ impl<T> Drop for Sender<T> {
 /// will receive) but not `Sync`: one receiver.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::time::Duration;
-/// let (tx, rx) = sylvan_hub::mpsc::channel::<u8>();
+/// let (tx, rx) = sylvan::mpsc::channel::<u8>();
 /// assert!(rx.try_recv().is_err());
 /// assert!(rx.recv_timeout(Duration::from_millis(5)).is_err());
 /// tx.send(7).unwrap();
@@ -340,7 +343,8 @@ impl<T> Drop for Receiver<T> {
 /// OneshotReceiver)`.
 ///
 /// ```
-/// let (tx, rx) = sylvan_hub::mpsc::oneshot();
+/// # extern crate sylvan_hub as sylvan;
+/// let (tx, rx) = sylvan::mpsc::oneshot();
 /// std::thread::spawn(move || tx.send(6 * 7).unwrap());
 /// assert_eq!(rx.recv(), Ok(42));
 /// ```

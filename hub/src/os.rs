@@ -7,6 +7,7 @@
 //! `WouldBlock` into a park of the calling greenlet only.
 //!
 //! ```no_run
+//! # extern crate sylvan_hub as sylvan;
 //! use std::io::{BufRead, BufReader};
 //! use std::process::{Command, Stdio};
 //!
@@ -14,14 +15,14 @@
 //! let mut child = Command::new("ping").args(["-c", "3", "127.0.0.1"])
 //!     .stdout(Stdio::piped())
 //!     .spawn()?;
-//! let out = sylvan_hub::os::Fd::new(child.stdout.take().unwrap())?;
-//! let ticker = sylvan_hub::spawn(|| loop {
-//!     sylvan_hub::sleep(std::time::Duration::from_millis(100)); // keeps ticking
+//! let out = sylvan::os::Fd::new(child.stdout.take().unwrap())?;
+//! let ticker = sylvan::spawn(|| loop {
+//!     sylvan::sleep(std::time::Duration::from_millis(100)); // keeps ticking
 //! });
 //! for line in BufReader::new(out).lines() {
 //!     println!("{}", line?); // parks this greenlet only
 //! }
-//! let status = sylvan_hub::os::wait_child(&mut child)?; // parks too
+//! let status = sylvan::os::wait_child(&mut child)?; // parks too
 //! ticker.kill();
 //! # let _ = status; Ok(())
 //! # }
@@ -78,15 +79,16 @@ impl AsRawFd for Raw {
 /// `!Send`: the registration belongs to the hub of the thread that made it.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::io::{Read, Write};
-/// use sylvan_hub::os::Fd;
+/// use sylvan::os::Fd;
 ///
 /// let (reader, writer) = std::io::pipe().unwrap();
 /// let mut reader = Fd::new(reader).unwrap();
 /// let mut writer = Fd::new(writer).unwrap();
 /// // A megabyte does not fit in a pipe: the writer parks until the reader
 /// // (this greenlet, below) makes room.
-/// let w = sylvan_hub::spawn(move || writer.write_all(&vec![7u8; 1 << 20]));
+/// let w = sylvan::spawn(move || writer.write_all(&vec![7u8; 1 << 20]));
 /// let mut got = Vec::new();
 /// let mut buf = [0u8; 65536];
 /// while got.len() < 1 << 20 {
@@ -542,8 +544,9 @@ where
 /// What `Child::try_wait` returns (`waitpid` failing).
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// let mut child = std::process::Command::new("true").spawn().unwrap();
-/// let status = sylvan_hub::os::wait_child(&mut child).unwrap();
+/// let status = sylvan::os::wait_child(&mut child).unwrap();
 /// assert!(status.success());
 /// ```
 pub fn wait_child(child: &mut Child) -> io::Result<ExitStatus> {

@@ -200,16 +200,17 @@ impl Drop for SignalHandler {
 /// dropped.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::cell::Cell;
 /// use std::rc::Rc;
 /// let got = Rc::new(Cell::new(false));
 /// let g = got.clone();
-/// let _h = sylvan_hub::signal(libc::SIGUSR2, move || g.set(true))?;
+/// let _h = sylvan::signal(libc::SIGUSR2, move || g.set(true))?;
 /// // SAFETY: sends SIGUSR2 to this process, which now handles it.
 /// unsafe { libc::kill(libc::getpid(), libc::SIGUSR2) };
 /// for _ in 0..1000 {
 ///     if got.get() { break }
-///     sylvan_hub::sleep(std::time::Duration::from_millis(1));
+///     sylvan::sleep(std::time::Duration::from_millis(1));
 /// }
 /// assert!(got.get());
 /// # Ok::<(), std::io::Error>(())

@@ -252,9 +252,10 @@ impl Pool {
 /// When `threads` is zero.
 ///
 /// ```
-/// sylvan_hub::set_blocking_threads(8);
-/// assert_eq!(sylvan_hub::blocking_threads(), 8);
-/// sylvan_hub::set_blocking_threads(sylvan_hub::DEFAULT_BLOCKING_THREADS);
+/// # extern crate sylvan_hub as sylvan;
+/// sylvan::set_blocking_threads(8);
+/// assert_eq!(sylvan::blocking_threads(), 8);
+/// sylvan::set_blocking_threads(sylvan::DEFAULT_BLOCKING_THREADS);
 /// ```
 pub fn set_blocking_threads(threads: usize) {
     assert!(
@@ -309,12 +310,13 @@ pub fn blocking_threads() -> usize {
 /// behind the caller could wait forever on a full pool.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::time::Duration;
-/// let ticks = sylvan_hub::spawn(|| {
-///     for _ in 0..5 { sylvan_hub::sleep(Duration::from_millis(1)); }
+/// let ticks = sylvan::spawn(|| {
+///     for _ in 0..5 { sylvan::sleep(Duration::from_millis(1)); }
 /// });
 /// // the hub keeps running `ticks` while a pool thread sleeps
-/// let v = sylvan_hub::spawn_blocking(|| { std::thread::sleep(Duration::from_millis(10)); 42 });
+/// let v = sylvan::spawn_blocking(|| { std::thread::sleep(Duration::from_millis(10)); 42 });
 /// assert_eq!(v, 42);
 /// ticks.join().unwrap();
 /// ```

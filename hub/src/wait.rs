@@ -47,8 +47,9 @@ impl Waiter {
 /// [`Waiter::wake`] on each when the object becomes ready.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::cell::RefCell;
-/// use sylvan_hub::{Waitable, Waiter};
+/// use sylvan::{Waitable, Waiter};
 ///
 /// #[derive(Default)]
 /// struct Flag { up: std::cell::Cell<bool>, watchers: RefCell<Vec<Option<Waiter>>> }
@@ -72,8 +73,8 @@ impl Waiter {
 ///
 /// let flag = std::rc::Rc::new(Flag::default());
 /// let f = flag.clone();
-/// sylvan_hub::spawn(move || f.raise());
-/// assert_eq!(sylvan_hub::wait(&[&*flag], None, None), [0]);
+/// sylvan::spawn(move || f.raise());
+/// assert_eq!(sylvan::wait(&[&*flag], None, None), [0]);
 /// ```
 pub trait Waitable {
     /// True when a wait on it would return at once.
@@ -175,11 +176,12 @@ impl<W: Waitable + ?Sized> Waitable for Box<W> {
 /// does not wait: it returns the objects ready already.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::time::Duration;
-/// let slow = sylvan_hub::spawn(|| sylvan_hub::sleep(Duration::from_millis(30)));
-/// let fast = sylvan_hub::spawn(|| sylvan_hub::sleep(Duration::from_millis(1)));
-/// assert_eq!(sylvan_hub::wait(&[&slow, &fast], None, Some(1)), [1]);
-/// assert_eq!(sylvan_hub::wait(&[&slow, &fast], None, None), [1, 0]);
+/// let slow = sylvan::spawn(|| sylvan::sleep(Duration::from_millis(30)));
+/// let fast = sylvan::spawn(|| sylvan::sleep(Duration::from_millis(1)));
+/// assert_eq!(sylvan::wait(&[&slow, &fast], None, Some(1)), [1]);
+/// assert_eq!(sylvan::wait(&[&slow, &fast], None, None), [1, 0]);
 /// ```
 pub fn wait(
     objects: &[&dyn Waitable],
@@ -203,18 +205,19 @@ pub fn wait(
 /// iterator early leaves no registration behind.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::rc::Rc;
 /// use std::time::Duration;
-/// use sylvan_hub::sync::Event;
+/// use sylvan::sync::Event;
 ///
 /// let ev = Rc::new(Event::new());
 /// let e = ev.clone();
-/// let g = sylvan_hub::spawn(move || {
-///     sylvan_hub::sleep(Duration::from_millis(5));
+/// let g = sylvan::spawn(move || {
+///     sylvan::sleep(Duration::from_millis(5));
 ///     e.set();
-///     sylvan_hub::sleep(Duration::from_millis(5));
+///     sylvan::sleep(Duration::from_millis(5));
 /// });
-/// let order: Vec<usize> = sylvan_hub::iwait(&[&g, &*ev], None).collect();
+/// let order: Vec<usize> = sylvan::iwait(&[&g, &*ev], None).collect();
 /// assert_eq!(order, [1, 0]);
 /// ```
 pub fn iwait<'a>(objects: &'a [&'a dyn Waitable], timeout: Option<Duration>) -> Iwait<'a> {

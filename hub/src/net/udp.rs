@@ -15,7 +15,8 @@ use crate::io::{Dir, Source};
 /// greenlet.
 ///
 /// ```
-/// use sylvan_hub::net::UdpSocket;
+/// # extern crate sylvan_hub as sylvan;
+/// use sylvan::net::UdpSocket;
 /// let a = UdpSocket::bind("127.0.0.1:0")?;
 /// let b = UdpSocket::bind("127.0.0.1:0")?;
 /// a.send_to(b"ping", b.local_addr()?)?;

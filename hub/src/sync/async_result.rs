@@ -30,17 +30,18 @@ const WAIT: WaitKind = WaitKind::Sync("an async result");
 /// Share it with [`Rc`](std::rc::Rc).
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::rc::Rc;
-/// use sylvan_hub::sync::{AsyncResult, GetError};
+/// use sylvan::sync::{AsyncResult, GetError};
 ///
 /// let answer: Rc<AsyncResult<u32, String>> = Rc::new(AsyncResult::new());
 /// let waiters: Vec<_> = (0..3)
 ///     .map(|_| {
 ///         let a = answer.clone();
-///         sylvan_hub::spawn(move || a.get())
+///         sylvan::spawn(move || a.get())
 ///     })
 ///     .collect();
-/// sylvan_hub::yield_now(); // the three park in `get`
+/// sylvan::yield_now(); // the three park in `get`
 /// answer.set(42).unwrap();
 /// assert!(answer.set(7).is_err()); // set once
 /// for w in waiters {

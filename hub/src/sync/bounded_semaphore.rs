@@ -16,7 +16,8 @@ use super::semaphore::{Semaphore, SemaphoreGuard};
 /// also given back with `release` panics (during an unwind, it is ignored).
 ///
 /// ```
-/// use sylvan_hub::sync::BoundedSemaphore;
+/// # extern crate sylvan_hub as sylvan;
+/// use sylvan::sync::BoundedSemaphore;
 ///
 /// let sem = BoundedSemaphore::new(1);
 /// sem.acquire().forget(); // taken, to be released by hand

@@ -22,16 +22,17 @@ const NAMES: Names = Names {
 /// unwinds, which cannot wait.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::rc::Rc;
-/// use sylvan_hub::sync::Channel;
+/// use sylvan::sync::Channel;
 ///
 /// let ch = Rc::new(Channel::new());
 /// let c = ch.clone();
-/// let putter = sylvan_hub::spawn(move || {
+/// let putter = sylvan::spawn(move || {
 ///     c.put("hello").unwrap(); // returns once main has taken it
 ///     "delivered"
 /// });
-/// sylvan_hub::yield_now();
+/// sylvan::yield_now();
 /// assert!(!putter.is_dead()); // nobody took it yet
 /// assert_eq!(ch.get(), Some("hello"));
 /// assert_eq!(putter.join().unwrap(), "delivered");

@@ -22,16 +22,17 @@ const WAIT: WaitKind = WaitKind::Sync("an event");
 /// thread they are made on.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::rc::Rc;
-/// use sylvan_hub::sync::Event;
+/// use sylvan::sync::Event;
 ///
 /// let ready = Rc::new(Event::new());
 /// let r = ready.clone();
-/// let g = sylvan_hub::spawn(move || {
+/// let g = sylvan::spawn(move || {
 ///     r.wait(); // parks this greenlet until `set`
 ///     "released"
 /// });
-/// sylvan_hub::yield_now(); // g starts and parks
+/// sylvan::yield_now(); // g starts and parks
 /// assert!(!g.is_dead());
 /// ready.set();
 /// assert_eq!(g.join().unwrap(), "released");

@@ -21,13 +21,14 @@ const JOIN: WaitKind = WaitKind::Sync("a joinable queue join (unfinished items)"
 /// [`join`](JoinableQueue::join) parks until it is zero.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::rc::Rc;
-/// use sylvan_hub::sync::JoinableQueue;
+/// use sylvan::sync::JoinableQueue;
 ///
 /// let q = Rc::new(JoinableQueue::unbounded());
 /// for _ in 0..2 {
 ///     let q = q.clone();
-///     sylvan_hub::spawn(move || {
+///     sylvan::spawn(move || {
 ///         for job in q.iter() {
 ///             let _ = job * 2; // process it
 ///             q.task_done();

@@ -15,7 +15,8 @@ const NAMES: Names = Names {
 /// `close` and iteration.
 ///
 /// ```
-/// use sylvan_hub::sync::LifoQueue;
+/// # extern crate sylvan_hub as sylvan;
+/// use sylvan::sync::LifoQueue;
 ///
 /// let q = LifoQueue::unbounded();
 /// for i in 1..=3 {

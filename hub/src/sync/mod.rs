@@ -39,15 +39,16 @@
 //!   parks.
 //!
 //! ```
+//! # extern crate sylvan_hub as sylvan;
 //! use std::rc::Rc;
-//! use sylvan_hub::sync::{Event, Queue};
+//! use sylvan::sync::{Event, Queue};
 //!
 //! let jobs = Rc::new(Queue::bounded(4));
 //! let start = Rc::new(Event::new());
 //! let workers: Vec<_> = (0..3)
 //!     .map(|_| {
 //!         let (jobs, start) = (jobs.clone(), start.clone());
-//!         sylvan_hub::spawn(move || {
+//!         sylvan::spawn(move || {
 //!             start.wait();
 //!             jobs.iter().map(|n: u64| n * n).sum::<u64>()
 //!         })

@@ -32,22 +32,23 @@ const WAIT: WaitKind = WaitKind::Sync("a mutex");
 /// [`Rc`](std::rc::Rc).
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::rc::Rc;
-/// use sylvan_hub::sync::Mutex;
+/// use sylvan::sync::Mutex;
 ///
 /// let log = Rc::new(Mutex::new(Vec::new()));
 /// let gs: Vec<_> = (0..3)
 ///     .map(|i| {
 ///         let log = log.clone();
-///         sylvan_hub::spawn(move || {
+///         sylvan::spawn(move || {
 ///             let mut entries = log.lock();
 ///             entries.push(i);
-///             sylvan_hub::yield_now(); // others wait: the lock is held
+///             sylvan::yield_now(); // others wait: the lock is held
 ///             entries.push(i);
 ///         })
 ///     })
 ///     .collect();
-/// sylvan_hub::joinall(&gs, None);
+/// sylvan::joinall(&gs, None);
 /// assert_eq!(*log.lock(), [0, 0, 1, 1, 2, 2]);
 /// ```
 pub struct Mutex<T: ?Sized> {

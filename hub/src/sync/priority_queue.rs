@@ -18,7 +18,8 @@ const NAMES: Names = Names {
 /// `close` and iteration.
 ///
 /// ```
-/// use sylvan_hub::sync::PriorityQueue;
+/// # extern crate sylvan_hub as sylvan;
+/// use sylvan::sync::PriorityQueue;
 ///
 /// let q = PriorityQueue::unbounded();
 /// q.put((2, "write")).unwrap();

@@ -26,13 +26,14 @@ const NAMES: Names = Names {
 /// Share it with [`Rc`](std::rc::Rc).
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::rc::Rc;
-/// use sylvan_hub::sync::Queue;
+/// use sylvan::sync::Queue;
 ///
 /// let q = Rc::new(Queue::bounded(2));
 /// let producer = {
 ///     let q = q.clone();
-///     sylvan_hub::spawn(move || {
+///     sylvan::spawn(move || {
 ///         for i in 0..5 {
 ///             q.put(i).unwrap(); // parks while two items wait
 ///         }

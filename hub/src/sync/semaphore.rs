@@ -26,9 +26,10 @@ const WAIT: WaitKind = WaitKind::Sync("a semaphore");
 /// forbid that). Share it with [`Rc`](std::rc::Rc).
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::cell::Cell;
 /// use std::rc::Rc;
-/// use sylvan_hub::sync::Semaphore;
+/// use sylvan::sync::Semaphore;
 ///
 /// let slots = Rc::new(Semaphore::new(2));
 /// let inside = Rc::new(Cell::new(0));
@@ -36,16 +37,16 @@ const WAIT: WaitKind = WaitKind::Sync("a semaphore");
 /// let gs: Vec<_> = (0..6)
 ///     .map(|_| {
 ///         let (slots, inside, most) = (slots.clone(), inside.clone(), most.clone());
-///         sylvan_hub::spawn(move || {
+///         sylvan::spawn(move || {
 ///             let _permit = slots.acquire();
 ///             inside.set(inside.get() + 1);
 ///             most.set(most.get().max(inside.get()));
-///             sylvan_hub::yield_now();
+///             sylvan::yield_now();
 ///             inside.set(inside.get() - 1);
 ///         })
 ///     })
 ///     .collect();
-/// sylvan_hub::joinall(&gs, None);
+/// sylvan::joinall(&gs, None);
 /// assert_eq!(most.get(), 2);
 /// ```
 pub struct Semaphore {
