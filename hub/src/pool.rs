@@ -6,13 +6,14 @@
 //! greenlets are alive, so at most `n` run at once.
 //!
 //! ```
-//! use sylvan_hub::pool::Pool;
+//! # extern crate sylvan_hub as sylvan;
+//! use sylvan::pool::Pool;
 //! use std::time::Duration;
 //!
 //! let pool = Pool::new(4);
 //! // At most four of these sleep at the same time; results in input order.
 //! let lengths = pool.map(["a", "bb", "ccc"], |s: &str| {
-//!     sylvan_hub::sleep(Duration::from_millis(1));
+//!     sylvan::sleep(Duration::from_millis(1));
 //!     s.len()
 //! });
 //! let lengths: Vec<usize> = lengths.into_iter().map(Result::unwrap).collect();
@@ -22,6 +23,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
+use std::io;
+use std::panic::Location;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +33,7 @@ use slab::Slab;
 use crate::error::Error;
 use crate::hub::{TaskRef, Wake, hub, try_hub};
 use crate::sync::{Semaphore, WaitList, wait_on};
-use crate::task::{Greenlet, WaitKind, kill_task, spawn};
+use crate::task::{Builder, Greenlet, WaitKind, kill_task};
 
 const JOIN: WaitKind = WaitKind::Sync("a pool/group join");
 const EXIT: WaitKind = WaitKind::Sync("a pool slot (wait_available/kill)");
@@ -140,30 +143,51 @@ impl Core {
         }
     }
 
-    /// Spawns a member in a slot already taken.
+    /// Spawns a member in a slot already taken. `site` is where the user
+    /// called the pool, which failure reports and `dump` show as the spawn
+    /// site.
+    ///
+    /// # Errors
+    ///
+    /// When no stack can be mapped. The member, dropped with the body,
+    /// has then given the slot back and left the pool.
     fn spawn_member<T: 'static>(
         self: &Rc<Self>,
+        site: &'static Location<'static>,
         f: impl FnOnce() -> T + 'static,
         notify: Option<(Rc<Finished>, usize)>,
-    ) -> Greenlet<T> {
+    ) -> io::Result<Greenlet<T>> {
         let key = self
             .members
             .borrow_mut()
             .insert((TaskRef { key: 0, id: 0 }, false));
+        let never_ran = notify.as_ref().map(|(f, i)| (f.clone(), *i));
         let member = Member {
             core: self.clone(),
             key,
             notify,
         };
-        let g = spawn(move || {
+        let spawned = Builder::new().spawn_at(site, move || {
             let _member = member;
             // Dropped first: the member's greenlet-locals are gone (their
             // destructors may block) before it leaves the pool.
             let _locals = crate::record::ClearLocals(crate::hub::hub().current_task());
             f()
         });
-        self.members.borrow_mut()[key].0 = g.task().as_ref();
-        g
+        match spawned {
+            Ok(g) => {
+                self.members.borrow_mut()[key].0 = g.task().as_ref();
+                Ok(g)
+            }
+            Err(e) => {
+                // The member's drop reported a task that never ran as
+                // finished: withdraw that.
+                if let Some((finished, index)) = never_ran {
+                    finished.done.borrow_mut().retain(|&i| i != index);
+                }
+                Err(e)
+            }
+        }
     }
 
     fn len(&self) -> usize {
@@ -255,11 +279,12 @@ impl<T: 'static> Drop for Running<T> {
 /// spawn more work into it).
 ///
 /// ```
-/// use sylvan_hub::pool::Group;
+/// # extern crate sylvan_hub as sylvan;
+/// use sylvan::pool::Group;
 ///
 /// let group = Group::new();
 /// for i in 0..3 {
-///     group.spawn(move || sylvan_hub::sleep(std::time::Duration::from_millis(i)));
+///     group.spawn(move || sylvan::sleep(std::time::Duration::from_millis(i)));
 /// }
 /// assert_eq!(group.len(), 3);
 /// group.join();
@@ -298,9 +323,10 @@ impl Default for Group {
 /// `Err(Error::Killed)` for one that was killed.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::cell::Cell;
 /// use std::rc::Rc;
-/// use sylvan_hub::pool::Pool;
+/// use sylvan::pool::Pool;
 ///
 /// let pool = Pool::new(2);
 /// let busy = Rc::new(Cell::new(0));
@@ -310,7 +336,7 @@ impl Default for Group {
 ///     pool.spawn(move || { // parks here while two tasks run
 ///         busy.set(busy.get() + 1);
 ///         most.set(most.get().max(busy.get()));
-///         sylvan_hub::yield_now();
+///         sylvan::yield_now();
 ///         busy.set(busy.get() - 1);
 ///     });
 /// }
@@ -338,6 +364,7 @@ impl Pool {
     ///
     /// When `size` is 0: such a pool could never run anything (use a
     /// [`Group`] for no bound).
+    #[track_caller]
     pub fn new(size: usize) -> Pool {
         assert!(
             size > 0,
@@ -361,9 +388,22 @@ impl Pool {
     /// As [`spawn`], when no stack can be mapped. Called while
     /// the caller unwinds with the pool full, it cannot wait: see
     /// [`Semaphore::acquire`].
+    #[track_caller]
     pub fn spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> Greenlet<T> {
+        self.try_spawn_at(Location::caller(), f)
+            .unwrap_or_else(|e| spawn_failed(e))
+    }
+
+    /// [`spawn`](Self::spawn) naming `site` as the spawn site, with the
+    /// error instead of a panic when no stack can be mapped (the slot is
+    /// then free again).
+    pub(crate) fn try_spawn_at<T: 'static>(
+        &self,
+        site: &'static Location<'static>,
+        f: impl FnOnce() -> T + 'static,
+    ) -> io::Result<Greenlet<T>> {
         self.core.acquire();
-        self.core.spawn_member(f, None)
+        self.core.spawn_member(site, f, None)
     }
 
     /// Runs `f` on every item in the pool and returns the results in input
@@ -374,12 +414,13 @@ impl Pool {
     /// If the caller is killed (or a `Timeout` cuts it) meanwhile, the tasks
     /// it started are killed without waiting: they leave the pool at the
     /// hub's next turn.
+    #[track_caller]
     pub fn map<I: 'static, T: 'static>(
         &self,
         items: impl IntoIterator<Item = I>,
         f: impl Fn(I) -> T + 'static,
     ) -> Vec<Result<T, Error>> {
-        map(&self.core, items, f)
+        map(&self.core, Location::caller(), items, f)
     }
 
     /// Like [`map`](Pool::map), lazily: yields results in input order,
@@ -395,22 +436,24 @@ impl Pool {
     /// done until it yields an item or ends. For a feed that arrives over
     /// time, spawn the tasks from the feeding side with
     /// [`spawn`](Pool::spawn) and collect their results there.
+    #[track_caller]
     pub fn imap<'a, I: 'static, T: 'static>(
         &self,
         items: impl IntoIterator<Item = I> + 'a,
         f: impl Fn(I) -> T + 'static,
     ) -> Imap<'a, T> {
-        Imap::new(&self.core, items, f)
+        Imap::new(&self.core, Location::caller(), items, f)
     }
 
     /// Like [`imap`](Pool::imap), but yields each result as soon as its task
     /// finishes.
+    #[track_caller]
     pub fn imap_unordered<'a, I: 'static, T: 'static>(
         &self,
         items: impl IntoIterator<Item = I> + 'a,
         f: impl Fn(I) -> T + 'static,
     ) -> ImapUnordered<'a, T> {
-        ImapUnordered::new(&self.core, items, f)
+        ImapUnordered::new(&self.core, Location::caller(), items, f)
     }
 
     /// Parks until every greenlet of the pool is dead. Returns at once when
@@ -483,39 +526,45 @@ impl Group {
     /// # Panics
     ///
     /// As [`spawn`], when no stack can be mapped.
+    #[track_caller]
     pub fn spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> Greenlet<T> {
-        self.core.spawn_member(f, None)
+        self.core
+            .spawn_member(Location::caller(), f, None)
+            .unwrap_or_else(|e| spawn_failed(e))
     }
 
     /// Runs `f` on every item, each in its own member greenlet, and returns
     /// the results in input order once all are done. See [`Pool::map`].
+    #[track_caller]
     pub fn map<I: 'static, T: 'static>(
         &self,
         items: impl IntoIterator<Item = I>,
         f: impl Fn(I) -> T + 'static,
     ) -> Vec<Result<T, Error>> {
-        map(&self.core, items, f)
+        map(&self.core, Location::caller(), items, f)
     }
 
     /// Like [`map`](Group::map), yielding results in input order as they
     /// come. A group has no bound, so every item starts at the first call
     /// to `next` (use a [`Pool`] to bound that).
+    #[track_caller]
     pub fn imap<'a, I: 'static, T: 'static>(
         &self,
         items: impl IntoIterator<Item = I> + 'a,
         f: impl Fn(I) -> T + 'static,
     ) -> Imap<'a, T> {
-        Imap::new(&self.core, items, f)
+        Imap::new(&self.core, Location::caller(), items, f)
     }
 
     /// Like [`imap`](Group::imap), but yields each result as soon as its
     /// task finishes.
+    #[track_caller]
     pub fn imap_unordered<'a, I: 'static, T: 'static>(
         &self,
         items: impl IntoIterator<Item = I> + 'a,
         f: impl Fn(I) -> T + 'static,
     ) -> ImapUnordered<'a, T> {
-        ImapUnordered::new(&self.core, items, f)
+        ImapUnordered::new(&self.core, Location::caller(), items, f)
     }
 
     /// Parks until every member is dead. Returns at once when the caller is
@@ -549,6 +598,7 @@ impl Group {
 
 fn map<I: 'static, T: 'static>(
     core: &Rc<Core>,
+    site: &'static Location<'static>,
     items: impl IntoIterator<Item = I>,
     f: impl Fn(I) -> T + 'static,
 ) -> Vec<Result<T, Error>> {
@@ -557,7 +607,10 @@ fn map<I: 'static, T: 'static>(
     for item in items {
         core.acquire();
         let f = f.clone();
-        running.0.insert(core.spawn_member(move || f(item), None));
+        let g = core
+            .spawn_member(site, move || f(item), None)
+            .unwrap_or_else(|e| spawn_failed(e));
+        running.0.insert(g);
     }
     // Slab keys are insertion order here (nothing was removed).
     let n = running.0.len();
@@ -589,6 +642,7 @@ enum Step<T: 'static> {
 /// exhausted input ends the iteration without waiting for a slot.
 fn spawner<'a, I: 'static, T: 'static>(
     core: &Rc<Core>,
+    site: &'static Location<'static>,
     items: impl IntoIterator<Item = I> + 'a,
     f: impl Fn(I) -> T + 'static,
 ) -> Spawner<'a, T> {
@@ -612,24 +666,21 @@ fn spawner<'a, I: 'static, T: 'static>(
             return Step::Full;
         }
         let item = pending.take().expect("pulled above");
-        // The slot goes back if spawning panics (no stack to map).
-        let unused = UnusedSlot(&core);
         let f = f.clone();
-        let g = core.spawn_member(move || f(item), notify);
-        std::mem::forget(unused);
+        // Failing, the member gave its slot back.
+        let g = core
+            .spawn_member(site, move || f(item), notify)
+            .unwrap_or_else(|e| spawn_failed(e));
         Step::Spawned(g)
     })
 }
 
-/// A slot taken for an item not yet spawned: released on drop.
-struct UnusedSlot<'c>(&'c Core);
-
-impl Drop for UnusedSlot<'_> {
-    fn drop(&mut self) {
-        if let Some(slots) = &self.0.slots {
-            slots.release();
-        }
-    }
+/// The panic of the pools' spawning calls when no stack can be mapped, as
+/// [`spawn`](crate::spawn)'s.
+#[cold]
+#[track_caller]
+fn spawn_failed(e: io::Error) -> ! {
+    panic!("sylvan: spawn failed: {e}")
 }
 
 /// The iterator of [`Pool::imap`] and [`Group::imap`]: results in input
@@ -658,11 +709,12 @@ impl<T> fmt::Debug for Imap<'_, T> {
 impl<'a, T: 'static> Imap<'a, T> {
     fn new<I: 'static>(
         core: &Rc<Core>,
+        site: &'static Location<'static>,
         items: impl IntoIterator<Item = I> + 'a,
         f: impl Fn(I) -> T + 'static,
     ) -> Imap<'a, T> {
         Imap {
-            spawn: spawner(core, items, f),
+            spawn: spawner(core, site, items, f),
             exhausted: false,
             running: Running(Slab::new()),
             order: VecDeque::new(),
@@ -738,12 +790,13 @@ impl<T> fmt::Debug for ImapUnordered<'_, T> {
 impl<'a, T: 'static> ImapUnordered<'a, T> {
     fn new<I: 'static>(
         core: &Rc<Core>,
+        site: &'static Location<'static>,
         items: impl IntoIterator<Item = I> + 'a,
         f: impl Fn(I) -> T + 'static,
     ) -> ImapUnordered<'a, T> {
         ImapUnordered {
             core: core.clone(),
-            spawn: spawner(core, items, f),
+            spawn: spawner(core, site, items, f),
             exhausted: false,
             running: Running(Slab::new()),
             finished: Rc::default(),

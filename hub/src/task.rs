@@ -63,6 +63,8 @@ pub enum WaitKind {
     /// `join` of this dead greenlet, waiting for its link callbacks, which
     /// borrow its outcome, to finish.
     LinkCallbacks(GreenletId),
+    /// [`wait_all`](crate::wait_all): the hub running out of work.
+    AllDone,
 }
 
 impl fmt::Display for WaitKind {
@@ -74,6 +76,7 @@ impl fmt::Display for WaitKind {
             WaitKind::Join(id) => write!(f, "the join of greenlet {id}"),
             WaitKind::Kill(id) => write!(f, "the death of killed greenlet {id}"),
             WaitKind::Idle => f.write_str("the hub becoming idle"),
+            WaitKind::AllDone => f.write_str("the hub running out of work"),
             WaitKind::Sync(what) => f.write_str(what),
             WaitKind::Io { op, fd } => write!(f, "socket {op} on fd {fd}"),
             WaitKind::ThreadPool => f.write_str("a thread-pool job"),
@@ -292,7 +295,8 @@ impl<T> fmt::Debug for Greenlet<T> {
 /// Configures a greenlet before spawning it: its name and stack size.
 ///
 /// ```
-/// let g = sylvan_hub::Builder::new().name("fetch").stack_size(64 << 10).spawn(|| 7).unwrap();
+/// # extern crate sylvan_hub as sylvan;
+/// let g = sylvan::Builder::new().name("fetch").stack_size(64 << 10).spawn(|| 7).unwrap();
 /// assert_eq!(g.name(), Some("fetch"));
 /// assert_eq!(g.join().unwrap(), 7);
 /// ```
@@ -332,7 +336,18 @@ impl Builder {
     /// `vm.max_map_count` limit is reached (the message names it).
     #[track_caller]
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<Greenlet<T>> {
-        spawn_task(self.name, self.stack_size, Location::caller(), None, f)
+        self.spawn_at(Location::caller(), f)
+    }
+
+    /// [`spawn`](Self::spawn) with the spawn site given: for sylvan's own
+    /// spawners (pool members, server handlers), which name their caller's
+    /// site, not their own.
+    pub(crate) fn spawn_at<T: 'static>(
+        self,
+        site: &'static Location<'static>,
+        f: impl FnOnce() -> T + 'static,
+    ) -> io::Result<Greenlet<T>> {
+        spawn_task(self.name, self.stack_size, site, None, f)
     }
 
     /// Like [`spawn`](Builder::spawn), but the greenlet is scheduled only
@@ -422,7 +437,8 @@ fn spawn_task<T: 'static>(
 /// instead).
 ///
 /// ```
-/// let g = sylvan_hub::spawn(|| 6 * 7);
+/// # extern crate sylvan_hub as sylvan;
+/// let g = sylvan::spawn(|| 6 * 7);
 /// assert_eq!(g.join().unwrap(), 42);
 /// ```
 #[track_caller]

@@ -419,7 +419,8 @@ fn connection_refused_is_a_clear_error() {
     // the listener is closed: nothing listens there now
     let err = crate::util::first_error(|| TcpStream::connect(addr));
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
-    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    // The kernel's error as std gives it: its errno kept.
+    assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED), "{err}");
 }
 
 #[test]
@@ -672,7 +673,7 @@ fn unix_round_trip() {
     server.join().unwrap();
     std::fs::remove_file(&path).unwrap();
     let err = UnixStream::connect(&path).unwrap_err();
-    assert!(err.to_string().contains(&*path.to_string_lossy()), "{err}");
+    assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err}");
 
     let (a, b) = UnixStream::pair().unwrap();
     b.set_read_timeout(Some(Duration::from_millis(10))).unwrap();

@@ -300,3 +300,90 @@ fn pool_kill_shoots_each_member_once() {
         assert!(pool.is_empty());
     })
 }
+
+/// Pool members, and a server's accept loop and handlers, name the user's
+/// call as their spawn site (in `dump` and failure reports), not the line
+/// inside sylvan that spawns them.
+#[test]
+fn members_and_handlers_are_spawned_at_the_callers_site() {
+    crate::util::bounded(|| {
+        let here = file!();
+        let sites = |ids: &[sylvan::GreenletId]| -> Vec<String> {
+            let dump = sylvan::dump();
+            ids.iter()
+                .map(|id| {
+                    let g = dump.greenlets.iter().find(|g| g.id == *id).expect("alive");
+                    g.spawned_at.file().to_owned()
+                })
+                .collect()
+        };
+        let gate = Rc::new(sylvan::sync::Event::new());
+        let pool = Pool::new(4);
+        let group = Group::new();
+        let mut ids = Vec::new();
+        for g in [pool.spawn(park_on(&gate)), group.spawn(park_on(&gate))] {
+            ids.push(g.id());
+        }
+        let gate2 = gate.clone();
+        let mut imap = pool.imap(0..1, move |_| gate2.wait());
+        let imapper = sylvan::spawn(move || imap.next().unwrap().unwrap());
+        let gate3 = gate.clone();
+        let mapper = sylvan::spawn(move || Group::new().map(0..1, move |_| gate3.wait()).len());
+        ids.extend([imapper.id(), mapper.id()]);
+        // The first two start their members, which then start and park.
+        sylvan::yield_now();
+        sylvan::yield_now();
+        let all: Vec<_> = sylvan::dump()
+            .greenlets
+            .iter()
+            .filter(|g| g.id.as_u64() != 0)
+            .map(|g| g.id)
+            .collect();
+        assert_eq!(all.len(), 6, "{}", sylvan::dump());
+        assert!(sites(&all).iter().all(|f| f == here), "{}", sylvan::dump());
+
+        let server = sylvan::net::StreamServer::bind("127.0.0.1:0", |_s, _p| {
+            sylvan::sleep(Duration::from_secs(60))
+        })
+        .unwrap()
+        .start()
+        .unwrap();
+        let _client = sylvan::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
+        crate::util::yield_until("the handler sleeps", || {
+            sylvan::dump()
+                .greenlets
+                .iter()
+                .any(|g| g.wait == sylvan::WaitKind::Sleep)
+        });
+        let dump = sylvan::dump();
+        let serving: Vec<_> = dump
+            .greenlets
+            .iter()
+            .filter(|g| {
+                g.name
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("StreamServer"))
+            })
+            .map(|g| g.spawned_at.file())
+            .collect();
+        assert_eq!(serving, [here], "{dump}");
+        let handler = dump
+            .greenlets
+            .iter()
+            .find(|g| g.wait == sylvan::WaitKind::Sleep)
+            .expect("the handler sleeps");
+        assert_eq!(handler.spawned_at.file(), here, "{dump}");
+        server.stop(Some(Duration::ZERO));
+
+        gate.set();
+        assert!(imapper.join().unwrap());
+        assert_eq!(mapper.join().unwrap(), 1);
+        pool.join();
+        group.join();
+    });
+}
+
+fn park_on(gate: &Rc<sylvan::sync::Event>) -> impl FnOnce() -> bool + 'static {
+    let gate = gate.clone();
+    move || gate.wait()
+}

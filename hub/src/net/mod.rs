@@ -2,12 +2,13 @@
 //! whose blocking calls park only the calling greenlet.
 //!
 //! ```
+//! # extern crate sylvan_hub as sylvan;
 //! use std::io::{Read, Write};
-//! use sylvan_hub::net::{TcpListener, TcpStream};
+//! use sylvan::net::{TcpListener, TcpStream};
 //!
 //! let listener = TcpListener::bind("127.0.0.1:0")?;
 //! let addr = listener.local_addr()?;
-//! let server = sylvan_hub::spawn(move || -> std::io::Result<()> {
+//! let server = sylvan::spawn(move || -> std::io::Result<()> {
 //!     let (mut conn, _peer) = listener.accept()?; // parks this greenlet only
 //!     let mut buf = [0; 64];
 //!     let n = conn.read(&mut buf)?;
@@ -213,9 +214,10 @@ impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T {}
 /// greenlet waits; addresses and IP literals return at once.
 ///
 /// ```
-/// let addrs = sylvan_hub::net::lookup_host(("localhost", 80))?;
+/// # extern crate sylvan_hub as sylvan;
+/// let addrs = sylvan::net::lookup_host(("localhost", 80))?;
 /// assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 80));
-/// let err = sylvan_hub::net::lookup_host("no-such-host.invalid:80").unwrap_err();
+/// let err = sylvan::net::lookup_host("no-such-host.invalid:80").unwrap_err();
 /// assert!(err.to_string().contains("no-such-host.invalid"));
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -251,6 +253,19 @@ fn resolve(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
             )),
         }
     })
+}
+
+/// A connect error with the peer it was for (`to`: an address or a path)
+/// named in its message. An error from the kernel stays as it is, as
+/// `std` leaves it, so that [`io::Error::raw_os_error`] still gives its
+/// code (gevent's tests check the errno of a refused connection); only
+/// sylvan's own errors (a timeout, ...) get the context.
+pub(crate) fn connect_error(to: impl std::fmt::Display, e: io::Error) -> io::Error {
+    if e.raw_os_error().is_some() {
+        e
+    } else {
+        io::Error::new(e.kind(), format!("cannot connect to {to}: {e}"))
+    }
 }
 
 /// Runs `f` on each address of `addr` until one succeeds; the error of the

@@ -5,6 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::panic::Location;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -37,12 +38,18 @@ impl HandlerResult for () {
 impl<E: std::fmt::Display> HandlerResult for Result<(), E> {
     fn report(self, peer: SocketAddr) {
         if let Err(e) = self {
-            if log::log_enabled!(target: "sylvan", log::Level::Warn) {
-                log::warn!(target: "sylvan", "StreamServer handler for {peer} failed: {e}");
-            } else {
-                eprintln!("sylvan: StreamServer handler for {peer} failed: {e}");
-            }
+            warn(format_args!("StreamServer handler for {peer} failed: {e}"));
         }
+    }
+}
+
+/// Reports a server's trouble through the `log` crate (target `sylvan`,
+/// warn level) when a logger takes it, else on stderr.
+fn warn(what: std::fmt::Arguments<'_>) {
+    if log::log_enabled!(target: "sylvan", log::Level::Warn) {
+        log::warn!(target: "sylvan", "{what}");
+    } else {
+        eprintln!("sylvan: {what}");
     }
 }
 
@@ -63,6 +70,9 @@ struct Shared {
     /// (`None` while the greenlet is being spawned.)
     handlers: RefCell<Slab<Option<Rc<Greenlet<()>>>>>,
     accepted: Cell<u64>,
+    /// Where the server was made: the spawn site of its accept loop and
+    /// handlers in failure reports and `dump`.
+    site: &'static Location<'static>,
     /// The error that ended the accept loop for good, for `serve_forever`.
     fatal: RefCell<Option<io::Error>>,
 }
@@ -93,9 +103,10 @@ struct Shared {
 /// accepting without waiting; running handlers finish on their own.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::io::{Read, Write};
 /// use std::time::Duration;
-/// use sylvan_hub::net::{StreamServer, TcpStream};
+/// use sylvan::net::{StreamServer, TcpStream};
 ///
 /// let server = StreamServer::bind("127.0.0.1:0", |mut conn: TcpStream, _peer| {
 ///     let mut buf = [0; 1024];
@@ -183,6 +194,7 @@ impl StreamServer {
     /// # Panics
     ///
     /// When the listener has no local address (it is not bound).
+    #[track_caller]
     pub fn new<R: HandlerResult>(
         listener: TcpListener,
         handler: impl Fn(TcpStream, SocketAddr) -> R + 'static,
@@ -200,6 +212,7 @@ impl StreamServer {
                     spawner: Spawner::Plain,
                     handlers: RefCell::new(Slab::new()),
                     accepted: Cell::new(0),
+                    site: Location::caller(),
                     fatal: RefCell::new(None),
                 }),
                 addr,
@@ -218,6 +231,7 @@ impl StreamServer {
     /// # Errors
     ///
     /// As [`TcpListener::bind`].
+    #[track_caller]
     pub fn bind<R: HandlerResult>(
         addr: impl ToSocketAddrs,
         handler: impl Fn(TcpStream, SocketAddr) -> R + 'static,
@@ -271,7 +285,14 @@ impl StreamServer {
         if self.inner.stopped.get() {
             return Err(io::Error::other("sylvan: StreamServer was stopped"));
         }
-        if self.inner.acceptor.borrow().is_some() {
+        if let Some(a) = &*self.inner.acceptor.borrow() {
+            if a.is_dead() {
+                // The listener went with the loop: nothing can accept.
+                return Err(io::Error::other(
+                    "sylvan: StreamServer's accept loop has ended (see `serve_forever`'s \
+                     error); make a new server",
+                ));
+            }
             return Ok(());
         }
         let listener = self
@@ -281,9 +302,10 @@ impl StreamServer {
             .take()
             .expect("an unstarted server has its listener");
         let shared = self.inner.shared.clone();
+        let site = shared.site;
         let g = Builder::new()
             .name(format!("StreamServer {}", self.inner.addr))
-            .spawn(move || accept_loop(listener, shared))?;
+            .spawn_at(site, move || accept_loop(listener, shared))?;
         *self.inner.acceptor.borrow_mut() = Some(Rc::new(g));
         Ok(())
     }
@@ -303,7 +325,9 @@ impl StreamServer {
     /// accept loop for good (the listener was closed or is not a socket),
     /// after the handlers are dealt with as above.
     pub fn serve_forever(&self) -> io::Result<()> {
-        self.start_inner()?;
+        if let Err(e) = self.start_inner() {
+            return Err(self.inner.shared.fatal.borrow_mut().take().unwrap_or(e));
+        }
         struct StopOnUnwind<'a>(&'a StreamServer);
         impl Drop for StopOnUnwind<'_> {
             fn drop(&mut self) {
@@ -315,7 +339,7 @@ impl StreamServer {
         let _guard = StopOnUnwind(self);
         // Clone the handle out: no borrow is held while parked.
         let acceptor = self.inner.acceptor.borrow().clone();
-        if let Some(a) = acceptor {
+        if let Some(a) = &acceptor {
             a.wait(None);
         }
         // A stop elsewhere killed the accept loop and may still be waiting
@@ -327,8 +351,21 @@ impl StreamServer {
         // Whatever that stop left (it may have been cut short), or the
         // handlers of an accept loop that failed for good.
         self.stop(Some(Self::STOP_TIMEOUT));
-        match self.inner.shared.fatal.borrow_mut().take() {
-            Some(e) => Err(e),
+        if let Some(e) = self.inner.shared.fatal.borrow_mut().take() {
+            return Err(e);
+        }
+        // An accept loop that panicked did not stop for a `stop`.
+        let panicked = acceptor.and_then(|a| {
+            a.with_outcome(|o| match o {
+                crate::Outcome::Panicked(p) => Some(p.message().to_owned()),
+                _ => None,
+            })
+            .flatten()
+        });
+        match panicked {
+            Some(msg) => Err(io::Error::other(format!(
+                "sylvan: StreamServer's accept loop panicked: {msg}"
+            ))),
             None => Ok(()),
         }
     }
@@ -474,10 +511,7 @@ fn accept_loop(listener: TcpListener, shared: Rc<Shared>) {
             pool.wait_available(None);
         }
         let (stream, peer) = match listener.accept() {
-            Ok(c) => {
-                pause = MIN_PAUSE;
-                c
-            }
+            Ok(c) => c,
             Err(e) => {
                 use io::ErrorKind::*;
                 if matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted) {
@@ -491,18 +525,18 @@ fn accept_loop(listener: TcpListener, shared: Rc<Shared>) {
                     e.raw_os_error(),
                     Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK)
                 ) {
-                    eprintln!(
-                        "sylvan: StreamServer: accept failed for good: {e}; no longer accepting"
-                    );
+                    warn(format_args!(
+                        "StreamServer: accept failed for good: {e}; no longer accepting"
+                    ));
                     *shared.fatal.borrow_mut() = Some(e);
                     return;
                 }
-                eprintln!(
-                    "sylvan: StreamServer {}: accept failed: {e}; retrying in {pause:?}",
+                warn(format_args!(
+                    "StreamServer {}: accept failed: {e}; retrying in {pause:?}",
                     listener
                         .local_addr()
                         .map_or_else(|_| "?".to_owned(), |a| a.to_string())
-                );
+                ));
                 crate::sleep(pause);
                 pause = (pause * 2).min(MAX_PAUSE);
                 continue;
@@ -519,14 +553,31 @@ fn accept_loop(listener: TcpListener, shared: Rc<Shared>) {
             let _dereg = dereg;
             handler(stream, peer);
         };
-        let g = match &shared.spawner {
-            Spawner::Plain => crate::spawn(body),
-            Spawner::Pool(pool) => pool.spawn(body),
+        let spawned = match &shared.spawner {
+            Spawner::Plain => Builder::new().spawn_at(shared.site, body),
+            Spawner::Pool(pool) => pool.try_spawn_at(shared.site, body),
         };
-        // The entry is gone already if the handler ran and finished while
-        // a pool's spawn parked us.
-        if let Some(slot) = shared.handlers.borrow_mut().get_mut(key) {
-            *slot = Some(Rc::new(g));
+        match spawned {
+            Ok(g) => {
+                pause = MIN_PAUSE;
+                // The entry is gone already if the handler ran and finished
+                // while a pool's spawn parked us.
+                if let Some(slot) = shared.handlers.borrow_mut().get_mut(key) {
+                    *slot = Some(Rc::new(g));
+                }
+            }
+            Err(e) => {
+                // No stack for the handler: the body, dropped, closed the
+                // connection and removed its entry. As gevent does for an
+                // error in spawn: report it, pause accepting (longer each
+                // time in a row), then go on.
+                warn(format_args!(
+                    "StreamServer: cannot spawn the handler for {peer}: {e}; connection closed, \
+                     accepting again in {pause:?}"
+                ));
+                crate::sleep(pause);
+                pause = (pause * 2).min(MAX_PAUSE);
+            }
         }
     }
 }

@@ -15,18 +15,22 @@ use crate::io::{Dir, Source};
 /// (`UIO_MAXIOV`), the only system where a short read counts as draining.
 const IOV_MAX: usize = 1024;
 
-/// The listen backlog of [`TcpListener::bind`] (std uses 128, which drops
-/// SYNs when a thousand clients connect at once).
-const BACKLOG: libc::c_int = 1024;
+/// The listen backlog of [`TcpListener::bind`]: std uses 128, which drops
+/// SYNs when a thousand clients connect at once (each dropped one retries
+/// a second later). The kernel caps it at `net.core.somaxconn` (4096 by
+/// default since Linux 5.4) and sizes the queue as connections arrive, so
+/// a large figure costs nothing until it is used.
+const BACKLOG: libc::c_int = 4096;
 
 /// A TCP socket server, listening for connections; `accept` parks only the
 /// calling greenlet.
 ///
 /// ```
-/// use sylvan_hub::net::{TcpListener, TcpStream};
+/// # extern crate sylvan_hub as sylvan;
+/// use sylvan::net::{TcpListener, TcpStream};
 /// let listener = TcpListener::bind("127.0.0.1:0")?;
 /// let addr = listener.local_addr()?;
-/// let client = sylvan_hub::spawn(move || TcpStream::connect(addr));
+/// let client = sylvan::spawn(move || TcpStream::connect(addr));
 /// let (conn, peer) = listener.accept()?;
 /// assert_eq!(peer, client.join().unwrap()?.local_addr()?);
 /// # drop(conn);
@@ -47,7 +51,8 @@ impl fmt::Debug for TcpListener {
 
 impl TcpListener {
     /// Creates a listener bound to `addr` (the first address that works when
-    /// it names several), with `SO_REUSEADDR` and a backlog of 1024.
+    /// it names several), with `SO_REUSEADDR` and a backlog of 4096 (capped
+    /// by the kernel at `net.core.somaxconn`).
     ///
     /// # Errors
     ///
@@ -222,11 +227,12 @@ pub(crate) fn unshare<T: AsRawFd>(rc: Rc<Source<T>>) -> io::Result<Source<T>> {
 /// so one greenlet can read while another writes.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::io::{Read, Write};
-/// use sylvan_hub::net::{TcpListener, TcpStream};
+/// use sylvan::net::{TcpListener, TcpStream};
 /// let listener = TcpListener::bind("127.0.0.1:0")?;
 /// let addr = listener.local_addr()?;
-/// sylvan_hub::spawn(move || {
+/// sylvan::spawn(move || {
 ///     let (mut c, _) = listener.accept().unwrap();
 ///     c.write_all(b"hello").unwrap();
 /// });
@@ -264,8 +270,8 @@ impl TcpStream {
     /// # Errors
     ///
     /// Resolution errors (naming the host), or the last address's connect
-    /// error, with a message naming the address (the kind is the kernel's:
-    /// `ConnectionRefused`, ...).
+    /// error: the kernel's as `std` gives it (`ConnectionRefused`, ...,
+    /// with its `raw_os_error`), sylvan's own naming the address.
     pub fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
         each_addr(addr, |a| connect_one(a, None))
     }
@@ -473,10 +479,11 @@ impl TcpStream {
     /// may also close the connection just after it answered `true`.
     ///
     /// ```
+    /// # extern crate sylvan_hub as sylvan;
     /// use std::io::{Read, Write};
     ///
-    /// let server = sylvan_hub::net::TcpListener::bind("127.0.0.1:0")?;
-    /// let client = sylvan_hub::net::TcpStream::connect(server.local_addr()?)?;
+    /// let server = sylvan::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let client = sylvan::net::TcpStream::connect(server.local_addr()?)?;
     /// let (mut conn, _) = server.accept()?;
     /// assert!(client.is_reusable());
     /// conn.write_all(b"unasked")?;
@@ -555,7 +562,7 @@ fn connect_one(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStr
             .do_io_until(Dir::Write, "connect", deadline, finish_connect)?;
         Ok(stream)
     };
-    attempt().map_err(|e| io::Error::new(e.kind(), format!("cannot connect to {addr}: {e}")))
+    attempt().map_err(|e| super::connect_error(addr, e))
 }
 
 /// Checks a connecting socket: done, failed, or still in progress

@@ -15,13 +15,14 @@ use crate::io::{Dir, Source};
 /// A Unix domain socket server; `accept` parks only the calling greenlet.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::io::{Read, Write};
-/// use sylvan_hub::net::{UnixListener, UnixStream};
+/// use sylvan::net::{UnixListener, UnixStream};
 /// let path = std::env::temp_dir().join(format!("sylvan-doc-{}.sock", std::process::id()));
 /// # let _ = std::fs::remove_file(&path);
 /// let listener = UnixListener::bind(&path)?;
 /// let p = path.clone();
-/// let client = sylvan_hub::spawn(move || -> std::io::Result<String> {
+/// let client = sylvan::spawn(move || -> std::io::Result<String> {
 ///     let mut s = UnixStream::connect(&p)?;
 ///     let mut got = String::new();
 ///     s.read_to_string(&mut got)?;
@@ -173,9 +174,10 @@ impl Iterator for UnixIncoming<'_> {
 /// for `&UnixStream`.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::io::{Read, Write};
-/// let (mut a, mut b) = sylvan_hub::net::UnixStream::pair()?;
-/// let echo = sylvan_hub::spawn(move || {
+/// let (mut a, mut b) = sylvan::net::UnixStream::pair()?;
+/// let echo = sylvan::spawn(move || {
 ///     let mut buf = [0; 5];
 ///     b.read_exact(&mut buf).unwrap();
 ///     b.write_all(&buf).unwrap();
@@ -225,16 +227,11 @@ impl UnixStream {
     ///
     /// # Errors
     ///
-    /// As `connect(2)`, with a message naming the path
-    /// (`ConnectionRefused`, `NotFound`...).
+    /// As `connect(2)` (`ConnectionRefused`, `NotFound`..., with the
+    /// `raw_os_error`, as `std`).
     pub fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
         let path = path.as_ref();
-        let named = |e: io::Error| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot connect to {}: {e}", path.display()),
-            )
-        };
+        let named = |e: io::Error| super::connect_error(path.display(), e);
         let mut pause = Duration::from_millis(1);
         let s = loop {
             match mio::net::UnixStream::connect(path) {

@@ -17,14 +17,15 @@ use crate::io::{Dir, Source};
 /// [`UnixDatagram`](std::os::unix::net::UnixDatagram).
 ///
 /// ```
-/// use sylvan_hub::net::UnixDatagram;
+/// # extern crate sylvan_hub as sylvan;
+/// use sylvan::net::UnixDatagram;
 /// let (a, b) = UnixDatagram::pair()?;
-/// let reader = sylvan_hub::spawn(move || {
+/// let reader = sylvan::spawn(move || {
 ///     let mut buf = [0; 16];
 ///     let n = b.recv(&mut buf).unwrap(); // parks until the datagram arrives
 ///     buf[..n].to_vec()
 /// });
-/// sylvan_hub::yield_now(); // the reader parks first
+/// sylvan::yield_now(); // the reader parks first
 /// a.send(b"ping")?;
 /// assert_eq!(reader.join().unwrap(), b"ping");
 /// # Ok::<(), std::io::Error>(())
@@ -83,15 +84,13 @@ impl UnixDatagram {
     ///
     /// # Errors
     ///
-    /// As `connect(2)`, with a message naming the path.
+    /// As `connect(2)` (with the `raw_os_error`, as `std`).
     pub fn connect(&self, path: impl AsRef<Path>) -> io::Result<()> {
         let path = path.as_ref();
-        self.inner.get().connect(path).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot connect to {}: {e}", path.display()),
-            )
-        })
+        self.inner
+            .get()
+            .connect(path)
+            .map_err(|e| super::connect_error(path.display(), e))
     }
 
     /// Sends a datagram to the connected peer, parking while the peer's
