@@ -225,24 +225,40 @@ pub fn run(
     })
 }
 
-fn main() -> io::Result<()> {
+const USAGE: &str = "usage: echo_load ADDR [--conns N] [--secs S] [--server-pid PID] [--pin CPU]";
+
+fn main() {
+    // Bad arguments and failures print as a message and the usage, not as
+    // `main`'s `Debug` of the error.
+    if let Err(e) = load() {
+        eprintln!("echo_load: {e}");
+        if e.kind() == io::ErrorKind::InvalidInput {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+        std::process::exit(1);
+    }
+}
+
+fn load() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut addr = None;
     let (mut conns, mut secs, mut pid, mut pin) = (50usize, 5.0f64, None, None);
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_owned());
     while let Some(a) = args.next() {
-        let mut val = |name: &str| args.next().ok_or_else(|| bad(name));
+        let mut val = |name: &str| args.next().ok_or_else(|| bad(&format!("{name}: missing")));
         match a.as_str() {
             "--conns" => conns = val("--conns N")?.parse().map_err(|_| bad("--conns N"))?,
             "--secs" => secs = val("--secs S")?.parse().map_err(|_| bad("--secs S"))?,
             "--server-pid" => pid = Some(val("--server-pid PID")?.parse().map_err(|_| bad("PID"))?),
             "--pin" => pin = Some(val("--pin CPU")?.parse().map_err(|_| bad("--pin CPU"))?),
-            _ => addr = Some(a.parse::<SocketAddr>().map_err(|_| bad("ADDR (ip:port)"))?),
+            _ => {
+                let parsed = a.parse::<SocketAddr>();
+                addr = Some(parsed.map_err(|_| bad(&format!("not an ADDR (ip:port): {a}")))?)
+            }
         }
     }
-    let addr = addr.ok_or_else(|| {
-        bad("usage: echo_load ADDR [--conns N] [--secs S] [--server-pid PID] [--pin CPU]")
-    })?;
+    let addr = addr.ok_or_else(|| bad("no ADDR given"))?;
     if let Some(cpu) = pin {
         pin_to_cpu(cpu)?;
     }

@@ -70,6 +70,19 @@ pub(crate) enum Wake {
     Deadlock,
 }
 
+/// Main's [`wait_all`](crate::wait_all), as the loop sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WaitAll {
+    /// Main is not in `wait_all`.
+    Off,
+    /// Main waits for the hub to run out of work, until the deadline.
+    Until(Option<Instant>),
+    /// The hub ran out of work: main was woken for it.
+    Done,
+    /// The deadline passed first: main was woken for it.
+    Expired,
+}
+
 /// What [`Hub::park`] reports to its caller.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Woke {
@@ -159,6 +172,9 @@ pub(crate) struct Hub {
     refs: Cell<usize>,
     pub(crate) remote: Arc<Remote>,
     idle_waiters: RefCell<Vec<TaskRef>>,
+    /// Main's `wait_all`: its deadline is not a timer, so that it does not
+    /// count as work left.
+    pub(crate) wait_all: Cell<WaitAll>,
     /// Link callbacks running now: (callback greenlet id, id of the
     /// greenlet whose outcome it borrows), so that a `join` from inside
     /// one can tell it would wait for itself.
@@ -320,6 +336,7 @@ impl Hub {
             refs: Cell::new(0),
             remote,
             idle_waiters: RefCell::new(Vec::new()),
+            wait_all: Cell::new(WaitAll::Off),
             link_runs: RefCell::new(Vec::new()),
             policy: RefCell::new(ErrorPolicy::default()),
             closing: Cell::new(false),
@@ -774,6 +791,7 @@ impl Hub {
         let now = Instant::now();
         self.now.set(self.stamp(now));
         self.fire_timers(now);
+        self.expire_wait_all(now);
         if self.ready_len() > 0 {
             if self.refs.get() > 0 || self.remote.pending.load(Ordering::Acquire) {
                 self.poll(Some(Duration::ZERO));
@@ -793,17 +811,39 @@ impl Hub {
             || self.refs.get() > 0
             || self.remote.keepalive.load(Ordering::Acquire) > 0
             || self.remote.pending.load(Ordering::Acquire);
+        let main = TaskRef { key: MAIN, id: 0 };
         if !can_wake {
-            self.wake(TaskRef { key: MAIN, id: 0 }, Wake::Deadlock);
+            if let WaitAll::Until(_) = self.wait_all.get() {
+                // What main waits for in `wait_all`: the end of the work.
+                self.wait_all.set(WaitAll::Done);
+                self.wake(main, Wake::Ready);
+            } else {
+                self.wake(main, Wake::Deadlock);
+            }
             return;
         }
-        let timeout = next.map(|d| d.saturating_duration_since(now));
+        let mut timeout = next.map(|d| d.saturating_duration_since(now));
+        if let WaitAll::Until(Some(d)) = self.wait_all.get() {
+            let left = d.saturating_duration_since(now);
+            timeout = Some(timeout.map_or(left, |t| t.min(left)));
+        }
         self.beacon.polling.store(true, Ordering::Relaxed);
         self.poll(timeout);
         self.beacon.polling.store(false, Ordering::Relaxed);
         let now = Instant::now();
         self.now.set(self.stamp(now));
         self.fire_timers(now);
+        self.expire_wait_all(now);
+    }
+
+    /// Wakes main from a `wait_all` whose deadline has passed.
+    fn expire_wait_all(&self, now: Instant) {
+        if let WaitAll::Until(Some(d)) = self.wait_all.get()
+            && now >= d
+        {
+            self.wait_all.set(WaitAll::Expired);
+            self.wake(TaskRef { key: MAIN, id: 0 }, Wake::TimedOut);
+        }
     }
 
     fn poll(&self, timeout: Option<Duration>) {
@@ -1319,6 +1359,37 @@ fn take_throw(t: Throw) -> ! {
 fn deadlock(what: WaitKind) -> ! {
     panic!(
         "sylvan: would block forever: main is waiting on {what}, but no greenlet is ready, no timer \
-         is pending and no IO or other thread can wake this hub"
+         is pending and no IO or other thread can wake this hub{}",
+        parked_summary()
     )
+}
+
+/// Names the greenlets parked besides main, for the deadlock message: what
+/// each waits on and where it was spawned (the first few; `dump` lists all).
+fn parked_summary() -> String {
+    const SHOWN: usize = 4;
+    let others: Vec<_> = crate::dump()
+        .greenlets
+        .into_iter()
+        .filter(|g| g.id.as_u64() != 0)
+        .collect();
+    if others.is_empty() {
+        return String::new();
+    }
+    let mut s = format!(" ({} other greenlet(s) parked:", others.len());
+    for g in others.iter().take(SHOWN) {
+        s.push_str(&format!(" {}", g.id));
+        if let Some(name) = &g.name {
+            s.push_str(&format!(" '{name}'"));
+        }
+        s.push_str(&format!(" on {} (spawned at {});", g.wait, g.spawned_at));
+    }
+    if others.len() > SHOWN {
+        s.push_str(" ...; `sylvan::dump()` lists them all");
+    }
+    if s.ends_with(';') {
+        s.pop();
+    }
+    s.push(')');
+    s
 }

@@ -4,9 +4,10 @@
 //! Most users depend on the `sylvan` facade, which re-exports this crate.
 //!
 //! ```
+//! # extern crate sylvan_hub as sylvan;
 //! use std::time::Duration;
-//! let a = sylvan_hub::spawn(|| { sylvan_hub::sleep(Duration::from_millis(2)); "a" });
-//! let b = sylvan_hub::spawn(|| "b");
+//! let a = sylvan::spawn(|| { sylvan::sleep(Duration::from_millis(2)); "a" });
+//! let b = sylvan::spawn(|| "b");
 //! assert_eq!(b.join().unwrap(), "b");
 //! assert_eq!(a.join().unwrap(), "a");
 //! ```
@@ -50,7 +51,7 @@ pub use task::{
 pub use threadpool::{
     DEFAULT_BLOCKING_THREADS, blocking_threads, set_blocking_threads, spawn_blocking,
 };
-pub use time::{Elapsed, Timeout, idle, sleep, sleep_until, with_timeout, yield_now};
+pub use time::{Elapsed, Timeout, idle, sleep, sleep_until, wait_all, with_timeout, yield_now};
 pub use wait::{Iwait, Waitable, Waiter, iwait, wait};
 
 pub use sylvan_runtime::stack::{DEFAULT_POOL_LIMIT, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
@@ -67,12 +68,13 @@ pub fn set_error_policy(policy: ErrorPolicy) {
 /// readable table.
 ///
 /// ```
-/// let g = sylvan_hub::Builder::new()
+/// # extern crate sylvan_hub as sylvan;
+/// let g = sylvan::Builder::new()
 ///     .name("napper")
-///     .spawn(|| sylvan_hub::sleep(std::time::Duration::from_secs(60)))
+///     .spawn(|| sylvan::sleep(std::time::Duration::from_secs(60)))
 ///     .unwrap();
-/// sylvan_hub::yield_now();
-/// let dump = sylvan_hub::dump();
+/// sylvan::yield_now();
+/// let dump = sylvan::dump();
 /// println!("{dump}");
 /// assert!(dump.greenlets.iter().any(|i| i.name.as_deref() == Some("napper")));
 /// g.kill();

@@ -91,6 +91,82 @@ pub fn idle() {
     }
 }
 
+/// Parks main until the hub has nothing left to do, or `timeout` passes:
+/// gevent's `gevent.wait()` with no arguments (`get_hub().join()`), the
+/// usual last line of a program that spawned its work and lets it finish.
+///
+/// "Nothing left" means no greenlet ready to run and nothing that could
+/// wake one: no timer pending (sleeps, `Timeout`s, `spawn_later`), no
+/// greenlet waiting on a socket or the thread pool, no cross-thread work
+/// ([`Handle`](crate::Handle) jobs, [`KeepAlive`](crate::KeepAlive)s). Greenlets parked
+/// forever on something only another greenlet could set (an `Event` nobody
+/// will set) do not count, as in gevent; they stay parked. A server that
+/// listens keeps the hub busy: this then waits for ever (or `timeout`).
+/// So does a `Timeout` armed around the call (as in gevent): bound the
+/// wait with `timeout`, which is not counted as work.
+///
+/// Returns true when the hub ran out of work, false when `timeout` passed
+/// first (or the caller is unwinding, when it cannot wait).
+///
+/// ```
+/// # extern crate sylvan_hub as sylvan;
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// use std::time::Duration;
+///
+/// let done = Rc::new(Cell::new(0));
+/// for i in 0..3 {
+///     let done = done.clone();
+///     sylvan::spawn(move || {
+///         sylvan::sleep(Duration::from_millis(i));
+///         done.set(done.get() + 1);
+///     });
+/// }
+/// assert!(sylvan::wait_all(None));
+/// assert_eq!(done.get(), 3);
+/// ```
+///
+/// # Panics
+///
+/// Called from a spawned greenlet, which would wait for itself: only the
+/// thread's main code (its main greenlet) may wait for all the others.
+#[doc(alias = "join")]
+pub fn wait_all(timeout: Option<Duration>) -> bool {
+    use crate::hub::WaitAll;
+    let hub = hub();
+    let me = hub.current();
+    assert!(
+        me.key == crate::hub::MAIN,
+        "sylvan: wait_all called from greenlet {}: only the thread's main code can wait for \
+         the hub to run out of work (a greenlet would wait for itself); join the greenlets \
+         it needs instead",
+        crate::task::GreenletId(me.id)
+    );
+    if std::thread::panicking() {
+        return false;
+    }
+    struct Off<'h>(&'h crate::hub::Hub);
+    impl Drop for Off<'_> {
+        fn drop(&mut self) {
+            self.0.wait_all.set(WaitAll::Off);
+        }
+    }
+    hub.wait_all
+        .set(WaitAll::Until(timeout.and_then(deadline_after)));
+    let _off = Off(hub);
+    loop {
+        if hub.park(WaitKind::AllDone, false) == crate::hub::Woke::Refused {
+            return false;
+        }
+        match hub.wait_all.get() {
+            WaitAll::Done => return true,
+            WaitAll::Expired => return false,
+            // A stray wake-up: park again.
+            WaitAll::Until(_) | WaitAll::Off => {}
+        }
+    }
+}
+
 /// The error of [`with_timeout`]: the deadline passed first.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed(());
@@ -124,10 +200,11 @@ impl From<Elapsed> for io::Error {
 /// A greenlet that never blocks cannot be interrupted (as in gevent).
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::time::Duration;
-/// let g = sylvan_hub::spawn(|| {
-///     let _t = sylvan_hub::Timeout::start(Duration::from_millis(10));
-///     sylvan_hub::sleep(Duration::from_secs(10));
+/// let g = sylvan::spawn(|| {
+///     let _t = sylvan::Timeout::start(Duration::from_millis(10));
+///     sylvan::sleep(Duration::from_secs(10));
 /// });
 /// assert!(g.join().unwrap_err().is_timeout());
 /// ```
@@ -208,11 +285,15 @@ impl Timeout {
         }
     }
 
-    /// True when `payload` (from `catch_unwind`) is this timeout's unwind.
+    /// True when `payload` (from `catch_unwind`) is this timeout's unwind,
+    /// which the caller then handles: it is marked as caught, so dropping
+    /// it prints nothing (see [`TimeoutUnwind`]).
     pub fn is_own_payload(&self, payload: &(dyn std::any::Any + Send)) -> bool {
         payload
             .downcast_ref::<TimeoutUnwind>()
-            .is_some_and(|t| t.id == self.id)
+            .filter(|t| t.id == self.id)
+            .inspect(|t| t.caught())
+            .is_some()
     }
 }
 
@@ -231,9 +312,10 @@ impl Drop for Timeout {
 /// the result is `Ok`.
 ///
 /// ```
+/// # extern crate sylvan_hub as sylvan;
 /// use std::time::Duration;
-/// let r = sylvan_hub::with_timeout(Duration::from_millis(5), || {
-///     sylvan_hub::sleep(Duration::from_secs(5));
+/// let r = sylvan::with_timeout(Duration::from_millis(5), || {
+///     sylvan::sleep(Duration::from_secs(5));
 /// });
 /// assert!(r.is_err());
 /// ```

@@ -252,6 +252,8 @@ impl Core {
         let outcome = if payload.is::<GreenletExit>() {
             Outcome::Killed
         } else if let Some(t) = payload.downcast_ref::<TimeoutUnwind>() {
+            // Reported as the greenlet's outcome, not lost.
+            t.caught();
             Outcome::TimedOut(t.id)
         } else {
             let mut panic = Panic::new(payload, None, None);

@@ -7,6 +7,8 @@
 //! intended catcher. [`is_unwind_payload`] tells them apart from panics.
 
 use std::any::Any;
+use std::cell::Cell;
+use std::io::{self, Write};
 use std::panic;
 
 /// The payload of a kill: thrown into a greenlet by `Greenlet::kill`.
@@ -19,10 +21,50 @@ pub struct GreenletExit;
 /// The payload of an expired timeout: thrown into the greenlet that armed the
 /// timeout, carrying that timeout's id so that the matching `with_timeout`
 /// (and only it) turns the unwind into an `Elapsed` error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// A timeout that nothing catches must not vanish silently, as a panic does
+/// not: dropped without having been [caught](Self::caught), say by the
+/// runtime at the top of `main` or by a `JoinHandle::join` result thrown
+/// away, the payload prints a line on stderr saying so. gevent prints the
+/// `Timeout`'s traceback in that case.
+#[derive(Debug)]
 pub struct TimeoutUnwind {
     /// The id of the timeout that expired.
     pub id: u64,
+    caught: Cell<bool>,
+}
+
+impl TimeoutUnwind {
+    /// Marks the unwind as handled: dropping it then prints nothing. Code
+    /// that catches a timeout with `catch_unwind` and means to swallow it
+    /// calls this (sylvan's `with_timeout`, `Timeout::is_own_payload` and
+    /// a greenlet's entry, which turns it into the greenlet's outcome, do).
+    pub fn caught(&self) {
+        self.caught.set(true);
+    }
+}
+
+impl PartialEq for TimeoutUnwind {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for TimeoutUnwind {}
+
+impl Drop for TimeoutUnwind {
+    fn drop(&mut self) {
+        if !self.caught.get() {
+            // Not `eprintln!`: a closed stderr must not turn this into a
+            // panic (a drop that panics here, at the top of `main`, aborts).
+            let _ = writeln!(
+                io::stderr(),
+                "sylvan: a Timeout expired and nothing caught it: it unwound the code that armed \
+                 it to the top of its thread (catch it with `with_timeout`, or match the unwind \
+                 with `Timeout::is_own_payload`)"
+            );
+        }
+    }
 }
 
 /// What the hub throws into a parked greenlet when it resumes it.
@@ -58,7 +100,10 @@ pub fn throw(t: Throw) -> ! {
     }
     match t {
         Throw::Kill => panic::resume_unwind(Box::new(GreenletExit)),
-        Throw::Timeout(id) => panic::resume_unwind(Box::new(TimeoutUnwind { id })),
+        Throw::Timeout(id) => panic::resume_unwind(Box::new(TimeoutUnwind {
+            id,
+            caught: Cell::new(false),
+        })),
     }
 }
 

@@ -1642,6 +1642,37 @@ fn x05_would_block_forever_message() {
     assert_eq!(g.join().unwrap(), 1);
 }
 
+// The message also names the greenlets parked besides main, what each waits
+// on and where it was spawned: what keeps the awaited one from finishing.
+#[test]
+fn x05c_would_block_forever_names_the_parked_greenlets() {
+    let q: Rc<Queue<u32>> = Rc::new(Queue::unbounded());
+    let getters: Vec<_> = (0..6)
+        .map(|_| {
+            let q = q.clone();
+            sylvan::Builder::new()
+                .name("getter")
+                .spawn(move || q.get())
+                .unwrap()
+        })
+        .collect();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| getters[0].wait(None)));
+    let e = r.unwrap_err();
+    let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("would block forever"), "{msg}");
+    let first = format!(
+        "6 other greenlet(s) parked: {} 'getter' on a queue get (spawned at {}:",
+        getters[0].id(),
+        file!()
+    );
+    assert!(msg.contains(&first), "{msg}");
+    assert!(msg.contains("`sylvan::dump()` lists them all"), "{msg}");
+    q.close();
+    for g in getters {
+        assert_eq!(g.join().unwrap(), None);
+    }
+}
+
 // A kill is not mistaken for the timeout of a with_timeout it unwinds
 // through; a timeout caught inside f gives Ok.
 #[test]

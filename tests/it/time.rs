@@ -177,3 +177,138 @@ fn idle_waits_until_nothing_is_ready() {
     log.push("idle");
     assert_eq!(log.take(), ["g0", "g1", "g2", "idle"]);
 }
+
+/// A timeout that escapes everything does not vanish: its payload, dropped
+/// uncaught (here by the test harness, at the top of `main` by the Rust
+/// runtime), says so on stderr, as gevent prints an uncaught `Timeout`.
+/// Caught ones stay silent, and so does one that escapes a greenlet (its
+/// outcome reports it) or that code matches with `is_own_payload`.
+#[test]
+fn an_uncaught_timeout_says_so_when_it_is_dropped() {
+    const PATH: &str = "time::an_uncaught_timeout_says_so_when_it_is_dropped";
+    const SAID: &str = "a Timeout expired and nothing caught it";
+    if crate::util::is_child("uncaught_timeout") {
+        let _t = sylvan::Timeout::start(Duration::from_millis(5));
+        sylvan::sleep(Duration::from_secs(5));
+        unreachable!("the timeout unwinds the sleep");
+    }
+    if crate::util::is_child("caught_timeouts") {
+        let r = sylvan::with_timeout(Duration::from_millis(1), || {
+            sylvan::sleep(Duration::from_secs(5))
+        });
+        assert!(r.is_err());
+        let g = sylvan::spawn(|| {
+            let _t = sylvan::Timeout::start(Duration::from_millis(1));
+            sylvan::sleep(Duration::from_secs(5));
+        });
+        assert!(g.join().unwrap_err().is_timeout());
+        let t = sylvan::Timeout::start(Duration::from_millis(1));
+        let caught = std::panic::catch_unwind(|| sylvan::sleep(Duration::from_secs(5)));
+        assert!(t.is_own_payload(&*caught.unwrap_err()));
+        println!("PROBE ok");
+        return;
+    }
+    let out = crate::util::run_child(PATH, "uncaught_timeout");
+    let (stdout, stderr) = crate::util::texts(&out);
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(stderr.matches(SAID).count(), 1, "{stdout}\n{stderr}");
+
+    let out = crate::util::run_child(PATH, "caught_timeouts");
+    let (stdout, stderr) = crate::util::texts(&out);
+    assert!(
+        out.status.success() && stdout.contains("PROBE ok"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains(SAID), "{stderr}");
+}
+
+/// `wait_all` (gevent's `gevent.wait()`): main waits until every greenlet
+/// is done with what can wake it; one parked on an event nobody will set
+/// does not count, as in gevent. Not under `util::bounded`: its timeout
+/// would be work left (each `wait_all` here is bounded by its own).
+#[test]
+fn wait_all_returns_when_the_hub_runs_out_of_work() {
+    let limit = Some(Duration::from_secs(5));
+    {
+        assert!(sylvan::wait_all(None), "nothing to wait for");
+        let log = Log::default();
+        for i in (0..4u64).rev() {
+            let log = log.clone();
+            sylvan::spawn(move || {
+                sylvan::sleep(Duration::from_millis(i * 3));
+                log.push(format!("slept {i}"));
+                let inner = log.clone();
+                sylvan::spawn(move || inner.push(format!("child of {i}")));
+            });
+        }
+        let never = Rc::new(sylvan::sync::Event::new());
+        let parked = {
+            let never = never.clone();
+            sylvan::spawn(move || never.wait())
+        };
+        assert!(sylvan::wait_all(limit));
+        assert_eq!(
+            log.take(),
+            [
+                "slept 0",
+                "child of 0",
+                "slept 1",
+                "child of 1",
+                "slept 2",
+                "child of 2",
+                "slept 3",
+                "child of 3"
+            ]
+        );
+        assert!(!parked.is_dead(), "parked for good, and left so");
+        never.set();
+        parked.join().unwrap();
+    }
+}
+
+#[test]
+fn wait_all_with_a_timeout_gives_up_while_work_remains() {
+    {
+        let sleeper = sylvan::spawn(|| sylvan::sleep(Duration::from_secs(60)));
+        let t0 = Instant::now();
+        assert!(!sylvan::wait_all(Some(Duration::from_millis(20))));
+        let took = t0.elapsed();
+        assert!(
+            took >= Duration::from_millis(20) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+        // A listener with a greenlet blocked in accept is work left too.
+        let listener = sylvan::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let acceptor = sylvan::spawn(move || listener.accept().map(drop));
+        sleeper.kill();
+        assert!(!sylvan::wait_all(Some(Duration::from_millis(10))));
+        acceptor.kill();
+        // Busy greenlets do not keep the deadline from passing.
+        let spinner = sylvan::spawn(|| {
+            loop {
+                sylvan::yield_now();
+            }
+        });
+        assert!(!sylvan::wait_all(Some(Duration::from_millis(10))));
+        spinner.kill();
+        assert!(sylvan::wait_all(Some(Duration::from_secs(3))));
+        // A timeout armed by main is work left too, as in gevent: the
+        // wait ends when it fires (and it fires into main).
+        let r = sylvan::with_timeout(Duration::from_millis(10), || sylvan::wait_all(None));
+        assert!(r.is_err());
+    }
+}
+
+#[test]
+fn wait_all_from_a_spawned_greenlet_is_refused_clearly() {
+    crate::util::quiet();
+    crate::util::bounded(|| {
+        let g = sylvan::spawn(|| sylvan::wait_all(None));
+        let err = g.join().unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("wait_all called from greenlet") && msg.contains("main"),
+            "{msg}"
+        );
+    });
+}
