@@ -145,7 +145,11 @@ pub enum ErrorPolicy {
     /// `sylvan`) when a logger takes it, on stderr otherwise.
     #[default]
     Report,
-    /// Report only failures that no link or joiner observed.
+    /// Report only failures that no link or joiner observed. A failure
+    /// counted as observed by a `link`/`link_exception` callback that then
+    /// never runs (the thread exits before the callback's greenlet starts,
+    /// say right after `Pool::join`) is reported when the callback is
+    /// dropped, so it is not lost.
     IgnoreObserved,
     /// Print the report and abort the process.
     Abort,

@@ -1017,6 +1017,27 @@ impl Hub {
         policy.handle(&f);
     }
 
+    /// Reports `task`'s failure, if it has one, under
+    /// [`ErrorPolicy::IgnoreObserved`]: a link callback counted as its
+    /// observer will never run (see `Unobserved` in task.rs). The other
+    /// policies handled it when it died.
+    pub(crate) fn report_unobserved(&self, task: &Task) {
+        if !matches!(*self.policy.borrow(), ErrorPolicy::IgnoreObserved) {
+            return;
+        }
+        let failure = task.failure.borrow();
+        let Some(error) = failure.as_deref() else {
+            return;
+        };
+        crate::error::print_report(&Failure {
+            id: GreenletId(task.id),
+            name: task.name.as_deref(),
+            spawned_at: task.site,
+            error,
+            observed: false,
+        });
+    }
+
     /// Cancels a greenlet that has not started: it never runs, dies as
     /// killed, and its links fire.
     pub(crate) fn cancel_unstarted(&self, task: &Task) {

@@ -517,6 +517,22 @@ impl<T: 'static> Drop for BorrowGuard<T> {
     }
 }
 
+/// Travels with a `link`/`link_exception` callback, which made its
+/// greenlet's failure count as observed (`ErrorPolicy::IgnoreObserved`
+/// then does not report it). Dropped with a callback that never ran (the
+/// hub shut down, at thread exit, before the callback's greenlet started;
+/// no stack for it), it reports the failure after all, so that it is not
+/// lost.
+struct Unobserved<T: 'static>(Option<Record<T>>);
+
+impl<T: 'static> Drop for Unobserved<T> {
+    fn drop(&mut self) {
+        if let (Some(rec), Some(hub)) = (self.0.take(), crate::hub::try_hub()) {
+            hub.report_unobserved(&rec.task);
+        }
+    }
+}
+
 /// Removes a parked waiter's link if it is still registered (timed out or
 /// unwound), so it leaves no trace.
 struct WaiterGuard<'a> {
@@ -712,8 +728,12 @@ impl<T: 'static> Greenlet<T> {
             task.observers.set(task.observers.get() + 1);
         }
         let guard = BorrowGuard(self.inner.clone());
+        let unseen = (when != When::Value).then(|| Unobserved(Some(self.inner.clone())));
         let cb: Box<dyn FnOnce()> = Box::new(move || {
             let guard = guard;
+            if let Some(mut unseen) = unseen {
+                unseen.0 = None;
+            }
             let inner = &guard.0;
             if seq >= inner.task.unlinked_upto.get() {
                 let _running = LinkRun::enter(inner.task.id);

@@ -92,3 +92,41 @@ fn the_default_report_names_the_greenlet_once_and_std_prints_nothing() {
         "std's hook printed too: {stderr}"
     );
 }
+
+/// Under `ErrorPolicy::IgnoreObserved`, a failure whose `link_exception`
+/// callback counted as its observer but never ran (the thread exited
+/// before the callback's greenlet started: `Pool::join` and `joinall`
+/// return when the members are dead, before their callbacks run, as in
+/// gevent) is reported at teardown instead of vanishing. One whose
+/// callback ran stays unreported.
+#[test]
+fn ignore_observed_reports_a_failure_whose_callback_never_ran() {
+    const PATH: &str = "failures::ignore_observed_reports_a_failure_whose_callback_never_ran";
+    if is_child("unobserved") {
+        sylvan::set_error_policy(sylvan::ErrorPolicy::IgnoreObserved);
+        let pool = sylvan::pool::Pool::new(2);
+        let g = pool.spawn(|| -> u32 { panic!("boom nobody saw") });
+        g.link_exception(|e| println!("callback saw {e}"));
+        pool.join();
+        // Returns now: the test thread exits, its hub cancels the callback.
+        return;
+    }
+    if is_child("observed") {
+        sylvan::set_error_policy(sylvan::ErrorPolicy::IgnoreObserved);
+        let g = sylvan::spawn(|| -> u32 { panic!("boom the callback saw") });
+        g.link_exception(|e| println!("callback saw {e}"));
+        assert!(sylvan::wait_all(Some(Duration::from_secs(5))));
+        return;
+    }
+    let out = run_child(PATH, "unobserved");
+    let (stdout, stderr) = crate::util::texts(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("callback saw"), "{stdout}");
+    assert_eq!(stderr.matches("boom nobody saw").count(), 1, "{stderr}");
+
+    let out = run_child(PATH, "observed");
+    let (stdout, stderr) = crate::util::texts(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("callback saw"), "{stdout}");
+    assert!(!stderr.contains("boom the callback saw"), "{stderr}");
+}
