@@ -573,7 +573,9 @@ impl<T: 'static> Greenlet<T> {
     /// # Panics
     ///
     /// When called from inside one of the greenlet's own link callbacks
-    /// (it would wait for itself: the callback borrows the outcome).
+    /// (it would wait for itself: the callback borrows the outcome), or
+    /// from the greenlet itself.
+    #[track_caller]
     pub fn join(self) -> Result<T, Error> {
         let hub = hub();
         if !self.wait_inner(hub, None) {
@@ -622,16 +624,23 @@ impl<T: 'static> Greenlet<T> {
 
     /// Waits until the greenlet is dead, at most `timeout` (forever when
     /// `None`). True when it is dead.
+    ///
+    /// # Panics
+    ///
+    /// When called from the greenlet itself (it would wait for ever).
+    #[track_caller]
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
         self.wait_inner(hub(), timeout)
     }
 
+    #[track_caller]
     fn wait_inner(&self, hub: &Hub, timeout: Option<Duration>) -> bool {
         let task = self.task();
         let deadline = timeout.and_then(crate::time::deadline_after);
         self.wait_until(hub, deadline, WaitKind::Join(GreenletId(task.id)))
     }
 
+    #[track_caller]
     fn wait_until(&self, hub: &Hub, deadline: Option<Instant>, what: WaitKind) -> bool {
         let task = self.task();
         while !task.is_dead() {

@@ -268,3 +268,32 @@ fn main_blocking_forever_panics_with_what_it_waits_on() {
     // Break the cycle so thread exit can kill both.
     slot.borrow_mut().take();
 }
+
+/// A greenlet that waits for itself panics with a message saying so, and
+/// the panic points at the program's call, not into sylvan.
+#[test]
+fn waiting_for_itself_panics_at_the_callers_line() {
+    type Seen = Rc<std::cell::RefCell<Option<(String, Option<String>)>>>;
+    let failed: Seen = Rc::default();
+    let seen = failed.clone();
+    sylvan::set_error_policy(sylvan::ErrorPolicy::Custom(Rc::new(move |f| {
+        let p = f.error.panic().expect("a panic");
+        let file = p.location().map(str::to_owned);
+        *seen.borrow_mut() = Some((p.message().to_owned(), file));
+    })));
+    let me: Rc<std::cell::RefCell<Option<sylvan::Greenlet<()>>>> = Rc::default();
+    let slot = me.clone();
+    let g = sylvan::spawn(move || {
+        let own = slot.borrow_mut().take().expect("handed over");
+        own.wait(None);
+    });
+    *me.borrow_mut() = Some(g);
+    sylvan::yield_now();
+    let (msg, file) = failed
+        .borrow_mut()
+        .take()
+        .expect("the failure was reported");
+    assert!(msg.contains("cannot wait for itself"), "{msg}");
+    let at = file.unwrap_or_default();
+    assert!(at.starts_with(&format!("{}:", file!())), "{at}: {msg}");
+}
