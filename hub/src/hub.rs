@@ -1352,8 +1352,9 @@ fn report_drop_panic(p: &(dyn std::any::Any + Send), id: u64) {
 #[inline(never)]
 fn blocking_on_hub(what: WaitKind) -> ! {
     panic!(
-        "sylvan: blocking call ({what}) made from the hub itself, inside a raw link callback or a \
-         cross-thread job; such code must not block: spawn a greenlet for it instead"
+        "sylvan: blocking call ({what}) made from the hub itself: inside a raw link callback, a \
+         cross-thread job or an ErrorPolicy::Custom function; such code must not block: spawn \
+         a greenlet for it instead"
     )
 }
 
