@@ -178,7 +178,7 @@ pub(crate) fn print_report(failure: &Failure<'_>) {
     if log::log_enabled!(target: "sylvan", log::Level::Error) {
         log::error!(target: "sylvan", "{failure}");
     } else {
-        eprintln!("{failure}");
+        stderr!("{failure}");
     }
 }
 
@@ -193,13 +193,13 @@ impl ErrorPolicy {
             }
             ErrorPolicy::Abort => {
                 print_report(failure);
-                eprintln!("sylvan: aborting because the error policy is ErrorPolicy::Abort");
+                stderr!("sylvan: aborting because the error policy is ErrorPolicy::Abort");
                 std::process::abort();
             }
             ErrorPolicy::Custom(f) => {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(failure)));
                 if let Err(payload) = r {
-                    eprintln!("sylvan: the custom error policy panicked while handling: {failure}");
+                    stderr!("sylvan: the custom error policy panicked while handling: {failure}");
                     sylvan_runtime::drop_payload(payload);
                 }
             }

@@ -799,8 +799,17 @@ impl Hub {
             return;
         }
         // Nothing is ready.
-        let idle: Vec<TaskRef> = std::mem::take(&mut *self.idle_waiters.borrow_mut());
-        if !idle.is_empty() {
+        if !self.idle_waiters.borrow().is_empty() {
+            // Idle waiters run only when nothing else is pending, as
+            // gevent's idle watchers: IO and other threads' work first, or
+            // a greenlet looping on `idle` would starve them.
+            if self.refs.get() > 0 || self.remote.pending.load(Ordering::Acquire) {
+                self.poll(Some(Duration::ZERO));
+                if self.ready_len() > 0 {
+                    return;
+                }
+            }
+            let idle: Vec<TaskRef> = std::mem::take(&mut *self.idle_waiters.borrow_mut());
             for r in idle {
                 self.wake(r, Wake::Ready);
             }
@@ -903,7 +912,7 @@ impl Hub {
             // Jobs are sylvan's own closures (spawn a greenlet, wake one); a
             // panic in one is reported and must not unwind through the loop.
             if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
-                eprintln!(
+                stderr!(
                     "sylvan: a cross-thread job panicked on the hub: {}",
                     sylvan_runtime::payload_message(&*p)
                 );
@@ -1183,7 +1192,7 @@ impl Hub {
         // fully: their destructors may use other greenlet-locals, spawn or
         // block, as those of a greenlet's do when it ends.
         if let Some(panic) = self.task(MAIN).locals.clear() {
-            eprintln!(
+            stderr!(
                 "sylvan: a destructor of main's greenlet-local values panicked at thread exit: {}",
                 sylvan_runtime::payload_message(&*panic)
             );
@@ -1267,12 +1276,12 @@ impl Hub {
                 continue;
             }
             if kills.iter().any(|&(k, n)| k == task.id && n >= 3) {
-                eprintln!(
+                stderr!(
                     "sylvan: greenlet {} survived three kills at thread exit; its stack is leaked",
                     GreenletId(task.id)
                 );
             } else {
-                eprintln!(
+                stderr!(
                     "sylvan: greenlet {} was still being spawned by destructors after \
                      {TEARDOWN_ROUNDS} rounds of teardown at thread exit; it is leaked",
                     GreenletId(task.id)
@@ -1340,7 +1349,7 @@ fn drop_caught<T>(v: T, id: u64) {
 #[cold]
 #[inline(never)]
 fn report_drop_panic(p: &(dyn std::any::Any + Send), id: u64) {
-    eprintln!(
+    stderr!(
         "sylvan: a destructor panicked while dropping what greenlet {} left behind (its value \
          or a link callback that did not run): {}; the panic stops there",
         GreenletId(id),

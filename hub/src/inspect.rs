@@ -134,7 +134,7 @@ impl BlockingDetector {
             if log::log_enabled!(target: "sylvan", log::Level::Warn) {
                 log::warn!(target: "sylvan", "{r}");
             } else {
-                eprintln!("{r}");
+                stderr!("{r}");
             }
         })
     }
@@ -156,7 +156,7 @@ impl BlockingDetector {
             .name("sylvan-watchdog".into())
             .spawn(move || watchdog(watched, generation, threshold, f, thread_name));
         if let Err(e) = spawned {
-            eprintln!("sylvan: cannot start the blocking detector's thread: {e}");
+            stderr!("sylvan: cannot start the blocking detector's thread: {e}");
         }
         BlockingDetector { beacon, generation }
     }

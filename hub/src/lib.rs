@@ -12,6 +12,25 @@
 //! assert_eq!(a.join().unwrap(), "a");
 //! ```
 
+/// `eprintln!` that never panics: a report written while stderr is closed
+/// or a broken pipe is lost instead of panicking the hub, the accept loop
+/// or the thread that made it (`eprintln!` panics when the write fails).
+/// It is still `eprintln!` when it can be, so a test harness captures it
+/// like any output; while unwinding (where a caught panic would abort)
+/// it writes to stderr directly.
+macro_rules! stderr {
+    ($($arg:tt)*) => {{
+        if std::thread::panicking() {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), $($arg)*);
+        } else {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                eprintln!($($arg)*)
+            }));
+        }
+    }};
+}
+
 mod error;
 mod handle;
 mod hook;

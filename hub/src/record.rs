@@ -241,7 +241,7 @@ impl Drop for ClearLocals<'_> {
             // (the other values were dropped all the same). Already
             // unwinding, a second unwind would abort: it is reported.
             if std::thread::panicking() {
-                eprintln!(
+                stderr!(
                     "sylvan: a greenlet-local destructor panicked while its greenlet unwound: {}",
                     sylvan_runtime::payload_message(&*panic)
                 );

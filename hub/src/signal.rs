@@ -262,7 +262,7 @@ pub fn signal(signum: i32, handler: impl Fn() + 'static) -> io::Result<SignalHan
                 .name(format!("signal {signum}"))
                 .spawn(move || h());
             if let Err(e) = spawned {
-                eprintln!("sylvan: cannot run the handler of signal {signum}: {e}");
+                stderr!("sylvan: cannot run the handler of signal {signum}: {e}");
             }
         }
     });

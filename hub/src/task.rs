@@ -463,7 +463,7 @@ pub fn spawn_later<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static)
 pub(crate) fn spawn_link_callback(hub: &Hub, task: &Task, f: Box<dyn FnOnce()>) {
     let _ = hub;
     if let Err(e) = spawn_task(Some("link".to_owned()), None, task.site, None, f) {
-        eprintln!(
+        stderr!(
             "sylvan: cannot run a link callback of greenlet {}: {e}",
             GreenletId(task.id)
         );
@@ -903,7 +903,7 @@ pub(crate) fn spawn_from_remote(
     spawn_task(None, None, site, None, f)
         .map(drop)
         .inspect_err(|e| {
-            eprintln!("sylvan: Handle::spawn from {site} failed: {e}");
+            stderr!("sylvan: Handle::spawn from {site} failed: {e}");
         })
 }
 

@@ -197,7 +197,7 @@ impl Pool {
                 drop(st);
                 panic!("sylvan: cannot start a blocking-pool thread: {e}");
             }
-            eprintln!("sylvan: cannot start another blocking-pool thread: {e}");
+            stderr!("sylvan: cannot start another blocking-pool thread: {e}");
         }
     }
 
@@ -222,7 +222,7 @@ impl Pool {
                 // them (an orphaned result whose destructor panics), so the
                 // pool never loses a thread.
                 if let Err(p) = panic::catch_unwind(AssertUnwindSafe(job)) {
-                    eprintln!("sylvan: a blocking-pool job panicked outside its caller's reach");
+                    stderr!("sylvan: a blocking-pool job panicked outside its caller's reach");
                     sylvan_runtime::drop_payload(p);
                 }
                 st = self.lock();

@@ -65,7 +65,9 @@ pub fn sleep_until(deadline: Instant) {
 }
 
 /// Waits until the hub has nothing ready to run (every other greenlet is
-/// parked), as gevent's `idle()`.
+/// parked, and no socket event or cross-thread job is pending), as
+/// gevent's `idle()`. A greenlet that loops on it lets everything else
+/// run between its rounds.
 pub fn idle() {
     let hub = hub();
     if std::thread::panicking() {
@@ -145,15 +147,18 @@ pub fn wait_all(timeout: Option<Duration>) -> bool {
     if std::thread::panicking() {
         return false;
     }
-    struct Off<'h>(&'h crate::hub::Hub);
-    impl Drop for Off<'_> {
+    // Put back as it was however this ends: a call refused on the hub
+    // itself (from an error policy, say, while main waits here) must
+    // leave main's own wait alone.
+    struct Restore<'h>(&'h crate::hub::Hub, WaitAll);
+    impl Drop for Restore<'_> {
         fn drop(&mut self) {
-            self.0.wait_all.set(WaitAll::Off);
+            self.0.wait_all.set(self.1);
         }
     }
+    let _restore = Restore(hub, hub.wait_all.get());
     hub.wait_all
         .set(WaitAll::Until(timeout.and_then(deadline_after)));
-    let _off = Off(hub);
     loop {
         if hub.park(WaitKind::AllDone, false) == crate::hub::Woke::Refused {
             return false;

@@ -49,7 +49,7 @@ fn warn(what: std::fmt::Arguments<'_>) {
     if log::log_enabled!(target: "sylvan", log::Level::Warn) {
         log::warn!(target: "sylvan", "{what}");
     } else {
-        eprintln!("sylvan: {what}");
+        stderr!("sylvan: {what}");
     }
 }
 

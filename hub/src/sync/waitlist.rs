@@ -321,7 +321,7 @@ impl Drop for Registered<'_> {
 #[cold]
 #[inline(never)]
 pub(crate) fn cannot_wait_while_unwinding(what: &str) -> ! {
-    eprintln!(
+    stderr!(
         "sylvan: {what} would have to wait, but the calling greenlet is unwinding (a destructor \
          running during a kill, timeout or panic) and a greenlet never switches while it \
          unwinds; use the try_* variant in destructors. Aborting."

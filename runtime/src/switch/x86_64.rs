@@ -92,6 +92,7 @@
 use std::arch::{asm, global_asm};
 use std::cell::Cell;
 use std::fmt;
+use std::io::Write as _;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
@@ -423,7 +424,9 @@ fn forced_unwind() -> ! {
 #[cold]
 #[inline(never)]
 fn leak_stuck_body(stack: Option<Stack>) {
-    eprintln!(
+    // Not `eprintln!`, which panics when stderr is closed.
+    let _ = writeln!(
+        std::io::stderr(),
         "sylvan: a greenlet dropped while suspended caught its unwind and suspended again \
          {MAX_FORCED_UNWINDS} times; its stack is leaked"
     );
@@ -474,7 +477,10 @@ unsafe extern "C" fn start<F: FnOnce()>(switch: *const Switch, body: *mut F) -> 
 #[cold]
 #[inline(never)]
 fn body_unwound() -> ! {
-    eprintln!("sylvan: a greenlet body unwound into the switch; aborting");
+    let _ = writeln!(
+        std::io::stderr(),
+        "sylvan: a greenlet body unwound into the switch; aborting"
+    );
     std::process::abort()
 }
 
