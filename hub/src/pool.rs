@@ -385,7 +385,7 @@ impl Pool {
     ///
     /// # Panics
     ///
-    /// As [`spawn`], when no stack can be mapped. Called while
+    /// As [`spawn`](crate::spawn), when no stack can be mapped. Called while
     /// the caller unwinds with the pool full, it cannot wait: see
     /// [`Semaphore::acquire`].
     #[track_caller]
@@ -525,7 +525,7 @@ impl Group {
     ///
     /// # Panics
     ///
-    /// As [`spawn`], when no stack can be mapped.
+    /// As [`spawn`](crate::spawn), when no stack can be mapped.
     #[track_caller]
     pub fn spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> Greenlet<T> {
         self.core
