@@ -1023,6 +1023,9 @@ impl Hub {
                     .iter()
                     .any(|l| matches!(l, Link::Waiter(_))),
         };
+        if matches!(policy, ErrorPolicy::IgnoreObserved) && !f.observed {
+            task.failure_reported.set(true);
+        }
         policy.handle(&f);
     }
 
@@ -1038,6 +1041,11 @@ impl Hub {
         let Some(error) = failure.as_deref() else {
             return;
         };
+        // Once: several callbacks may go unrun, or one added to the dead
+        // greenlet after its failure was reported.
+        if task.failure_reported.replace(true) {
+            return;
+        }
         crate::error::print_report(&Failure {
             id: GreenletId(task.id),
             name: task.name.as_deref(),

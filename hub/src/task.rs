@@ -135,6 +135,10 @@ pub(crate) struct Task {
     pub(crate) borrow_waiters: RefCell<Vec<TaskRef>>,
     /// `link`/`link_exception` callbacks registered (for the error policy).
     pub(crate) observers: Cell<u32>,
+    /// Its failure was printed by `ErrorPolicy::IgnoreObserved` (at death,
+    /// unobserved, or later, when an observing callback never ran): never
+    /// twice.
+    pub(crate) failure_reported: Cell<bool>,
     /// Boxed: rare, and the record stays small.
     pub(crate) failure: RefCell<Option<Box<Error>>>,
     pub(crate) start_timer: Cell<Option<crate::timer::TimerId>>,
@@ -174,6 +178,7 @@ impl Task {
             borrowers: Cell::new(0),
             borrow_waiters: RefCell::new(Vec::new()),
             observers: Cell::new(0),
+            failure_reported: Cell::new(false),
             failure: RefCell::new(None),
             start_timer: Cell::new(None),
             since: Cell::new(now),

@@ -45,6 +45,7 @@ mod probes32;
 mod probes33;
 mod probes34;
 mod probes35;
+mod probes36;
 mod probes4;
 mod probes5;
 mod probes6;
