@@ -57,7 +57,10 @@ use sylvan::net::{StreamServer, TcpListener, TcpStream, UdpSocket, UnixListener,
 use sylvan::pool::Pool;
 use sylvan::sync::Event;
 
-use crate::util::{DropFlag, bounded, first_error, in_child, wait_for, yield_until};
+use crate::util::{
+    DropFlag, bounded, first_error, in_child, set_soft_limit, tcp_pair as pair, wait_for,
+    yield_until,
+};
 
 // ================================================================= helpers
 
@@ -99,14 +102,6 @@ fn exchange(addr: SocketAddr, msg: &[u8]) -> io::Result<Vec<u8>> {
 /// The error of connecting to `addr` once its listener is closed.
 fn refused(addr: SocketAddr) -> io::Error {
     first_error(|| TcpStream::connect(addr))
-}
-
-/// A connected pair on this hub: (client, server side).
-fn pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (s, _) = l.accept().unwrap();
-    (c, s)
 }
 
 /// A connected pair of std sockets (no hub involved).
@@ -163,24 +158,6 @@ fn limit_leaving(free: usize) -> libc::rlim_t {
         limit += 1;
     }
     limit as libc::rlim_t
-}
-
-/// Sets the soft limit of `resource`; returns the old soft and hard ones.
-fn set_soft_limit(resource: libc::__rlimit_resource_t, soft: libc::rlim_t) -> libc::rlimit {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
-    unsafe {
-        assert_eq!(libc::getrlimit(resource, &mut lim), 0);
-        let new = libc::rlimit {
-            rlim_cur: soft.min(lim.rlim_max),
-            rlim_max: lim.rlim_max,
-        };
-        assert_eq!(libc::setrlimit(resource, &new), 0);
-    }
-    lim
 }
 
 /// CPU time this process used so far.
@@ -803,7 +780,7 @@ fn p13_the_accept_loop_survives_a_handler_that_cannot_be_spawned() {
             // Room for small allocations, none for a 256 KiB stack.
             let old = set_soft_limit(libc::RLIMIT_AS, (vm_kib + 160) * 1024);
             let lost = exchange(addr, b"lost");
-            set_soft_limit(libc::RLIMIT_AS, old.rlim_cur);
+            set_soft_limit(libc::RLIMIT_AS, old);
             assert!(lost.as_ref().map_or(true, |v| v.is_empty()), "{lost:?}");
             // Reported on stderr (the `log` crate has no logger here), as
             // accept errors are; the accept loop goes on.
@@ -845,7 +822,7 @@ fn p13b_a_member_that_cannot_be_spawned_frees_its_slot_once() {
             }));
             let spawn =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pool.spawn(|| ()).id()));
-            set_soft_limit(libc::RLIMIT_AS, old.rlim_cur);
+            set_soft_limit(libc::RLIMIT_AS, old);
             for r in [imap.map(drop), map.map(drop), spawn.map(drop)] {
                 let p = r.expect_err("no stack could be mapped");
                 let msg = sylvan::runtime::payload_message(&*p).to_owned();

@@ -66,7 +66,8 @@ use sylvan::sync::Event;
 use sylvan::{Timeout, wait_all, with_timeout};
 
 use crate::util::{
-    Log, bounded, in_child, is_child, run_child, run_child_limited, texts, yield_until,
+    Log, bounded, child_texts, in_child, is_child, run_child, run_child_limited, set_soft_limit,
+    tcp_pair as pair, texts, yield_until,
 };
 
 /// What an uncaught timeout's payload prints when dropped.
@@ -97,32 +98,6 @@ fn unbounded_child(path: &str, name: &str, body: impl FnOnce()) -> Option<(Strin
         out.status
     );
     Some((stdout, stderr))
-}
-
-/// [`in_child`] (bounded there) that returns the child's stdout and
-/// stderr in the parent (`None` in the child).
-fn child_texts(path: &str, name: &str, body: impl FnOnce()) -> Option<(String, String)> {
-    if is_child(name) {
-        bounded(body);
-        println!("PROBE ok");
-        return None;
-    }
-    let out = run_child(path, name);
-    let (stdout, stderr) = texts(&out);
-    assert!(
-        out.status.success() && stdout.contains("PROBE ok"),
-        "child {name} failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-    Some((stdout, stderr))
-}
-
-/// A connected loopback pair on this hub: (client, server side).
-fn pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (s, _) = l.accept().unwrap();
-    (c, s)
 }
 
 /// Echoes until end of stream or an error.
@@ -163,24 +138,6 @@ fn record_failures() -> Rc<RefCell<Vec<String>>> {
         s.borrow_mut().push(f.to_string())
     })));
     seen
-}
-
-/// Sets the soft limit of `resource`; returns the old one.
-fn set_soft_limit(resource: libc::__rlimit_resource_t, soft: libc::rlim_t) -> libc::rlim_t {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
-    unsafe {
-        assert_eq!(libc::getrlimit(resource, &mut lim), 0);
-        let new = libc::rlimit {
-            rlim_cur: soft.min(lim.rlim_max),
-            rlim_max: lim.rlim_max,
-        };
-        assert_eq!(libc::setrlimit(resource, &new), 0);
-    }
-    lim.rlim_cur
 }
 
 /// This process's virtual size in KiB.

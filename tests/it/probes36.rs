@@ -54,36 +54,13 @@ use sylvan::net::{StreamServer, TcpListener, TcpStream};
 use sylvan::sync::Event;
 use sylvan::{Builder, ErrorPolicy};
 
-use crate::util::{Log, bounded, child_command, in_child, is_child, run_child, texts};
+use crate::util::{
+    Log, bounded, child_command, child_texts, in_child, is_child, set_soft_limit, tcp_pair as pair,
+    texts,
+};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-/// [`in_child`] that returns the child's stdout and stderr in the parent
-/// (`None` in the child).
-fn child_texts(path: &str, name: &str, body: impl FnOnce()) -> Option<(String, String)> {
-    if is_child(name) {
-        bounded(body);
-        println!("PROBE ok");
-        return None;
-    }
-    let out = run_child(path, name);
-    let (stdout, stderr) = texts(&out);
-    assert!(
-        out.status.success() && stdout.contains("PROBE ok"),
-        "child {name} failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-    Some((stdout, stderr))
-}
-
-/// A connected loopback pair on this hub: (client, server side).
-fn pair() -> (TcpStream, TcpStream) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-    let (s, _) = l.accept().unwrap();
-    (c, s)
 }
 
 /// Echoes until end of stream or an error.
@@ -99,24 +76,6 @@ fn echo(mut c: TcpStream, _peer: std::net::SocketAddr) {
             }
         }
     }
-}
-
-/// Sets the soft limit of `resource`; returns the old one.
-fn set_soft_limit(resource: libc::__rlimit_resource_t, soft: libc::rlim_t) -> libc::rlim_t {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
-    unsafe {
-        assert_eq!(libc::getrlimit(resource, &mut lim), 0);
-        let new = libc::rlimit {
-            rlim_cur: soft.min(lim.rlim_max),
-            rlim_max: lim.rlim_max,
-        };
-        assert_eq!(libc::setrlimit(resource, &new), 0);
-    }
-    lim.rlim_cur
 }
 
 /// The lowest descriptor number not open now.

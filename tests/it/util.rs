@@ -610,3 +610,48 @@ pub fn wait_for(limit: std::time::Duration, cond: impl Fn() -> bool) -> bool {
     }
     true
 }
+
+/// [`in_child`] that returns the child's stdout and stderr in the parent
+/// (`None` in the child, where `body` runs bounded).
+pub fn child_texts(path: &str, name: &str, body: impl FnOnce()) -> Option<(String, String)> {
+    if is_child(name) {
+        bounded(body);
+        println!("PROBE ok");
+        return None;
+    }
+    let out = run_child(path, name);
+    let (stdout, stderr) = texts(&out);
+    assert!(
+        out.status.success() && stdout.contains("PROBE ok"),
+        "child {name} failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    Some((stdout, stderr))
+}
+
+/// A connected loopback TCP pair on this hub: (client, server side).
+pub fn tcp_pair() -> (sylvan::net::TcpStream, sylvan::net::TcpStream) {
+    let l = sylvan::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = sylvan::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    (c, s)
+}
+
+/// Sets the soft limit of `resource` (at most the hard one); returns the
+/// old soft limit.
+pub fn set_soft_limit(resource: libc::__rlimit_resource_t, soft: libc::rlim_t) -> libc::rlim_t {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(resource, &mut lim), 0);
+        let new = libc::rlimit {
+            rlim_cur: soft.min(lim.rlim_max),
+            rlim_max: lim.rlim_max,
+        };
+        assert_eq!(libc::setrlimit(resource, &new), 0);
+    }
+    lim.rlim_cur
+}
