@@ -58,26 +58,11 @@ use sylvan::pool::Pool;
 use sylvan::sync::Event;
 
 use crate::util::{
-    DropFlag, bounded, first_error, in_child, set_soft_limit, tcp_pair as pair, wait_for,
-    yield_until,
+    DropFlag, bounded, echo, exchange, first_error, in_child, set_soft_limit, tcp_pair as pair,
+    wait_for, yield_until,
 };
 
 // ================================================================= helpers
-
-/// Echoes until end of stream or an error.
-fn echo(mut c: TcpStream, _peer: SocketAddr) {
-    let mut buf = [0u8; 16 << 10];
-    loop {
-        match c.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if c.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
 
 /// A started echo server on a loopback port from the OS.
 fn echo_server() -> (StreamServer, SocketAddr) {
@@ -87,16 +72,6 @@ fn echo_server() -> (StreamServer, SocketAddr) {
         .unwrap();
     let a = s.local_addr().unwrap();
     (s, a)
-}
-
-/// Connects, sends `msg`, half-closes and reads the reply to its end.
-fn exchange(addr: SocketAddr, msg: &[u8]) -> io::Result<Vec<u8>> {
-    let mut c = TcpStream::connect(addr)?;
-    c.write_all(msg)?;
-    c.shutdown(Shutdown::Write)?;
-    let mut v = Vec::new();
-    c.read_to_end(&mut v)?;
-    Ok(v)
 }
 
 /// The error of connecting to `addr` once its listener is closed.

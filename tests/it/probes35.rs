@@ -52,7 +52,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::rc::Rc;
@@ -66,8 +66,8 @@ use sylvan::sync::Event;
 use sylvan::{Timeout, wait_all, with_timeout};
 
 use crate::util::{
-    Log, bounded, child_texts, in_child, is_child, run_child, run_child_limited, set_soft_limit,
-    tcp_pair as pair, texts, yield_until,
+    Log, bounded, child_texts, echo, exchange, in_child, is_child, run_child, run_child_limited,
+    set_soft_limit, tcp_pair as pair, texts, yield_until,
 };
 
 /// What an uncaught timeout's payload prints when dropped.
@@ -98,31 +98,6 @@ fn unbounded_child(path: &str, name: &str, body: impl FnOnce()) -> Option<(Strin
         out.status
     );
     Some((stdout, stderr))
-}
-
-/// Echoes until end of stream or an error.
-fn echo(mut c: TcpStream, _peer: SocketAddr) {
-    let mut buf = [0u8; 4096];
-    loop {
-        match c.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if c.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Connects, sends `msg`, half-closes and reads the reply to its end.
-fn exchange(addr: SocketAddr, msg: &[u8]) -> io::Result<Vec<u8>> {
-    let mut c = TcpStream::connect(addr)?;
-    c.write_all(msg)?;
-    c.shutdown(Shutdown::Write)?;
-    let mut v = Vec::new();
-    c.read_to_end(&mut v)?;
-    Ok(v)
 }
 
 /// A panic payload's text.

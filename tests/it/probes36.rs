@@ -55,27 +55,12 @@ use sylvan::sync::Event;
 use sylvan::{Builder, ErrorPolicy};
 
 use crate::util::{
-    Log, bounded, child_command, child_texts, in_child, is_child, set_soft_limit, tcp_pair as pair,
-    texts,
+    Log, bounded, child_command, child_texts, echo, in_child, is_child, set_soft_limit,
+    tcp_pair as pair, texts,
 };
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-/// Echoes until end of stream or an error.
-fn echo(mut c: TcpStream, _peer: std::net::SocketAddr) {
-    let mut buf = [0u8; 4096];
-    loop {
-        match c.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if c.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-        }
-    }
 }
 
 /// The lowest descriptor number not open now.

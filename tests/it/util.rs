@@ -655,3 +655,31 @@ pub fn set_soft_limit(resource: libc::__rlimit_resource_t, soft: libc::rlim_t) -
     }
     lim.rlim_cur
 }
+
+/// A `StreamServer` handler that echoes until end of stream or an error.
+pub fn echo(mut c: sylvan::net::TcpStream, _peer: std::net::SocketAddr) {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 16 << 10];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if c.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Connects to `addr`, sends `msg`, half-closes and reads the reply to its
+/// end.
+pub fn exchange(addr: std::net::SocketAddr, msg: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut c = sylvan::net::TcpStream::connect(addr)?;
+    c.write_all(msg)?;
+    c.shutdown(std::net::Shutdown::Write)?;
+    let mut v = Vec::new();
+    c.read_to_end(&mut v)?;
+    Ok(v)
+}
