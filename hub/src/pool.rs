@@ -33,7 +33,7 @@ use slab::Slab;
 use crate::error::Error;
 use crate::hub::{TaskRef, Wake, hub, try_hub};
 use crate::sync::{Semaphore, WaitList, wait_on};
-use crate::task::{Builder, Greenlet, WaitKind, kill_task};
+use crate::task::{Builder, Greenlet, WaitKind, kill_task, spawn_failed};
 
 const JOIN: WaitKind = WaitKind::Sync("a pool/group join");
 const EXIT: WaitKind = WaitKind::Sync("a pool slot (wait_available/kill)");
@@ -673,14 +673,6 @@ fn spawner<'a, I: 'static, T: 'static>(
             .unwrap_or_else(|e| spawn_failed(e));
         Step::Spawned(g)
     })
-}
-
-/// The panic of the pools' spawning calls when no stack can be mapped, as
-/// [`spawn`](crate::spawn)'s.
-#[cold]
-#[track_caller]
-fn spawn_failed(e: io::Error) -> ! {
-    panic!("sylvan: spawn failed: {e}")
 }
 
 /// The iterator of [`Pool::imap`] and [`Group::imap`]: results in input

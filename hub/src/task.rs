@@ -448,8 +448,15 @@ fn spawn_task<T: 'static>(
 /// ```
 #[track_caller]
 pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> Greenlet<T> {
-    spawn_task(None, None, Location::caller(), None, f)
-        .unwrap_or_else(|e| panic!("sylvan: spawn failed: {e}"))
+    spawn_task(None, None, Location::caller(), None, f).unwrap_or_else(|e| spawn_failed(e))
+}
+
+/// The panic of [`spawn`] and of the pools' spawning calls when no stack
+/// can be mapped.
+#[cold]
+#[track_caller]
+pub(crate) fn spawn_failed(e: io::Error) -> ! {
+    panic!("sylvan: spawn failed: {e}")
 }
 
 /// Spawns `f` to start after `delay`.
