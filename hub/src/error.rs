@@ -175,11 +175,7 @@ impl fmt::Debug for ErrorPolicy {
 }
 
 pub(crate) fn print_report(failure: &Failure<'_>) {
-    if log::log_enabled!(target: "sylvan", log::Level::Error) {
-        log::error!(target: "sylvan", "{failure}");
-    } else {
-        stderr!("{failure}");
-    }
+    crate::report(log::Level::Error, format_args!("{failure}"));
 }
 
 impl ErrorPolicy {

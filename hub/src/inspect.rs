@@ -131,11 +131,7 @@ impl BlockingDetector {
     /// (target `sylvan`, warn level) when a logger takes them, else stderr.
     pub fn start(threshold: Duration) -> BlockingDetector {
         BlockingDetector::with_callback(threshold, |r| {
-            if log::log_enabled!(target: "sylvan", log::Level::Warn) {
-                log::warn!(target: "sylvan", "{r}");
-            } else {
-                stderr!("{r}");
-            }
+            crate::report(log::Level::Warn, format_args!("{r}"))
         })
     }
 

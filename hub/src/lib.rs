@@ -31,6 +31,16 @@ macro_rules! stderr {
     }};
 }
 
+/// Reports trouble through the `log` crate (target `sylvan`) when a logger
+/// takes `level`, else on stderr (through [`stderr!`]).
+pub(crate) fn report(level: log::Level, what: std::fmt::Arguments<'_>) {
+    if log::log_enabled!(target: "sylvan", level) {
+        log::log!(target: "sylvan", level, "{what}");
+    } else {
+        stderr!("{what}");
+    }
+}
+
 mod error;
 mod handle;
 mod hook;

@@ -72,9 +72,12 @@ impl Locals {
         }
         let left = std::mem::take(&mut *list.borrow_mut());
         if !left.is_empty() {
-            log::warn!(
-                "sylvan: {} greenlet-local value(s) re-created by destructors 8 times; leaked",
-                left.len()
+            crate::report(
+                log::Level::Warn,
+                format_args!(
+                    "sylvan: {} greenlet-local value(s) re-created by destructors 8 times; leaked",
+                    left.len()
+                ),
             );
             std::mem::forget(left);
         }

@@ -72,6 +72,119 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
+/// The methods every socket type has in `std`'s shape: blocking mode,
+/// `SO_ERROR` and `try_clone` (`$ty` holds only `inner`, its shared
+/// [`Source`](crate::io::Source)); with `timeouts`, also the read and write
+/// timeouts.
+macro_rules! socket_methods {
+    ($ty:ident) => {
+        /// Moves the socket into or out of non-blocking mode. In non-blocking
+        /// mode an operation that would park the greenlet (a read with no data,
+        /// an accept with no connection, a write with a full send buffer)
+        /// returns [`WouldBlock`](std::io::ErrorKind::WouldBlock) at once
+        /// instead, as with a non-blocking `std` socket or gevent's
+        /// `sock.setblocking(False)`. The default, blocking mode parks only the
+        /// calling greenlet. Handles made by [`try_clone`](Self::try_clone)
+        /// share the mode, as the descriptors `std` duplicates do.
+        ///
+        /// # Errors
+        ///
+        /// Never: at the OS level the descriptor is non-blocking either way.
+        pub fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+            self.inner.set_nonblocking(nonblocking);
+            Ok(())
+        }
+
+        /// Takes the pending socket error (`SO_ERROR`).
+        ///
+        /// # Errors
+        ///
+        /// As `getsockopt`.
+        pub fn take_error(&self) -> std::io::Result<Option<std::io::Error>> {
+            self.inner.get().take_error()
+        }
+
+        /// Another handle to the same socket: one registration, shared with
+        /// its blocking mode and timeouts; the socket closes when the last
+        /// handle is dropped.
+        ///
+        /// # Errors
+        ///
+        /// Never; `io::Result` for `std`'s signature.
+        pub fn try_clone(&self) -> std::io::Result<$ty> {
+            Ok($ty {
+                inner: self.inner.clone(),
+            })
+        }
+    };
+    ($ty:ident, timeouts) => {
+        socket_methods!($ty);
+
+        /// Bounds how long one read, receive or `peek` waits; past it the
+        /// call fails with [`TimedOut`](std::io::ErrorKind::TimedOut). `None`
+        /// waits without limit. Shared by the handles of
+        /// [`try_clone`](Self::try_clone), as socket options are in `std`.
+        ///
+        /// # Errors
+        ///
+        /// `InvalidInput` for a zero duration, as `std`.
+        pub fn set_read_timeout(
+            &self,
+            timeout: Option<std::time::Duration>,
+        ) -> std::io::Result<()> {
+            self.inner.set_timeout(crate::io::Dir::Read, timeout)
+        }
+
+        /// Bounds how long one write or send waits, as
+        /// [`set_read_timeout`](Self::set_read_timeout) for reads.
+        ///
+        /// # Errors
+        ///
+        /// `InvalidInput` for a zero duration, as `std`.
+        pub fn set_write_timeout(
+            &self,
+            timeout: Option<std::time::Duration>,
+        ) -> std::io::Result<()> {
+            self.inner.set_timeout(crate::io::Dir::Write, timeout)
+        }
+
+        /// The read timeout.
+        ///
+        /// # Errors
+        ///
+        /// Never; `io::Result` for `std`'s signature.
+        pub fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+            Ok(self.inner.timeout(crate::io::Dir::Read))
+        }
+
+        /// The write timeout.
+        ///
+        /// # Errors
+        ///
+        /// Never; `io::Result` for `std`'s signature.
+        pub fn write_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+            Ok(self.inner.timeout(crate::io::Dir::Write))
+        }
+    };
+}
+
+/// `AsRawFd` and `AsFd` for a socket type holding `inner`.
+macro_rules! impl_as_fd {
+    ($ty:ident) => {
+        impl std::os::fd::AsRawFd for $ty {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(self.inner.get())
+            }
+        }
+
+        impl std::os::fd::AsFd for $ty {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(self.inner.get())
+            }
+        }
+    };
+}
+
 mod server;
 mod tcp;
 mod udp;

@@ -43,14 +43,9 @@ impl<E: std::fmt::Display> HandlerResult for Result<(), E> {
     }
 }
 
-/// Reports a server's trouble through the `log` crate (target `sylvan`,
-/// warn level) when a logger takes it, else on stderr.
+/// Reports a server's trouble at warn level (see [`crate::report`]).
 fn warn(what: std::fmt::Arguments<'_>) {
-    if log::log_enabled!(target: "sylvan", log::Level::Warn) {
-        log::warn!(target: "sylvan", "{what}");
-    } else {
-        stderr!("sylvan: {what}");
-    }
+    crate::report(log::Level::Warn, format_args!("sylvan: {what}"));
 }
 
 /// How handler greenlets are spawned.

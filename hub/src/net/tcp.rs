@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -116,38 +116,7 @@ impl TcpListener {
         self.inner.get().ttl()
     }
 
-    /// Moves the socket into or out of non-blocking mode, where an
-    /// operation that would park returns [`io::ErrorKind::WouldBlock`]
-    /// instead; see [`TcpStream::set_nonblocking`](crate::net::TcpStream::set_nonblocking).
-    ///
-    /// # Errors
-    ///
-    /// Never.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.inner.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Takes the pending `SO_ERROR`.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get().take_error()
-    }
-
-    /// Another handle to the same listener (one registration, shared);
-    /// the socket closes when the last handle is dropped.
-    ///
-    /// # Errors
-    ///
-    /// Never; `io::Result` for `std`'s signature.
-    pub fn try_clone(&self) -> io::Result<TcpListener> {
-        Ok(TcpListener {
-            inner: self.inner.clone(),
-        })
-    }
+    socket_methods!(TcpListener);
 
     /// Adopts a `std` listener on this thread's hub (it is made
     /// non-blocking).
@@ -186,17 +155,7 @@ impl TryFrom<std::net::TcpListener> for TcpListener {
     }
 }
 
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.get().as_raw_fd()
-    }
-}
-
-impl AsFd for TcpListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.get().as_fd()
-    }
-}
+impl_as_fd!(TcpListener);
 
 /// The iterator of [`TcpListener::incoming`].
 #[derive(Debug)]
@@ -375,71 +334,7 @@ impl TcpStream {
         self.inner.get().ttl()
     }
 
-    /// Moves the socket into or out of non-blocking mode. In non-blocking
-    /// mode an operation that would park the greenlet (a read with no data,
-    /// an accept with no connection, a write with a full send buffer)
-    /// returns [`io::ErrorKind::WouldBlock`] at once instead, as with a
-    /// non-blocking `std` socket or gevent's `sock.setblocking(False)`. The
-    /// default, blocking mode parks only the calling greenlet. Handles made
-    /// by [`try_clone`](Self::try_clone) share the mode, as the descriptors
-    /// `std` duplicates do.
-    ///
-    /// # Errors
-    ///
-    /// Never: at the OS level the descriptor is non-blocking either way.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.inner.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Takes the pending `SO_ERROR`.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get().take_error()
-    }
-
-    /// Bounds how long one read (or `peek`) waits; past it the read fails
-    /// with [`io::ErrorKind::TimedOut`]. `None` waits without limit.
-    /// Shared by the handles of [`try_clone`](Self::try_clone), as socket
-    /// options are in `std`.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as `std`.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_timeout(Dir::Read, timeout)
-    }
-
-    /// Bounds how long one write waits, as
-    /// [`set_read_timeout`](Self::set_read_timeout) for reads.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as `std`.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_timeout(Dir::Write, timeout)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never; `io::Result` for `std`'s signature.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.timeout(Dir::Read))
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never; `io::Result` for `std`'s signature.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.timeout(Dir::Write))
-    }
+    socket_methods!(TcpStream, timeouts);
 
     /// Reads without consuming, parking until data (or end of stream)
     /// arrives.
@@ -495,19 +390,6 @@ impl TcpStream {
     pub fn is_reusable(&self) -> bool {
         let mut b = [0u8];
         self.inner.read_would_block(|s| s.peek(&mut b))
-    }
-
-    /// Another handle to the same connection: one socket, one registration,
-    /// shared timeouts (as `std`'s clones share socket options). The socket
-    /// closes when the last handle is dropped.
-    ///
-    /// # Errors
-    ///
-    /// Never; `io::Result` for `std`'s signature.
-    pub fn try_clone(&self) -> io::Result<TcpStream> {
-        Ok(TcpStream {
-            inner: self.inner.clone(),
-        })
     }
 
     /// Adopts a connected `std` stream on this thread's hub (it is made
@@ -659,14 +541,4 @@ impl Write for TcpStream {
     }
 }
 
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.get().as_raw_fd()
-    }
-}
-
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.get().as_fd()
-    }
-}
+impl_as_fd!(TcpStream);

@@ -3,9 +3,8 @@
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::time::Duration;
 
 use super::tcp::unshare;
 use super::{ToSocketAddrs, each_addr, lookup_host};
@@ -269,74 +268,7 @@ impl UdpSocket {
         self.inner.get().ttl()
     }
 
-    /// Moves the socket into or out of non-blocking mode, where an
-    /// operation that would park returns [`io::ErrorKind::WouldBlock`]
-    /// instead; see [`TcpStream::set_nonblocking`](crate::net::TcpStream::set_nonblocking).
-    ///
-    /// # Errors
-    ///
-    /// Never.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.inner.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Takes the pending `SO_ERROR`.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get().take_error()
-    }
-
-    /// Bounds how long one receive waits (`TimedOut` past it).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_timeout(Dir::Read, timeout)
-    }
-
-    /// Bounds how long one send waits (`TimedOut` past it).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_timeout(Dir::Write, timeout)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.timeout(Dir::Read))
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.timeout(Dir::Write))
-    }
-
-    /// Another handle to the same socket (shared registration and
-    /// timeouts).
-    ///
-    /// # Errors
-    ///
-    /// Never.
-    pub fn try_clone(&self) -> io::Result<UdpSocket> {
-        Ok(UdpSocket {
-            inner: self.inner.clone(),
-        })
-    }
+    socket_methods!(UdpSocket, timeouts);
 
     /// Adopts a `std` socket on this thread's hub (made non-blocking).
     ///
@@ -376,14 +308,4 @@ impl TryFrom<std::net::UdpSocket> for UdpSocket {
     }
 }
 
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.get().as_raw_fd()
-    }
-}
-
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.get().as_fd()
-    }
-}
+impl_as_fd!(UdpSocket);

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::rc::Rc;
@@ -84,37 +84,7 @@ impl UnixListener {
         self.inner.get().local_addr()
     }
 
-    /// Moves the socket into or out of non-blocking mode, where an
-    /// operation that would park returns [`io::ErrorKind::WouldBlock`]
-    /// instead; see [`TcpStream::set_nonblocking`](crate::net::TcpStream::set_nonblocking).
-    ///
-    /// # Errors
-    ///
-    /// Never.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.inner.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Takes the pending `SO_ERROR`.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get().take_error()
-    }
-
-    /// Another handle to the same listener (shared registration).
-    ///
-    /// # Errors
-    ///
-    /// Never.
-    pub fn try_clone(&self) -> io::Result<UnixListener> {
-        Ok(UnixListener {
-            inner: self.inner.clone(),
-        })
-    }
+    socket_methods!(UnixListener);
 
     /// Adopts a `std` listener on this thread's hub (made non-blocking).
     ///
@@ -144,17 +114,7 @@ impl UnixListener {
     }
 }
 
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.get().as_raw_fd()
-    }
-}
-
-impl AsFd for UnixListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.get().as_fd()
-    }
-}
+impl_as_fd!(UnixListener);
 
 /// The iterator of [`UnixListener::incoming`].
 #[derive(Debug)]
@@ -292,74 +252,7 @@ impl UnixStream {
         r
     }
 
-    /// Moves the socket into or out of non-blocking mode, where an
-    /// operation that would park returns [`io::ErrorKind::WouldBlock`]
-    /// instead; see [`TcpStream::set_nonblocking`](crate::net::TcpStream::set_nonblocking).
-    ///
-    /// # Errors
-    ///
-    /// Never.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.inner.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Takes the pending `SO_ERROR`.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get().take_error()
-    }
-
-    /// Bounds how long one read waits (`TimedOut` past it).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_timeout(Dir::Read, timeout)
-    }
-
-    /// Bounds how long one write waits (`TimedOut` past it).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_timeout(Dir::Write, timeout)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.timeout(Dir::Read))
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.timeout(Dir::Write))
-    }
-
-    /// Another handle to the same connection (shared registration and
-    /// timeouts).
-    ///
-    /// # Errors
-    ///
-    /// Never.
-    pub fn try_clone(&self) -> io::Result<UnixStream> {
-        Ok(UnixStream {
-            inner: self.inner.clone(),
-        })
-    }
+    socket_methods!(UnixStream, timeouts);
 
     /// Adopts a `std` stream on this thread's hub (made non-blocking).
     ///
@@ -448,14 +341,4 @@ impl TryFrom<std::os::unix::net::UnixStream> for UnixStream {
     }
 }
 
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.get().as_raw_fd()
-    }
-}
-
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.get().as_fd()
-    }
-}
+impl_as_fd!(UnixStream);

@@ -3,11 +3,10 @@
 use std::fmt;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::rc::Rc;
-use std::time::Duration;
 
 use super::tcp::{shutdown_wake, unshare};
 use crate::io::{Dir, Source};
@@ -179,74 +178,7 @@ impl UnixDatagram {
         r
     }
 
-    /// Moves the socket into or out of non-blocking mode, where an
-    /// operation that would park returns [`io::ErrorKind::WouldBlock`]
-    /// instead; see [`TcpStream::set_nonblocking`](crate::net::TcpStream::set_nonblocking).
-    ///
-    /// # Errors
-    ///
-    /// Never.
-    pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.inner.set_nonblocking(nonblocking);
-        Ok(())
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`).
-    ///
-    /// # Errors
-    ///
-    /// From `getsockopt`.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.get().take_error()
-    }
-
-    /// Bounds how long one receive waits (`TimedOut` past it).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_timeout(Dir::Read, timeout)
-    }
-
-    /// Bounds how long one send waits (`TimedOut` past it).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_timeout(Dir::Write, timeout)
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.timeout(Dir::Read))
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.timeout(Dir::Write))
-    }
-
-    /// Another handle to the same socket (shared registration, timeouts
-    /// and blocking mode).
-    ///
-    /// # Errors
-    ///
-    /// Never.
-    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
-        Ok(UnixDatagram {
-            inner: self.inner.clone(),
-        })
-    }
+    socket_methods!(UnixDatagram, timeouts);
 
     /// Adopts a `std` socket on this thread's hub (made non-blocking at the
     /// OS level; it parks greenlets unless
@@ -288,17 +220,7 @@ impl TryFrom<std::os::unix::net::UnixDatagram> for UnixDatagram {
     }
 }
 
-impl AsRawFd for UnixDatagram {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.get().as_raw_fd()
-    }
-}
-
-impl AsFd for UnixDatagram {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.get().as_fd()
-    }
-}
+impl_as_fd!(UnixDatagram);
 
 /// True when the socket's read half is shut down (by any handle, before or
 /// after sylvan adopted it). Linux then reports the socket readable, but a
