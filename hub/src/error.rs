@@ -9,7 +9,14 @@ pub use sylvan_runtime::Panic;
 use crate::task::GreenletId;
 
 /// Why [`Greenlet::join`](crate::Greenlet::join) returned no value.
-#[derive(Debug)]
+///
+/// `Send + Sync + 'static`, so `?` carries it into `Box<dyn Error + Send +
+/// Sync>` (or `anyhow::Error`), and into [`io::Error`](std::io::Error)
+/// (kind `TimedOut` for [`TimedOut`](Error::TimedOut), `Other` for the
+/// rest, this error inside). Compares equal by variant, and panics by
+/// message and location, so `assert_eq!(g.join(), Err(Error::Killed))`
+/// works.
+#[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
     /// The greenlet was killed ([`Greenlet::kill`](crate::Greenlet::kill)),
@@ -78,6 +85,16 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> std::io::Error {
+        let kind = match e {
+            Error::TimedOut => std::io::ErrorKind::TimedOut,
+            _ => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
 
 /// The greenlets that survived [`killall`](crate::killall) within its
 /// timeout (they caught the kill and went on).

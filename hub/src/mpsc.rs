@@ -268,14 +268,14 @@ impl<T> Receiver<T> {
     }
 
     /// Iterates over received values until every sender is gone (parks
-    /// between values).
-    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
-        std::iter::from_fn(move || self.recv().ok())
+    /// between values). `for v in &rx` does the same.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { rx: self }
     }
 
     /// Iterates over the values queued now, without parking.
-    pub fn try_iter(&self) -> impl Iterator<Item = T> + '_ {
-        std::iter::from_fn(move || self.try_recv().ok())
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { rx: self }
     }
 
     pub(crate) fn recv_until(
@@ -325,6 +325,62 @@ impl<T> Receiver<T> {
                 Woke::Refused => return Err(cannot_wait(deadline)),
             }
         }
+    }
+}
+
+/// The iterator of [`Receiver::iter`] and `for v in &rx`: values until
+/// every sender is gone.
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+/// The iterator of [`Receiver::try_iter`]: the values queued now.
+#[derive(Debug)]
+pub struct TryIter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// The iterator of `for v in rx`: values until every sender is gone.
+#[derive(Debug)]
+pub struct IntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { rx: self }
     }
 }
 

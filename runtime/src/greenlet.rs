@@ -5,6 +5,7 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
+use std::sync::{Mutex, PoisonError};
 
 use crate::overflow;
 use crate::stack::{Stack, StackMeta};
@@ -55,11 +56,17 @@ pub enum Outcome {
 
 /// A panic caught at a greenlet's entry: its message, where it happened, the
 /// backtrace when `RUST_BACKTRACE` asked for one, and the payload.
+///
+/// `Send + Sync`, so that a failure travels into `Box<dyn Error + Send +
+/// Sync>` (and `anyhow`) with `?`. Two panics compare equal when their
+/// messages and locations do.
 pub struct Panic {
     message: String,
     location: Option<String>,
     backtrace: Option<String>,
-    payload: Option<Box<dyn Any + Send>>,
+    /// Behind a lock only to make `Panic` `Sync` (the payload is
+    /// `Send` alone): it is reached only through `&mut self`.
+    payload: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 impl Panic {
@@ -74,7 +81,7 @@ impl Panic {
             message,
             location,
             backtrace,
-            payload: Some(payload),
+            payload: Mutex::new(Some(payload)),
         }
     }
 
@@ -96,7 +103,10 @@ impl Panic {
     /// Takes the original payload, to re-raise it with
     /// [`std::panic::resume_unwind`]. `None` if it was taken before.
     pub fn take_payload(&mut self) -> Option<Box<dyn Any + Send>> {
-        self.payload.take()
+        self.payload
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
     }
 }
 
@@ -119,9 +129,17 @@ impl fmt::Display for Panic {
     }
 }
 
+impl PartialEq for Panic {
+    fn eq(&self, other: &Panic) -> bool {
+        self.message == other.message && self.location == other.location
+    }
+}
+
+impl Eq for Panic {}
+
 impl Drop for Panic {
     fn drop(&mut self) {
-        if let Some(payload) = self.payload.take() {
+        if let Some(payload) = self.take_payload() {
             drop_payload(payload);
         }
     }

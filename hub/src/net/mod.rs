@@ -37,7 +37,11 @@
 //! * **Bound to the hub.** Sockets are `!Send`: they live on the thread
 //!   whose hub registered them. `into_std()` deregisters one and hands back
 //!   the `std` socket (in blocking mode, with its timeouts) for another
-//!   thread; `from_std()` adopts a `std` socket on the current hub.
+//!   thread; `from_std()` adopts a `std` socket on the current hub. The
+//!   descriptor conversions go the same ways: `TryFrom<OwnedFd>` into a
+//!   socket and out of one (fallible: registering can fail, and a socket
+//!   with clones open cannot be handed back), and `FromRawFd`/`IntoRawFd`,
+//!   which panic with the reason instead.
 //! * **Dropping closes.** Dropping a socket deregisters it and closes the
 //!   descriptor. `try_clone` shares one socket (and one registration)
 //!   between handles; the socket closes when the last one is dropped.
@@ -168,9 +172,81 @@ macro_rules! socket_methods {
     };
 }
 
-/// `AsRawFd` and `AsFd` for a socket type holding `inner`.
-macro_rules! impl_as_fd {
-    ($ty:ident) => {
+/// The conversions a `std` socket has, for a socket type `$ty` holding
+/// `inner` with `from_std`/`into_std` over the `std` type `$std`:
+/// `TryFrom<$std>`, `AsRawFd`, `AsFd`, `TryFrom<OwnedFd>` both ways,
+/// `FromRawFd` and `IntoRawFd`. Registering with the hub can fail and
+/// handing the descriptor back fails while clones are open, so the
+/// fallible forms are `TryFrom`; `FromRawFd` and `IntoRawFd`, infallible in
+/// `std`'s signature, panic with the reason instead.
+macro_rules! impl_fd {
+    ($ty:ident, $std:ty) => {
+        impl TryFrom<$std> for $ty {
+            type Error = std::io::Error;
+            /// Adopts the `std` socket, as [`from_std`](Self::from_std).
+            fn try_from(s: $std) -> std::io::Result<$ty> {
+                $ty::from_std(s)
+            }
+        }
+
+        impl TryFrom<std::os::fd::OwnedFd> for $ty {
+            type Error = std::io::Error;
+            /// Adopts a descriptor (of the right kind of socket, as for
+            /// `std`'s `From<OwnedFd>`) on this thread's hub.
+            fn try_from(fd: std::os::fd::OwnedFd) -> std::io::Result<$ty> {
+                $ty::from_std(<$std>::from(fd))
+            }
+        }
+
+        impl TryFrom<$ty> for std::os::fd::OwnedFd {
+            type Error = std::io::Error;
+            /// Deregisters the socket and hands its descriptor back, as
+            /// the socket type's `into_std`.
+            fn try_from(s: $ty) -> std::io::Result<std::os::fd::OwnedFd> {
+                Ok(s.into_std()?.into())
+            }
+        }
+
+        impl std::os::fd::FromRawFd for $ty {
+            /// Adopts a descriptor on this thread's hub.
+            ///
+            /// # Panics
+            ///
+            /// When the hub cannot register it (use
+            /// `TryFrom<OwnedFd>` to get the error instead).
+            ///
+            /// # Safety
+            ///
+            /// As `std`'s: `fd` is an open socket of this kind that the
+            /// caller owns and hands over.
+            unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> $ty {
+                // SAFETY: the caller's promise, passed on unchanged.
+                let s = unsafe { <$std as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+                $ty::from_std(s).unwrap_or_else(|e| {
+                    panic!(
+                        "{}::from_raw_fd({fd}): cannot register the descriptor with the hub: {e}",
+                        stringify!($ty)
+                    )
+                })
+            }
+        }
+
+        impl std::os::fd::IntoRawFd for $ty {
+            /// Deregisters the socket and hands its descriptor back.
+            ///
+            /// # Panics
+            ///
+            /// When handles made by `try_clone` are still open (use
+            /// `into_std` or `TryFrom` to get the error
+            /// instead).
+            fn into_raw_fd(self) -> std::os::fd::RawFd {
+                match self.into_std() {
+                    Ok(s) => std::os::fd::IntoRawFd::into_raw_fd(s),
+                    Err(e) => panic!("{}::into_raw_fd: {e}", stringify!($ty)),
+                }
+            }
+        }
+
         impl std::os::fd::AsRawFd for $ty {
             fn as_raw_fd(&self) -> std::os::fd::RawFd {
                 std::os::fd::AsRawFd::as_raw_fd(self.inner.get())

@@ -148,14 +148,7 @@ impl TcpListener {
     }
 }
 
-impl TryFrom<std::net::TcpListener> for TcpListener {
-    type Error = io::Error;
-    fn try_from(l: std::net::TcpListener) -> io::Result<TcpListener> {
-        TcpListener::from_std(l)
-    }
-}
-
-impl_as_fd!(TcpListener);
+impl_fd!(TcpListener, std::net::TcpListener);
 
 /// The iterator of [`TcpListener::incoming`].
 #[derive(Debug)]
@@ -477,13 +470,6 @@ impl ConnectProbe for std::net::TcpStream {
     }
 }
 
-impl TryFrom<std::net::TcpStream> for TcpStream {
-    type Error = io::Error;
-    fn try_from(s: std::net::TcpStream) -> io::Result<TcpStream> {
-        TcpStream::from_std(s)
-    }
-}
-
 impl Read for &TcpStream {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -541,4 +527,4 @@ impl Write for TcpStream {
     }
 }
 
-impl_as_fd!(TcpStream);
+impl_fd!(TcpStream, std::net::TcpStream);

@@ -301,11 +301,4 @@ impl UdpSocket {
     }
 }
 
-impl TryFrom<std::net::UdpSocket> for UdpSocket {
-    type Error = io::Error;
-    fn try_from(s: std::net::UdpSocket) -> io::Result<UdpSocket> {
-        UdpSocket::from_std(s)
-    }
-}
-
-impl_as_fd!(UdpSocket);
+impl_fd!(UdpSocket, std::net::UdpSocket);

@@ -114,7 +114,7 @@ impl UnixListener {
     }
 }
 
-impl_as_fd!(UnixListener);
+impl_fd!(UnixListener, std::os::unix::net::UnixListener);
 
 /// The iterator of [`UnixListener::incoming`].
 #[derive(Debug)]
@@ -334,11 +334,4 @@ impl Write for UnixStream {
     }
 }
 
-impl TryFrom<std::os::unix::net::UnixStream> for UnixStream {
-    type Error = io::Error;
-    fn try_from(s: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
-        UnixStream::from_std(s)
-    }
-}
-
-impl_as_fd!(UnixStream);
+impl_fd!(UnixStream, std::os::unix::net::UnixStream);

@@ -213,14 +213,7 @@ impl UnixDatagram {
     }
 }
 
-impl TryFrom<std::os::unix::net::UnixDatagram> for UnixDatagram {
-    type Error = io::Error;
-    fn try_from(s: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
-        UnixDatagram::from_std(s)
-    }
-}
-
-impl_as_fd!(UnixDatagram);
+impl_fd!(UnixDatagram, std::os::unix::net::UnixDatagram);
 
 /// True when the socket's read half is shut down (by any handle, before or
 /// after sylvan adopted it). Linux then reports the socket readable, but a

@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
-use super::queue_core::{Fifo, Names, QueueCore, peek_methods, queue_methods};
+use super::queue_core::{Fifo, Names, QueueCore, from_items, peek_methods, queue_methods};
 use super::waitlist::{WaitList, wait_on};
 use crate::hub::hub;
 use crate::task::WaitKind;
@@ -124,4 +124,5 @@ impl<T> Default for JoinableQueue<T> {
 }
 
 queue_methods!(JoinableQueue, []);
+from_items!(JoinableQueue, []);
 peek_methods!(JoinableQueue, []);

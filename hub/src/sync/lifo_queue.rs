@@ -1,6 +1,6 @@
 //! `LifoQueue<T>`: last in, first out.
 
-use super::queue_core::{Lifo, Names, QueueCore, peek_methods, queue_methods};
+use super::queue_core::{Lifo, Names, QueueCore, from_items, peek_methods, queue_methods};
 
 const NAMES: Names = Names {
     get: "a LIFO queue get",
@@ -57,4 +57,5 @@ impl<T> Default for LifoQueue<T> {
 }
 
 queue_methods!(LifoQueue, []);
+from_items!(LifoQueue, []);
 peek_methods!(LifoQueue, []);

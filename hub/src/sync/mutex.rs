@@ -68,6 +68,13 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     }
 }
 
+impl<T> From<T> for Mutex<T> {
+    /// An unlocked mutex holding `value`, as `Mutex::new`.
+    fn from(value: T) -> Mutex<T> {
+        Mutex::new(value)
+    }
+}
+
 impl<T: Default> Default for Mutex<T> {
     fn default() -> Self {
         Mutex::new(T::default())

@@ -1,6 +1,6 @@
 //! `PriorityQueue<T>`: smallest item first.
 
-use super::queue_core::{Names, QueueCore, Smallest, peek_methods, queue_methods};
+use super::queue_core::{Names, QueueCore, Smallest, from_items, peek_methods, queue_methods};
 
 const NAMES: Names = Names {
     get: "a priority queue get",
@@ -60,4 +60,5 @@ impl<T: Ord> Default for PriorityQueue<T> {
 }
 
 queue_methods!(PriorityQueue, [: Ord]);
+from_items!(PriorityQueue, [: Ord]);
 peek_methods!(PriorityQueue, [+ Ord]);

@@ -1,6 +1,6 @@
 //! `Queue<T>`: FIFO, bounded or unbounded.
 
-use super::queue_core::{Fifo, Names, QueueCore, peek_methods, queue_methods};
+use super::queue_core::{Fifo, Names, QueueCore, from_items, peek_methods, queue_methods};
 
 const NAMES: Names = Names {
     get: "a queue get",
@@ -73,4 +73,5 @@ impl<T> Default for Queue<T> {
 }
 
 queue_methods!(Queue, []);
+from_items!(Queue, []);
 peek_methods!(Queue, []);

@@ -918,3 +918,31 @@ macro_rules! peek_methods {
 }
 
 pub(crate) use peek_methods;
+
+/// `FromIterator` and `From<Vec<T>>` for the queues that can be unbounded:
+/// a new unbounded queue holding the items (gevent's `Queue(items=...)`).
+macro_rules! from_items {
+    ($Q:ident, [$($bound:tt)*]) => {
+        impl<T $($bound)*> FromIterator<T> for $Q<T> {
+            /// An unbounded queue holding the items, in the order the
+            /// queue gives them out.
+            fn from_iter<I: IntoIterator<Item = T>>(items: I) -> $Q<T> {
+                let q = $Q::unbounded();
+                for item in items {
+                    // An unbounded queue nobody has closed takes every item.
+                    let _ = q.try_put(item);
+                }
+                q
+            }
+        }
+
+        impl<T $($bound)*> From<Vec<T>> for $Q<T> {
+            /// An unbounded queue holding the items, as `collect` makes it.
+            fn from(items: Vec<T>) -> $Q<T> {
+                items.into_iter().collect()
+            }
+        }
+    };
+}
+
+pub(crate) use from_items;
