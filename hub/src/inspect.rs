@@ -332,12 +332,20 @@ pub(crate) fn peer_of(fd: i32) -> Option<std::net::SocketAddr> {
     }
 }
 
+/// `s` for a table cell: control characters escaped (a new line in a
+/// name must not start a row of its own), cut to `n` characters with `~`.
 fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_owned()
-    } else {
-        let mut t: String = s.chars().take(n - 1).collect();
-        t.push('~');
-        t
+    let mut t = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            t.extend(c.escape_default());
+        } else {
+            t.push(c);
+        }
     }
+    if t.chars().count() > n {
+        t = t.chars().take(n - 1).collect();
+        t.push('~');
+    }
+    t
 }

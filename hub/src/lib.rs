@@ -83,7 +83,9 @@ pub use threadpool::{
 pub use time::{Elapsed, Timeout, idle, sleep, sleep_until, wait_all, with_timeout, yield_now};
 pub use wait::{Iwait, Waitable, Waiter, iwait, wait};
 
-pub use sylvan_runtime::stack::{DEFAULT_POOL_LIMIT, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
+pub use sylvan_runtime::stack::{
+    DEFAULT_POOL_LIMIT, DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE,
+};
 pub use sylvan_runtime::{GreenletExit, is_unwind_payload};
 
 /// Sets what this thread's hub does with greenlet failures nobody handled

@@ -327,6 +327,8 @@ impl Builder {
 
     /// Sets the usable stack size in bytes; rounded up to whole pages, and to
     /// at least [`MIN_STACK_SIZE`](sylvan_runtime::stack::MIN_STACK_SIZE).
+    /// Past [`MAX_STACK_SIZE`](sylvan_runtime::stack::MAX_STACK_SIZE) (1 TiB)
+    /// [`spawn`](Self::spawn) fails with `InvalidInput`.
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = Some(bytes);
         self

@@ -292,7 +292,13 @@ fn overflow_message<'b>(meta: &StackMeta, buf: &'b mut MessageBuf) -> &'b [u8] {
         // for `len` bytes for as long as it stays recorded, and it is.
         let name = unsafe { std::slice::from_raw_parts(name, len) };
         if name.len() > MAX_NAME {
-            buf.push(&name[..MAX_NAME]);
+            // The name is UTF-8: cut before the character that straddles
+            // the bound, not inside it (a continuation byte is 0b10xxxxxx).
+            let mut end = MAX_NAME;
+            while end > 0 && name[end] & 0xc0 == 0x80 {
+                end -= 1;
+            }
+            buf.push(&name[..end]);
             buf.push(b"...");
         } else {
             buf.push(name);

@@ -46,6 +46,7 @@ mod probes33;
 mod probes34;
 mod probes35;
 mod probes36;
+mod probes37;
 mod probes38;
 mod probes4;
 mod probes5;

@@ -67,8 +67,9 @@ fn an_impossible_stack_is_an_error_from_builder_and_a_panic_from_spawn() {
         .stack_size(1 << 50)
         .spawn(|| ())
         .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     let msg = err.to_string();
-    assert!(msg.contains("vm.max_map_count"), "{msg}");
+    assert!(msg.contains("too large"), "{msg}");
     // the hub is fine afterwards
     assert_eq!(sylvan::spawn(|| 2).join().unwrap(), 2);
 }
