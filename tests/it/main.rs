@@ -4,6 +4,7 @@ mod util;
 
 mod crawler;
 mod crawler2;
+mod design;
 mod examples_gevent;
 mod failures;
 mod gevent;
