@@ -11,6 +11,77 @@ use crate::hub::try_hub;
 /// captured (measured: about 20 KiB in a debug build).
 const BACKTRACE_ROOM: usize = 32 << 10;
 
+/// Marks the bottom of a greenlet body's frames in a backtrace, as std's
+/// `__rust_begin_short_backtrace` marks a thread's: the frames below it are
+/// sylvan's entry and `catch_unwind`s, of no use in a report.
+#[inline(never)]
+pub(crate) fn sylvan_begin_short_backtrace<R>(f: impl FnOnce() -> R) -> R {
+    let r = f();
+    // Keeps this frame on the stack under `f` (no tail call).
+    std::hint::black_box(());
+    r
+}
+
+/// A captured backtrace cut as std's hook cuts one for `RUST_BACKTRACE=1`:
+/// from the panic (below std's `__rust_end_short_backtrace`, which leaves
+/// out the hook and the panic machinery) to the greenlet's body (above
+/// [`sylvan_begin_short_backtrace`]; for a `spawn_blocking` job, above
+/// std's `__rust_begin_short_backtrace`), renumbered, with std's note. Whole
+/// with `RUST_BACKTRACE=full`, or when a marker is missing.
+fn short(bt: &str) -> String {
+    if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v == "full") {
+        return bt.to_owned();
+    }
+    // Each frame is a line `   N: symbol`, then its `at file:line` lines.
+    let mut frames: Vec<Vec<&str>> = Vec::new();
+    for line in bt.lines() {
+        let head = line
+            .trim_start()
+            .split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        match frames.last_mut() {
+            Some(frame) if !head => frame.push(line),
+            _ => frames.push(vec![line]),
+        }
+    }
+    fn symbol<'a>(frame: &[&'a str]) -> &'a str {
+        frame[0]
+            .trim_start()
+            .split_once(": ")
+            .map_or("", |(_, s)| s)
+    }
+    let Some(top) = frames
+        .iter()
+        .position(|f| symbol(f).contains("__rust_end_short_backtrace"))
+    else {
+        return bt.to_owned();
+    };
+    // A greenlet's body, else a thread's (std's marker: a `spawn_blocking`
+    // job on a pool thread).
+    let bottom = [
+        "sylvan_begin_short_backtrace",
+        "__rust_begin_short_backtrace",
+    ]
+    .iter()
+    .find_map(|m| frames.iter().position(|f| symbol(f).contains(m)))
+    .unwrap_or(frames.len());
+    if top + 1 >= bottom {
+        return bt.to_owned();
+    }
+    let mut out = String::new();
+    for (i, frame) in frames[top + 1..bottom].iter().enumerate() {
+        out.push_str(&format!("{i:>4}: {}\n", symbol(frame)));
+        for at in &frame[1..] {
+            out.push_str(at);
+            out.push('\n');
+        }
+    }
+    out.push_str(
+        "note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.",
+    );
+    out
+}
+
 /// Installs the hook once per process, in front of whatever hook was set.
 pub(crate) fn install() {
     static ONCE: Once = Once::new();
@@ -20,7 +91,7 @@ pub(crate) fn install() {
             let location = || info.location().map(|l| l.to_string()).unwrap_or_default();
             let backtrace = || {
                 let bt = Backtrace::capture();
-                (bt.status() == BacktraceStatus::Captured).then(|| bt.to_string())
+                (bt.status() == BacktraceStatus::Captured).then(|| short(&bt.to_string()))
             };
             let site = || (location(), backtrace());
             if let Some(core) = try_hub().and_then(|hub| hub.running_greenlet_core()) {

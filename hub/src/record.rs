@@ -207,7 +207,7 @@ unsafe fn start<T: 'static, F: FnOnce() -> T + 'static>(head: NonNull<Header>, s
             // Dropped before the value is stored: a destructor that panics
             // makes the outcome a panic, with no value.
             let _locals = ClearLocals(&inner.task);
-            f()
+            crate::hook::sylvan_begin_short_backtrace(f)
         };
         // SAFETY: the record is alive (see above); its count is a cell.
         let detached = unsafe { head.as_ref() }.strong.get() == 1;

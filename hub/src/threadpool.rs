@@ -76,7 +76,9 @@ fn run_job<T>(for_greenlet: bool, f: impl FnOnce() -> T) -> (thread::Result<T>, 
         return (panic::catch_unwind(AssertUnwindSafe(f)), None);
     }
     JOB_PANIC_SITE.with(|slot| *slot.borrow_mut() = Some(None));
-    let r = panic::catch_unwind(AssertUnwindSafe(f));
+    let r = panic::catch_unwind(AssertUnwindSafe(|| {
+        crate::hook::sylvan_begin_short_backtrace(f)
+    }));
     let site = JOB_PANIC_SITE.with(|slot| slot.borrow_mut().take().flatten());
     (r, site)
 }

@@ -130,3 +130,89 @@ fn ignore_observed_reports_a_failure_whose_callback_never_ran() {
     assert!(stdout.contains("callback saw"), "{stdout}");
     assert!(!stderr.contains("boom the callback saw"), "{stderr}");
 }
+
+#[inline(never)]
+fn failing_leaf(x: u32) -> u32 {
+    if x > 2 {
+        panic!("leaf failed on {x}");
+    }
+    x
+}
+
+/// With `RUST_BACKTRACE=1` a failure report's backtrace is cut as std cuts
+/// a thread's: from the panic to the greenlet's body, without the panic
+/// hook above it or sylvan's entry and `catch_unwind`s below it, renumbered
+/// from 0, with std's note. `RUST_BACKTRACE=full` keeps every frame. A
+/// `spawn_blocking` job's panic is cut at the pool thread's entry.
+#[test]
+fn report_backtraces_are_short_unless_full_is_asked() {
+    const NAME: &str = "short_backtrace";
+    if is_child(NAME) {
+        let g = sylvan::Builder::new()
+            .name("leafy")
+            .spawn(|| failing_leaf(std::hint::black_box(5)))
+            .unwrap();
+        sylvan::sleep(Duration::from_millis(1));
+        drop(g);
+        // A job of a greenlet: its report is the greenlet's.
+        let g = sylvan::Builder::new()
+            .name("offloader")
+            .spawn(|| sylvan::spawn_blocking(|| failing_leaf(std::hint::black_box(9))))
+            .unwrap();
+        sylvan::sleep(Duration::from_millis(1));
+        assert!(g.join().is_err());
+        return;
+    }
+    let run = |style: &str| {
+        let out = crate::util::run_child_limited(
+            "failures::report_backtraces_are_short_unless_full_is_asked",
+            NAME,
+            &[("RUST_BACKTRACE", style)],
+            Duration::from_secs(60),
+        )
+        .expect("the child finished");
+        let (_, err) = crate::util::texts(&out);
+        assert!(out.status.success(), "{err}");
+        err
+    };
+    let short = run("1");
+    let report = short
+        .split("greenlet 'leafy'")
+        .nth(1)
+        .expect("the greenlet's report")
+        .split("greenlet 'offloader'")
+        .next()
+        .unwrap();
+    assert!(
+        report.contains("leaf failed on 5\nstack backtrace:\n   0: "),
+        "{short}"
+    );
+    assert!(report.contains("failing_leaf"), "{short}");
+    for internal in [
+        "sylvan_hub::hook",
+        "catch_unwind",
+        "sylvan_greenlet_entry",
+        "begin_short",
+    ] {
+        assert!(!report.contains(internal), "{internal} in\n{short}");
+    }
+    assert!(report.contains("run with `RUST_BACKTRACE=full`"), "{short}");
+    let job = short
+        .split("greenlet 'offloader'")
+        .nth(1)
+        .expect("the job's report")
+        .split("\n\n")
+        .next()
+        .unwrap();
+    assert!(
+        job.contains("leaf failed on 9") && job.contains("failing_leaf"),
+        "{short}"
+    );
+    for internal in ["threadpool", "catch_unwind", "begin_short"] {
+        assert!(!job.contains(internal), "{internal} in\n{short}");
+    }
+    let full = run("full");
+    assert!(full.contains("failing_leaf"), "{full}");
+    assert!(full.contains("catch_unwind"), "{full}");
+    assert!(!full.contains("Some details are omitted"), "{full}");
+}
