@@ -332,13 +332,16 @@ pub(crate) fn peer_of(fd: i32) -> Option<std::net::SocketAddr> {
     }
 }
 
-/// `s` for a table cell: control characters escaped (a new line in a
-/// name must not start a row of its own), cut to `n` characters with `~`.
+/// `s` for a table cell: what `{:?}` escapes, escaped (control, invisible
+/// and bidi characters: a new line must not start a row of its own, a
+/// zero-width or direction-changing one must not shift or reorder the
+/// columns), quotes and backslashes kept; cut to `n` characters with `~`.
 fn truncate(s: &str, n: usize) -> String {
     let mut t = String::with_capacity(s.len());
     for c in s.chars() {
-        if c.is_control() {
-            t.extend(c.escape_default());
+        let esc = c.escape_debug();
+        if esc.len() > 1 && !matches!(c, '\'' | '"' | '\\') {
+            t.extend(esc);
         } else {
             t.push(c);
         }

@@ -49,6 +49,7 @@ mod probes35;
 mod probes36;
 mod probes37;
 mod probes38;
+mod probes39;
 mod probes4;
 mod probes5;
 mod probes6;

@@ -192,9 +192,11 @@ macro_rules! impl_fd {
         impl TryFrom<std::os::fd::OwnedFd> for $ty {
             type Error = std::io::Error;
             /// Adopts a descriptor (of the right kind of socket, as for
-            /// `std`'s `From<OwnedFd>`) on this thread's hub.
+            /// `std`'s `From<OwnedFd>`) on this thread's hub, with the
+            /// timeouts it carries, as `from_std`.
             fn try_from(fd: std::os::fd::OwnedFd) -> std::io::Result<$ty> {
-                $ty::from_std(<$std>::from(fd))
+                let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+                $ty::from_std(<$std>::from(fd)).map_err(|e| $crate::net::not_pollable(e, raw))
             }
         }
 
@@ -224,8 +226,9 @@ macro_rules! impl_fd {
                 let s = unsafe { <$std as std::os::fd::FromRawFd>::from_raw_fd(fd) };
                 $ty::from_std(s).unwrap_or_else(|e| {
                     panic!(
-                        "{}::from_raw_fd({fd}): cannot register the descriptor with the hub: {e}",
-                        stringify!($ty)
+                        "{}::from_raw_fd({fd}): cannot register the descriptor with the hub: {}",
+                        stringify!($ty),
+                        $crate::net::not_pollable(e, fd)
                     )
                 })
             }
@@ -259,6 +262,20 @@ macro_rules! impl_fd {
             }
         }
     };
+}
+
+/// An adoption error of a descriptor, made clear: `ENOTSOCK` (from reading
+/// its timeouts) and `EPERM` (from epoll, which cannot watch a regular file
+/// or a directory) both mean it is not a socket.
+#[cold]
+pub(crate) fn not_pollable(e: io::Error, fd: std::os::fd::RawFd) -> io::Error {
+    match e.raw_os_error() {
+        Some(libc::ENOTSOCK | libc::EPERM) => io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} is not a socket ({e})"),
+        ),
+        _ => e,
+    }
 }
 
 mod server;

@@ -386,14 +386,18 @@ impl TcpStream {
     }
 
     /// Adopts a connected `std` stream on this thread's hub (it is made
-    /// non-blocking; its `std` timeouts are not carried over).
+    /// non-blocking), carrying its read and write timeouts over, as
+    /// [`into_std`](Self::into_std) carries them out.
     ///
     /// # Errors
     ///
-    /// From `set_nonblocking` or the registration.
+    /// From `set_nonblocking`, reading the timeouts, or the registration.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        let timeouts = (stream.read_timeout()?, stream.write_timeout()?);
         stream.set_nonblocking(true)?;
-        TcpStream::adopt(stream)
+        let s = TcpStream::adopt(stream)?;
+        s.inner.set_timeouts(timeouts);
+        Ok(s)
     }
 
     /// Deregisters the connection and returns it as a `std` stream

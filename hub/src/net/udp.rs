@@ -270,15 +270,19 @@ impl UdpSocket {
 
     socket_methods!(UdpSocket, timeouts);
 
-    /// Adopts a `std` socket on this thread's hub (made non-blocking).
+    /// Adopts a `std` socket on this thread's hub (made non-blocking),
+    /// carrying its read and write timeouts over.
     ///
     /// # Errors
     ///
     /// From `set_nonblocking` or the registration.
     pub fn from_std(socket: std::net::UdpSocket) -> io::Result<UdpSocket> {
+        let timeouts = (socket.read_timeout()?, socket.write_timeout()?);
         socket.set_nonblocking(true)?;
+        let inner = Source::new(socket)?;
+        inner.set_timeouts(timeouts);
         Ok(UdpSocket {
-            inner: Rc::new(Source::new(socket)?),
+            inner: Rc::new(inner),
         })
     }
 

@@ -254,14 +254,18 @@ impl UnixStream {
 
     socket_methods!(UnixStream, timeouts);
 
-    /// Adopts a `std` stream on this thread's hub (made non-blocking).
+    /// Adopts a `std` stream on this thread's hub (made non-blocking),
+    /// carrying its read and write timeouts over.
     ///
     /// # Errors
     ///
     /// From `set_nonblocking` or the registration.
     pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        let timeouts = (stream.read_timeout()?, stream.write_timeout()?);
         stream.set_nonblocking(true)?;
-        UnixStream::adopt(stream)
+        let s = UnixStream::adopt(stream)?;
+        s.inner.set_timeouts(timeouts);
+        Ok(s)
     }
 
     /// Deregisters the stream and returns it as a `std` one carrying

@@ -182,15 +182,19 @@ impl UnixDatagram {
 
     /// Adopts a `std` socket on this thread's hub (made non-blocking at the
     /// OS level; it parks greenlets unless
-    /// [`set_nonblocking`](Self::set_nonblocking) says otherwise).
+    /// [`set_nonblocking`](Self::set_nonblocking) says otherwise), carrying
+    /// its read and write timeouts over.
     ///
     /// # Errors
     ///
     /// From `set_nonblocking` or the registration.
     pub fn from_std(socket: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
+        let timeouts = (socket.read_timeout()?, socket.write_timeout()?);
         socket.set_nonblocking(true)?;
+        let inner = Source::new(socket)?;
+        inner.set_timeouts(timeouts);
         Ok(UnixDatagram {
-            inner: Rc::new(Source::new(socket)?),
+            inner: Rc::new(inner),
         })
     }
 
