@@ -216,3 +216,85 @@ fn report_backtraces_are_short_unless_full_is_asked() {
     assert!(full.contains("catch_unwind"), "{full}");
     assert!(!full.contains("Some details are omitted"), "{full}");
 }
+
+/// Records what reaches `log` (target and level with the text).
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for Recorder {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{} {} {}", r.target(), r.level(), r.args()));
+    }
+    fn flush(&self) {}
+}
+
+/// With a logger installed, the hub's reports go through `log` (target
+/// `sylvan`: a failure at error level, a stall of the blocking detector
+/// at warn level) and not to stderr; without one they go to stderr.
+#[test]
+fn reports_go_through_log_when_a_logger_takes_them() {
+    const NAME: &str = "reports_through_log";
+    if is_child(NAME) {
+        static RECORDER: Recorder = Recorder(std::sync::Mutex::new(Vec::new()));
+        log::set_logger(&RECORDER).unwrap();
+        log::set_max_level(log::LevelFilter::Trace);
+        let g = sylvan::Builder::new()
+            .name("logged")
+            .spawn(|| panic!("to the log"))
+            .unwrap();
+        sylvan::sleep(Duration::from_millis(1));
+        drop(g);
+        let detector = sylvan::BlockingDetector::start(Duration::from_millis(20));
+        // Hogs the hub until the detector has spoken (at most 5 s).
+        let hog = sylvan::spawn(|| {
+            let start = std::time::Instant::now();
+            let warned = || {
+                RECORDER
+                    .0
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .any(|l| l.contains("WARN"))
+            };
+            while !warned() && start.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        hog.join().unwrap();
+        drop(detector);
+        for line in RECORDER.0.lock().unwrap().iter() {
+            println!("LOGGED {}", line.replace('\n', " | "));
+        }
+        return;
+    }
+    let out = run_child(
+        "failures::reports_go_through_log_when_a_logger_takes_them",
+        NAME,
+    );
+    let (stdout, stderr) = crate::util::texts(&out);
+    assert!(out.status.success(), "{stderr}");
+    let logged: Vec<&str> = stdout
+        .lines()
+        // The first may follow libtest's "test ... " on its line.
+        .filter_map(|l| l.split_once("LOGGED ").map(|(_, rest)| rest))
+        .collect();
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.starts_with("sylvan ERROR greenlet 'logged'") && l.contains("to the log")),
+        "{logged:?}"
+    );
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.starts_with("sylvan WARN sylvan: greenlet") && l.contains("blocked the hub")),
+        "{logged:?}"
+    );
+    assert!(!stderr.contains("to the log"), "{stderr}");
+    assert!(!stderr.contains("blocked the hub"), "{stderr}");
+}
