@@ -60,13 +60,17 @@ impl Locals {
             if values.is_empty() {
                 return first_panic;
             }
-            // The values not dropped yet when one panics are dropped by
-            // the unwind of `drop` itself, which goes on with the rest.
-            let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(values)));
-            if let Err(p) = dropped {
-                match first_panic {
-                    None => first_panic = Some(p),
-                    Some(_) => sylvan_runtime::drop_payload(p),
+            // Each value on its own: were the vector dropped whole, a
+            // second panicking destructor would run during the unwind of
+            // the first, a panic in cleanup, which aborts the process.
+            for value in values {
+                let dropped =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(value)));
+                if let Err(p) = dropped {
+                    match first_panic {
+                        None => first_panic = Some(p),
+                        Some(_) => sylvan_runtime::drop_payload(p),
+                    }
                 }
             }
         }

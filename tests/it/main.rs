@@ -51,6 +51,7 @@ mod probes37;
 mod probes38;
 mod probes39;
 mod probes4;
+mod probes40;
 mod probes5;
 mod probes6;
 mod probes7;
