@@ -987,7 +987,10 @@ impl Hub {
         if self.closing.get() {
             // No new greenlets at teardown: callbacks are dropped unrun (their
             // guards settle the bookkeeping), waiters are being killed anyway.
-            drop(links);
+            if let Some(p) = crate::drop_each(links) {
+                crate::report_caught(&p, "link callbacks that never ran, at thread exit");
+                sylvan_runtime::drop_payload(p);
+            }
             return;
         }
         let outcome = task.core.outcome();
@@ -1056,8 +1059,10 @@ impl Hub {
     }
 
     /// Cancels a greenlet that has not started: it never runs, dies as
-    /// killed, and its links fire.
-    pub(crate) fn cancel_unstarted(&self, task: &Task) {
+    /// killed, and its links fire. A panic of the body's destructors (what
+    /// its closure captured) is returned once the bookkeeping is done.
+    #[must_use]
+    pub(crate) fn cancel_unstarted(&self, task: &Task) -> Option<crate::Payload> {
         // Dropping the body runs user destructors, which may block and so run
         // the loop, which may reap this record: keep it alive meanwhile.
         let _hold = self.hold(task.key.get());
@@ -1075,15 +1080,19 @@ impl Hub {
         // Links first: the body's destructors may block, and a link added
         // meanwhile (the greenlet reads as dead) must come after these.
         self.on_dead(task);
-        if let Some(body) = body {
-            // SAFETY: `_hold` keeps the record alive; its body was still
-            // there (taken from the task just now).
-            unsafe { body.cancel() };
-        }
+        let panic = body.and_then(|body| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                // SAFETY: `_hold` keeps the record alive; its body was still
+                // there (taken from the task just now).
+                unsafe { body.cancel() }
+            }))
+            .err()
+        });
         if !queued {
             // A queued task's key is still in the ring: the loop reaps it.
             self.reap(task.key.get(), task.id);
         }
+        panic
     }
 
     /// Adds or drops a wake source that is not a timer (IO waiters,
@@ -1211,7 +1220,10 @@ impl Hub {
         // Work other threads handed over that the loop never ran: dropped
         // with the hub, not when the last `Handle` goes (what it holds, a
         // sender or a file, is released now).
-        drop(self.remote.close());
+        if let Some(p) = crate::drop_each(self.remote.close()) {
+            crate::report_caught(&p, "a Handle::spawn job that never ran, at thread exit");
+            sylvan_runtime::drop_payload(p);
+        }
         // Kills each greenlet still mid-body (at most three times: one that
         // catches its kills is left), cancels each one that never started,
         // and goes round again for those their destructors spawned, while
@@ -1242,7 +1254,10 @@ impl Hub {
                 } else if !task.core.is_mid_body() {
                     let _hold = self.hold(key);
                     task.core.set_state(State::Scheduled);
-                    self.cancel_unstarted(task);
+                    if let Some(p) = self.cancel_unstarted(task) {
+                        crate::report_caught(&p, "a greenlet that never started, at thread exit");
+                        sylvan_runtime::drop_payload(p);
+                    }
                     self.reap(key, id);
                     progress = true;
                 } else {

@@ -41,6 +41,78 @@ pub(crate) fn report(level: log::Level, what: std::fmt::Arguments<'_>) {
     }
 }
 
+/// A caught panic's payload.
+pub(crate) type Payload = Box<dyn std::any::Any + Send>;
+
+/// Drops each value in a `catch_unwind` of its own, so that a second
+/// panicking destructor never runs inside the unwind of the first (a panic
+/// in cleanup, which aborts the process). Returns the first panic; the
+/// others are dropped.
+pub(crate) fn drop_each<T>(values: impl IntoIterator<Item = T>) -> Option<Payload> {
+    let mut first = None;
+    for value in values {
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(value)));
+        if let Err(p) = dropped {
+            match first {
+                None => first = Some(p),
+                Some(_) => sylvan_runtime::drop_payload(p),
+            }
+        }
+    }
+    first
+}
+
+/// Hands on a panic caught while dropping `what`: resumed in the caller,
+/// as an uncaught one would have gone; reported on stderr instead when the
+/// caller is already unwinding (a second panic there would abort).
+pub(crate) fn resume_or_report(panic: Option<Payload>, what: &str) {
+    let Some(p) = panic else { return };
+    if std::thread::panicking() {
+        report_caught(&p, what);
+        sylvan_runtime::drop_payload(p);
+    } else {
+        std::panic::resume_unwind(p);
+    }
+}
+
+/// Reports a panic caught while dropping `what` on stderr; it stops there.
+pub(crate) fn report_caught(p: &Payload, what: &str) {
+    stderr!(
+        "sylvan: a destructor panicked while dropping {what}: {}; the panic stops there",
+        sylvan_runtime::payload_message(&**p)
+    );
+}
+
+/// Owns a value whose destructor runs user code (a captured closure), and
+/// drops it through [`drop_each`] and [`resume_or_report`]: a panic there
+/// while the owner unwinds (a kill) is reported instead of aborting.
+pub(crate) struct DropCaught<T> {
+    value: Option<T>,
+    what: &'static str,
+}
+
+impl<T> DropCaught<T> {
+    pub(crate) fn new(value: T, what: &'static str) -> Self {
+        DropCaught {
+            value: Some(value),
+            what,
+        }
+    }
+}
+
+impl<T> std::ops::Deref for DropCaught<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.value.as_ref().expect("present until dropped")
+    }
+}
+
+impl<T> Drop for DropCaught<T> {
+    fn drop(&mut self) {
+        resume_or_report(drop_each(self.value.take()), self.what);
+    }
+}
+
 mod error;
 mod handle;
 mod hook;

@@ -63,14 +63,10 @@ impl Locals {
             // Each value on its own: were the vector dropped whole, a
             // second panicking destructor would run during the unwind of
             // the first, a panic in cleanup, which aborts the process.
-            for value in values {
-                let dropped =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(value)));
-                if let Err(p) = dropped {
-                    match first_panic {
-                        None => first_panic = Some(p),
-                        Some(_) => sylvan_runtime::drop_payload(p),
-                    }
+            if let Some(p) = crate::drop_each(values) {
+                match first_panic {
+                    None => first_panic = Some(p),
+                    Some(_) => sylvan_runtime::drop_payload(p),
                 }
             }
         }

@@ -391,7 +391,10 @@ impl<T> Drop for Receiver<T> {
             st.receiver = false;
             std::mem::take(&mut st.queue)
         };
-        drop(items);
+        // Each on its own, so that two panicking destructors (or one while
+        // this receiver's greenlet unwinds, say a `spawn_blocking` result
+        // that landed just before its caller was killed) do not abort.
+        crate::resume_or_report(crate::drop_each(items), "values left in a channel");
     }
 }
 

@@ -33,7 +33,7 @@ use slab::Slab;
 use crate::error::Error;
 use crate::hub::{TaskRef, Wake, hub, try_hub};
 use crate::sync::{Semaphore, WaitList, wait_on};
-use crate::task::{Builder, Greenlet, WaitKind, kill_task, spawn_failed};
+use crate::task::{Builder, Greenlet, WaitKind, kill_caught, kill_task, spawn_failed};
 
 const JOIN: WaitKind = WaitKind::Sync("a pool/group join");
 const EXIT: WaitKind = WaitKind::Sync("a pool slot (wait_available/kill)");
@@ -237,11 +237,15 @@ impl Core {
             if others == 0 {
                 break;
             }
+            // Each target is shot even if dropping an unstarted one's body
+            // panics (it is marked shot already); that panic comes after.
+            let mut panic = None;
             for r in targets {
                 if let Some(task) = hub.lookup(r) {
-                    kill_task(hub, task);
+                    kill_caught(hub, task, &mut panic);
                 }
             }
+            crate::resume_or_report(panic, "the body of a pool member killed before it started");
             if std::thread::panicking() {
                 return;
             }
@@ -263,12 +267,21 @@ struct Running<T: 'static>(Slab<Greenlet<T>>);
 
 impl<T: 'static> Drop for Running<T> {
     fn drop(&mut self) {
-        if try_hub().is_none() {
-            return;
-        }
+        let Some(hub) = try_hub() else { return };
+        // Every one is shot and every result dropped, each on its own, even
+        // if a destructor panics; the first panic comes after.
+        let mut panic = None;
         for (_, g) in self.0.iter() {
-            g.kill_nowait();
+            kill_caught(hub, g.task(), &mut panic);
         }
+        let greenlets = std::mem::take(&mut self.0);
+        if let Some(p) = crate::drop_each(greenlets.into_iter().map(|(_, g)| g)) {
+            match panic {
+                None => panic = Some(p),
+                Some(_) => sylvan_runtime::drop_payload(p),
+            }
+        }
+        crate::resume_or_report(panic, "the tasks of an imap dropped early");
     }
 }
 

@@ -829,7 +829,23 @@ impl<T: 'static> Greenlet<T> {
             .count();
         task.observers
             .set(task.observers.get().saturating_sub(observers as u32));
-        drop(removed);
+        crate::resume_or_report(
+            crate::drop_each(removed),
+            "link callbacks unlink_all removed",
+        );
+    }
+}
+
+/// [`kill_task`] on another greenlet, with a panic of its unstarted body's
+/// destructors caught into `first` (the first kept, the others dropped), so
+/// that a loop of kills goes on past it.
+pub(crate) fn kill_caught(hub: &Hub, task: &Task, first: &mut Option<crate::Payload>) {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kill_task(hub, task)));
+    if let Err(p) = r {
+        match first {
+            None => *first = Some(p),
+            Some(_) => sylvan_runtime::drop_payload(p),
+        }
     }
 }
 
@@ -844,7 +860,8 @@ pub(crate) fn kill_task(hub: &Hub, task: &Task) {
         return;
     }
     if !task.started.get() {
-        hub.cancel_unstarted(task);
+        let panic = hub.cancel_unstarted(task);
+        crate::resume_or_report(panic, "the body of a greenlet killed before it started");
     } else {
         hub.wake(task.as_ref(), Wake::Throw(Throw::Kill));
     }
@@ -873,13 +890,16 @@ pub fn killall<T: 'static>(
     // greenlets after it must not be skipped (gevent throws into every one).
     let me = hub.current().id;
     let mut listed_me = None;
+    let mut panic = None;
     for g in greenlets {
         if g.task().id == me {
             listed_me = Some(g.task());
         } else {
-            kill_task(hub, g.task());
+            kill_caught(hub, g.task(), &mut panic);
         }
     }
+    // Every other one is shot: now the panic of an unstarted one's body.
+    crate::resume_or_report(panic, "the body of a greenlet killed before it started");
     if let Some(t) = listed_me {
         kill_task(hub, t);
     }

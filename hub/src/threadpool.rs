@@ -27,7 +27,9 @@
 //! A finished job sends its result through a [`oneshot`](crate::mpsc::oneshot),
 //! which wakes the caller's hub through its `mio::Waker`. A caller killed (or
 //! timed out) while waiting unwinds at once; the job runs to completion on
-//! its thread and its result is dropped there.
+//! its thread and its result is dropped there, or by the unwinding caller
+//! if it landed first (a panic of its destructor is then reported on
+//! stderr, as a second panic during an unwind would abort).
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};

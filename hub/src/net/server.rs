@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use super::{TcpListener, TcpStream, ToSocketAddrs};
+use crate::DropCaught;
 use crate::sync::Event;
 use crate::task::{Builder, Greenlet};
 
@@ -483,7 +484,8 @@ impl StreamServer {
 /// Removes a handler's entry when its greenlet ends (returns, panics or is
 /// killed).
 struct Deregister {
-    shared: Rc<Shared>,
+    /// Maybe the last reference, dropped while a killed handler unwinds.
+    shared: DropCaught<Rc<Shared>>,
     key: usize,
 }
 
@@ -497,6 +499,9 @@ impl Drop for Deregister {
 
 /// The accept loop: runs until killed.
 fn accept_loop(listener: TcpListener, shared: Rc<Shared>) {
+    // The last reference once every handle is gone: dropped while the
+    // loop unwinds from its kill, with the handler and what it captured.
+    let shared = DropCaught::new(shared, "a StreamServer's handler");
     const MIN_PAUSE: Duration = Duration::from_millis(10);
     const MAX_PAUSE: Duration = Duration::from_secs(1);
     let mut pause = MIN_PAUSE;
@@ -540,13 +545,14 @@ fn accept_loop(listener: TcpListener, shared: Rc<Shared>) {
         shared.accepted.set(shared.accepted.get() + 1);
         let key = shared.handlers.borrow_mut().insert(None);
         let dereg = Deregister {
-            shared: shared.clone(),
+            shared: DropCaught::new(Rc::clone(&shared), "a StreamServer's handler"),
             key,
         };
-        let handler = shared.handler.clone();
+        // Maybe the last reference too, if this handler is killed last.
+        let handler = DropCaught::new(shared.handler.clone(), "a StreamServer's handler");
         let body = move || {
             let _dereg = dereg;
-            handler(stream, peer);
+            (*handler)(stream, peer);
         };
         let spawned = match &shared.spawner {
             Spawner::Plain => Builder::new().spawn_at(shared.site, body),
