@@ -82,6 +82,10 @@ fn short(bt: &str) -> String {
     out
 }
 
+/// The message of the panic std raises, and cannot unwind, when a
+/// destructor panics during an unwind (`core::panicking::panic_in_cleanup`).
+const PANIC_IN_CLEANUP: &str = "panic in a destructor during cleanup";
+
 /// Installs the hook once per process, in front of whatever hook was set.
 pub(crate) fn install() {
     static ONCE: Once = Once::new();
@@ -95,6 +99,18 @@ pub(crate) fn install() {
             };
             let site = || (location(), backtrace());
             if let Some(core) = try_hub().and_then(|hub| hub.running_greenlet_core()) {
+                if info.payload_as_str() == Some(PANIC_IN_CLEANUP) {
+                    // std aborts next: the greenlet's report, which would
+                    // have said what panicked, will never be made.
+                    stderr!(
+                        "sylvan: a destructor panicked while a greenlet was already unwinding (a \
+                         panic in cleanup); the process aborts"
+                    );
+                    for (message, location) in core.recorded_panics() {
+                        stderr!("sylvan: earlier panic on that greenlet, at {location}: {message}");
+                    }
+                    return previous(info);
+                }
                 let room = core.stack_room().unwrap_or(usize::MAX);
                 let bt = if room >= BACKTRACE_ROOM {
                     backtrace()

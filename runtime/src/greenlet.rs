@@ -420,6 +420,19 @@ impl Core {
         }
     }
 
+    /// The message and location of each panic recorded by
+    /// [`record_panic_site`](Self::record_panic_site) and not yet taken
+    /// into a [`Panic`], oldest first (at most a few).
+    pub fn recorded_panics(&self) -> Vec<(String, String)> {
+        match self.panic_site.try_borrow() {
+            Ok(sites) => sites
+                .as_ref()
+                .map(|s| s.0.iter().map(|(m, l, _)| (m.clone(), l.clone())).collect())
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// The usable size of the greenlet's stack in bytes (0 before start).
     pub fn stack_size(&self) -> usize {
         self.stack_size.get()

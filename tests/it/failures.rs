@@ -298,3 +298,35 @@ fn reports_go_through_log_when_a_logger_takes_them() {
     assert!(!stderr.contains("to the log"), "{stderr}");
     assert!(!stderr.contains("blocked the hub"), "{stderr}");
 }
+
+/// A destructor that panics while its greenlet already unwinds makes std
+/// abort ("panic in a destructor during cleanup"). The hook had recorded
+/// both panics for a report that will never be made: it says them on
+/// stderr before the abort, instead of leaving only std's one line.
+#[test]
+fn an_abort_from_a_panic_in_cleanup_says_what_panicked() {
+    const NAME: &str = "panic_in_cleanup";
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("the second, from a destructor");
+        }
+    }
+    if is_child(NAME) {
+        let g = sylvan::spawn(|| {
+            let _d = PanicsOnDrop;
+            panic!("the first, from the body");
+        });
+        let _ = g.join();
+        unreachable!("the process aborts first");
+    }
+    let out = run_child(
+        "failures::an_abort_from_a_panic_in_cleanup_says_what_panicked",
+        NAME,
+    );
+    let (_, stderr) = crate::util::texts(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("a panic in cleanup"), "{stderr}");
+    assert!(stderr.contains("the first, from the body"), "{stderr}");
+    assert!(stderr.contains("the second, from a destructor"), "{stderr}");
+}
