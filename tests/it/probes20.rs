@@ -878,17 +878,21 @@ fn blocking_detector_reports_main_spinning_as_greenlet_zero() {
 fn blocking_detector_ignores_a_busy_greenlet_that_yields_often() {
     let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::<BlockingReport>::new()));
     let r = reports.clone();
-    let det = BlockingDetector::with_callback(Duration::from_millis(50), move |rep| {
+    // 400 ms of work in 5 ms slices against a 250 ms threshold: far more
+    // than the threshold in all, never near it in one slice, even with the
+    // thread preempted for a while on a loaded machine (a 50 ms threshold
+    // saw a 55 ms slice under a parallel build).
+    let det = BlockingDetector::with_callback(Duration::from_millis(250), move |rep| {
         r.lock().unwrap().push(rep.clone())
     });
     let g = spawn(|| {
-        for _ in 0..60 {
+        for _ in 0..80 {
             spin(5 * MS);
             yield_now();
         }
     });
     g.join().unwrap();
-    sylvan::sleep(Duration::from_millis(60));
+    sylvan::sleep(Duration::from_millis(260));
     drop(det);
     assert!(
         reports.lock().unwrap().is_empty(),
