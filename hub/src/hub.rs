@@ -997,6 +997,7 @@ impl Hub {
         for link in links {
             match link {
                 Link::Waiter(r) => self.wake(r, Wake::Ready),
+                Link::Gone => {}
                 Link::Callback { when, f, .. } => {
                     if when.matches(outcome) {
                         crate::task::spawn_link_callback(self, task, f);

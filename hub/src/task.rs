@@ -112,6 +112,36 @@ pub(crate) enum Link {
     Waiter(TaskRef),
     /// A callback, run in a fresh greenlet on death.
     Callback { when: When, f: Box<dyn FnOnce()> },
+    /// A waiter that left (timed out or unwound): a tombstone, so that the
+    /// places of the links after it, which their waiters hold, stay put.
+    Gone,
+}
+
+/// Registers `me` as a waiter on `task`'s death; the place to pass to
+/// [`remove_waiter`].
+pub(crate) fn add_waiter(task: &Task, me: TaskRef) -> usize {
+    let mut links = task.links.borrow_mut();
+    links.push(Link::Waiter(me));
+    links.len() - 1
+}
+
+/// Unregisters a waiter that leaves without being woken, in O(1) when its
+/// place still holds it: the entry becomes a tombstone (trailing ones are
+/// popped), so the places of the others stay valid. Where `unlink_all`
+/// moved it (or death took the links), it is looked for.
+pub(crate) fn remove_waiter(task: &Task, me: TaskRef, place: usize) {
+    let mut links = task.links.borrow_mut();
+    let is_me = |l: &Link| matches!(l, Link::Waiter(r) if *r == me);
+    let at = match links.get(place) {
+        Some(l) if is_me(l) => Some(place),
+        _ => links.iter().position(is_me),
+    };
+    if let Some(i) = at {
+        links[i] = Link::Gone;
+        while matches!(links.last(), Some(Link::Gone)) {
+            links.pop();
+        }
+    }
 }
 
 /// The hub's record of one greenlet (type-erased part).
@@ -552,15 +582,13 @@ impl<T: 'static> Drop for Unobserved<T> {
 struct WaiterGuard<'a> {
     task: &'a Task,
     me: TaskRef,
+    place: usize,
 }
 
 impl Drop for WaiterGuard<'_> {
     fn drop(&mut self) {
         let me = self.me;
-        self.task
-            .links
-            .borrow_mut()
-            .retain(|l| !matches!(l, Link::Waiter(r) if *r == me));
+        remove_waiter(self.task, me, self.place);
         self.task.borrow_waiters.borrow_mut().retain(|r| *r != me);
     }
 }
@@ -610,7 +638,12 @@ impl<T: 'static> Greenlet<T> {
         while task.borrowers.get() > 0 {
             let me = hub.current();
             task.borrow_waiters.borrow_mut().push(me);
-            let guard = WaiterGuard { task, me };
+            // Not in the links (the greenlet is dead): no place there.
+            let guard = WaiterGuard {
+                task,
+                me,
+                place: usize::MAX,
+            };
             let woke = hub.park(WaitKind::LinkCallbacks(GreenletId(task.id)), false);
             drop(guard);
             if woke == Woke::Refused {
@@ -665,8 +698,8 @@ impl<T: 'static> Greenlet<T> {
                     GreenletId(task.id)
                 );
             }
-            task.links.borrow_mut().push(Link::Waiter(me));
-            let guard = WaiterGuard { task, me };
+            let place = add_waiter(task, me);
+            let guard = WaiterGuard { task, me, place };
             let woke = hub.park_until(what, deadline);
             drop(guard);
             if woke != Woke::Ready {

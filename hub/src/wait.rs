@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::hub::{TaskRef, Wake, Woke, hub};
-use crate::task::{Greenlet, Link, WaitKind};
+use crate::task::{Greenlet, WaitKind};
 
 const WAIT: WaitKind = WaitKind::Sync("wait/iwait on several objects");
 
@@ -106,19 +106,12 @@ impl<T: 'static> Waitable for Greenlet<T> {
     }
 
     fn watch(&self, waiter: Waiter) -> usize {
-        // A join waiter: woken when the greenlet dies.
-        self.task()
-            .links
-            .borrow_mut()
-            .push(Link::Waiter(waiter.task));
-        0
+        // A join waiter: woken when the greenlet dies; the token is its place.
+        crate::task::add_waiter(self.task(), waiter.task)
     }
 
-    fn unwatch(&self, waiter: Waiter, _token: usize) {
-        self.task()
-            .links
-            .borrow_mut()
-            .retain(|l| !matches!(l, Link::Waiter(r) if *r == waiter.task));
+    fn unwatch(&self, waiter: Waiter, token: usize) {
+        crate::task::remove_waiter(self.task(), waiter.task, token);
     }
 }
 

@@ -68,7 +68,8 @@
 //! greenlet parked on the receiver (shared through an `Rc`, as the types
 //! allow; mpsc.rs:167), and each re-parks after a `retain` over the list
 //! (mpsc.rs:221): O(N^2) per send. Everything else probed stays linear.
-//! (1), (2), (3), (5) and (6) are open: their tests stay ignored as BUG.
+//! Fixed since: (1), a waiter's entry becomes a tombstone in place.
+//! (2), (3), (5) and (6) are open: their tests stay ignored as BUG.
 
 use std::cell::Cell;
 use std::fmt;
@@ -558,7 +559,6 @@ fn readers_of_one_socket_timing_out_stay_under_the_bound() {
 
 // 4.4 / 33.7 us per joiner at 500 / 4000 (x7.63).
 #[test]
-#[ignore = "BUG: joiners of one greenlet that time out each scan all its links (task.rs:563 retain): O(N^2)"]
 fn joiners_of_one_greenlet_timing_out_stay_linear() {
     long(|| {
         assert_not_growing(&growth("joiners of one greenlet time out", 500, |n| {
