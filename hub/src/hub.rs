@@ -171,7 +171,10 @@ pub(crate) struct Hub {
     /// thread-pool jobs, cross-thread receivers.
     refs: Cell<usize>,
     pub(crate) remote: Arc<Remote>,
-    idle_waiters: RefCell<Vec<TaskRef>>,
+    /// Greenlets in `idle()`, by ticket (in the order they came): leaving
+    /// is O(log n), not a scan.
+    idle_waiters: RefCell<std::collections::BTreeMap<u64, TaskRef>>,
+    idle_tickets: Cell<u64>,
     /// Main's `wait_all`: its deadline is not a timer, so that it does not
     /// count as work left.
     pub(crate) wait_all: Cell<WaitAll>,
@@ -335,7 +338,8 @@ impl Hub {
             },
             refs: Cell::new(0),
             remote,
-            idle_waiters: RefCell::new(Vec::new()),
+            idle_waiters: RefCell::new(std::collections::BTreeMap::new()),
+            idle_tickets: Cell::new(0),
             wait_all: Cell::new(WaitAll::Off),
             link_runs: RefCell::new(Vec::new()),
             policy: RefCell::new(ErrorPolicy::default()),
@@ -809,8 +813,8 @@ impl Hub {
                     return;
                 }
             }
-            let idle: Vec<TaskRef> = std::mem::take(&mut *self.idle_waiters.borrow_mut());
-            for r in idle {
+            let idle = std::mem::take(&mut *self.idle_waiters.borrow_mut());
+            for r in idle.into_values() {
                 self.wake(r, Wake::Ready);
             }
             return;
@@ -1107,20 +1111,23 @@ impl Hub {
         );
     }
 
-    /// Registers the current greenlet to be woken when the loop runs out of
-    /// ready greenlets.
-    pub(crate) fn add_idle_waiter(&self, r: TaskRef) {
-        self.idle_waiters.borrow_mut().push(r);
+    /// Registers `r` to be woken when the loop runs out of ready
+    /// greenlets; the ticket names the registration.
+    pub(crate) fn add_idle_waiter(&self, r: TaskRef) -> u64 {
+        let ticket = self.idle_tickets.get();
+        self.idle_tickets.set(ticket + 1);
+        self.idle_waiters.borrow_mut().insert(ticket, r);
+        ticket
     }
 
-    pub(crate) fn remove_idle_waiter(&self, r: TaskRef) {
-        self.idle_waiters.borrow_mut().retain(|w| *w != r);
+    pub(crate) fn remove_idle_waiter(&self, ticket: u64) {
+        self.idle_waiters.borrow_mut().remove(&ticket);
     }
 
-    /// True while `r` is registered and the loop has not yet woken it for
+    /// True while `ticket` is registered and the loop has not yet woken it for
     /// being idle.
-    pub(crate) fn is_idle_waiter(&self, r: TaskRef) -> bool {
-        self.idle_waiters.borrow().contains(&r)
+    pub(crate) fn is_idle_waiter(&self, ticket: u64) -> bool {
+        self.idle_waiters.borrow().contains_key(&ticket)
     }
 
     pub(crate) fn stats(&self) -> HubStats {

@@ -73,9 +73,8 @@ pub fn idle() {
     if std::thread::panicking() {
         return;
     }
-    let me = hub.current();
-    hub.add_idle_waiter(me);
-    struct Unregister(crate::hub::TaskRef);
+    let ticket = hub.add_idle_waiter(hub.current());
+    struct Unregister(u64);
     impl Drop for Unregister {
         fn drop(&mut self) {
             if let Some(h) = crate::hub::try_hub() {
@@ -83,11 +82,11 @@ pub fn idle() {
             }
         }
     }
-    let _g = Unregister(me);
+    let _g = Unregister(ticket);
     // The loop takes the waiter off the list when it wakes it for being
     // idle; any other wake-up is spurious and parks again.
     while hub.park(WaitKind::Idle, false) != crate::hub::Woke::Refused {
-        if !hub.is_idle_waiter(me) {
+        if !hub.is_idle_waiter(ticket) {
             break;
         }
     }

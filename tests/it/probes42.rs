@@ -68,8 +68,9 @@
 //! greenlet parked on the receiver (shared through an `Rc`, as the types
 //! allow; mpsc.rs:167), and each re-parks after a `retain` over the list
 //! (mpsc.rs:221): O(N^2) per send. Everything else probed stays linear.
-//! Fixed since: (1), a waiter's entry becomes a tombstone in place.
-//! (2), (3), (5) and (6) are open: their tests stay ignored as BUG.
+//! Fixed since: (1), a waiter's entry becomes a tombstone in place; (2),
+//! idle waiters are kept by ticket in a `BTreeMap`. (3), (5) and (6) are
+//! open: their tests stay ignored as BUG.
 
 use std::cell::Cell;
 use std::fmt;
@@ -575,7 +576,6 @@ fn joiners_of_one_greenlet_timing_out_stay_linear() {
 // Killed: 15.5 / 82.0 us per waiter at 1000 / 8000 (x5.29). Rounds of
 // four `idle()` each: 20.0 / 84.6 us at 500 / 4000 (x4.22).
 #[test]
-#[ignore = "BUG: idle() waiters are a Vec; each leaving one scans it (hub.rs:1107 retain): O(N^2)"]
 fn idle_waiters_leaving_stay_linear() {
     long(|| {
         assert_not_growing(&growth("idle() waiters killed", 1000, |n| {
