@@ -991,10 +991,10 @@ impl Hub {
         if self.closing.get() {
             // No new greenlets at teardown: callbacks are dropped unrun (their
             // guards settle the bookkeeping), waiters are being killed anyway.
-            if let Some(p) = crate::drop_each(links) {
-                crate::report_caught(&p, "link callbacks that never ran, at thread exit");
-                sylvan_runtime::drop_payload(p);
-            }
+            crate::report_panic(
+                crate::drop_each(links),
+                "link callbacks that never ran, at thread exit",
+            );
             return;
         }
         let outcome = task.core.outcome();
@@ -1228,10 +1228,10 @@ impl Hub {
         // Work other threads handed over that the loop never ran: dropped
         // with the hub, not when the last `Handle` goes (what it holds, a
         // sender or a file, is released now).
-        if let Some(p) = crate::drop_each(self.remote.close()) {
-            crate::report_caught(&p, "a Handle::spawn job that never ran, at thread exit");
-            sylvan_runtime::drop_payload(p);
-        }
+        crate::report_panic(
+            crate::drop_each(self.remote.close()),
+            "a Handle::spawn job that never ran, at thread exit",
+        );
         // Kills each greenlet still mid-body (at most three times: one that
         // catches its kills is left), cancels each one that never started,
         // and goes round again for those their destructors spawned, while
@@ -1262,10 +1262,10 @@ impl Hub {
                 } else if !task.core.is_mid_body() {
                     let _hold = self.hold(key);
                     task.core.set_state(State::Scheduled);
-                    if let Some(p) = self.cancel_unstarted(task) {
-                        crate::report_caught(&p, "a greenlet that never started, at thread exit");
-                        sylvan_runtime::drop_payload(p);
-                    }
+                    crate::report_panic(
+                        self.cancel_unstarted(task),
+                        "a greenlet that never started, at thread exit",
+                    );
                     self.reap(key, id);
                     progress = true;
                 } else {
@@ -1371,20 +1371,12 @@ impl Drop for NoSwitch<'_> {
 #[cold]
 #[inline(never)]
 fn drop_caught<T>(v: T, id: u64) {
-    if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(v))) {
-        report_drop_panic(&*p, id);
-        sylvan_runtime::drop_payload(p);
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn report_drop_panic(p: &(dyn std::any::Any + Send), id: u64) {
-    stderr!(
-        "sylvan: a destructor panicked while dropping what greenlet {} left behind (its value \
-         or a link callback that did not run): {}; the panic stops there",
-        GreenletId(id),
-        sylvan_runtime::payload_message(p)
+    crate::report_panic(
+        crate::drop_each([v]),
+        format_args!(
+            "what greenlet {} left behind (its value or a link callback that did not run)",
+            GreenletId(id)
+        ),
     );
 }
 

@@ -53,34 +53,41 @@ pub(crate) fn drop_each<T>(values: impl IntoIterator<Item = T>) -> Option<Payloa
     for value in values {
         let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(value)));
         if let Err(p) = dropped {
-            match first {
-                None => first = Some(p),
-                Some(_) => sylvan_runtime::drop_payload(p),
-            }
+            keep_first(&mut first, p);
         }
     }
     first
+}
+
+/// Keeps `p` as the first panic caught, unless there is one already: then
+/// `p` is dropped.
+pub(crate) fn keep_first(first: &mut Option<Payload>, p: Payload) {
+    match first {
+        None => *first = Some(p),
+        Some(_) => sylvan_runtime::drop_payload(p),
+    }
 }
 
 /// Hands on a panic caught while dropping `what`: resumed in the caller,
 /// as an uncaught one would have gone; reported on stderr instead when the
 /// caller is already unwinding (a second panic there would abort).
 pub(crate) fn resume_or_report(panic: Option<Payload>, what: &str) {
-    let Some(p) = panic else { return };
-    if std::thread::panicking() {
-        report_caught(&p, what);
-        sylvan_runtime::drop_payload(p);
-    } else {
-        std::panic::resume_unwind(p);
+    match panic {
+        Some(p) if !std::thread::panicking() => std::panic::resume_unwind(p),
+        panic => report_panic(panic, what),
     }
 }
 
-/// Reports a panic caught while dropping `what` on stderr; it stops there.
-pub(crate) fn report_caught(p: &Payload, what: &str) {
+/// Reports a panic caught while dropping `what` on stderr, and drops it:
+/// the panic stops there.
+#[cold]
+pub(crate) fn report_panic(panic: Option<Payload>, what: impl std::fmt::Display) {
+    let Some(p) = panic else { return };
     stderr!(
         "sylvan: a destructor panicked while dropping {what}: {}; the panic stops there",
-        sylvan_runtime::payload_message(&**p)
+        sylvan_runtime::payload_message(&*p)
     );
+    sylvan_runtime::drop_payload(p);
 }
 
 /// Owns a value whose destructor runs user code (a captured closure), and

@@ -64,10 +64,7 @@ impl Locals {
             // second panicking destructor would run during the unwind of
             // the first, a panic in cleanup, which aborts the process.
             if let Some(p) = crate::drop_each(values) {
-                match first_panic {
-                    None => first_panic = Some(p),
-                    Some(_) => sylvan_runtime::drop_payload(p),
-                }
+                crate::keep_first(&mut first_panic, p);
             }
         }
         let left = std::mem::take(&mut *list.borrow_mut());

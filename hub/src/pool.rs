@@ -276,10 +276,7 @@ impl<T: 'static> Drop for Running<T> {
         }
         let greenlets = std::mem::take(&mut self.0);
         if let Some(p) = crate::drop_each(greenlets.into_iter().map(|(_, g)| g)) {
-            match panic {
-                None => panic = Some(p),
-                Some(_) => sylvan_runtime::drop_payload(p),
-            }
+            crate::keep_first(&mut panic, p);
         }
         crate::resume_or_report(panic, "the tasks of an imap dropped early");
     }

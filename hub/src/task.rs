@@ -875,10 +875,7 @@ impl<T: 'static> Greenlet<T> {
 pub(crate) fn kill_caught(hub: &Hub, task: &Task, first: &mut Option<crate::Payload>) {
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| kill_task(hub, task)));
     if let Err(p) = r {
-        match first {
-            None => *first = Some(p),
-            Some(_) => sylvan_runtime::drop_payload(p),
-        }
+        crate::keep_first(first, p);
     }
 }
 
