@@ -233,9 +233,6 @@ fn map_error(usable: usize, step: &str, err: io::Error) -> io::Error {
         "protect" => ("make", " writable"),
         _ => ("map", ""),
     };
-    let max_map_count = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .map_err(|e| e.to_string())
-        .and_then(|s| s.trim().parse::<u64>().map_err(|e| e.to_string()));
     if map_count_has_room() {
         return io::Error::new(
             err.kind(),
@@ -253,7 +250,10 @@ fn map_error(usable: usize, step: &str, err: io::Error) -> io::Error {
          memory mappings and the kernel's limit vm.max_map_count ",
         usable / 1024
     );
-    match max_map_count {
+    match std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .map_err(|e| e.to_string())
+        .and_then(|s| s.trim().parse::<u64>().map_err(|e| e.to_string()))
+    {
         Ok(count) => {
             let suggested = if count < 262_144 {
                 262_144
