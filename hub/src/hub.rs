@@ -175,6 +175,9 @@ pub(crate) struct Hub {
     /// is O(log n), not a scan.
     idle_waiters: RefCell<std::collections::BTreeMap<u64, TaskRef>>,
     idle_tickets: Cell<u64>,
+    /// The `iwait` iterators alive on this thread, which their
+    /// registrations notify (see `wait.rs`).
+    pub(crate) wait_sets: RefCell<crate::wait::WaitSets>,
     /// Main's `wait_all`: its deadline is not a timer, so that it does not
     /// count as work left.
     pub(crate) wait_all: Cell<WaitAll>,
@@ -340,6 +343,7 @@ impl Hub {
             remote,
             idle_waiters: RefCell::new(std::collections::BTreeMap::new()),
             idle_tickets: Cell::new(0),
+            wait_sets: RefCell::new(crate::wait::WaitSets::default()),
             wait_all: Cell::new(WaitAll::Off),
             link_runs: RefCell::new(Vec::new()),
             policy: RefCell::new(ErrorPolicy::default()),
@@ -395,7 +399,7 @@ impl Hub {
         };
         u32::try_from(key)
             .ok()
-            .filter(|&k| k < FRESH)
+            .filter(|&k| k < crate::wait::PROXY)
             .expect("sylvan: too many greenlets")
     }
 
@@ -522,6 +526,9 @@ impl Hub {
     pub(crate) fn wake(&self, r: TaskRef, why: Wake) {
         if let Some(task) = self.lookup(r) {
             self.wake_found(r, task, why);
+        } else if r.key >= crate::wait::PROXY {
+            // A registration of `iwait`, not a greenlet: off the hot path.
+            crate::wait::notify(self, r);
         }
     }
 

@@ -1,10 +1,14 @@
 //! `wait` and `iwait`: block on several things at once.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::hub::{TaskRef, Wake, Woke, hub};
+use slab::Slab;
+
+use crate::hub::{Hub, Key, TaskRef, Wake, Woke, hub};
 use crate::task::{Greenlet, WaitKind};
 
 const WAIT: WaitKind = WaitKind::Sync("wait/iwait on several objects");
@@ -44,7 +48,11 @@ impl Waiter {
 /// permit is free; waiting takes none).
 ///
 /// Implement it for your own types by keeping the watchers and calling
-/// [`Waiter::wake`] on each when the object becomes ready.
+/// [`Waiter::wake`] on each when the object becomes ready. An [`iwait`]
+/// keeps its registrations from the first time it parks until it reports
+/// the object or is dropped; after a wake-up that finds the object neither
+/// ready nor [`fired`](Waitable::fired) it unwatches and watches again, so
+/// an implementation may forget a waiter once it has woken it.
 ///
 /// ```
 /// # extern crate sylvan_hub as sylvan;
@@ -192,10 +200,15 @@ pub fn wait(
 ///
 /// Readiness order is the order the waiting greenlet sees it: objects that
 /// became ready while it had not run yet (for example two greenlets that
-/// died in the same turn of the hub) come in index order. The iterator
-/// registers on the objects only while it is parked inside `next`, so code
-/// that runs between two items is never woken by them; dropping the
-/// iterator early leaves no registration behind.
+/// died in the same turn of the hub, or while the loop body ran between two
+/// items) come in index order.
+///
+/// The first time it finds nothing ready, the iterator registers on every
+/// object not reported yet, once: each item then costs O(log n), however
+/// many objects remain. A registration that fires while the code between
+/// two items runs is noted, never wakes that code (it is reported by the
+/// next call to `next`), and dropping the iterator early leaves no
+/// registration behind.
 ///
 /// ```
 /// # extern crate sylvan_hub as sylvan;
@@ -217,10 +230,10 @@ pub fn iwait<'a>(objects: &'a [&'a dyn Waitable], timeout: Option<Duration>) -> 
     Iwait {
         objects,
         reported: vec![false; objects.len()],
-        fired: vec![false; objects.len()],
         remaining: objects.len(),
         deadline: timeout.and_then(crate::time::deadline_after),
         next_scan: 0,
+        watching: None,
     }
 }
 
@@ -228,13 +241,42 @@ pub fn iwait<'a>(objects: &'a [&'a dyn Waitable], timeout: Option<Duration>) -> 
 pub struct Iwait<'a> {
     objects: &'a [&'a dyn Waitable],
     reported: Vec<bool>,
-    /// Objects whose registration fired while this iterator waited, ready
-    /// or not now (an event set then cleared): reported like ready ones.
-    fired: Vec<bool>,
     remaining: usize,
     deadline: Option<Instant>,
     /// Where the next scan starts: objects below it were all reported.
+    /// Scans happen only until the iterator first registers.
     next_scan: usize,
+    /// The registrations, once made.
+    watching: Option<Watching>,
+}
+
+/// The registrations of an [`Iwait`] that found nothing ready: one on each
+/// object not reported then, made through a proxy waiter that notes the
+/// object in the hub's [`WaitSet`] for it.
+struct Watching {
+    /// The hub that holds the set (a later hub of the same thread must not
+    /// touch it).
+    hub_uid: u64,
+    /// The set's key in [`Hub::wait_sets`].
+    set: Key,
+    /// Its generation, which the proxy waiters carry.
+    generation: u32,
+    /// Each object's registration token, while registered.
+    tokens: Vec<Option<usize>>,
+    /// Objects whose registration was notified, smallest index first:
+    /// checked and reported by `next`.
+    candidates: BinaryHeap<Reverse<u32>>,
+}
+
+impl Watching {
+    fn waiter(&self, i: usize) -> Waiter {
+        Waiter {
+            task: TaskRef {
+                key: PROXY + self.set,
+                id: (u64::from(self.generation) << 32) | i as u64,
+            },
+        }
+    }
 }
 
 impl fmt::Debug for Iwait<'_> {
@@ -247,42 +289,179 @@ impl fmt::Debug for Iwait<'_> {
     }
 }
 
+/// Task keys from here up name the proxy waiters of `iwait` registrations
+/// (the set's key added), never a greenlet: [`Hub::wake`] hands a wake-up
+/// for one to [`notify`].
+pub(crate) const PROXY: Key = 1 << 30;
+
+/// The hub's side of one [`Iwait`]'s registrations.
+struct WaitSet {
+    generation: u32,
+    /// The greenlet parked in the iterator's `next`, to wake on a notice;
+    /// `None` while the code between two items runs.
+    parked: Option<TaskRef>,
+    /// Objects notified since the iterator last looked, each once.
+    notified: Vec<u32>,
+    queued: Vec<bool>,
+}
+
+/// Every `iwait` registration set of a hub.
+#[derive(Default)]
+pub(crate) struct WaitSets {
+    sets: Slab<WaitSet>,
+    generations: u32,
+}
+
+/// A wake-up for the proxy waiter `r`: notes its object in its set and
+/// wakes the greenlet parked in that iterator's `next`, if one is. A stale
+/// proxy (its iterator gone) is ignored. Runs no user code.
+pub(crate) fn notify(hub: &Hub, r: TaskRef) {
+    let parked = {
+        let mut sets = hub.wait_sets.borrow_mut();
+        let Some(set) = sets.sets.get_mut((r.key - PROXY) as usize) else {
+            return;
+        };
+        if u64::from(set.generation) != r.id >> 32 {
+            return;
+        }
+        let i = r.id as u32;
+        if let Some(q) = set.queued.get_mut(i as usize)
+            && !*q
+        {
+            *q = true;
+            set.notified.push(i);
+        }
+        set.parked
+    };
+    if let Some(t) = parked {
+        hub.wake(t, Wake::Ready);
+    }
+}
+
 impl Iwait<'_> {
-    /// The first ready object not reported yet, in index order.
+    /// Before the registrations: the first ready object not reported yet,
+    /// in index order.
     fn scan(&mut self) -> Option<usize> {
         while self.next_scan < self.objects.len() && self.reported[self.next_scan] {
             self.next_scan += 1;
         }
-        let i = (self.next_scan..self.objects.len())
-            .find(|&i| !self.reported[i] && (self.fired[i] || self.objects[i].is_ready()))?;
+        (self.next_scan..self.objects.len())
+            .find(|&i| !self.reported[i] && self.objects[i].is_ready())
+    }
+
+    /// Registers on every object not reported yet (none is ready: a scan
+    /// just found none).
+    fn register(&mut self, hub: &Hub) {
+        let n = self.objects.len();
+        let (set, generation) = {
+            let mut sets = hub.wait_sets.borrow_mut();
+            sets.generations = sets.generations.wrapping_add(1);
+            let generation = sets.generations;
+            let set = sets.sets.insert(WaitSet {
+                generation,
+                parked: None,
+                notified: Vec::new(),
+                queued: vec![false; n],
+            });
+            (set as Key, generation)
+        };
+        assert!(set < PROXY, "sylvan: too many iwait iterators alive");
+        let mut w = Watching {
+            hub_uid: hub.uid,
+            set,
+            generation,
+            tokens: vec![None; n],
+            candidates: BinaryHeap::new(),
+        };
+        for i in self.next_scan..n {
+            if !self.reported[i] {
+                w.tokens[i] = Some(self.objects[i].watch(w.waiter(i)));
+            }
+        }
+        self.watching = Some(w);
+    }
+
+    /// After the registrations: the smallest notified object that is still
+    /// to report, if any. A notice whose object neither fired nor is ready
+    /// (a spurious wake-up) is dropped, and the object watched anew.
+    fn take_notified(&mut self, hub: &Hub) -> Option<usize> {
+        let w = self.watching.as_mut()?;
+        {
+            let mut sets = hub.wait_sets.borrow_mut();
+            if let Some(set) = sets.sets.get_mut(w.set as usize) {
+                for i in set.notified.drain(..) {
+                    set.queued[i as usize] = false;
+                    w.candidates.push(Reverse(i));
+                }
+            }
+        }
+        while let Some(Reverse(i)) = w.candidates.pop() {
+            let i = i as usize;
+            let Some(token) = w.tokens[i] else {
+                continue; // reported already
+            };
+            let obj = self.objects[i];
+            let fired = obj.fired(w.waiter(i), token);
+            obj.unwatch(w.waiter(i), token);
+            if fired || obj.is_ready() {
+                w.tokens[i] = None;
+                return Some(i);
+            }
+            // Spurious: registers again, for a `Waitable` that forgets a
+            // waiter once it has woken it.
+            w.tokens[i] = Some(obj.watch(w.waiter(i)));
+        }
+        None
+    }
+
+    fn report(&mut self, i: usize) -> Option<usize> {
         self.reported[i] = true;
         self.remaining -= 1;
         Some(i)
     }
 
-    /// Notes every watched object whose registration fired, before the
-    /// registrations go: each is reported in turn, even if the object is
-    /// no longer ready.
-    fn latch_fired(&mut self, watches: &Watches<'_>) {
-        for &(i, token) in &watches.tokens {
-            if self.objects[i].fired(watches.waiter, token) {
-                self.fired[i] = true;
+    /// Parks until a notice or the deadline, with the set pointing its
+    /// notices at this greenlet meanwhile.
+    fn park(&self, hub: &Hub) -> Woke {
+        struct Parked<'h> {
+            hub: &'h Hub,
+            set: usize,
+        }
+        impl Drop for Parked<'_> {
+            fn drop(&mut self) {
+                if let Some(set) = self.hub.wait_sets.borrow_mut().sets.get_mut(self.set) {
+                    set.parked = None;
+                }
             }
         }
+        let w = self.watching.as_ref().expect("registered before parking");
+        let set = w.set as usize;
+        hub.wait_sets.borrow_mut().sets[set].parked = Some(hub.current());
+        let _parked = Parked { hub, set };
+        hub.park_until(WAIT, self.deadline)
     }
 }
 
-/// Unregisters the waiting greenlet from every object it watches.
-struct Watches<'a> {
-    objects: &'a [&'a dyn Waitable],
-    waiter: Waiter,
-    tokens: Vec<(usize, usize)>,
-}
-
-impl Drop for Watches<'_> {
+impl Drop for Iwait<'_> {
     fn drop(&mut self) {
-        for &(i, token) in &self.tokens {
-            self.objects[i].unwatch(self.waiter, token);
+        let Some(w) = self.watching.take() else {
+            return;
+        };
+        for (i, token) in w.tokens.iter().enumerate() {
+            if let Some(token) = *token {
+                self.objects[i].unwatch(w.waiter(i), token);
+            }
+        }
+        // Not `hub()`: a drop must not make a hub, nor touch a later one.
+        if let Some(hub) = crate::hub::hub_with_uid(w.hub_uid) {
+            let mut sets = hub.wait_sets.borrow_mut();
+            if sets
+                .sets
+                .get(w.set as usize)
+                .is_some_and(|s| s.generation == w.generation)
+            {
+                sets.sets.remove(w.set as usize);
+            }
         }
     }
 }
@@ -294,42 +473,34 @@ impl Iterator for Iwait<'_> {
         if self.remaining == 0 {
             return None;
         }
-        if let Some(i) = self.scan() {
-            return Some(i);
+        let hub = hub();
+        if self.watching.is_none() {
+            if let Some(i) = self.scan() {
+                return self.report(i);
+            }
+        } else if let Some(i) = self.take_notified(hub) {
+            return self.report(i);
         }
         if std::thread::panicking() || self.deadline.is_some_and(|d| Instant::now() >= d) {
             return None;
         }
-        let hub = hub();
-        let mut watches = Watches {
-            objects: self.objects,
-            waiter: Waiter {
-                task: hub.current(),
-            },
-            tokens: Vec::with_capacity(self.remaining),
-        };
-        for (i, obj) in self.objects.iter().enumerate() {
-            if !self.reported[i] {
-                let token = obj.watch(watches.waiter);
-                watches.tokens.push((i, token));
-            }
+        if self.watching.is_none() {
+            self.register(hub);
         }
-        let found = loop {
-            let woke = hub.park_until(WAIT, self.deadline);
-            self.latch_fired(&watches);
-            if let Some(i) = self.scan() {
-                break Some(i);
+        let mut timed_out = false;
+        loop {
+            // Checked before parking too: a `Waitable` may notify from
+            // inside `watch` itself.
+            if let Some(i) = self.take_notified(hub) {
+                return self.report(i);
             }
-            if woke != Woke::Ready {
-                break None;
+            if timed_out {
+                // The iteration is over.
+                self.remaining = 0;
+                return None;
             }
-        };
-        drop(watches);
-        if found.is_none() {
-            // Timed out: the iteration is over.
-            self.remaining = 0;
+            timed_out = self.park(hub) != Woke::Ready;
         }
-        found
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -62,10 +62,13 @@ fn leaving_iwait_early_removes_its_registrations() {
         let objs: [&dyn sylvan::Waitable; 3] = [&*ev, &*res, &fast];
         let mut it = sylvan::iwait(&objs, None);
         assert_eq!(it.next(), Some(2));
-        // Between items nothing is registered...
-        assert_eq!(ev.waiters(), 0);
-        assert_eq!(res.waiters(), 0);
+        // Between items the others stay registered, as in gevent
+        // (test__iwait's `test_iwait_nogarbage`: linkcount is 1)...
+        assert_eq!(ev.waiters(), 1);
+        assert_eq!(res.waiters(), 1);
     } // ...and dropping the iterator leaves nothing behind.
+    assert_eq!(ev.waiters(), 0);
+    assert_eq!(res.waiters(), 0);
     // A later set must not cut main's sleep short (no stale wake-up).
     let e = ev.clone();
     sylvan::spawn(move || {
@@ -75,6 +78,77 @@ fn leaving_iwait_early_removes_its_registrations() {
     let t = Instant::now();
     sylvan::sleep(15 * MS);
     assert!(t.elapsed() >= 15 * MS);
+}
+
+/// gevent's test__iwait `test_iwait_nogarbage`: after the first item the
+/// other semaphore is still linked once; leaving the iterator unlinks it.
+#[test]
+fn iwait_keeps_one_link_per_pending_object_until_dropped() {
+    let sem1 = Rc::new(Semaphore::new(0));
+    let sem2 = Semaphore::new(0);
+    let s1 = sem1.clone();
+    let releaser = sylvan::spawn(move || s1.release());
+    {
+        let objs: [&dyn sylvan::Waitable; 2] = [&*sem1, &sem2];
+        let mut it = sylvan::iwait(&objs, None);
+        assert_eq!(it.next(), Some(0));
+        assert_eq!(sem2.watchers(), 1);
+        assert_eq!(sem1.watchers(), 0);
+        assert_eq!(
+            sem2.waiters(),
+            0,
+            "watching takes no place in the acquire queue"
+        );
+    }
+    assert_eq!(sem2.watchers(), 0);
+    releaser.join().unwrap();
+}
+
+/// A `Waitable` that forgets each waiter once it has woken it, and can
+/// wake without being ready (a spurious wake-up).
+#[derive(Default)]
+struct OneShot {
+    up: std::cell::Cell<bool>,
+    watchers: std::cell::RefCell<Vec<sylvan::Waiter>>,
+}
+
+impl OneShot {
+    fn poke(&self, up: bool) {
+        self.up.set(up);
+        for w in self.watchers.take() {
+            w.wake();
+        }
+    }
+}
+
+impl sylvan::Waitable for OneShot {
+    fn is_ready(&self) -> bool {
+        self.up.get()
+    }
+    fn watch(&self, w: sylvan::Waiter) -> usize {
+        self.watchers.borrow_mut().push(w);
+        0
+    }
+    fn unwatch(&self, w: sylvan::Waiter, _token: usize) {
+        self.watchers.borrow_mut().retain(|x| *x != w);
+    }
+}
+
+#[test]
+fn iwait_watches_again_after_a_spurious_wake_up() {
+    let flag = Rc::new(OneShot::default());
+    let f = flag.clone();
+    let g = sylvan::spawn(move || {
+        sylvan::sleep(MS);
+        f.poke(false); // wakes the iterator, not ready: it must watch again
+        sylvan::sleep(MS);
+        f.poke(true);
+    });
+    let objs: [&dyn sylvan::Waitable; 1] = [&*flag];
+    let got: Vec<usize> = sylvan::iwait(&objs, Some(Duration::from_secs(10))).collect();
+    assert_eq!(got, [0]);
+    assert!(flag.watchers.borrow().is_empty());
+    g.join().unwrap();
 }
 
 #[test]

@@ -110,6 +110,12 @@ impl BoundedSemaphore {
     pub fn waiters(&self) -> usize {
         self.sem.waiters()
     }
+
+    /// Registrations by [`wait`](crate::wait)/[`iwait`](crate::iwait); see
+    /// [`Semaphore::watchers`](super::Semaphore::watchers).
+    pub fn watchers(&self) -> usize {
+        self.sem.watchers()
+    }
 }
 
 /// As for [`Semaphore`]: ready while a permit is free.

@@ -283,6 +283,14 @@ impl Semaphore {
     pub fn waiters(&self) -> usize {
         self.waiters.borrow().len()
     }
+
+    /// Registrations made by [`wait`](crate::wait)/[`iwait`](crate::iwait)
+    /// that watch for a free permit without taking one (gevent's
+    /// `linkcount`). An `iwait` keeps one per pending object until it is
+    /// dropped.
+    pub fn watchers(&self) -> usize {
+        self.watchers.borrow().len()
+    }
 }
 
 /// Removes a waiter's node when its wait ends without the permit (timeout,
