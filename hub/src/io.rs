@@ -32,10 +32,14 @@
 //!   descriptors, credentials) with data behind. Flags start set: a new
 //!   source may be ready already.
 //! * **Waiters per direction, served in order.** A reader and a writer may
-//!   wait on one socket at the same time. Several greenlets waiting in the
-//!   same direction are all woken by an event, in the order they started
-//!   waiting, so the earliest one retries first; a greenlet that finds the
-//!   direction drained again keeps its place in the list.
+//!   wait on one socket at the same time. Of several greenlets waiting in
+//!   the same direction an event wakes only the first, the one that started
+//!   waiting earliest; a greenlet that finds the direction drained again
+//!   keeps its place in the list. Whoever leaves the list (done, failed,
+//!   timed out or killed) while the direction is still flagged ready wakes
+//!   the next one: one datagram costs one wake-up and one retry, however
+//!   many readers wait, and no readiness is lost to a waiter that never
+//!   ran.
 //! * **Guards clean up.** A waiter leaves the list (and the hub's
 //!   wake-source count) when its guard drops, on success, error, timeout or
 //!   unwind alike: a greenlet killed or timed out while parked leaves
@@ -49,6 +53,7 @@
 //! hub's registry, registering raw descriptors with `mio::unix::SourceFd`).
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -127,13 +132,14 @@ struct Slot {
 }
 
 /// A direction's waiters in order: the first inline (one waiter is the
-/// common case, and needs no allocation), the rest in a vector. `first`
-/// is `None` only when there is no waiter at all.
+/// common case, and needs no allocation), the rest in a deque (the first
+/// leaves most often). `first` is `None` only when there is no waiter at
+/// all.
 #[derive(Default)]
 #[repr(C)]
 struct Waiters {
     first: Option<TaskRef>,
-    more: Vec<TaskRef>,
+    more: VecDeque<TaskRef>,
 }
 
 impl Slot {
@@ -154,13 +160,13 @@ impl Waiters {
         if self.first.is_none() {
             self.first = Some(w);
         } else {
-            self.more.push(w);
+            self.more.push_back(w);
         }
     }
 
     fn remove(&mut self, w: TaskRef) {
         if self.first == Some(w) {
-            self.first = (!self.more.is_empty()).then(|| self.more.remove(0));
+            self.first = self.more.pop_front();
         } else if let Some(i) = self.more.iter().position(|x| *x == w) {
             self.more.remove(i);
         }
@@ -170,8 +176,12 @@ impl Waiters {
         self.first.is_none()
     }
 
-    fn iter(&self) -> impl Iterator<Item = TaskRef> + '_ {
-        self.first.iter().chain(self.more.iter()).copied()
+    /// Wakes the first waiter, if any: the rest are woken in turn as each
+    /// leaves (see `WaiterGuard::drop`).
+    fn wake_first(&self, hub: &Hub) {
+        if let Some(w) = self.first {
+            hub.wake(w, Wake::Ready);
+        }
     }
 }
 
@@ -271,9 +281,7 @@ impl Io {
                     slot.ready[dir as usize] = true;
                     // `wake` only touches the task table and the ready
                     // queue, never this table.
-                    for w in slot.waiters[dir as usize].iter() {
-                        hub.wake(w, Wake::Ready);
-                    }
+                    slot.waiters[dir as usize].wake_first(hub);
                 }
             }
             if ev.readable {
@@ -359,19 +367,20 @@ impl Io {
         }
     }
 
-    /// Marks `dir` ready and wakes its waiters, as an event would.
+    /// Marks `dir` ready and wakes its first waiter, as an event would.
     fn set_ready(&self, hub: &Hub, token: usize, dir: Dir) {
         if let Some(s) = self.table.borrow_mut().get_mut(token) {
             s.ready[dir as usize] = true;
-            for w in s.waiters[dir as usize].iter() {
-                hub.wake(w, Wake::Ready);
-            }
+            s.waiters[dir as usize].wake_first(hub);
         }
     }
 }
 
 /// A waiter's place in a direction's list; leaving it (on any exit,
-/// unwinding included) removes it and its wake-source count.
+/// unwinding included) removes it and its wake-source count, and passes
+/// the direction's readiness on to the next waiter if it is still flagged
+/// (the leaver may have been woken for it and not consumed it, or consumed
+/// only part).
 struct WaiterGuard {
     hub: &'static Hub,
     token: usize,
@@ -401,7 +410,11 @@ impl WaiterGuard {
 impl Drop for WaiterGuard {
     fn drop(&mut self) {
         if let Some(s) = self.hub.io.table.borrow_mut().get_mut(self.token) {
-            s.waiters[self.dir as usize].remove(self.me);
+            let waiters = &mut s.waiters[self.dir as usize];
+            waiters.remove(self.me);
+            if s.ready[self.dir as usize] {
+                waiters.wake_first(self.hub);
+            }
         }
         self.hub.add_ref(-1);
     }

@@ -958,3 +958,73 @@ fn a_handler_returning_an_error_is_reported_and_the_server_goes_on() {
     assert_eq!(stderr.matches(&line).count(), 1, "{stderr}");
     assert_eq!(stderr.matches("failed").count(), 1, "{stderr}");
 }
+
+/// One write that carries a byte for each of two parked readers serves
+/// both: the event wakes the first, and the first, leaving with the socket
+/// still readable, wakes the second (no second event is coming).
+#[test]
+fn one_write_serves_two_parked_readers() {
+    crate::util::bounded(|| {
+        let (a, mut b) = crate::util::tcp_pair();
+        let a = Rc::new(a);
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let a = a.clone();
+                sylvan::spawn(move || {
+                    let mut byte = [0u8; 1];
+                    (&*a).read_exact(&mut byte).unwrap();
+                    byte[0]
+                })
+            })
+            .collect();
+        sylvan::yield_now(); // both park
+        b.write_all(b"12").unwrap();
+        let got: Vec<u8> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+        assert_eq!(got, b"12");
+    });
+}
+
+/// A reader killed after the event chose it, before it ran, loses nothing:
+/// the datagram goes to the reader behind it, and only to it.
+#[test]
+fn a_reader_killed_after_being_woken_passes_the_datagram_on() {
+    crate::util::bounded(|| {
+        let sock = Rc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        let got = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let readers: Vec<_> = ["first", "second", "third"]
+            .into_iter()
+            .map(|name| {
+                let (sock, got) = (sock.clone(), got.clone());
+                Rc::new(sylvan::spawn(move || {
+                    let mut buf = [0u8; 16];
+                    let n = sock.recv(&mut buf).unwrap();
+                    got.borrow_mut().push((name, buf[..n].to_vec()));
+                }))
+            })
+            .collect();
+        sylvan::yield_now(); // all three park, "first" first
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        peer.send_to(b"hello", sock.local_addr().unwrap()).unwrap();
+        let first = readers[0].clone();
+        // Yields until the hub's look at the socket has chosen "first"
+        // (scheduled it, behind this greenlet), then kills it.
+        let killer = sylvan::spawn(move || {
+            for _ in 0..10_000 {
+                if format!("{first:?}").contains("Scheduled") {
+                    break;
+                }
+                sylvan::yield_now();
+            }
+            let chosen = format!("{first:?}").contains("Scheduled");
+            first.kill();
+            chosen
+        });
+        assert!(killer.join().unwrap(), "the event never chose \"first\"");
+        yield_until("the datagram read", || !got.borrow().is_empty());
+        sylvan::sleep(Duration::from_millis(5)); // room for a wrong second read
+        assert_eq!(*got.borrow(), [("second", b"hello".to_vec())]);
+        for r in &readers[1..] {
+            r.kill();
+        }
+    });
+}
