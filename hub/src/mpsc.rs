@@ -38,7 +38,7 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -50,16 +50,73 @@ use crate::task::WaitKind;
 struct Parked {
     who: TaskRef,
     remote: Arc<Remote>,
-    /// True while the greenlet is still inside this `recv`: a wake-up that
-    /// reaches the hub later must not wake it from some other park.
-    live: Arc<AtomicBool>,
+    /// [`LIVE`] while the greenlet is still inside this `recv` (a wake-up
+    /// that reaches the hub later must not wake it from some other park);
+    /// [`CHOSEN`] once a sender took it off the list to wake it (written
+    /// and read under the state lock).
+    flags: Arc<AtomicU8>,
 }
+
+const LIVE: u8 = 1;
+const CHOSEN: u8 = 2;
 
 struct State<T> {
     queue: VecDeque<T>,
     senders: usize,
     receiver: bool,
-    parked: Vec<Parked>,
+    /// Receivers parked and not chosen, in the order they parked.
+    parked: VecDeque<Parked>,
+    /// Receivers chosen (woken) that have not left their park yet: each
+    /// is counted on to take one queued value.
+    chosen: usize,
+}
+
+impl<T> State<T> {
+    /// Chooses parked receivers until there is one woken for each queued
+    /// value (or none is left): a send wakes one greenlet, not all of them,
+    /// and a value is never left behind by a chosen receiver that timed
+    /// out or was killed. The caller wakes the returned ones after
+    /// unlocking.
+    fn choose(&mut self) -> Vec<Parked> {
+        let mut woken = Vec::new();
+        while self.queue.len() > self.chosen {
+            let Some(p) = self.parked.pop_front() else {
+                break;
+            };
+            p.flags.fetch_or(CHOSEN, Ordering::Relaxed);
+            self.chosen += 1;
+            woken.push(p);
+        }
+        woken
+    }
+
+    /// Chooses every parked receiver (the channel is disconnected: each
+    /// must see it).
+    fn choose_all(&mut self) -> Vec<Parked> {
+        let woken: Vec<Parked> = self.parked.drain(..).collect();
+        for p in &woken {
+            p.flags.fetch_or(CHOSEN, Ordering::Relaxed);
+        }
+        self.chosen += woken.len();
+        woken
+    }
+
+    /// Takes `who`'s entry off the parked list (it left unchosen: timed
+    /// out or killed), searching from both ends, where waiters that time
+    /// out in order or are killed last-first are found at once.
+    fn unpark(&mut self, who: TaskRef) {
+        let n = self.parked.len();
+        for i in 0..n.div_ceil(2) {
+            if self.parked[i].who == who {
+                self.parked.remove(i);
+                return;
+            }
+            if self.parked[n - 1 - i].who == who {
+                self.parked.remove(n - 1 - i);
+                return;
+            }
+        }
+    }
 }
 
 struct Shared<T> {
@@ -74,19 +131,20 @@ impl<T> Shared<T> {
     }
 }
 
-/// Wakes the parked receivers: directly when on their hub's thread, else
+/// Wakes chosen receivers: directly when on their hub's thread, else
 /// through the hub's cross-thread queue.
 fn wake_all(parked: Vec<Parked>) {
     for p in parked {
         match try_hub() {
             Some(hub) if Arc::ptr_eq(&hub.remote, &p.remote) => hub.wake(p.who, Wake::Ready),
             _ => {
-                let (who, live) = (p.who, p.live);
+                let (who, flags) = (p.who, p.flags);
                 // A hub that is gone has no receiver left to wake.
                 let _ = p.remote.send(Box::new(move || {
                     // Runs on the receiver's hub thread, as its park guard
-                    // does: `live` cannot change under us.
-                    let hub = try_hub().filter(|_| live.load(Ordering::Acquire));
+                    // does: `LIVE` cannot change under us.
+                    let live = flags.load(Ordering::Acquire) & LIVE != 0;
+                    let hub = try_hub().filter(|_| live);
                     if let Some(hub) = hub {
                         hub.wake(who, Wake::Ready);
                     }
@@ -105,7 +163,8 @@ pub fn channel<T: Send>() -> (Sender<T>, Receiver<T>) {
             queue: VecDeque::new(),
             senders: 1,
             receiver: true,
-            parked: Vec::new(),
+            parked: VecDeque::new(),
+            chosen: 0,
         }),
     });
     (
@@ -152,7 +211,8 @@ impl<T> Clone for Sender<T> {
 }
 
 impl<T> Sender<T> {
-    /// Queues `value` and wakes the receiver if it is parked.
+    /// Queues `value` and wakes the receiver if it is parked (one greenlet,
+    /// when several share the receiver).
     ///
     /// # Errors
     ///
@@ -164,7 +224,7 @@ impl<T> Sender<T> {
                 return Err(SendError(value));
             }
             st.queue.push_back(value);
-            std::mem::take(&mut st.parked)
+            st.choose()
         };
         wake_all(parked);
         Ok(())
@@ -179,7 +239,7 @@ impl<T> Drop for Sender<T> {
             if st.senders > 0 {
                 return;
             }
-            std::mem::take(&mut st.parked)
+            st.choose_all()
         };
         wake_all(parked);
     }
@@ -208,17 +268,35 @@ impl<T> fmt::Debug for Receiver<T> {
     }
 }
 
-/// Removes a parked receiver from the list and its wake-source count.
+/// Ends a receiver's park: takes it off the list (or out of the chosen
+/// count) and its wake-source count. Unless the receiver goes on to take a
+/// value (`consumes`), a value it was chosen for passes to the next parked
+/// receiver.
 struct ParkGuard<'a, T> {
     shared: &'a Shared<T>,
     who: TaskRef,
-    live: Arc<AtomicBool>,
+    flags: Arc<AtomicU8>,
+    consumes: bool,
 }
 
 impl<T> Drop for ParkGuard<'_, T> {
     fn drop(&mut self) {
-        self.live.store(false, Ordering::Release);
-        self.shared.lock().parked.retain(|p| p.who != self.who);
+        let woken = {
+            let mut st = self.shared.lock();
+            // Under the lock: a sender on another thread chooses under it.
+            let flags = self.flags.fetch_and(!LIVE, Ordering::AcqRel);
+            if flags & CHOSEN != 0 {
+                st.chosen -= 1;
+            } else {
+                st.unpark(self.who);
+            }
+            if self.consumes {
+                Vec::new()
+            } else {
+                st.choose()
+            }
+        };
+        wake_all(woken);
         if let Some(hub) = try_hub() {
             hub.add_ref(-1);
         }
@@ -298,25 +376,35 @@ impl<T> Receiver<T> {
                     return Err(cannot_wait(deadline));
                 }
                 let hub = hub();
-                let live = Arc::new(AtomicBool::new(true));
-                st.parked.push(Parked {
+                let flags = Arc::new(AtomicU8::new(LIVE));
+                st.parked.push_back(Parked {
                     who: hub.current(),
                     remote: hub.remote.clone(),
-                    live: live.clone(),
+                    flags: flags.clone(),
                 });
-                (hub, live)
+                (hub, flags)
             };
-            let (hub, live) = hub;
+            let (hub, flags) = hub;
             hub.add_ref(1);
-            let _guard = ParkGuard {
+            let mut guard = ParkGuard {
                 shared: &self.shared,
                 who: hub.current(),
-                live,
+                flags,
+                consumes: false,
             };
+            // Chosen or not, the receiver takes the next value if there is
+            // one (at the top of the loop, or in `try_recv`) without
+            // switching: only a kill or refusal leaves a value to pass on.
+            // (A receiver that was not chosen may take the value first;
+            // the chosen one then finds the queue empty and parks again.)
             match hub.park_until(what, deadline) {
-                Woke::Ready => {}
+                Woke::Ready => {
+                    guard.consumes = true;
+                    drop(guard);
+                }
                 Woke::TimedOut => {
-                    drop(_guard);
+                    guard.consumes = true;
+                    drop(guard);
                     return self.try_recv().map_err(|e| match e {
                         TryRecvError::Empty => RecvTimeoutError::Timeout,
                         TryRecvError::Disconnected => RecvTimeoutError::Disconnected,

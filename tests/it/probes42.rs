@@ -72,8 +72,11 @@
 //! Fixed since: (1), a waiter's entry becomes a tombstone in place; (2),
 //! idle waiters are kept by ticket in a `BTreeMap`; (3), `iwait` registers
 //! once, through proxy waiters that note each ready object in a set the
-//! iterator drains into a min-heap (O(log n) per item). (5) and (6) are
-//! open: their tests stay ignored as BUG.
+//! iterator drains into a min-heap (O(log n) per item); (5), an event
+//! wakes only the first reader, and whoever leaves while the direction is
+//! still flagged ready wakes the next; (6), a send chooses one parked
+//! receiver per queued value, and a chosen one that leaves without taking
+//! a value passes the choice on.
 
 use std::cell::Cell;
 use std::fmt;
@@ -731,7 +734,6 @@ fn per_message(
 // 52 / 411 us per datagram with 250 / 2000 readers parked (x7.90): every
 // readable edge wakes every reader, and each retries `recvfrom`.
 #[test]
-#[ignore = "BUG: a readable socket wakes all its parked readers, each retrying the syscall (io.rs:274): O(N) per datagram"]
 fn one_datagram_costs_the_same_however_many_readers_wait() {
     long(|| {
         let g = growth_per_op("one datagram, n readers parked on the socket", 250, |n| {
@@ -762,7 +764,6 @@ fn one_datagram_costs_the_same_however_many_readers_wait() {
 // 0.33 / 16.5 ms per send with 250 / 2000 greenlets parked on the receiver
 // (x50.7).
 #[test]
-#[ignore = "BUG: an mpsc send wakes every greenlet parked on the receiver, each re-parking after a retain (mpsc.rs:167, 221): O(N^2) per send"]
 fn one_mpsc_send_costs_the_same_however_many_greenlets_wait() {
     long(|| {
         let g = growth_per_op(

@@ -1,4 +1,4 @@
-//! Hubs per thread, handles, and thread exit.
+//! Hubs per thread, handles, thread exit, and the cross-thread `mpsc` channel.
 
 use std::rc::Rc;
 use std::sync::mpsc;
@@ -199,4 +199,81 @@ fn forks_while_threads_hand_work_to_the_hub_and_the_pool() {
             );
         },
     );
+}
+
+/// Greenlets sharing one `sylvan::mpsc::Receiver` (through an `Rc`) each
+/// get a value: a send wakes one of them, not all.
+#[test]
+fn greenlets_sharing_an_mpsc_receiver_each_get_a_value() {
+    crate::util::bounded(|| {
+        let (tx, rx) = sylvan::mpsc::channel::<u32>();
+        let rx = Rc::new(rx);
+        let receivers: Vec<_> = (0..4)
+            .map(|_| {
+                let rx = rx.clone();
+                sylvan::spawn(move || rx.recv().unwrap())
+            })
+            .collect();
+        sylvan::yield_now(); // all four park
+        let sender = std::thread::spawn(move || {
+            for v in 0..4 {
+                tx.send(v).unwrap();
+            }
+        });
+        let mut got: Vec<u32> = receivers.into_iter().map(|r| r.join().unwrap()).collect();
+        sender.join().unwrap();
+        got.sort_unstable();
+        assert_eq!(got, [0, 1, 2, 3]);
+    });
+}
+
+/// A receiver chosen for a value and killed before it ran passes the value
+/// to the next parked receiver; one that timed out before left no entry
+/// behind to be chosen instead.
+#[test]
+fn an_mpsc_value_passes_on_from_a_killed_chosen_receiver() {
+    crate::util::bounded(|| {
+        let (tx, rx) = sylvan::mpsc::channel::<&'static str>();
+        let rx = Rc::new(rx);
+        let recv = |rx: &Rc<sylvan::mpsc::Receiver<&'static str>>| {
+            let rx = rx.clone();
+            sylvan::spawn(move || rx.recv().unwrap())
+        };
+        let first = recv(&rx);
+        let timed = {
+            let rx = rx.clone();
+            sylvan::spawn(move || rx.recv_timeout(Duration::from_millis(1)))
+        };
+        let second = recv(&rx);
+        sylvan::yield_now(); // all three park, in order
+        assert_eq!(
+            timed.join().unwrap(),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        );
+        tx.send("value").unwrap(); // chooses `first`, which has not run
+        first.kill();
+        assert_eq!(second.join().unwrap(), "value");
+        assert!(rx.try_recv().is_err());
+    });
+}
+
+/// The last sender's drop wakes every parked receiver, each seeing the
+/// channel disconnected.
+#[test]
+fn dropping_the_last_mpsc_sender_wakes_every_parked_receiver() {
+    crate::util::bounded(|| {
+        let (tx, rx) = sylvan::mpsc::channel::<u32>();
+        let rx = Rc::new(rx);
+        let receivers: Vec<_> = (0..3)
+            .map(|_| {
+                let rx = rx.clone();
+                sylvan::spawn(move || rx.recv())
+            })
+            .collect();
+        sylvan::yield_now();
+        std::thread::spawn(move || drop(tx)).join().unwrap();
+        for r in receivers {
+            assert_eq!(r.join().unwrap(), Err(std::sync::mpsc::RecvError));
+        }
+    });
 }
