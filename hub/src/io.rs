@@ -167,8 +167,16 @@ impl Waiters {
     fn remove(&mut self, w: TaskRef) {
         if self.first == Some(w) {
             self.first = self.more.pop_front();
-        } else if let Some(i) = self.more.iter().position(|x| *x == w) {
-            self.more.remove(i);
+        } else {
+            // From both ends: waiters that time out in the order they
+            // came, or are killed last-first, are found at once.
+            let n = self.more.len();
+            if let Some(i) = (0..n.div_ceil(2))
+                .flat_map(|i| [i, n - 1 - i])
+                .find(|&i| self.more[i] == w)
+            {
+                self.more.remove(i);
+            }
         }
     }
 

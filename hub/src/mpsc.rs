@@ -32,6 +32,15 @@
 //! that keeps a sender alive in a place nothing will ever use it waits
 //! forever, as with `std::sync::mpsc`.
 //!
+//! # Several receiving greenlets
+//!
+//! Greenlets of one hub may share a [`Receiver`] (through an `Rc`, say, for
+//! a pool of workers fed from a thread). Each value wakes one of them, the
+//! one that parked earliest; if that greenlet is killed, or cannot park,
+//! before it takes the value, the next parked one is woken instead, so no
+//! value waits while a receiver is parked. The last sender's drop wakes
+//! them all.
+//!
 //! The error types are `std::sync::mpsc`'s.
 
 use std::cell::Cell;
