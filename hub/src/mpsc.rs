@@ -64,6 +64,9 @@ struct Parked {
     /// [`CHOSEN`] once a sender took it off the list to wake it (written
     /// and read under the state lock).
     flags: Arc<AtomicU8>,
+    /// Its place in line, taken at its first park in this `recv`: the
+    /// parked list is kept in ticket order.
+    ticket: u64,
 }
 
 const LIVE: u8 = 1;
@@ -78,6 +81,8 @@ struct State<T> {
     /// Receivers chosen (woken) that have not left their park yet: each
     /// is counted on to take one queued value.
     chosen: usize,
+    /// The last ticket handed out.
+    tickets: u64,
 }
 
 impl<T> State<T> {
@@ -108,6 +113,19 @@ impl<T> State<T> {
         }
         self.chosen += woken.len();
         woken
+    }
+
+    /// Parks `p` in ticket order: at the back when it parks for the first
+    /// time; where it stood when it parks again after being chosen and
+    /// outrun (another receiver took the value first), so that it keeps
+    /// its place in line.
+    fn park(&mut self, p: Parked) {
+        if self.parked.back().is_none_or(|b| b.ticket < p.ticket) {
+            self.parked.push_back(p);
+        } else {
+            let at = self.parked.partition_point(|q| q.ticket < p.ticket);
+            self.parked.insert(at, p);
+        }
     }
 
     /// Takes `who`'s entry off the parked list (it left unchosen: timed
@@ -174,6 +192,7 @@ pub fn channel<T: Send>() -> (Sender<T>, Receiver<T>) {
             receiver: true,
             parked: VecDeque::new(),
             chosen: 0,
+            tickets: 0,
         }),
     });
     (
@@ -370,6 +389,7 @@ impl<T> Receiver<T> {
         deadline: Option<Instant>,
         what: WaitKind,
     ) -> Result<T, RecvTimeoutError> {
+        let mut ticket = None;
         loop {
             let hub = {
                 let mut st = self.shared.lock();
@@ -386,10 +406,15 @@ impl<T> Receiver<T> {
                 }
                 let hub = hub();
                 let flags = Arc::new(AtomicU8::new(LIVE));
-                st.parked.push_back(Parked {
+                let ticket = *ticket.get_or_insert_with(|| {
+                    st.tickets += 1;
+                    st.tickets
+                });
+                st.park(Parked {
                     who: hub.current(),
                     remote: hub.remote.clone(),
                     flags: flags.clone(),
+                    ticket,
                 });
                 (hub, flags)
             };
@@ -405,7 +430,8 @@ impl<T> Receiver<T> {
             // one (at the top of the loop, or in `try_recv`) without
             // switching: only a kill or refusal leaves a value to pass on.
             // (A receiver that was not chosen may take the value first;
-            // the chosen one then finds the queue empty and parks again.)
+            // the chosen one then finds the queue empty and parks again,
+            // in its old place.)
             match hub.park_until(what, deadline) {
                 Woke::Ready => {
                     guard.consumes = true;

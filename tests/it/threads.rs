@@ -257,6 +257,37 @@ fn an_mpsc_value_passes_on_from_a_killed_chosen_receiver() {
     });
 }
 
+/// A receiver chosen for a value that another took first (with
+/// `try_recv`, before the chosen one ran) parks again in its old place:
+/// the next value still goes to it, the one that has waited longest.
+#[test]
+fn an_outrun_mpsc_receiver_keeps_its_place_in_line() {
+    crate::util::bounded(|| {
+        let (tx, rx) = sylvan::mpsc::channel::<&'static str>();
+        let rx = Rc::new(rx);
+        let recv = |rx: &Rc<sylvan::mpsc::Receiver<&'static str>>| {
+            let rx = rx.clone();
+            sylvan::spawn(move || rx.recv().unwrap())
+        };
+        let first = recv(&rx);
+        let second = recv(&rx);
+        sylvan::yield_now(); // both park, `first` ahead
+        tx.send("taken").unwrap(); // chooses `first`, which has not run
+        assert_eq!(rx.try_recv(), Ok("taken")); // outruns it
+        sylvan::yield_now(); // `first` finds nothing and parks again
+        assert!(!first.is_dead() && !second.is_dead());
+        tx.send("next").unwrap();
+        sylvan::yield_now();
+        assert!(
+            first.is_dead(),
+            "the value went to the receiver parked later"
+        );
+        assert!(!second.is_dead());
+        assert_eq!(first.join().unwrap(), "next");
+        second.kill();
+    });
+}
+
 /// The last sender's drop wakes every parked receiver, each seeing the
 /// channel disconnected.
 #[test]
