@@ -197,6 +197,9 @@ pub fn wait(
 
 /// Yields the indices of `objects` as each becomes ready, until all have or
 /// `timeout` (counted from this call) passes.
+/// Once the timeout has passed and a call to `next` found nothing ready,
+/// the iteration is over: `next` returns `None` from then on, and the
+/// iterator holds no registration.
 ///
 /// Readiness order is the order the waiting greenlet sees it: objects that
 /// became ready while it had not run yet (for example two greenlets that
@@ -366,19 +369,20 @@ impl Iwait<'_> {
             (set as Key, generation)
         };
         assert!(set < PROXY, "sylvan: too many iwait iterators alive");
-        let mut w = Watching {
+        // Stored before the first `watch`, so that if one panics, `Drop`
+        // undoes the registrations made before it.
+        let w = self.watching.insert(Watching {
             hub_uid: hub.uid,
             set,
             generation,
             tokens: vec![None; n],
             candidates: BinaryHeap::new(),
-        };
+        });
         for i in self.next_scan..n {
             if !self.reported[i] {
                 w.tokens[i] = Some(self.objects[i].watch(w.waiter(i)));
             }
         }
-        self.watching = Some(w);
     }
 
     /// After the registrations: the smallest notified object that is still
@@ -444,6 +448,20 @@ impl Iwait<'_> {
 
 impl Drop for Iwait<'_> {
     fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+impl Iwait<'_> {
+    /// Ends the iteration (its deadline passed): nothing more is reported,
+    /// and the objects are rid of its registrations at once.
+    fn finish(&mut self) {
+        self.remaining = 0;
+        self.unregister();
+    }
+
+    /// Takes back every registration and frees the wait set.
+    fn unregister(&mut self) {
         let Some(w) = self.watching.take() else {
             return;
         };
@@ -481,7 +499,11 @@ impl Iterator for Iwait<'_> {
         } else if let Some(i) = self.take_notified(hub) {
             return self.report(i);
         }
-        if std::thread::panicking() || self.deadline.is_some_and(|d| Instant::now() >= d) {
+        if std::thread::panicking() {
+            return None;
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.finish();
             return None;
         }
         if self.watching.is_none() {
@@ -495,8 +517,7 @@ impl Iterator for Iwait<'_> {
                 return self.report(i);
             }
             if timed_out {
-                // The iteration is over.
-                self.remaining = 0;
+                self.finish();
                 return None;
             }
             timed_out = self.park(hub) != Woke::Ready;

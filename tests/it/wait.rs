@@ -212,3 +212,65 @@ fn wait_reports_a_semaphore_release_even_if_the_permit_is_taken_first() {
     assert_eq!(waiter.join().unwrap(), [0]);
     drop(taken);
 }
+
+/// Once the timeout passed (here while the loop body ran) and `next` found
+/// nothing ready, the iteration is over: an object that becomes ready later
+/// is not reported, and the iterator left no registration on it.
+#[test]
+fn iwait_ends_for_good_once_its_timeout_passed_between_items() {
+    crate::util::bounded(|| {
+        let first = Rc::new(Event::new());
+        let late = Rc::new(Semaphore::new(0));
+        let f = first.clone();
+        let setter = sylvan::spawn(move || f.set());
+        let objs: [&dyn sylvan::Waitable; 2] = [&*first, &*late];
+        let mut it = sylvan::iwait(&objs, Some(20 * MS));
+        assert_eq!(it.next(), Some(0));
+        assert_eq!(late.watchers(), 1, "registered while waiting for the first");
+        sylvan::sleep(40 * MS); // the loop body outlasts the timeout
+        assert_eq!(it.next(), None);
+        assert_eq!(
+            late.watchers(),
+            0,
+            "a finished iteration holds no registration"
+        );
+        late.release();
+        assert_eq!(it.next(), None, "ready after the end, not reported");
+        assert_eq!(it.size_hint(), (0, Some(0)));
+        setter.join().unwrap();
+    });
+}
+
+/// A `Waitable` whose `watch` panics.
+struct PanicsOnWatch;
+
+impl sylvan::Waitable for PanicsOnWatch {
+    fn is_ready(&self) -> bool {
+        false
+    }
+    fn watch(&self, _waiter: sylvan::Waiter) -> usize {
+        panic!("PanicsOnWatch::watch")
+    }
+    fn unwatch(&self, _waiter: sylvan::Waiter, _token: usize) {
+        unreachable!("never watched")
+    }
+}
+
+/// A `watch` that panics part-way through iwait's registrations does not
+/// leave the ones made before it behind.
+#[test]
+fn iwait_undoes_its_registrations_when_a_watch_panics() {
+    crate::util::bounded(|| {
+        let sem = Semaphore::new(0);
+        let objs: [&dyn sylvan::Waitable; 2] = [&sem, &PanicsOnWatch];
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sylvan::iwait(&objs, None).next()
+        }));
+        let msg = caught.expect_err("watch panicked");
+        assert_eq!(msg.downcast_ref::<&str>(), Some(&"PanicsOnWatch::watch"));
+        assert_eq!(sem.watchers(), 0, "the semaphore's registration was undone");
+        // The hub's wait-set table is sound: a later iwait works.
+        sem.release();
+        assert_eq!(sylvan::iwait(&[&sem], None).next(), Some(0));
+    });
+}
