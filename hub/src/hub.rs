@@ -416,6 +416,13 @@ impl Hub {
                 _ => None,
             }
         };
+        if let Some(e) = &entry {
+            // SAFETY: `task` points into the record kept alive by `_owner`.
+            let task = unsafe { e.task.as_ref() };
+            if task.name.is_some() {
+                self.beacon.forget(id);
+            }
+        }
         // The last reference may be the table's (a detached greenlet): the
         // record then drops its value and unrun callbacks here.
         match entry {

@@ -3,10 +3,14 @@
 //! The hub publishes a few facts in a [`Beacon`] that another thread may
 //! read: a switch counter, the running greenlet's id and spawn site, and
 //! whether the loop is idle in `poll`. Each resume costs three plain stores
-//! (relaxed atomics compile to `mov`). A watchdog thread, started by
+//! (relaxed atomics compile to `mov`). The names of named greenlets are
+//! published too, in a table locked once when such a greenlet is spawned
+//! and once when it is reaped (an unnamed one costs nothing), so that a
+//! report can name the greenlet. A watchdog thread, started by
 //! [`BlockingDetector::start`], samples the beacon and reports a greenlet that
 //! keeps the hub from switching for longer than a threshold, once per stall.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::panic::Location;
 use std::ptr;
@@ -33,6 +37,8 @@ pub(crate) struct Beacon {
     pub(crate) alive: AtomicBool,
     /// The running watchdog's generation; 0 when none.
     pub(crate) watchdog: AtomicU64,
+    /// The names of the live named greenlets, by id.
+    names: Mutex<HashMap<u64, Box<str>>>,
 }
 
 impl Beacon {
@@ -44,7 +50,27 @@ impl Beacon {
             polling: AtomicBool::new(false),
             alive: AtomicBool::new(true),
             watchdog: AtomicU64::new(0),
+            names: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Publishes the name of greenlet `id`, spawned with one.
+    pub(crate) fn named(&self, id: u64, name: &str) {
+        self.lock_names().insert(id, name.into());
+    }
+
+    /// Forgets the name of greenlet `id` (reaped).
+    pub(crate) fn forget(&self, id: u64) {
+        self.lock_names().remove(&id);
+    }
+
+    fn name_of(&self, id: u64) -> Option<String> {
+        self.lock_names().get(&id).map(|n| n.to_string())
+    }
+
+    fn lock_names(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Box<str>>> {
+        // Nothing panics under the lock: a poisoned one is still whole.
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records that the hub switched to greenlet `id` spawned at `site`.
@@ -69,9 +95,12 @@ impl Beacon {
 
 /// A stall found by the blocking detector.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct BlockingReport {
     /// The greenlet that kept the hub from switching (`#0`: main).
     pub greenlet: GreenletId,
+    /// Its name, if it was spawned with one (`None` for main).
+    pub name: Option<String>,
     /// Where it was spawned (`None` for main).
     pub spawned_at: Option<&'static Location<'static>>,
     /// How long the hub had not switched when the report was made (at least
@@ -84,6 +113,9 @@ pub struct BlockingReport {
 impl fmt::Display for BlockingReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "sylvan: greenlet {} ", self.greenlet)?;
+        if let Some(name) = &self.name {
+            write!(f, "'{}' ", truncate(name, 64))?;
+        }
         match self.spawned_at {
             Some(site) => write!(f, "(spawned at {site}) ")?,
             None => f.write_str("(main) ")?,
@@ -104,8 +136,8 @@ type ReportFn = Arc<dyn Fn(&BlockingReport) + Send + Sync>;
 
 /// The opt-in blocking detector (like gevent's `max_blocking_time`): a
 /// watchdog thread that notices when this thread's hub has not switched for
-/// longer than a threshold, and reports which greenlet was running, for how
-/// long, and its spawn site. An idle hub (waiting in `poll`) is never
+/// longer than a threshold, and reports which greenlet was running (id and
+/// name), for how long, and its spawn site. An idle hub (waiting in `poll`) is never
 /// reported. Its thread does not survive a `fork`: a child process that
 /// wants one starts its own.
 ///
@@ -196,8 +228,12 @@ fn watchdog(
         if stalled >= threshold && !reported {
             reported = true;
             let site = beacon.site.load(Ordering::Relaxed);
+            let id = beacon.running.load(Ordering::Relaxed);
             let report = BlockingReport {
-                greenlet: GreenletId(beacon.running.load(Ordering::Relaxed)),
+                greenlet: GreenletId(id),
+                // Read after the id: a greenlet that died meanwhile (the
+                // stall just ended) is reported without its name.
+                name: beacon.name_of(id),
                 // SAFETY: the hub only stores null or a `&'static Location`.
                 spawned_at: unsafe { site.as_ref() },
                 blocked_for: stalled,

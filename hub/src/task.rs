@@ -445,6 +445,9 @@ fn spawn_task<T: 'static>(
     let task = &inner.task;
     let key = hub.insert_task(NonNull::from(task), inner.erased());
     task.key.set(key);
+    if let Some(name) = &task.name {
+        hub.beacon.named(task.id, name);
+    }
     match stack {
         // SAFETY: the table holds the record until its body has finished;
         // the body is fresh and the core unstarted.

@@ -38,7 +38,27 @@ fn a_greenlet_blocking_the_hub_is_reported_once_with_its_spawn_site() {
         "{site} vs line {line}"
     );
     assert!(r.blocked_for >= Duration::from_millis(100));
-    assert!(r.to_string().contains("has blocked the hub"));
+    assert_eq!(r.name.as_deref(), Some("blocker"));
+    let text = r.to_string();
+    assert!(
+        text.contains(&format!("greenlet {id} 'blocker' (spawned at")),
+        "{text}"
+    );
+    assert!(text.contains("has blocked the hub"), "{text}");
+}
+
+/// Main blocking the hub is reported as main, with no name.
+#[test]
+fn main_blocking_the_hub_is_reported_without_a_name() {
+    let (reports, detector) = collect();
+    std::thread::sleep(Duration::from_millis(300));
+    sylvan::sleep(Duration::from_millis(50));
+    drop(detector);
+    let reports = reports.lock().unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].greenlet.as_u64(), 0);
+    assert_eq!(reports[0].name, None);
+    assert!(reports[0].to_string().contains("(main)"), "{}", reports[0]);
 }
 
 #[test]
