@@ -54,6 +54,7 @@ mod probes4;
 mod probes40;
 mod probes41;
 mod probes42;
+mod probes44;
 mod probes5;
 mod probes6;
 mod probes7;
