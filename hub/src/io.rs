@@ -595,7 +595,7 @@ impl<T: AsRawFd> Source<T> {
     ) -> io::Result<usize> {
         if len == 0 {
             // Says nothing about what is left.
-            return self.do_io(Dir::Read, "read", f);
+            return empty_tcp_read(self.do_io(Dir::Read, "read", f));
         }
         let io = &hub().io;
         let token = self.token;
@@ -764,6 +764,27 @@ impl<T: AsRawFd> Drop for Source<T> {
 #[cold]
 fn timed_out(noun: &str, what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, format!("{noun} {what} timed out"))
+}
+
+/// The result of a TCP read or peek that asked for no bytes. On Linux a
+/// blocking one waits for data or for the read timeout and returns 0
+/// either way (the kernel's copy loop runs only while bytes are wanted), so
+/// `std`'s `read(&mut [])` with a read timeout gives `Ok(0)` when it
+/// expires; sylvan's own timeout of such a read becomes the same. (Only
+/// TCP: a Unix or datagram socket's blocking receive of nothing fails with
+/// `WouldBlock` at its timeout, as sylvan's `TimedOut` does.)
+#[inline]
+pub(crate) fn empty_tcp_read(r: io::Result<usize>) -> io::Result<usize> {
+    match r {
+        Err(e)
+            if cfg!(any(target_os = "linux", target_os = "android"))
+                && e.kind() == io::ErrorKind::TimedOut
+                && e.raw_os_error().is_none() =>
+        {
+            Ok(0)
+        }
+        r => r,
+    }
 }
 
 #[cold]

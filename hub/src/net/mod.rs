@@ -46,13 +46,17 @@
 //!   descriptor. `try_clone` shares one socket (and one registration)
 //!   between handles; the socket closes when the last one is dropped.
 //! * **Timeouts.** `set_read_timeout`/`set_write_timeout` bound each
-//!   operation's wait and fail it with [`io::ErrorKind::TimedOut`]. Any
+//!   operation's wait and fail it with [`io::ErrorKind::TimedOut`] (`std`
+//!   on Linux says `WouldBlock`; `TimedOut` says what happened). As with
+//!   `std` on Linux, a TCP read or peek into an empty buffer waits for data
+//!   or the timeout and returns `Ok(0)` either way. Any
 //!   [`Timeout`](crate::Timeout) or [`with_timeout`](crate::with_timeout)
 //!   works too: it unwinds the parked greenlet.
 //! * **Several greenlets, one socket, one direction**: served in order.
-//!   All of them wake when the direction becomes ready, the earliest waiter
-//!   retries first, and one that finds nothing left waits again without
-//!   losing its place. (gevent raises `ConcurrentObjectUseError` instead;
+//!   A readiness event wakes the earliest waiter; one that finds nothing
+//!   left waits again without losing its place, and one that leaves (done,
+//!   timed out or killed) while the direction is still ready wakes the
+//!   next. (gevent raises `ConcurrentObjectUseError` instead;
 //!   here accept loops sharing a listener and readers sharing a UDP socket
 //!   just work.)
 //! * **Shutdown wakes.** `shutdown` from one greenlet wakes greenlets parked
@@ -459,6 +463,24 @@ fn resolve(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
             )),
         }
     })
+}
+
+/// True when a datagram socket's read half is shut down (by any handle,
+/// before or after sylvan adopted it). Linux then reports the socket
+/// readable, but a non-blocking receive keeps failing with `EAGAIN` where a
+/// blocking one returns at once; a receive that gets `EAGAIN` asks this to
+/// answer as `std` does. For a datagram socket `POLLRDHUP` means exactly
+/// that (a peer's shutdown does not reach it).
+pub(crate) fn read_shut_down(s: &impl std::os::fd::AsRawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, a zero timeout; the descriptor is open
+    // for as long as `s` is borrowed.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n == 1 && pfd.revents & libc::POLLRDHUP != 0
 }
 
 /// A connect error with the peer it was for (`to`: an address or a path)

@@ -337,7 +337,8 @@ impl TcpStream {
     /// As [`Read::read`].
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         let inner = &self.inner;
-        inner.do_io(Dir::Read, "read", |s| {
+        let empty = buf.is_empty();
+        let r = inner.do_io(Dir::Read, "read", |s| {
             let r = s.peek(buf);
             if !matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
                 // Bytes, end of stream or an error: readable, whatever
@@ -345,7 +346,12 @@ impl TcpStream {
                 inner.seen_readable();
             }
             r
-        })
+        });
+        if empty {
+            crate::io::empty_tcp_read(r)
+        } else {
+            r
+        }
     }
 
     /// Whether a keep-alive connection idle between requests can carry

@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use super::tcp::unshare;
-use super::{ToSocketAddrs, each_addr, lookup_host};
+use super::{ToSocketAddrs, each_addr, lookup_host, read_shut_down};
 use crate::io::{Dir, Source};
 
 /// A UDP socket whose receives (and, rarely, sends) park only the calling
@@ -71,9 +71,12 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
-    /// As `recv(2)`; `TimedOut` past the read timeout.
+    /// As `recv(2)`; `TimedOut` past the read timeout. Once the read half
+    /// is shut down it returns `Ok(0)` when nothing is queued, as `std`'s
+    /// blocking `recv` does.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.do_io(Dir::Read, "read", |s| s.recv(buf))
+        self.inner
+            .do_io(Dir::Read, "read", |s| unless_shut(s, s.recv(buf), || Ok(0)))
     }
 
     /// Sends a datagram to `addr` (its first address; a host name is
@@ -95,9 +98,14 @@ impl UdpSocket {
     ///
     /// # Errors
     ///
-    /// As `recvfrom(2)`; `TimedOut` past the read timeout.
+    /// As `recvfrom(2)`; `TimedOut` past the read timeout. Once the read
+    /// half is shut down and nothing is queued, `InvalidInput`: no datagram
+    /// came, so there is no source address to return (`std`'s blocking
+    /// `recv_from` fails with the same kind then).
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.inner.do_io(Dir::Read, "read", |s| s.recv_from(buf))
+        self.inner.do_io(Dir::Read, "read", |s| {
+            unless_shut(s, s.recv_from(buf), no_source)
+        })
     }
 
     /// Like [`recv`](Self::recv), leaving the datagram queued.
@@ -106,7 +114,8 @@ impl UdpSocket {
     ///
     /// As [`recv`](Self::recv).
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.do_io(Dir::Read, "read", |s| s.peek(buf))
+        self.inner
+            .do_io(Dir::Read, "read", |s| unless_shut(s, s.peek(buf), || Ok(0)))
     }
 
     /// Like [`recv_from`](Self::recv_from), leaving the datagram queued.
@@ -115,7 +124,9 @@ impl UdpSocket {
     ///
     /// As [`recv_from`](Self::recv_from).
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.inner.do_io(Dir::Read, "read", |s| s.peek_from(buf))
+        self.inner.do_io(Dir::Read, "read", |s| {
+            unless_shut(s, s.peek_from(buf), no_source)
+        })
     }
 
     /// The local address.
@@ -306,3 +317,27 @@ impl UdpSocket {
 }
 
 impl_fd!(UdpSocket, std::net::UdpSocket);
+
+/// A receive's result, except that a `WouldBlock` on a socket whose read
+/// half is shut down becomes what a blocking receive reports then (`std`
+/// returns at once there, where a non-blocking receive keeps failing with
+/// `EAGAIN`): `shut()`.
+fn unless_shut<R>(
+    s: &std::net::UdpSocket,
+    r: io::Result<R>,
+    shut: impl FnOnce() -> io::Result<R>,
+) -> io::Result<R> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && read_shut_down(s) => shut(),
+        r => r,
+    }
+}
+
+/// What `recv_from` on a UDP socket whose read half is shut down reports.
+#[cold]
+fn no_source<R>() -> io::Result<R> {
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "UDP socket receive: the read half is shut down, so no datagram (and no source address) will come",
+    ))
+}

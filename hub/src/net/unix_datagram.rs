@@ -8,6 +8,7 @@ use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::rc::Rc;
 
+use super::read_shut_down;
 use super::tcp::{shutdown_wake, unshare};
 use crate::io::{Dir, Source};
 
@@ -218,21 +219,3 @@ impl UnixDatagram {
 }
 
 impl_fd!(UnixDatagram, std::os::unix::net::UnixDatagram);
-
-/// True when the socket's read half is shut down (by any handle, before or
-/// after sylvan adopted it). Linux then reports the socket readable, but a
-/// non-blocking `recv` keeps failing with `EAGAIN` where a blocking one
-/// returns 0; a receive that gets `EAGAIN` asks this to return 0 as `std`
-/// does. For a datagram socket `POLLRDHUP` means exactly that (a peer's
-/// shutdown does not reach it).
-fn read_shut_down(s: &std::os::unix::net::UnixDatagram) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: s.as_raw_fd(),
-        events: libc::POLLRDHUP,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, a zero timeout; the descriptor is open
-    // for as long as `s` is borrowed.
-    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
-    n == 1 && pfd.revents & libc::POLLRDHUP != 0
-}
