@@ -55,6 +55,7 @@ mod probes40;
 mod probes41;
 mod probes42;
 mod probes44;
+mod probes45;
 mod probes5;
 mod probes6;
 mod probes7;
