@@ -118,8 +118,10 @@ impl TcpListener {
 
     socket_methods!(TcpListener);
 
-    /// Adopts a `std` listener on this thread's hub (it is made
-    /// non-blocking).
+    /// Adopts a `std` listener on this thread's hub (made non-blocking at
+    /// the OS level; its `accept` parks greenlets, whatever the `std`
+    /// listener's blocking mode was, unless
+    /// [`set_nonblocking`](Self::set_nonblocking) says otherwise).
     ///
     /// # Errors
     ///
@@ -391,9 +393,12 @@ impl TcpStream {
         self.inner.read_would_block(|s| s.peek(&mut b))
     }
 
-    /// Adopts a connected `std` stream on this thread's hub (it is made
-    /// non-blocking), carrying its read and write timeouts over, as
-    /// [`into_std`](Self::into_std) carries them out.
+    /// Adopts a connected `std` stream on this thread's hub (made
+    /// non-blocking at the OS level; it parks greenlets, whatever the `std`
+    /// stream's blocking mode was, unless
+    /// [`set_nonblocking`](Self::set_nonblocking) says otherwise), carrying
+    /// its read and write timeouts over, as [`into_std`](Self::into_std)
+    /// carries them out.
     ///
     /// # Errors
     ///

@@ -281,8 +281,10 @@ impl UdpSocket {
 
     socket_methods!(UdpSocket, timeouts);
 
-    /// Adopts a `std` socket on this thread's hub (made non-blocking),
-    /// carrying its read and write timeouts over.
+    /// Adopts a `std` socket on this thread's hub (made non-blocking at the
+    /// OS level; it parks greenlets, whatever the `std` socket's blocking
+    /// mode was, unless [`set_nonblocking`](Self::set_nonblocking) says
+    /// otherwise), carrying its read and write timeouts over.
     ///
     /// # Errors
     ///

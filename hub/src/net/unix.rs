@@ -86,7 +86,10 @@ impl UnixListener {
 
     socket_methods!(UnixListener);
 
-    /// Adopts a `std` listener on this thread's hub (made non-blocking).
+    /// Adopts a `std` listener on this thread's hub (made non-blocking at
+    /// the OS level; its `accept` parks greenlets, whatever the `std`
+    /// listener's blocking mode was, unless
+    /// [`set_nonblocking`](Self::set_nonblocking) says otherwise).
     ///
     /// # Errors
     ///
@@ -254,8 +257,10 @@ impl UnixStream {
 
     socket_methods!(UnixStream, timeouts);
 
-    /// Adopts a `std` stream on this thread's hub (made non-blocking),
-    /// carrying its read and write timeouts over.
+    /// Adopts a `std` stream on this thread's hub (made non-blocking at the
+    /// OS level; it parks greenlets, whatever the `std` stream's blocking
+    /// mode was, unless [`set_nonblocking`](Self::set_nonblocking) says
+    /// otherwise), carrying its read and write timeouts over.
     ///
     /// # Errors
     ///
