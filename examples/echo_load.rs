@@ -248,8 +248,20 @@ fn load() -> io::Result<()> {
     while let Some(a) = args.next() {
         let mut val = |name: &str| args.next().ok_or_else(|| bad(&format!("{name}: missing")));
         match a.as_str() {
-            "--conns" => conns = val("--conns N")?.parse().map_err(|_| bad("--conns N"))?,
-            "--secs" => secs = val("--secs S")?.parse().map_err(|_| bad("--secs S"))?,
+            "--conns" => {
+                conns = val("--conns N")?
+                    .parse()
+                    .ok()
+                    .filter(|&n: &usize| n > 0)
+                    .ok_or_else(|| bad("--conns N: a number of connections, at least 1"))?
+            }
+            "--secs" => {
+                secs = val("--secs S")?
+                    .parse()
+                    .ok()
+                    .filter(|&s: &f64| s > 0.0 && Duration::try_from_secs_f64(s).is_ok())
+                    .ok_or_else(|| bad("--secs S: a positive, finite number of seconds"))?
+            }
             "--server-pid" => pid = Some(val("--server-pid PID")?.parse().map_err(|_| bad("PID"))?),
             "--pin" => pin = Some(val("--pin CPU")?.parse().map_err(|_| bad("--pin CPU"))?),
             _ => {
