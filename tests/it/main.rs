@@ -56,6 +56,8 @@ mod probes41;
 mod probes42;
 mod probes44;
 mod probes45;
+mod probes46;
+mod probes47;
 mod probes5;
 mod probes6;
 mod probes7;
