@@ -574,7 +574,7 @@ impl<T: AsRawFd> Source<T> {
     ) -> io::Result<R> {
         match f(&self.io) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.wait_and_retry(dir, what, None, &mut f)
+                self.wait_and_retry(dir, what, None, Some(e), &mut f)
             }
             r => r,
         }
@@ -618,11 +618,11 @@ impl<T: AsRawFd> Source<T> {
             r
         };
         if !io.is_ready(token, Dir::Read) && !self.nonblocking.get() {
-            return self.wait_and_retry(Dir::Read, "read", None, &mut read);
+            return self.wait_and_retry(Dir::Read, "read", None, None, &mut read);
         }
         match read(&self.io) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.wait_and_retry(Dir::Read, "read", None, &mut read)
+                self.wait_and_retry(Dir::Read, "read", None, Some(e), &mut read)
             }
             r => r,
         }
@@ -671,13 +671,14 @@ impl<T: AsRawFd> Source<T> {
     ) -> io::Result<R> {
         match f(&self.io) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.wait_and_retry(dir, what, Some(deadline), &mut f)
+                self.wait_and_retry(dir, what, Some(deadline), Some(e), &mut f)
             }
             r => r,
         }
     }
 
-    /// The slow path: the last try returned `WouldBlock`. `deadline` is
+    /// The slow path: the last try returned `WouldBlock` (`would_block`,
+    /// or `None` when the cached flag said not to try). `deadline` is
     /// `Some(explicit)` or `None` for "the direction's timeout".
     #[inline(never)]
     fn wait_and_retry<R>(
@@ -685,10 +686,13 @@ impl<T: AsRawFd> Source<T> {
         dir: Dir,
         what: &'static str,
         deadline: Option<Option<Instant>>,
+        would_block: Option<io::Error>,
         f: &mut impl FnMut(&T) -> io::Result<R>,
     ) -> io::Result<R> {
         if self.nonblocking.get() {
-            return Err(io::ErrorKind::WouldBlock.into());
+            // The call's own error, as std's non-blocking socket returns
+            // it (`raw_os_error` is EAGAIN).
+            return Err(would_block.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EAGAIN)));
         }
         let hub = hub();
         let io = &hub.io;

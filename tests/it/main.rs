@@ -58,6 +58,7 @@ mod probes44;
 mod probes45;
 mod probes46;
 mod probes47;
+mod probes48;
 mod probes5;
 mod probes6;
 mod probes7;

