@@ -471,7 +471,7 @@ fn resolve(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
 /// blocking one returns at once; a receive that gets `EAGAIN` asks this to
 /// answer as `std` does. For a datagram socket `POLLRDHUP` means exactly
 /// that (a peer's shutdown does not reach it).
-pub(crate) fn read_shut_down(s: &impl std::os::fd::AsRawFd) -> bool {
+fn read_shut_down(s: &impl std::os::fd::AsRawFd) -> bool {
     let mut pfd = libc::pollfd {
         fd: s.as_raw_fd(),
         events: libc::POLLRDHUP,
@@ -481,6 +481,21 @@ pub(crate) fn read_shut_down(s: &impl std::os::fd::AsRawFd) -> bool {
     // for as long as `s` is borrowed.
     let n = unsafe { libc::poll(&mut pfd, 1, 0) };
     n == 1 && pfd.revents & libc::POLLRDHUP != 0
+}
+
+/// A receive's result, except that a `WouldBlock` on a socket whose read
+/// half is shut down becomes what a blocking receive reports then (`std`
+/// returns at once there, where a non-blocking receive keeps failing with
+/// `EAGAIN`): `shut()`.
+pub(crate) fn unless_shut<R>(
+    s: &impl std::os::fd::AsRawFd,
+    r: io::Result<R>,
+    shut: impl FnOnce() -> io::Result<R>,
+) -> io::Result<R> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && read_shut_down(s) => shut(),
+        r => r,
+    }
 }
 
 /// A connect error with the peer it was for (`to`: an address or a path)

@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use super::tcp::unshare;
-use super::{ToSocketAddrs, each_addr, lookup_host, read_shut_down};
+use super::{ToSocketAddrs, each_addr, lookup_host, unless_shut};
 use crate::io::{Dir, Source};
 
 /// A UDP socket whose receives (and, rarely, sends) park only the calling
@@ -319,21 +319,6 @@ impl UdpSocket {
 }
 
 impl_fd!(UdpSocket, std::net::UdpSocket);
-
-/// A receive's result, except that a `WouldBlock` on a socket whose read
-/// half is shut down becomes what a blocking receive reports then (`std`
-/// returns at once there, where a non-blocking receive keeps failing with
-/// `EAGAIN`): `shut()`.
-fn unless_shut<R>(
-    s: &std::net::UdpSocket,
-    r: io::Result<R>,
-    shut: impl FnOnce() -> io::Result<R>,
-) -> io::Result<R> {
-    match r {
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock && read_shut_down(s) => shut(),
-        r => r,
-    }
-}
 
 /// What `recv_from` on a UDP socket whose read half is shut down reports.
 #[cold]

@@ -8,8 +8,8 @@ use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::rc::Rc;
 
-use super::read_shut_down;
 use super::tcp::{shutdown_wake, unshare};
+use super::unless_shut;
 use crate::io::{Dir, Source};
 
 /// A Unix domain datagram socket whose receives (and sends to a full peer)
@@ -123,10 +123,8 @@ impl UnixDatagram {
     ///
     /// `TimedOut` past the read timeout; as `recv(2)` otherwise.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.do_io(Dir::Read, "read", |s| match s.recv(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && read_shut_down(s) => Ok(0),
-            r => r,
-        })
+        self.inner
+            .do_io(Dir::Read, "read", |s| unless_shut(s, s.recv(buf), || Ok(0)))
     }
 
     /// Receives one datagram and the address it came from.
@@ -135,16 +133,14 @@ impl UnixDatagram {
     ///
     /// As [`recv`](Self::recv).
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.inner
-            .do_io(Dir::Read, "read", |s| match s.recv_from(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && read_shut_down(s) => {
-                    // Nothing came from anywhere: an unnamed address, as
-                    // recvfrom(2) reports then.
-                    let unnamed = std::os::unix::net::UnixDatagram::unbound()?.local_addr()?;
-                    Ok((0, unnamed))
-                }
-                r => r,
+        self.inner.do_io(Dir::Read, "read", |s| {
+            unless_shut(s, s.recv_from(buf), || {
+                // Nothing came from anywhere: an unnamed address, as
+                // recvfrom(2) reports then.
+                let unnamed = std::os::unix::net::UnixDatagram::unbound()?.local_addr()?;
+                Ok((0, unnamed))
             })
+        })
     }
 
     /// The local address.
