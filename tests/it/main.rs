@@ -60,6 +60,7 @@ mod probes46;
 mod probes47;
 mod probes48;
 mod probes5;
+mod probes50;
 mod probes6;
 mod probes7;
 mod probes8;
