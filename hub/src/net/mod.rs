@@ -483,19 +483,22 @@ fn read_shut_down(s: &impl std::os::fd::AsRawFd) -> bool {
     n == 1 && pfd.revents & libc::POLLRDHUP != 0
 }
 
-/// A receive's result, except that a `WouldBlock` on a socket whose read
-/// half is shut down becomes what a blocking receive reports then (`std`
+/// Receives through `recv` on `src`, parking as `do_io` does, except that
+/// in blocking mode a `WouldBlock` on a socket whose read half is shut
+/// down becomes what a blocking receive reports then: `shut()` (`std`
 /// returns at once there, where a non-blocking receive keeps failing with
-/// `EAGAIN`): `shut()`.
-pub(crate) fn unless_shut<R>(
-    s: &impl std::os::fd::AsRawFd,
-    r: io::Result<R>,
-    shut: impl FnOnce() -> io::Result<R>,
+/// `EAGAIN`). In non-blocking mode the `EAGAIN` stands, as it does for a
+/// non-blocking `std` socket.
+pub(crate) fn recv_unless_shut<T: std::os::fd::AsRawFd, R>(
+    src: &crate::io::Source<T>,
+    mut recv: impl FnMut(&T) -> io::Result<R>,
+    shut: impl Fn() -> io::Result<R>,
 ) -> io::Result<R> {
-    match r {
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock && read_shut_down(s) => shut(),
+    let blocking = !src.is_nonblocking();
+    src.do_io(crate::io::Dir::Read, "read", |s| match recv(s) {
+        Err(e) if blocking && e.kind() == io::ErrorKind::WouldBlock && read_shut_down(s) => shut(),
         r => r,
-    }
+    })
 }
 
 /// A connect error with the peer it was for (`to`: an address or a path)

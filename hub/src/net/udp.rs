@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use std::rc::Rc;
 
 use super::tcp::unshare;
-use super::{ToSocketAddrs, each_addr, lookup_host, unless_shut};
+use super::{ToSocketAddrs, each_addr, lookup_host, recv_unless_shut};
 use crate::io::{Dir, Source};
 
 /// A UDP socket whose receives (and, rarely, sends) park only the calling
@@ -73,10 +73,10 @@ impl UdpSocket {
     ///
     /// As `recv(2)`; `TimedOut` past the read timeout. Once the read half
     /// is shut down it returns `Ok(0)` when nothing is queued, as `std`'s
-    /// blocking `recv` does.
+    /// blocking `recv` does (in non-blocking mode, `WouldBlock`, as
+    /// `std`'s non-blocking one does).
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner
-            .do_io(Dir::Read, "read", |s| unless_shut(s, s.recv(buf), || Ok(0)))
+        recv_unless_shut(&self.inner, |s| s.recv(buf), || Ok(0))
     }
 
     /// Sends a datagram to `addr` (its first address; a host name is
@@ -103,9 +103,7 @@ impl UdpSocket {
     /// came, so there is no source address to return (`std`'s blocking
     /// `recv_from` fails with the same kind then).
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.inner.do_io(Dir::Read, "read", |s| {
-            unless_shut(s, s.recv_from(buf), no_source)
-        })
+        recv_unless_shut(&self.inner, |s| s.recv_from(buf), no_source)
     }
 
     /// Like [`recv`](Self::recv), leaving the datagram queued.
@@ -114,8 +112,7 @@ impl UdpSocket {
     ///
     /// As [`recv`](Self::recv).
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner
-            .do_io(Dir::Read, "read", |s| unless_shut(s, s.peek(buf), || Ok(0)))
+        recv_unless_shut(&self.inner, |s| s.peek(buf), || Ok(0))
     }
 
     /// Like [`recv_from`](Self::recv_from), leaving the datagram queued.
@@ -124,9 +121,7 @@ impl UdpSocket {
     ///
     /// As [`recv_from`](Self::recv_from).
     pub fn peek_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.inner.do_io(Dir::Read, "read", |s| {
-            unless_shut(s, s.peek_from(buf), no_source)
-        })
+        recv_unless_shut(&self.inner, |s| s.peek_from(buf), no_source)
     }
 
     /// The local address.

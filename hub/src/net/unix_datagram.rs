@@ -8,8 +8,8 @@ use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::rc::Rc;
 
+use super::recv_unless_shut;
 use super::tcp::{shutdown_wake, unshare};
-use super::unless_shut;
 use crate::io::{Dir, Source};
 
 /// A Unix domain datagram socket whose receives (and sends to a full peer)
@@ -123,8 +123,7 @@ impl UnixDatagram {
     ///
     /// `TimedOut` past the read timeout; as `recv(2)` otherwise.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner
-            .do_io(Dir::Read, "read", |s| unless_shut(s, s.recv(buf), || Ok(0)))
+        recv_unless_shut(&self.inner, |s| s.recv(buf), || Ok(0))
     }
 
     /// Receives one datagram and the address it came from.
@@ -133,14 +132,16 @@ impl UnixDatagram {
     ///
     /// As [`recv`](Self::recv).
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.inner.do_io(Dir::Read, "read", |s| {
-            unless_shut(s, s.recv_from(buf), || {
+        recv_unless_shut(
+            &self.inner,
+            |s| s.recv_from(buf),
+            || {
                 // Nothing came from anywhere: an unnamed address, as
                 // recvfrom(2) reports then.
                 let unnamed = std::os::unix::net::UnixDatagram::unbound()?.local_addr()?;
                 Ok((0, unnamed))
-            })
-        })
+            },
+        )
     }
 
     /// The local address.
@@ -164,7 +165,8 @@ impl UnixDatagram {
     /// Shuts down one or both halves, waking greenlets parked in those
     /// directions (see [`TcpStream::shutdown`](super::TcpStream::shutdown)).
     /// After the read half is shut down a receive with nothing queued
-    /// returns 0 bytes, as a blocking `std` socket's does.
+    /// returns 0 bytes, as a blocking `std` socket's does (in non-blocking
+    /// mode it fails with `WouldBlock`, as `std`'s does).
     ///
     /// # Errors
     ///
