@@ -369,8 +369,8 @@ impl Iwait<'_> {
             (set as Key, generation)
         };
         assert!(set < PROXY, "sylvan: too many iwait iterators alive");
-        // Stored before the first `watch`, so that if one panics, `Drop`
-        // undoes the registrations made before it.
+        // Stored before the first `watch`, so that if one panics, the
+        // registrations made before it can be undone.
         let w = self.watching.insert(Watching {
             hub_uid: hub.uid,
             set,
@@ -378,10 +378,20 @@ impl Iwait<'_> {
             tokens: vec![None; n],
             candidates: BinaryHeap::new(),
         });
-        for i in self.next_scan..n {
-            if !self.reported[i] {
-                w.tokens[i] = Some(self.objects[i].watch(w.waiter(i)));
+        let (objects, reported) = (self.objects, &self.reported);
+        let watched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for i in self.next_scan..n {
+                if !reported[i] {
+                    w.tokens[i] = Some(objects[i].watch(w.waiter(i)));
+                }
             }
+        }));
+        if let Err(panic) = watched {
+            // Undone at once, so that an iterator used again after the
+            // panic registers on every object anew instead of waiting on
+            // a half-made registration.
+            self.unregister();
+            std::panic::resume_unwind(panic);
         }
     }
 
