@@ -19,7 +19,9 @@
 //!   timeout is `WouldBlock` (EAGAIN) in `std` on Linux, `TimedOut` in
 //!   sylvan.
 //!
-//! Tests marked `#[ignore = "BUG: ..."]` fail without their `ignore`.
+//! Three tests found bugs, fixed with this round: non-blocking UDP and
+//! Unix datagram receives after a read shutdown (`n02`, `n04`), and an
+//! `iwait` used again after a `watch` panicked in it (`i08`).
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
@@ -231,7 +233,6 @@ fn n01_udp_receives_after_a_read_shutdown_match_std_blocking() {
 /// Non-blocking mode: std's non-blocking receive on a shut read half fails
 /// with EAGAIN (the kernel returns 0 only to a receive that would wait).
 #[test]
-#[ignore = "BUG: a non-blocking UDP socket whose read half is shut down returns Ok(0)/InvalidInput where std returns WouldBlock (EAGAIN)"]
 fn n02_udp_receives_after_a_read_shutdown_in_nonblocking_mode_match_std() {
     bounded(|| {
         for connect in [true, false] {
@@ -302,7 +303,6 @@ fn n03_unix_datagram_receives_after_a_read_shutdown_match_std_blocking() {
 }
 
 #[test]
-#[ignore = "BUG: a non-blocking UnixDatagram whose read half is shut down returns Ok(0) where std returns WouldBlock (EAGAIN)"]
 fn n04_unix_datagram_receives_after_a_read_shutdown_in_nonblocking_mode_match_std() {
     bounded(|| {
         let std = on_std(|| std_unix_dgram_shut(true, None));
@@ -1242,7 +1242,6 @@ impl Waitable for PanicsOnce {
 /// same iterator: the object whose watch panicked (and those after it)
 /// must still be reported when they become ready, and nothing leaks.
 #[test]
-#[ignore = "BUG: an iwait iterator used again after a watch panicked in it never registers the objects from the panicking one on, so they are never reported"]
 fn i08_an_iterator_used_again_after_a_watch_panicked_still_sees_every_object() {
     bounded(|| {
         let a = Counted::default();
