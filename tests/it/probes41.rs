@@ -751,6 +751,8 @@ fn spawn_blocking_result_of_caller_killed_early_dropped_on_pool_thread() {
 }
 
 static ARRIVED: AtomicUsize = AtomicUsize::new(0);
+/// Set by the job of the test below as it returns.
+static RETURNING: AtomicUsize = AtomicUsize::new(0);
 
 /// A caller killed after its job's result arrived but before it ran: the
 /// result sits in the oneshot's queue and is dropped with the receiver in
@@ -764,12 +766,24 @@ fn spawn_blocking_result_arrived_before_kill_does_not_abort() {
         || {
             quiet();
             let g = sylvan::spawn(|| {
-                let v = sylvan::spawn_blocking(|| SBoom(&ARRIVED, "arrived-41"));
+                let v = sylvan::spawn_blocking(|| {
+                    RETURNING.store(1, Ordering::SeqCst);
+                    SBoom(&ARRIVED, "arrived-41")
+                });
                 std::mem::forget(v);
             });
             sylvan::yield_now(); // parks in spawn_blocking
             // The hub does not run: the job finishes and its result waits.
-            std::thread::sleep(Duration::from_millis(100));
+            // (Waiting for the job itself, not a fixed time from the spawn:
+            // under load the pool's thread once took more than 100 ms to
+            // start, and the kill then cancelled the job before it ran.)
+            let t = std::time::Instant::now();
+            while RETURNING.load(Ordering::SeqCst) == 0 {
+                assert!(t.elapsed() < Duration::from_secs(4), "the job never ran");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // Its result is sent a few instructions after the flag.
+            std::thread::sleep(Duration::from_millis(50));
             g.kill();
             assert!(crate::util::wait_for(Duration::from_secs(2), || {
                 ARRIVED.load(Ordering::SeqCst) == 1
