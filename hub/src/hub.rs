@@ -170,6 +170,11 @@ pub(crate) struct Hub {
     /// Wake sources besides timers and the ready queue: IO waiters,
     /// thread-pool jobs, cross-thread receivers.
     refs: Cell<usize>,
+    /// The part of `refs` held by callback sources (signal registrations):
+    /// they can wake main, so a wait on them is no deadlock, but they are
+    /// not work that [`wait_all`](crate::wait_all) waits for (gevent's
+    /// signal watchers are unreferenced).
+    callback_refs: Cell<usize>,
     pub(crate) remote: Arc<Remote>,
     /// Greenlets in `idle()`, by ticket (in the order they came): leaving
     /// is O(log n), not a scan.
@@ -340,6 +345,7 @@ impl Hub {
                 UID.fetch_add(1, Ordering::Relaxed)
             },
             refs: Cell::new(0),
+            callback_refs: Cell::new(0),
             remote,
             idle_waiters: RefCell::new(std::collections::BTreeMap::new()),
             idle_tickets: Cell::new(0),
@@ -834,19 +840,19 @@ impl Hub {
             return;
         }
         let next = self.timers.borrow().next_deadline();
-        let can_wake = next.is_some()
-            || self.refs.get() > 0
+        let work = next.is_some()
+            || self.refs.get() > self.callback_refs.get()
             || self.remote.keepalive.load(Ordering::Acquire) > 0
             || self.remote.pending.load(Ordering::Acquire);
         let main = TaskRef { key: MAIN, id: 0 };
-        if !can_wake {
-            if let WaitAll::Until(_) = self.wait_all.get() {
-                // What main waits for in `wait_all`: the end of the work.
-                self.wait_all.set(WaitAll::Done);
-                self.wake(main, Wake::Ready);
-            } else {
-                self.wake(main, Wake::Deadlock);
-            }
+        if !work && let WaitAll::Until(_) = self.wait_all.get() {
+            // What main waits for in `wait_all`: the end of the work.
+            self.wait_all.set(WaitAll::Done);
+            self.wake(main, Wake::Ready);
+            return;
+        }
+        if !work && self.refs.get() == 0 {
+            self.wake(main, Wake::Deadlock);
             return;
         }
         let mut timeout = next.map(|d| d.saturating_duration_since(now));
@@ -1112,6 +1118,14 @@ impl Hub {
             self.reap(task.key.get(), task.id);
         }
         panic
+    }
+
+    /// Adds or drops a callback source's wake source (see
+    /// `callback_refs`).
+    pub(crate) fn add_callback_ref(&self, n: isize) {
+        self.add_ref(n);
+        self.callback_refs
+            .set(self.callback_refs.get().wrapping_add_signed(n));
     }
 
     /// Adds or drops a wake source that is not a timer (IO waiters,

@@ -47,7 +47,8 @@
 //!   is closed.
 //! * **Wake-source count.** Each parked waiter counts once in the hub's
 //!   `refs` (main blocked on a socket is legitimately waiting for the peer);
-//!   callback sources (signal pipes) count for as long as they live.
+//!   callback sources (signal pipes) count for as long as they live, but
+//!   are not work that `wait_all` waits for.
 //!
 //! The only mio types used here are behind `poll::Registrar` (a clone of the
 //! hub's registry, registering raw descriptors with `mio::unix::SourceFd`).
@@ -484,11 +485,12 @@ impl<T: AsRawFd> Source<T> {
 
     /// Registers a callback source: `notify` runs on the hub (it must not
     /// block) each time `io` becomes readable, and must read `io` until
-    /// `WouldBlock`. The source counts as a wake source while it lives.
+    /// `WouldBlock`. The source counts as a wake source while it lives
+    /// (though not as work for `wait_all`).
     pub(crate) fn with_callback(io: T, notify: Notify) -> io::Result<Source<T>> {
         let hub = hub();
         let token = hub.io.insert(io.as_raw_fd(), Some(notify))?;
-        hub.add_ref(1);
+        hub.add_callback_ref(1);
         Ok(Source {
             io: ManuallyDrop::new(io),
             token,
@@ -750,7 +752,7 @@ impl<T: AsRawFd> Source<T> {
             let fd = (!self.stale.get()).then(|| self.io.as_raw_fd());
             hub.io.remove(fd, self.token);
             if self.counted {
-                hub.add_ref(-1);
+                hub.add_callback_ref(-1);
             }
         }
     }

@@ -15,7 +15,9 @@
 //!
 //! A registration counts as a wake source while it lives (unlike gevent's
 //! unreferenced signal watchers): main parked until "Ctrl-C sets an event"
-//! waits for the signal instead of failing with "would block forever".
+//! waits for the signal instead of failing with "would block forever". It
+//! is not work for [`wait_all`](crate::wait_all), though, as in gevent:
+//! `wait_all` returns once everything else is done, handler or not.
 
 use std::collections::HashMap;
 use std::fmt;

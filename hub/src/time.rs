@@ -99,9 +99,12 @@ pub fn idle() {
 /// "Nothing left" means no greenlet ready to run and nothing that could
 /// wake one: no timer pending (sleeps, `Timeout`s, `spawn_later`), no
 /// greenlet waiting on a socket or the thread pool, no cross-thread work
-/// ([`Handle`](crate::Handle) jobs, [`KeepAlive`](crate::KeepAlive)s). Greenlets parked
-/// forever on something only another greenlet could set (an `Event` nobody
-/// will set) do not count, as in gevent; they stay parked. A server that
+/// ([`Handle`](crate::Handle) jobs, [`KeepAlive`](crate::KeepAlive)s). A
+/// registered [`signal`](crate::signal) handler is not work, as gevent's
+/// signal watchers are not (it still runs if its signal comes meanwhile).
+/// Greenlets parked forever on something only another greenlet could set
+/// (an `Event` nobody will set) do not count, as in gevent; they stay
+/// parked. A server that
 /// listens keeps the hub busy: this then waits for ever (or `timeout`).
 /// So does a `Timeout` armed around the call (as in gevent): bound the
 /// wait with `timeout`, which is not counted as work.

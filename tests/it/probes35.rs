@@ -45,8 +45,8 @@
 //!
 //! Limits, documented:
 //!
-//! * LIMIT `w18`: a registered signal handler is work for `wait_all`
-//!   (documented in `sylvan::signal`; gevent's watcher is unreferenced).
+//! * `w18` (a LIMIT until it was fixed): a registered signal handler is
+//!   not work for `wait_all`, as gevent's watcher is unreferenced.
 //! * LIMIT `t07`: `is_own_payload` marks the payload caught (documented),
 //!   so a timeout matched in a guard and then re-raised escapes silently.
 
@@ -606,11 +606,9 @@ fn w17_wait_all_in_a_main_local_destructor_at_thread_exit() {
 }
 
 /// gevent's signal watchers are unreferenced: `gevent.wait()` returns
-/// with a handler installed. sylvan's registration counts as a wake
-/// source while it lives (signal.rs says so), so `wait_all` waits until
-/// its deadline.
+/// with a handler installed. So does `wait_all` (the registration still
+/// keeps main's other waits from being called deadlocks).
 #[test]
-#[ignore = "LIMIT: a registered signal handler is work for wait_all (documented in sylvan::signal; gevent's is unreferenced)"]
 fn w18_a_signal_handler_is_not_work_as_in_gevent() {
     let r = unbounded_child(
         "probes35::w18_a_signal_handler_is_not_work_as_in_gevent",
