@@ -59,6 +59,7 @@ mod probes45;
 mod probes46;
 mod probes47;
 mod probes48;
+mod probes49;
 mod probes5;
 mod probes50;
 mod probes6;
