@@ -62,6 +62,7 @@ mod probes48;
 mod probes49;
 mod probes5;
 mod probes50;
+mod probes51;
 mod probes6;
 mod probes7;
 mod probes8;
