@@ -422,8 +422,19 @@ impl Iwait<'_> {
                 return Some(i);
             }
             // Spurious: registers again, for a `Waitable` that forgets a
-            // waiter once it has woken it.
-            w.tokens[i] = Some(obj.watch(w.waiter(i)));
+            // waiter once it has woken it. The old token is gone already:
+            // if this watch panics, no entry may still name it.
+            w.tokens[i] = None;
+            let waiter = w.waiter(i);
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.watch(waiter))) {
+                Ok(token) => w.tokens[i] = Some(token),
+                Err(panic) => {
+                    // As in `register`: undone at once, so that the
+                    // iterator used again registers on every object anew.
+                    self.unregister();
+                    std::panic::resume_unwind(panic);
+                }
+            }
         }
         None
     }
