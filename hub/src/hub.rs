@@ -846,6 +846,15 @@ impl Hub {
             || self.remote.pending.load(Ordering::Acquire);
         let main = TaskRef { key: MAIN, id: 0 };
         if !work && let WaitAll::Until(_) = self.wait_all.get() {
+            if self.refs.get() > 0 {
+                // Only signal registrations are left: a signal already
+                // delivered is handled before `wait_all` returns (gevent's
+                // loop polls once more before it exits).
+                self.poll(Some(Duration::ZERO));
+                if self.ready_len() > 0 {
+                    return;
+                }
+            }
             // What main waits for in `wait_all`: the end of the work.
             self.wait_all.set(WaitAll::Done);
             self.wake(main, Wake::Ready);
