@@ -27,7 +27,7 @@
 //!   for the signal (and is a deadlock once the handler is dropped); a
 //!   forked child inherits all that.
 //!
-//! Three tests found bugs (ignored, `BUG:`): `i08` and `i09` (a panic in
+//! Three tests found bugs, fixed since: `i08` and `i09` (a panic in
 //! the re-watch after a spurious wake-up leaves a stale token; its drop
 //! then unwatches whatever took that token since) and `s05` (a signal
 //! delivered while the last work runs, or before `wait_all` is called, is
@@ -789,7 +789,6 @@ fn i07_builtin_watches_never_switch_so_no_kill_lands_in_register() {
 /// object (it waits until its deadline), and dropping it unwatches that
 /// token a second time.
 #[test]
-#[ignore = "BUG: a watch panicking in take_notified's re-watch leaves a stale token: reuse misses the object, drop unwatches twice"]
 fn i08_a_panic_in_the_rewatch_after_a_spurious_wakeup() {
     bounded(|| {
         let r = Rc::new(Reg::panicking_on(2));
@@ -861,7 +860,6 @@ impl Waitable for RewatchPanics {
 /// a destructor while unwinding: the process aborts. So this runs in a
 /// child process.
 #[test]
-#[ignore = "BUG: the stale token left by a panicking re-watch unwatches another greenlet's Event wait at drop (later: abort)"]
 fn i09_the_stale_token_unregisters_another_greenlets_event_wait() {
     crate::util::in_child(
         "probes51::i09_the_stale_token_unregisters_another_greenlets_event_wait",
@@ -1093,7 +1091,6 @@ fn kill_self_after_main_polls(main_tid: i32, sig: i32) -> impl FnOnce() + Send {
 /// and ends; then a signal is raised before `wait_all` with nothing else
 /// left. `wait_all` returns without polling, and the handler has not run.
 #[test]
-#[ignore = "BUG: wait_all returns Done without a last poll: a signal already delivered is not handled before it returns"]
 fn s05_a_signal_delivered_before_the_work_ends_is_handled_before_wait_all_returns() {
     child(
         "probes51::s05_a_signal_delivered_before_the_work_ends_is_handled_before_wait_all_returns",
