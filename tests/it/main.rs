@@ -63,6 +63,7 @@ mod probes49;
 mod probes5;
 mod probes50;
 mod probes51;
+mod probes52;
 mod probes6;
 mod probes7;
 mod probes8;
