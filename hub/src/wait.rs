@@ -399,17 +399,21 @@ impl Iwait<'_> {
     /// to report, if any. A notice whose object neither fired nor is ready
     /// (a spurious wake-up) is dropped, and the object watched anew.
     fn take_notified(&mut self, hub: &Hub) -> Option<usize> {
-        let w = self.watching.as_mut()?;
-        {
-            let mut sets = hub.wait_sets.borrow_mut();
-            if let Some(set) = sets.sets.get_mut(w.set as usize) {
-                for i in set.notified.drain(..) {
-                    set.queued[i as usize] = false;
-                    w.candidates.push(Reverse(i));
+        loop {
+            let w = self.watching.as_mut()?;
+            // Drained before each candidate, not once: a re-watch below
+            // may notify from inside `watch`, or block while other
+            // objects notify.
+            {
+                let mut sets = hub.wait_sets.borrow_mut();
+                if let Some(set) = sets.sets.get_mut(w.set as usize) {
+                    for i in set.notified.drain(..) {
+                        set.queued[i as usize] = false;
+                        w.candidates.push(Reverse(i));
+                    }
                 }
             }
-        }
-        while let Some(Reverse(i)) = w.candidates.pop() {
+            let Reverse(i) = w.candidates.pop()?;
             let i = i as usize;
             let Some(token) = w.tokens[i] else {
                 continue; // reported already
@@ -436,7 +440,6 @@ impl Iwait<'_> {
                 }
             }
         }
-        None
     }
 
     fn report(&mut self, i: usize) -> Option<usize> {
