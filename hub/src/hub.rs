@@ -175,6 +175,10 @@ pub(crate) struct Hub {
     /// not work that [`wait_all`](crate::wait_all) waits for (gevent's
     /// signal watchers are unreferenced).
     callback_refs: Cell<usize>,
+    /// `wait_all` found the work run out and polled once more for signals
+    /// already delivered; cleared when a turn finds work again and when a
+    /// `wait_all` begins.
+    pub(crate) last_poll_done: Cell<bool>,
     pub(crate) remote: Arc<Remote>,
     /// Greenlets in `idle()`, by ticket (in the order they came): leaving
     /// is O(log n), not a scan.
@@ -346,6 +350,7 @@ impl Hub {
             },
             refs: Cell::new(0),
             callback_refs: Cell::new(0),
+            last_poll_done: Cell::new(false),
             remote,
             idle_waiters: RefCell::new(std::collections::BTreeMap::new()),
             idle_tickets: Cell::new(0),
@@ -845,11 +850,15 @@ impl Hub {
             || self.remote.keepalive.load(Ordering::Acquire) > 0
             || self.remote.pending.load(Ordering::Acquire);
         let main = TaskRef { key: MAIN, id: 0 };
-        if !work && let WaitAll::Until(_) = self.wait_all.get() {
-            if self.refs.get() > 0 {
+        if work {
+            self.last_poll_done.set(false);
+        } else if let WaitAll::Until(_) = self.wait_all.get() {
+            if self.refs.get() > 0 && !self.last_poll_done.replace(true) {
                 // Only signal registrations are left: a signal already
-                // delivered is handled before `wait_all` returns (gevent's
-                // loop polls once more before it exits).
+                // delivered is handled before `wait_all` returns, as
+                // gevent's loop polls once more before it exits. Once per
+                // running out of work: a handler that raises its own
+                // signal again must not hold `wait_all` for ever.
                 self.poll(Some(Duration::ZERO));
                 if self.ready_len() > 0 {
                     return;

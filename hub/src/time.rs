@@ -101,7 +101,10 @@ pub fn idle() {
 /// greenlet waiting on a socket or the thread pool, no cross-thread work
 /// ([`Handle`](crate::Handle) jobs, [`KeepAlive`](crate::KeepAlive)s). A
 /// registered [`signal`](crate::signal) handler is not work, as gevent's
-/// signal watchers are not (it still runs if its signal comes meanwhile).
+/// signal watchers are not: a signal delivered before the work runs out
+/// is handled before this returns (the hub polls once more, as gevent's
+/// loop does), one that a handler raises then is handled at main's next
+/// block.
 /// Greenlets parked forever on something only another greenlet could set
 /// (an `Event` nobody will set) do not count, as in gevent; they stay
 /// parked. A server that
@@ -161,6 +164,7 @@ pub fn wait_all(timeout: Option<Duration>) -> bool {
     let _restore = Restore(hub, hub.wait_all.get());
     hub.wait_all
         .set(WaitAll::Until(timeout.and_then(deadline_after)));
+    hub.last_poll_done.set(false);
     loop {
         if hub.park(WaitKind::AllDone, false) == crate::hub::Woke::Refused {
             return false;
