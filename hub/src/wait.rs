@@ -387,11 +387,7 @@ impl Iwait<'_> {
             }
         }));
         if let Err(panic) = watched {
-            // Undone at once, so that an iterator used again after the
-            // panic registers on every object anew instead of waiting on
-            // a half-made registration.
-            self.unregister();
-            std::panic::resume_unwind(panic);
+            self.undo_and_resume(panic);
         }
     }
 
@@ -432,14 +428,18 @@ impl Iwait<'_> {
             let waiter = w.waiter(i);
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.watch(waiter))) {
                 Ok(token) => w.tokens[i] = Some(token),
-                Err(panic) => {
-                    // As in `register`: undone at once, so that the
-                    // iterator used again registers on every object anew.
-                    self.unregister();
-                    std::panic::resume_unwind(panic);
-                }
+                Err(panic) => self.undo_and_resume(panic),
             }
         }
+    }
+
+    /// A `watch` panicked: takes back every registration at once, so that
+    /// an iterator used again after the panic registers on every object
+    /// anew instead of waiting on a half-made registration, and goes on
+    /// with the panic.
+    fn undo_and_resume(&mut self, panic: Box<dyn std::any::Any + Send>) -> ! {
+        self.unregister();
+        std::panic::resume_unwind(panic)
     }
 
     fn report(&mut self, i: usize) -> Option<usize> {
