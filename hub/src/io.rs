@@ -699,6 +699,15 @@ impl<T: AsRawFd> Source<T> {
         let hub = hub();
         let io = &hub.io;
         if std::thread::panicking() {
+            // It cannot wait. When only the cached flag said not to try,
+            // bytes may have come since: an operation that can complete at
+            // once still does.
+            if would_block.is_none() {
+                match f(&self.io) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    r => return r,
+                }
+            }
             return Err(unwinding(self.noun, what));
         }
         let deadline =

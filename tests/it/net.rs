@@ -885,6 +885,60 @@ fn with_timeout_unwinds_a_parked_read_and_the_socket_still_works() {
 }
 
 #[test]
+fn a_read_in_a_destructor_while_unwinding_takes_bytes_already_there() {
+    // A short read leaves the socket marked drained until the next poll;
+    // bytes that come meanwhile must still be read by a destructor, which
+    // cannot wait but can take what is there.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (mut peer, _) = l.accept().unwrap();
+    peer.write_all(b"abc").unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!((&c).read(&mut buf).unwrap(), 3);
+    peer.write_all(b"def").unwrap();
+    // Seen by the kernel, without a poll of the hub in between.
+    let start = Instant::now();
+    loop {
+        let mut b = 0u8;
+        // SAFETY: a non-blocking peek of one byte into a local.
+        let n = unsafe {
+            libc::recv(
+                c.as_raw_fd(),
+                (&raw mut b).cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if n == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the bytes never came"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    struct ReadOnDrop<'a>(&'a TcpStream, Rc<Cell<Option<io::Result<usize>>>>);
+    impl Drop for ReadOnDrop<'_> {
+        fn drop(&mut self) {
+            let mut buf = [0u8; 64];
+            let r = (&*self.0).read(&mut buf);
+            if let Ok(n) = r {
+                assert_eq!(&buf[..n], b"def");
+            }
+            self.1.set(Some(r));
+        }
+    }
+    let got = Rc::new(Cell::new(None));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _guard = ReadOnDrop(&c, got.clone());
+        std::panic::resume_unwind(Box::new("unwinding on purpose"));
+    }));
+    assert!(r.is_err());
+    assert_eq!(got.take().expect("the destructor ran").unwrap(), 3);
+}
+
+#[test]
 fn stream_server_stop_from_a_destructor_during_a_kill_does_not_wait() {
     let (addr, server) = echo_server();
     let c = TcpStream::connect(addr).unwrap();
