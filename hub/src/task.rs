@@ -790,14 +790,16 @@ impl<T: 'static> Greenlet<T> {
         let unseen = (when != When::Value).then(|| Unobserved(Some(self.inner.clone())));
         let cb: Box<dyn FnOnce()> = Box::new(move || {
             let guard = guard;
-            if let Some(mut unseen) = unseen {
-                unseen.0 = None;
-            }
             let inner = &guard.0;
             if seq >= inner.task.unlinked_upto.get() {
+                if let Some(mut unseen) = unseen {
+                    unseen.0 = None;
+                }
                 let _running = LinkRun::enter(inner.task.id);
                 inner.with_outcome(f);
             }
+            // Cut by `unlink_all`: it never saw the failure, so `unseen`
+            // reports it as it drops here.
         });
         if task.is_dead() {
             // A link added to a dead greenlet still fires.

@@ -97,8 +97,9 @@ fn the_default_report_names_the_greenlet_once_and_std_prints_nothing() {
 /// callback counted as its observer but never ran (the thread exited
 /// before the callback's greenlet started: `Pool::join` and `joinall`
 /// return when the members are dead, before their callbacks run, as in
-/// gevent) is reported at teardown instead of vanishing. One whose
-/// callback ran stays unreported.
+/// gevent) is reported at teardown instead of vanishing, and so is one
+/// whose callback `unlink_all` cut after the death. One whose callback
+/// ran stays unreported.
 #[test]
 fn ignore_observed_reports_a_failure_whose_callback_never_ran() {
     const PATH: &str = "failures::ignore_observed_reports_a_failure_whose_callback_never_ran";
@@ -118,6 +119,18 @@ fn ignore_observed_reports_a_failure_whose_callback_never_ran() {
         assert!(sylvan::wait_all(Some(Duration::from_secs(5))));
         return;
     }
+    if is_child("unlinked") {
+        sylvan::set_error_policy(sylvan::ErrorPolicy::IgnoreObserved);
+        let g = sylvan::spawn(|| -> u32 { panic!("boom unlinked") });
+        g.link_exception(|e| println!("callback saw {e}"));
+        // Dies: its callback's greenlet is queued behind main, not started.
+        sylvan::yield_now();
+        assert!(g.is_dead());
+        g.unlink_all();
+        assert!(sylvan::wait_all(Some(Duration::from_secs(5))));
+        println!("after wait_all");
+        return;
+    }
     let out = run_child(PATH, "unobserved");
     let (stdout, stderr) = crate::util::texts(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -129,6 +142,15 @@ fn ignore_observed_reports_a_failure_whose_callback_never_ran() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("callback saw"), "{stdout}");
     assert!(!stderr.contains("boom the callback saw"), "{stderr}");
+
+    // `unlink_all` after the death cut the only observer before it ran:
+    // the failure is reported, once, when the cut callback drops.
+    let out = run_child(PATH, "unlinked");
+    let (stdout, stderr) = crate::util::texts(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("after wait_all"), "{stdout}");
+    assert!(!stdout.contains("callback saw"), "{stdout}");
+    assert_eq!(stderr.matches("boom unlinked").count(), 1, "{stderr}");
 }
 
 #[inline(never)]
