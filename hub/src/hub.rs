@@ -136,9 +136,10 @@ pub struct HubStats {
     pub thread_pool_queue: usize,
     /// Stacks mapped so far.
     pub stacks_mapped: u64,
-    /// Stacks unmapped because the pool was full.
+    /// Stacks unmapped because the pool was past its limit (when one was
+    /// given back, or the limit was lowered).
     pub stacks_unmapped: u64,
-    /// Spawns served from the stack pool.
+    /// Spawns served from the stack pool, not by mapping a new stack.
     pub stacks_reused: u64,
     /// Stacks sitting in the pool now, including those reserved for spawned
     /// greenlets that have not run yet (a greenlet takes its stack when it

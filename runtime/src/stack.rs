@@ -577,7 +577,8 @@ pub struct PoolStats {
     /// Stacks unmapped because the pool was full, or on a
     /// [`set_limit`](StackPool::set_limit) shrink.
     pub unmapped: u64,
-    /// [`get`](StackPool::get) calls served from the pool.
+    /// [`get`](StackPool::get) and [`reserve`](StackPool::reserve) calls
+    /// served from the pool (not by mapping a new stack).
     pub reused: u64,
     /// Stacks sitting in the pool now.
     pub pooled: usize,
@@ -700,6 +701,8 @@ impl StackPool {
     pub fn reserve(&mut self) -> io::Result<()> {
         if self.default.len() <= self.reserved {
             self.reserve_new()?;
+        } else {
+            self.reused += 1;
         }
         self.reserved += 1;
         Ok(())
@@ -726,7 +729,6 @@ impl StackPool {
         assert!(self.reserved > 0, "sylvan: take_reserved without reserve");
         self.reserved -= 1;
         self.pooled -= 1;
-        self.reused += 1;
         let stack = self.default.pop().expect("a reserved stack is in the pool");
         // After a put, the top is the stack just given back, still hot; after
         // a take, it is one that has sat in the pool.
@@ -952,10 +954,17 @@ mod tests {
             // read-write part, and nothing runs on it.
             unsafe { ((stack.top() - 64) as *mut u64).write(7) };
         }
+        // Mapped for their reservations, so not counted as reused.
+        assert_eq!((pool.stats().mapped, pool.stats().reused), (5, 0));
         for stack in taken {
             pool.put(stack);
         }
         assert_eq!(pool.stats().pooled, 5);
+        // A reservation the pool can serve counts once, when it is made.
+        pool.reserve().unwrap();
+        assert_eq!((pool.stats().mapped, pool.stats().reused), (5, 1));
+        drop(pool.take_reserved());
+        assert_eq!((pool.stats().mapped, pool.stats().reused), (5, 1));
     }
 
     #[test]
