@@ -11,10 +11,11 @@
 # default build, which contains both switches.
 #
 # Usage: scripts/callgrind.sh [modes...]
-#   modes: w1 w1d w1d-chains w1r-core w1r ring0 ring1 ring3 bare (default: all)
+#   modes: w1 w1d w1d-chains w1r-core w1r ring0 ring1 ring3 bare
+#          w8 w2-1k (default: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-modes=${*:-w1 w1d w1d-chains w1r-core w1r ring0 ring1 ring3 bare}
+modes=${*:-w1 w1d w1d-chains w1r-core w1r ring0 ring1 ring3 bare w8 w2-1k}
 
 cargo build -q --release --example yield_loop ${SYLVAN_CARGO_FLAGS:-} >/dev/null
 RUSTFLAGS="${RUSTFLAGS:-} --cfg sylvan_corosensei" CARGO_TARGET_DIR=target/corosensei \
@@ -60,6 +61,8 @@ for m in $modes; do
         esac
       done < <(raw_switches);;
     bare) echo "B corosensei bare round trip: $(per "$default" bare 1) instructions/round-trip";;
+    w8) echo "W8 queue handoff [$("$default" switch)]: $(per "$default" w8 1) instructions/item";;
+    w2-1k) echo "W2 spawn+join, 1k alive [$("$default" switch)]: $(per "$default" w2-1k 1) instructions/greenlet";;
     *) echo "unknown mode $m" >&2; exit 2;;
   esac
 done

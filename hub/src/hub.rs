@@ -542,13 +542,22 @@ impl Hub {
     /// that finds another throw queued is deferred, not lost: it is thrown
     /// after that one (see [`defer_throw`](Self::defer_throw)). Waking a
     /// running or dead greenlet does nothing.
+    #[inline]
     pub(crate) fn wake(&self, r: TaskRef, why: Wake) {
         if let Some(task) = self.lookup(r) {
             self.wake_found(r, task, why);
         } else if r.key >= crate::wait::PROXY {
             // A registration of `iwait`, not a greenlet: off the hot path.
-            crate::wait::notify(self, r);
+            self.notify_proxy(r);
         }
+    }
+
+    /// Kept out of line, so that [`wake`](Self::wake) inlines into the
+    /// primitives' wake-up paths as it did before `iwait` proxies.
+    #[cold]
+    #[inline(never)]
+    fn notify_proxy(&self, r: TaskRef) {
+        crate::wait::notify(self, r);
     }
 
     /// [`wake`](Self::wake) for a caller that has looked `r` up already.
