@@ -177,7 +177,7 @@ pub enum Resumed {
 
 /// One greenlet's core record.
 ///
-/// The hub keeps each `Core` at a stable address (inside an `Rc`) from
+/// The hub keeps each `Core` at a stable address (inside its task record) from
 /// [`start`](Core::start) until the greenlet is dead: the running body refers
 /// back to it.
 pub struct Core {
@@ -331,16 +331,21 @@ impl Core {
         unsafe { (*self.switch.get()).suspend() }
     }
 
-    /// Cancels a greenlet that never ran: its body is dropped unrun, it is
-    /// dead as killed, and its stack is returned. `None` if it has no body or
-    /// already ran.
+    /// Cancels a greenlet that is not mid-way through its body: it is dead
+    /// (as killed, unless it has an outcome already), a body that never ran
+    /// is dropped unrun, and the stack is returned: `None` when no body was
+    /// ever placed here (the greenlet is still marked dead).
+    ///
+    /// Does nothing and returns `None` while the body is suspended mid-way
+    /// (or running): unwind it with a throw instead.
     pub fn cancel_unstarted(&self) -> Option<Stack> {
-        // SAFETY: the greenlet is not running (it never started), so nothing
-        // else holds a reference into the switch.
-        let switch = unsafe { &mut *self.switch.get() };
-        if switch.is_mid_body() {
+        if self.is_mid_body() {
             return None;
         }
+        // SAFETY: the body is not mid-way, so it neither runs nor is
+        // suspended: no `resume` frame or body holds a reference into the
+        // switch.
+        let switch = unsafe { &mut *self.switch.get() };
         // Dead first: dropping the body runs user destructors, which may
         // reach the hub and must find this greenlet settled.
         if self.outcome.get() == Outcome::Pending {

@@ -530,9 +530,7 @@ mod tests {
         }
 
         fn limit(&self) -> StackPointer {
-            // SAFETY: `meta()` is valid for the stack's lifetime.
-            let guard_lo = unsafe { &*self.0.meta() }.guard_lo();
-            StackPointer::new(guard_lo).expect("non-null guard")
+            StackPointer::new(self.0.guard_lo()).expect("non-null guard")
         }
     }
 

@@ -475,6 +475,13 @@ impl Stack {
         self.limit
     }
 
+    /// Lowest address of the guard page below [`limit`](Self::limit): the
+    /// bottom of the mapping.
+    #[inline]
+    pub fn guard_lo(&self) -> usize {
+        self.meta_ref().guard_lo()
+    }
+
     /// Usable bytes: the requested size raised to [`MIN_STACK_SIZE`] and
     /// rounded up to whole pages (guard page not included).
     #[inline]

@@ -25,10 +25,12 @@ const MAX_INLINE_BODY: usize = 512;
 /// A pooled stack as corosensei sees it.
 struct SwitchStack(Stack);
 
-// SAFETY: `Stack` owns a mapping whose usable part lies between `limit()` and
-// `top()` with a PROT_NONE guard page directly below `limit()`; `top()` is
-// 16-byte aligned (corosensei's STACK_ALIGNMENT on every supported target)
-// and the mapping stays valid for as long as the `SwitchStack` lives.
+// SAFETY: `Stack` owns a mapping from `guard_lo()` to above `top()`: a
+// PROT_NONE guard page, then the usable part from `Stack::limit()` up; the
+// trait's `limit` is the mapping's bottom, guard page included, as the trait
+// asks. `top()` is 16-byte aligned (corosensei's STACK_ALIGNMENT on every
+// supported target), and so is `guard_lo()` (page-aligned); the mapping stays
+// valid for as long as the `SwitchStack` lives.
 unsafe impl corosensei::stack::Stack for SwitchStack {
     #[inline]
     fn base(&self) -> StackPointer {
@@ -37,7 +39,7 @@ unsafe impl corosensei::stack::Stack for SwitchStack {
 
     #[inline]
     fn limit(&self) -> StackPointer {
-        NonZeroUsize::new(self.0.limit()).expect("stack limit is never null")
+        NonZeroUsize::new(self.0.guard_lo()).expect("stack limit is never null")
     }
 }
 
