@@ -44,7 +44,12 @@
 //!   re-raise payloads for which [`is_unwind_payload`] is true.
 //! * A greenlet never switches out while it unwinds: blocking calls made by
 //!   destructors during a kill or panic return at once (`sleep` returns,
-//!   `join` gives [`Error::Unwinding`], `kill` does not wait).
+//!   `join` gives [`Error::Unwinding`], `kill` does not wait, a queue get
+//!   or a socket read that would wait reports so). Those that cannot return
+//!   without what they wait for abort the process with a message instead
+//!   (`Mutex::lock`, `Semaphore::acquire` and a full `Pool`'s `spawn`: use
+//!   `try_lock` / `try_acquire` in destructors), and `spawn_blocking` and
+//!   `os::wait_child` block the thread.
 //! * If main blocks and nothing can ever wake it, the call panics with
 //!   "would block forever: main is waiting on ...", never hangs.
 //! * Built with `panic = "abort"`, kills of running greenlets and timeouts

@@ -124,8 +124,10 @@ pub struct Failure<'a> {
     pub spawned_at: &'static Location<'static>,
     /// What went wrong: [`Error::Panicked`] or [`Error::TimedOut`].
     pub error: &'a Error,
-    /// Whether a `link`/`link_exception` callback or a joiner was waiting
-    /// for this greenlet when it died.
+    /// Whether a `link`/`link_exception` callback was registered on this
+    /// greenlet, or a greenlet was waiting for its death (in `join`,
+    /// `wait`, `kill`, `joinall` / `killall`, or [`wait`](crate::wait) /
+    /// [`iwait`](crate::iwait)), when it died.
     pub observed: bool,
 }
 
@@ -162,7 +164,8 @@ pub enum ErrorPolicy {
     /// `sylvan`) when a logger takes it, on stderr otherwise.
     #[default]
     Report,
-    /// Report only failures that no link or joiner observed. A failure
+    /// Report only failures that nothing observed: no link callback and no
+    /// greenlet waiting for the death (see [`Failure::observed`]). A failure
     /// counted as observed by a `link`/`link_exception` callback that then
     /// never runs (the thread exits before the callback's greenlet starts,
     /// say right after `Pool::join`) is reported when the callback is
@@ -173,10 +176,13 @@ pub enum ErrorPolicy {
     /// Hand each failure to this function. It runs on the hub itself, so it
     /// must not block (a blocking call there panics): spawn a greenlet for
     /// blocking work. A panic inside it is caught and printed; it harms
-    /// neither the hub nor other greenlets. Joining the failed greenlet
-    /// there does not block (it is dead) and gives a copy of the failure
-    /// whose panic payload is its message: the original stays with the
-    /// [`Failure`].
+    /// neither the hub nor other greenlets. It runs before the failed
+    /// greenlet's link callbacks: joining it there returns at once with a
+    /// copy of the failure (its panic payload replaced by the message; the
+    /// original stays with the [`Failure`]) only when it has no link
+    /// callbacks, since `join` waits for them, and waiting panics on the
+    /// hub. [`Greenlet::wait`](crate::Greenlet::wait) and the `Failure`
+    /// itself never wait.
     Custom(Rc<dyn Fn(&Failure<'_>)>),
 }
 

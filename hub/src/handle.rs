@@ -74,7 +74,10 @@ impl Handle {
     ///
     /// # Errors
     ///
-    /// [`HubGone`] when the hub's thread has ended.
+    /// [`HubGone`] when the hub's thread has ended. `Ok` means the job was
+    /// queued: it still does not run if the hub's thread exits before the
+    /// loop takes it (the closure is dropped unrun), or if no stack can be
+    /// mapped for it then (reported on stderr).
     #[track_caller]
     pub fn spawn(&self, f: impl FnOnce() + Send + 'static) -> Result<(), HubGone> {
         let site = Location::caller();

@@ -24,9 +24,10 @@ pub(crate) fn sylvan_begin_short_backtrace<R>(f: impl FnOnce() -> R) -> R {
 
 /// A captured backtrace cut as std's hook cuts one for `RUST_BACKTRACE=1`:
 /// from the panic (below std's `__rust_end_short_backtrace`, which leaves
-/// out the hook and the panic machinery) to the greenlet's body (above
-/// [`sylvan_begin_short_backtrace`]; for a `spawn_blocking` job, above
-/// std's `__rust_begin_short_backtrace`), renumbered, with std's note. Whole
+/// out the hook and the panic machinery) to the greenlet's body or its
+/// `spawn_blocking` job (above [`sylvan_begin_short_backtrace`], which
+/// wraps both; std's `__rust_begin_short_backtrace` is a fallback), renumbered,
+/// with std's note. Whole
 /// with `RUST_BACKTRACE=full`, or when a marker is missing.
 fn short(bt: &str) -> String {
     if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v == "full") {
@@ -56,8 +57,8 @@ fn short(bt: &str) -> String {
     else {
         return bt.to_owned();
     };
-    // A greenlet's body, else a thread's (std's marker: a `spawn_blocking`
-    // job on a pool thread).
+    // A greenlet's body or its `spawn_blocking` job, else a thread's
+    // (std's marker, a fallback).
     let bottom = [
         "sylvan_begin_short_backtrace",
         "__rust_begin_short_backtrace",

@@ -379,12 +379,14 @@ impl Hub {
     /// The task at `key`.
     ///
     /// The returned reference is valid while the entry stays in the table;
-    /// entries leave only in `reap`, for dead tasks.
+    /// entries leave only in `reap`, for dead tasks, and in `teardown`'s
+    /// final drain, which leaks the survivors' records.
     #[inline(always)]
     pub(crate) fn task(&self, key: Key) -> &Task {
-        // SAFETY: the table is only mutated by `insert_task` and `reap`,
-        // neither of which runs while this short shared access is live (they
-        // are not reentrant and call no user code).
+        // SAFETY: the table is only mutated by `insert_task`, `reap` and
+        // `teardown`'s drain, none of which runs while this short shared
+        // access is live (they are not reentrant and call no user code
+        // while the table is borrowed).
         let entry = unsafe { (*self.tasks.get()).get(key as usize) };
         let entry = entry.expect("sylvan: task key not in the hub's table");
         // SAFETY: `task` points into the record kept alive by `_owner`.

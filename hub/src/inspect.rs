@@ -27,7 +27,9 @@ use crate::task::{GreenletId, WaitKind};
 pub(crate) struct Beacon {
     /// Bumped at every resume and when main returns from the loop.
     pub(crate) switches: AtomicU64,
-    /// Id of the greenlet running now (0: main or the loop).
+    /// Id of the greenlet last resumed (0 once control is back on main);
+    /// while the loop itself runs (timers, reaping) it still names the
+    /// greenlet that ran last.
     pub(crate) running: AtomicU64,
     /// Spawn site of that greenlet (null for main).
     pub(crate) site: AtomicPtr<Location<'static>>,
@@ -100,7 +102,9 @@ impl Beacon {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct BlockingReport {
-    /// The greenlet that kept the hub from switching (`#0`: main).
+    /// The greenlet that kept the hub from switching (`#0`: main). A stall
+    /// in the hub's own loop (a slow timer callback or error policy) is
+    /// reported against the greenlet that ran last.
     pub greenlet: GreenletId,
     /// Its name, if it was spawned with one (`None` for main).
     pub name: Option<String>,

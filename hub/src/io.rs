@@ -521,8 +521,6 @@ impl<T: AsRawFd> Source<T> {
         self.timeouts[dir as usize].get()
     }
 
-    /// Sets the timeout of operations in `dir`. Zero is rejected as `std`
-    /// does.
     /// Sets both timeouts, as read from a `std` socket (never zero: the
     /// kernel's zero means "none", which `std` reads as `None`).
     pub(crate) fn set_timeouts(&self, (read, write): (Option<Duration>, Option<Duration>)) {
@@ -530,6 +528,8 @@ impl<T: AsRawFd> Source<T> {
         self.timeouts[Dir::Write as usize].set(write.filter(|d| !d.is_zero()));
     }
 
+    /// Sets the timeout of operations in `dir`. Zero is rejected as `std`
+    /// does.
     pub(crate) fn set_timeout(&self, dir: Dir, d: Option<Duration>) -> io::Result<()> {
         if d == Some(Duration::ZERO) {
             return Err(io::Error::new(

@@ -180,8 +180,9 @@ impl<T: 'static> GreenletLocal<T> {
         // and is dropped only by `Locals::clear`, which runs once this
         // greenlet's body is over (returned or unwound), so after `f` and
         // every other frame of this greenlet that could hold the reference;
-        // main's values are dropped with its record, when no code runs on
-        // main any more. (A value replaced above was made by a `with` inside
+        // main's values are cleared by `Hub::teardown` from the thread-local
+        // destructor at thread exit, after main's code has returned, and
+        // any made after that are dropped with main's record. (A value replaced above was made by a `with` inside
         // the initializer, whose reference ended when that `with` returned.)
         f(unsafe { &*ptr })
     }

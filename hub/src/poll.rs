@@ -1,5 +1,6 @@
-//! The one file that touches `mio`: the hub's poller and its cross-thread
-//! waker.
+//! The one file that touches `mio`'s `Poll` and registry: the hub's poller
+//! and its cross-thread waker (the sockets in `net` wrap `mio::net` types,
+//! and `remote` holds the `mio::Waker`).
 
 use std::io;
 use std::os::fd::RawFd;

@@ -395,9 +395,16 @@ impl Pool {
     ///
     /// # Panics
     ///
-    /// As [`spawn`](crate::spawn), when no stack can be mapped. Called while
-    /// the caller unwinds with the pool full, it cannot wait: see
-    /// [`Semaphore::acquire`].
+    /// As [`spawn`](crate::spawn), when no stack can be mapped.
+    ///
+    /// # Aborts
+    ///
+    /// Called while the caller unwinds (from a destructor during a kill,
+    /// timeout or panic) with the pool full, it cannot wait and cannot
+    /// return without a slot: it aborts the process with a message, as
+    /// [`Semaphore::acquire`] does. [`map`](Self::map), [`imap`](Self::imap)
+    /// and [`imap_unordered`](Self::imap_unordered) do the same when they
+    /// wait for a slot then.
     #[track_caller]
     pub fn spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> Greenlet<T> {
         self.try_spawn_at(Location::caller(), f)

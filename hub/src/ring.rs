@@ -4,7 +4,7 @@
 //! check, a wrap computation and an `Option` each; on the yield path those
 //! are a fifth of the hub's own instructions. Here head and tail are free-
 //! running `u32` counters and the slot is `counter & mask`, so a push is a
-//! store and an add, a pop a compare, a load and an add; growing is a cold
+//! compare, a store and an add, a pop a compare, a load and an add; growing is a cold
 //! path. The one `unsafe` is the unchecked slot access ([`Ring::slot`]),
 //! which the model test below drives across growth and wrap-around.
 

@@ -717,7 +717,15 @@ impl<T: 'static> Greenlet<T> {
     /// A [`GreenletExit`](sylvan_runtime::GreenletExit) unwind is thrown into
     /// it where it is parked: destructors run, and it dies as killed. A
     /// greenlet that has not started never runs. Killing a dead greenlet does
-    /// nothing; a greenlet killing itself unwinds at once.
+    /// nothing; a greenlet killing itself unwinds at once. Called while the
+    /// caller unwinds (from a destructor), it throws the kill and does not
+    /// wait.
+    ///
+    /// # Panics
+    ///
+    /// When the greenlet had not started and a destructor of what its
+    /// closure captured panics (dropped here, unrun): the panic is resumed
+    /// in the caller.
     pub fn kill(&self) {
         self.kill_until(None);
     }
@@ -765,8 +773,7 @@ impl<T: 'static> Greenlet<T> {
         self.task().name.as_deref()
     }
 
-    /// How it ended, for a dead greenlet; `None` while it lives or after
-    /// `join` took the value.
+    /// How it ended, for a dead greenlet; `None` while it lives.
     pub fn with_outcome<R>(&self, f: impl FnOnce(&Outcome<'_, T>) -> R) -> Option<R> {
         let task = self.task();
         if !task.is_dead() {
@@ -903,6 +910,11 @@ pub(crate) fn kill_task(hub: &Hub, task: &Task) {
 }
 
 /// Waits until every greenlet is dead, at most `timeout`; true if all are.
+///
+/// # Panics
+///
+/// When the calling greenlet is in the list and another one keeps it
+/// waiting (a greenlet cannot wait for its own death).
 pub fn joinall<T: 'static>(greenlets: &[Greenlet<T>], timeout: Option<Duration>) -> bool {
     let hub = hub();
     let deadline = timeout.and_then(crate::time::deadline_after);
@@ -911,7 +923,10 @@ pub fn joinall<T: 'static>(greenlets: &[Greenlet<T>], timeout: Option<Duration>)
         .all(|g| g.wait_until(hub, deadline, WaitKind::Join(g.id())))
 }
 
-/// Kills every greenlet and waits for them, at most `timeout`.
+/// Kills every greenlet and waits for them, at most `timeout`. If the
+/// calling greenlet is in the list, the others are shot first and then it
+/// is killed: it unwinds at once, without waiting. Called while the caller
+/// unwinds, it shoots them all and does not wait.
 ///
 /// # Errors
 ///

@@ -49,8 +49,9 @@ impl Waiter {
 ///
 /// Implement it for your own types by keeping the watchers and calling
 /// [`Waiter::wake`] on each when the object becomes ready. An [`iwait`]
-/// keeps its registrations from the first time it parks until it reports
-/// the object or is dropped; after a wake-up that finds the object neither
+/// keeps its registrations from the first `next` that finds nothing ready
+/// until it reports the object, its timeout ends the iteration, or it is
+/// dropped; after a wake-up that finds the object neither
 /// ready nor [`fired`](Waitable::fired) it unwatches and watches again, so
 /// an implementation may forget a waiter once it has woken it.
 ///

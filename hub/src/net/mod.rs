@@ -36,7 +36,7 @@
 //!
 //! * **Bound to the hub.** Sockets are `!Send`: they live on the thread
 //!   whose hub registered them. `into_std()` deregisters one and hands back
-//!   the `std` socket (in blocking mode, with its timeouts) for another
+//!   the `std` socket (in the blocking mode it had, with its timeouts) for another
 //!   thread; `from_std()` adopts a `std` socket on the current hub. The
 //!   descriptor conversions go the same ways: `TryFrom<OwnedFd>` into a
 //!   socket and out of one (fallible: registering can fail, and a socket

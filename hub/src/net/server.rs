@@ -91,7 +91,8 @@ struct Shared {
 ///   `io::Result<()>` (any `Result<(), E: Display>`, see
 ///   [`HandlerResult`]): an error it returns is reported with the peer's
 ///   address. Accept errors such as running out
-///   of descriptors are reported on stderr and retried after a pause
+///   of descriptors are reported (through `log` at warn level when a
+///   logger takes it, on stderr otherwise) and retried after a pause
 ///   (10 ms, doubling up to 1 s), as gevent does.
 ///
 /// Handles are cheap clones of one server, so a handler may keep one to
@@ -270,8 +271,9 @@ impl StreamServer {
     ///
     /// # Errors
     ///
-    /// When the server was stopped, or the accept greenlet cannot be
-    /// spawned (no stack could be mapped).
+    /// When the server was stopped, its accept loop has ended for good (see
+    /// [`serve_forever`](Self::serve_forever)'s errors), or the accept
+    /// greenlet cannot be spawned (no stack could be mapped).
     pub fn start(self) -> io::Result<Self> {
         self.start_inner()?;
         Ok(self)
@@ -319,7 +321,8 @@ impl StreamServer {
     ///
     /// As [`start`](Self::start); and the accept error that ended the
     /// accept loop for good (the listener was closed or is not a socket),
-    /// after the handlers are dealt with as above.
+    /// or the message of a panic that ended it, after the handlers are
+    /// dealt with as above.
     pub fn serve_forever(&self) -> io::Result<()> {
         if let Err(e) = self.start_inner() {
             return Err(self.inner.shared.fatal.borrow_mut().take().unwrap_or(e));
@@ -497,7 +500,8 @@ impl Drop for Deregister {
     }
 }
 
-/// The accept loop: runs until killed.
+/// The accept loop: runs until killed, or until the listener fails for
+/// good (the error is kept for `serve_forever`).
 fn accept_loop(listener: TcpListener, shared: Rc<Shared>) {
     // The last reference once every handle is gone: dropped while the
     // loop unwinds from its kill, with the handler and what it captured.

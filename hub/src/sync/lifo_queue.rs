@@ -11,8 +11,9 @@ const NAMES: Names = Names {
 /// `LifoQueue`: [`get`](LifoQueue::get) takes the newest item.
 ///
 /// Everything else is as on [`Queue`](super::Queue): bounded or unbounded,
-/// FIFO among waiting greenlets, direct hand-off to a waiting getter,
-/// `close` and iteration.
+/// FIFO among waiting greenlets, an item kept in the queue until a woken
+/// getter takes the one `get` gives then (as in gevent), `close` and
+/// iteration.
 ///
 /// ```
 /// # extern crate sylvan_hub as sylvan;

@@ -14,8 +14,9 @@ const NAMES: Names = Names {
 /// tuples to attach data.
 ///
 /// Everything else is as on [`Queue`](super::Queue): bounded or unbounded,
-/// FIFO among waiting greenlets, direct hand-off to a waiting getter,
-/// `close` and iteration.
+/// FIFO among waiting greenlets, an item kept in the queue until a woken
+/// getter takes the one `get` gives then (as in gevent), `close` and
+/// iteration.
 ///
 /// ```
 /// # extern crate sylvan_hub as sylvan;

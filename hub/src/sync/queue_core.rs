@@ -309,7 +309,9 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
         }
     }
 
-    /// A put that hands the item to a waiting getter, or fails.
+    /// A put past the fast path: into the buffer (waking a getter, if one
+    /// waits) when there is room, or for a rendezvous when a getter waits
+    /// for an item; fails otherwise.
     #[inline(never)]
     fn try_put_cold(&self, v: T) -> Result<(), TryPutError<T>> {
         if self.closed.get() {
@@ -821,7 +823,10 @@ macro_rules! queue_methods {
                 self.core.len() == 0
             }
 
-            /// True when a put would wait.
+            /// True when a `try_put` would fail for lack of room (a `put`
+            /// would wait). With capacity zero, as a `Channel`, it is false
+            /// while a getter waits for an item, yet a `put` still waits
+            /// until a getter has taken its item.
             pub fn is_full(&self) -> bool {
                 self.core.is_full()
             }

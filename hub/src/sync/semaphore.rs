@@ -232,6 +232,10 @@ impl Semaphore {
     /// link of a released semaphore (its acquirer takes the permit only
     /// when it runs): a watcher learns that it was released, even if an
     /// acquirer got the permit.
+    ///
+    /// # Panics
+    ///
+    /// When the free count would pass `usize::MAX`.
     #[inline]
     pub fn release(&self) {
         if self.waiters.borrow().is_empty() {

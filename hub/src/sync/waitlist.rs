@@ -10,10 +10,11 @@
 //!
 //! * **linked**: the greenlet is waiting in line.
 //! * **chosen**: [`WaitList::pop`] took it out of the line (the first
-//!   waiter), usually after handing it something through its slot: a permit,
-//!   the lock, an item. The node stays in the slab, unlinked, until its
-//!   owner removes it, so the owner can tell "I was chosen" from "I timed
-//!   out" and collect what was handed over.
+//!   waiter): what it waited for is now its (a permit, the lock, a wake-up
+//!   to take an item), or, through [`WaitList::take_first`], a putter's
+//!   item was taken from its slot. The node stays in the slab, unlinked,
+//!   until its owner removes it, so the owner can tell "I was chosen" from
+//!   "I timed out".
 //!
 //! The waiter itself always removes its node ([`WaitList::remove`]), from a
 //! guard whose `Drop` also runs when the greenlet is killed or a timeout
@@ -131,7 +132,7 @@ impl<S> WaitList<S> {
 
     /// Chooses the first waiter: takes it out of the line (its node stays
     /// until its owner removes it). The caller wakes [`task`](Self::task);
-    /// [`give_first`](Self::give_first) also hands it an item.
+    /// [`take_first`](Self::take_first) also takes the item in its slot.
     #[inline]
     pub(crate) fn pop(&mut self) -> Option<NodeKey> {
         let key = self.head;

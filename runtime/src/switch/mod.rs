@@ -21,7 +21,8 @@
 //! **nothing ever unwinds across the switch**. A kill or a timeout is thrown
 //! by the greenlet itself, on its own stack, after `suspend` has returned
 //! into it. The one exception is a body dropped while suspended: `suspend`
-//! then returns into an unwind with a payload private to the switch, which
+//! then returns into an unwind with a payload of the switch's own
+//! (`ForcedUnwind`, which `is_unwind_payload` recognises), which
 //! the body's `catch_unwind` must let through (re-raise) and which the
 //! switch's own entry catches before it finishes the body.
 //!
@@ -78,8 +79,10 @@
 //!   naming it), so sylvan's objects never carry the GNU property note that
 //!   marks a binary shadow-stack capable, and without it the kernel and glibc
 //!   do not enable shadow stacks for the process. If one is active anyway
-//!   (forced with the linker's `-z force-shstk`), the first greenlet spawned
-//!   on x86-64 Linux panics with a message saying so, found by reading the
+//!   (forced with the linker's `-z force-shstk`), the first greenlet to start
+//!   on x86-64 Linux panics with a message saying so (a default-size one when
+//!   the hub first runs it, so out of the call in which main blocked; one
+//!   with its own stack size in its spawn), found by reading the
 //!   thread's `x86_Thread_features` in `/proc/thread-self/status` once per
 //!   process. Indirect-branch tracking (IBT) is refused by the same build
 //!   check: the switch's jump targets carry no `endbr64`.

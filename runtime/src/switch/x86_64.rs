@@ -85,7 +85,8 @@
 //! # Dropping a suspended body
 //!
 //! `drop_body` resumes the body with `UNWIND`: its `suspend` returns into
-//! `resume_unwind` of a payload private to this file. The body's frames unwind
+//! `resume_unwind` of the switch's own payload (`ForcedUnwind`, which
+//! `is_unwind_payload` recognises). The body's frames unwind
 //! (destructors run), the greenlet's own `catch_unwind` lets the payload
 //! through, `start` catches it and finishes the body normally.
 
