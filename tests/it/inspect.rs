@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use sylvan::{BlockingDetector, BlockingReport, WaitKind};
 
+use crate::util::stall_until;
+
 fn collect() -> (Arc<Mutex<Vec<BlockingReport>>>, BlockingDetector) {
     let reports = Arc::new(Mutex::new(Vec::new()));
     let r = reports.clone();
@@ -17,10 +19,11 @@ fn collect() -> (Arc<Mutex<Vec<BlockingReport>>>, BlockingDetector) {
 #[test]
 fn a_greenlet_blocking_the_hub_is_reported_once_with_its_spawn_site() {
     let (reports, detector) = collect();
+    let seen = reports.clone();
     let line = line!() + 1;
     let g = sylvan::Builder::new()
         .name("blocker")
-        .spawn(|| std::thread::sleep(Duration::from_millis(300)))
+        .spawn(move || stall_until(|| !seen.lock().unwrap().is_empty()))
         .unwrap();
     let id = g.id();
     g.join().unwrap();
@@ -51,7 +54,7 @@ fn a_greenlet_blocking_the_hub_is_reported_once_with_its_spawn_site() {
 #[test]
 fn main_blocking_the_hub_is_reported_without_a_name() {
     let (reports, detector) = collect();
-    std::thread::sleep(Duration::from_millis(300));
+    stall_until(|| !reports.lock().unwrap().is_empty());
     sylvan::sleep(Duration::from_millis(50));
     drop(detector);
     let reports = reports.lock().unwrap();

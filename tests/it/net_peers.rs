@@ -200,20 +200,8 @@ fn p03_connect_timeout_filtered_vs_refused() {
         })
     });
     assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
-
-    // unroutable: report only (sandbox networking varies)
-    let t = Instant::now();
-    let r = bounded("connect_timeout unroutable", || {
-        TcpStream::connect_timeout("10.255.255.1:80", Duration::from_millis(300))
-    });
-    // report only: this sandbox may proxy outbound connections
-    eprintln!(
-        "unroutable: {:?} after {:?}",
-        r.as_ref()
-            .map(|_| ())
-            .map_err(|e| (e.kind(), e.to_string())),
-        t.elapsed()
-    );
+    // A filtered peer (no answer) is covered on loopback with a listener
+    // whose backlog is full (`full_backlog_listener`).
 }
 
 #[test]

@@ -199,7 +199,7 @@ fn unix_datagram_timeouts_kills_and_shutdown() {
 
 #[test]
 fn udp_multicast_options_reach_the_socket() {
-    let u = UdpSocket::bind("0.0.0.0:0").unwrap();
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
     u.set_multicast_ttl_v4(4).unwrap();
     assert_eq!(u.multicast_ttl_v4().unwrap(), 4);
     u.set_multicast_loop_v4(false).unwrap();

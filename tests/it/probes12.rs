@@ -566,10 +566,13 @@ fn kill_while_in_spawn_blocking_returns_promptly() {
     bounded(|| {
         let drops = Rc::new(Cell::new(0));
         let d = drops.clone();
+        // The job holds its thread until the test opens the gate (3 s at
+        // most): a kill that waited for it would take that long.
+        let (gate, gated) = std::sync::mpsc::channel::<()>();
         let g = sylvan::spawn(move || {
             let _f = DropFlag(d);
-            sylvan::spawn_blocking(|| {
-                std::thread::sleep(MS(600));
+            sylvan::spawn_blocking(move || {
+                let _ = gated.recv_timeout(MS(3000));
                 1
             })
         });
@@ -577,7 +580,8 @@ fn kill_while_in_spawn_blocking_returns_promptly() {
         assert!(g.is_started());
         let t0 = Instant::now();
         g.kill();
-        assert!(t0.elapsed() < MS(400), "kill waited for the job");
+        assert!(t0.elapsed() < MS(1500), "kill waited for the job");
+        drop(gate);
         assert_eq!(drops.get(), 1);
         assert!(g.join().unwrap_err().is_killed());
         // the hub still serves other blocking jobs meanwhile
@@ -1722,7 +1726,7 @@ fn iwait_reports_object_ready_while_consumer_was_elsewhere() {
         sylvan::sleep(MS(300));
         let t0 = Instant::now();
         assert_eq!(it.next(), Some(1));
-        assert!(t0.elapsed() < MS(100));
+        assert!(t0.elapsed() < MS(1000));
         assert_eq!(it.next(), None);
     });
 }
@@ -1906,7 +1910,8 @@ fn with_timeout_in_destructor_during_kill_does_not_switch() {
         struct D(Rc<RefCell<String>>);
         impl Drop for D {
             fn drop(&mut self) {
-                let r = sylvan::with_timeout(MS(200), || sylvan::sleep(MS(100)));
+                // A sleep that switched would take 3 s.
+                let r = sylvan::with_timeout(MS(4000), || sylvan::sleep(MS(3000)));
                 *self.0.borrow_mut() = format!("{r:?}");
             }
         }
@@ -1919,7 +1924,7 @@ fn with_timeout_in_destructor_during_kill_does_not_switch() {
         sylvan::yield_now();
         let t0 = Instant::now();
         g.kill();
-        assert!(t0.elapsed() < MS(100));
+        assert!(t0.elapsed() < MS(1000));
         assert_eq!(*out.borrow(), "Ok(())");
         // the Timeout armed during the unwind left nothing behind
         let t0 = Instant::now();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use sylvan::sync::Event;
 use sylvan::{BlockingDetector, BlockingReport, WaitKind, sleep, spawn, yield_now};
 
-use crate::util::{bounded, in_child, quiet, yield_until};
+use crate::util::{bounded, in_child, quiet, stall_until, yield_until};
 
 const MS: Duration = Duration::from_millis(1);
 const LONG: Duration = Duration::from_secs(3);
@@ -631,8 +631,9 @@ fn in_stats_consistent_after_kills() {
 fn bd_two_stalls_two_reports_with_their_greenlets() {
     bounded(|| {
         let (reports, det) = collect(100 * MS);
-        let a = spawn(|| std::thread::sleep(300 * MS));
-        let b = spawn(|| std::thread::sleep(300 * MS));
+        let (ra, rb) = (reports.clone(), reports.clone());
+        let a = spawn(move || stall_until(|| !ra.lock().unwrap().is_empty()));
+        let b = spawn(move || stall_until(|| rb.lock().unwrap().len() >= 2));
         let (ia, ib) = (a.id(), b.id());
         a.join().unwrap();
         b.join().unwrap();
@@ -650,7 +651,7 @@ fn bd_main_blocking_is_reported_as_main() {
     bounded(|| {
         let (reports, det) = collect(100 * MS);
         let g = spawn(|| 1);
-        std::thread::sleep(300 * MS);
+        stall_until(|| !reports.lock().unwrap().is_empty());
         assert_eq!(g.join().unwrap(), 1);
         sleep(60 * MS);
         drop(det);
@@ -671,7 +672,10 @@ fn bd_replacement_and_drop() {
         let (r2, d2) = collect(100 * MS);
         drop(d1);
         sleep(60 * MS);
-        spawn(|| std::thread::sleep(300 * MS)).join().unwrap();
+        let seen = r2.clone();
+        spawn(move || stall_until(|| !seen.lock().unwrap().is_empty()))
+            .join()
+            .unwrap();
         sleep(60 * MS);
         assert!(r1.lock().unwrap().is_empty());
         assert_eq!(r2.lock().unwrap().len(), 1);
@@ -694,9 +698,14 @@ fn bd_panicking_callback_keeps_watching() {
                 std::panic::panic_any(());
             }
         });
-        spawn(|| std::thread::sleep(300 * MS)).join().unwrap();
+        let (n1, n2) = (n.clone(), n.clone());
+        spawn(move || stall_until(|| n1.load(Ordering::SeqCst) >= 1))
+            .join()
+            .unwrap();
         sleep(60 * MS);
-        spawn(|| std::thread::sleep(300 * MS)).join().unwrap();
+        spawn(move || stall_until(|| n2.load(Ordering::SeqCst) >= 2))
+            .join()
+            .unwrap();
         sleep(60 * MS);
         drop(det);
         assert_eq!(n.load(Ordering::SeqCst), 2);
@@ -713,7 +722,8 @@ fn bd_two_hubs_each_their_own_reports() {
             .name("p13-other-hub".into())
             .spawn(|| {
                 let (there, det) = collect(100 * MS);
-                let g = spawn(|| std::thread::sleep(300 * MS));
+                let seen = there.clone();
+                let g = spawn(move || stall_until(|| !seen.lock().unwrap().is_empty()));
                 let id = g.id();
                 g.join().unwrap();
                 sleep(60 * MS);

@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use sylvan::net::{StreamServer, TcpListener, TcpStream};
@@ -545,26 +547,44 @@ fn semaphore_rate_limiter_with_spawn_later_release() {
 fn spawn_blocking_offload_keeps_the_ticker_ticking() {
     bounded(|| {
         quiet();
-        let ticks = Rc::new(Cell::new(0u32));
+        // The jobs wait (2 s at most) until the ticker has ticked five
+        // times: offloads that blocked the hub would starve it.
+        let ticks = Arc::new(AtomicU32::new(0));
         let tk = ticks.clone();
         let ticker = sylvan::spawn(move || {
             loop {
                 sylvan::sleep(MS(2));
-                tk.set(tk.get() + 1);
+                tk.fetch_add(1, Ordering::SeqCst);
             }
         });
         let jobs: Vec<_> = (0..3)
-            .map(|_| sylvan::spawn(|| sylvan::spawn_blocking(|| std::thread::sleep(MS(60)))))
+            .map(|_| {
+                let tk = ticks.clone();
+                sylvan::spawn(move || {
+                    sylvan::spawn_blocking(move || {
+                        let t = Instant::now();
+                        while tk.load(Ordering::SeqCst) < 5 && t.elapsed() < MS(2000) {
+                            std::thread::sleep(MS(1));
+                        }
+                    })
+                })
+            })
             .collect();
         assert!(sylvan::joinall(&jobs, None));
-        assert!(ticks.get() >= 5, "ticker starved: {} ticks", ticks.get());
+        let n = ticks.load(Ordering::SeqCst);
+        assert!(n >= 5, "ticker starved: {n} ticks");
 
+        // A job that would hold its thread for 3 s.
+        let (gate, gated) = std::sync::mpsc::channel::<()>();
         let t = Instant::now();
-        let r = sylvan::with_timeout(MS(10), || {
-            sylvan::spawn_blocking(|| std::thread::sleep(MS(300)))
+        let r = sylvan::with_timeout(MS(10), move || {
+            sylvan::spawn_blocking(move || {
+                let _ = gated.recv_timeout(MS(3000));
+            })
         });
         assert!(r.is_err());
-        assert!(t.elapsed() < MS(250), "{:?}", t.elapsed());
+        assert!(t.elapsed() < MS(1500), "{:?}", t.elapsed());
+        drop(gate);
 
         let g = sylvan::spawn(|| sylvan::spawn_blocking(|| -> u8 { panic!("job exploded") }));
         let e = g.join().unwrap_err();
@@ -644,10 +664,14 @@ fn join_waits_for_a_sleeping_link_callback() {
         assert!(t.elapsed() >= MS(60), "{:?}", t.elapsed());
         // `wait` does not wait for the callbacks
         let g = sylvan::spawn(|| 5);
-        g.link(|_| sylvan::sleep(MS(60)));
-        let t = Instant::now();
+        let done = Rc::new(Cell::new(false));
+        let d = done.clone();
+        g.link(move |_| {
+            sylvan::sleep(MS(60));
+            d.set(true);
+        });
         assert!(g.wait(None));
-        assert!(t.elapsed() < MS(50), "{:?}", t.elapsed());
+        assert!(!done.get(), "wait waited for the link callback");
     });
 }
 

@@ -178,7 +178,8 @@ fn greenletset_killall_timeout_started_and_not_started() {
         let unstarted = vec![lingering(), lingering()];
         let start = Instant::now();
         assert_eq!(killall(&unstarted, Some(100 * MS)), Ok(()));
-        assert!(start.elapsed() < 90 * MS);
+        // A lingering one would have made it Err(Survivors) at 100 ms.
+        assert!(start.elapsed() < 1000 * MS);
         for g in unstarted {
             assert!(g.is_dead());
             assert!(g.join().unwrap_err().is_killed());

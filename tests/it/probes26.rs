@@ -1080,7 +1080,7 @@ fn semaphore_acquire_timeout_released_by_another_greenlet() {
         let _held = sem.acquire();
         let start = Instant::now();
         assert!(sem.acquire_timeout(Duration::ZERO).is_none());
-        assert!(start.elapsed() < 100 * MS);
+        assert!(start.elapsed() < 1000 * MS);
         assert_eq!(sem.waiters(), 0);
     })
 }

@@ -1642,7 +1642,8 @@ fn d01_udp_recv_after_read_shutdown_returns_zero_like_std() {
         su.connect(su.local_addr().unwrap()).unwrap();
         su.set_read_timeout(Some(ms(300))).unwrap();
         shut_rd(su.as_raw_fd());
-        let t0 = Instant::now();
+        // A call that waited would time out (`Err(WouldBlock)` / `TimedOut`),
+        // which the comparisons by value catch: no clock needed.
         let std_r = show(true, su.recv(&mut [0u8; 8]));
         assert_eq!(std_r, "Ok(0)", "std");
         // No datagram, so no source address: std's recv_from fails.
@@ -1650,7 +1651,6 @@ fn d01_udp_recv_after_read_shutdown_returns_zero_like_std() {
         assert_eq!(std_from, "Err(InvalidInput)", "std");
         let std_peek = show(true, su.peek(&mut [0u8; 8]));
         let std_peek_from = show(true, su.peek_from(&mut [0u8; 8]).map(|(n, _)| n));
-        assert!(t0.elapsed() < ms(250));
 
         let u = UdpSocket::bind("127.0.0.1:0").unwrap();
         u.connect(u.local_addr().unwrap()).unwrap();
@@ -1673,10 +1673,8 @@ fn d01_udp_recv_after_read_shutdown_returns_zero_like_std() {
         let u2 = u.clone();
         let g = sylvan::spawn(move || show(false, u2.recv(&mut [0u8; 8])));
         sylvan::yield_now();
-        let t0 = Instant::now();
         shut_rd(u.as_raw_fd());
         assert_eq!(g.join().unwrap(), std_r, "parked recv");
-        assert!(t0.elapsed() < ms(250));
     });
 }
 

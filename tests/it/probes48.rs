@@ -506,7 +506,7 @@ fn a_read_timeout_leaves_eof_and_data_to_be_seen_at_once() {
         (&r).read_to_string(&mut s).unwrap();
         assert_eq!(s, "abc");
         assert_eq!(got((&r).read(&mut [0u8; 4])), Ok(0));
-        assert!(t.elapsed() < Duration::from_millis(40), "no wait at EOF");
+        assert!(t.elapsed() < Duration::from_secs(1), "no wait at EOF");
     });
 }
 

@@ -692,9 +692,10 @@ fn detector_reports_a_greenlet_blocking_this_thread() {
             r.lock().unwrap().push(rep.name.clone())
         });
         sylvan::sleep(Duration::from_millis(1));
+        let seen = reports.clone();
         Builder::new()
             .name("blocker")
-            .spawn(|| std::thread::sleep(Duration::from_millis(300)))
+            .spawn(move || crate::util::stall_until(|| !seen.lock().unwrap().is_empty()))
             .unwrap()
             .join()
             .unwrap();

@@ -427,7 +427,7 @@ fn lp13_kill_of_a_dead_greenlet_with_a_blocked_callback() {
         let t = Instant::now();
         g.kill();
         assert!(g.kill_timeout(Duration::ZERO));
-        assert!(t.elapsed() < Duration::from_millis(100));
+        assert!(t.elapsed() < Duration::from_secs(1));
         let e = ev.clone();
         drop(spawn(move || {
             sleep(5 * MS);

@@ -269,16 +269,23 @@ fn server_closing_an_idle_connection_while_the_client_is_busy_is_detected() {
     // the FIN reaches the client's socket while the client greenlet
     // computes (never parks, so its hub does not poll). ureq's own std
     // transport probes the kernel in `is_open` and reconnects.
-    let (url, t) = std_server(|s, _, head| {
+    let (closed, closed_rx) = std::sync::mpsc::channel::<()>();
+    let (url, t) = std_server(move |s, _, head| {
         s.write_all(&ok(&path_of(head))).unwrap();
         std::thread::sleep(Duration::from_millis(100));
+        let _ = s.shutdown(std::net::Shutdown::Both);
+        let _ = closed.send(());
         Next::Close
     });
     let agent = agent();
     let first = bounded(|| get(&agent, &format!("{url}/one")));
     assert_eq!(first.unwrap(), "/one");
-    // CPU-bound work: no park for 500 ms (the close comes after 100 ms).
-    std::thread::sleep(Duration::from_millis(500));
+    // Busy, never parking, until the server has closed (a blocking wait on
+    // a std channel, then a moment for the FIN to arrive).
+    closed_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the server closed");
+    std::thread::sleep(Duration::from_millis(50));
     let second = bounded(|| get(&agent, &format!("{url}/two")));
     let accepts = sylvan::spawn_blocking(move || t.join().unwrap());
     assert_eq!(
@@ -1534,10 +1541,12 @@ fn unsolicited_bytes_on_an_idle_connection_while_the_client_is_busy_are_not_take
     // As `server_closing_an_idle_connection_while_the_client_is_busy_is_detected`,
     // with a stray response instead of a close: ureq's std transport
     // sees the pending bytes in `is_open` and opens a new connection.
-    let (url, t) = std_server(|s, _, head| {
+    let (sent, sent_rx) = std::sync::mpsc::channel::<()>();
+    let (url, t) = std_server(move |s, _, head| {
         let _ = s.write_all(&ok(&path_of(head)));
         std::thread::sleep(Duration::from_millis(100));
         let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale");
+        let _ = sent.send(());
         Next::Keep
     });
     let agent = agent();
@@ -1545,8 +1554,12 @@ fn unsolicited_bytes_on_an_idle_connection_while_the_client_is_busy_are_not_take
         bounded(|| get(&agent, &format!("{url}/one"))).unwrap(),
         "/one"
     );
-    // CPU-bound work: no park for 500 ms (the stray bytes come after 100 ms).
-    std::thread::sleep(Duration::from_millis(500));
+    // Busy, never parking, until the stray bytes are sent (a blocking wait
+    // on a std channel, then a moment for them to arrive).
+    sent_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the server sent the stray bytes");
+    std::thread::sleep(Duration::from_millis(50));
     let second = bounded(|| get(&agent, &format!("{url}/two")));
     drop(agent);
     sylvan::spawn_blocking(move || t.join().unwrap());

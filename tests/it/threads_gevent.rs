@@ -183,43 +183,63 @@ fn sb_kill_of_the_waiting_greenlet() {
             *self.0.lock().unwrap() = std::thread::current().name().map(str::to_owned);
         }
     }
+    // The jobs wait for a gate that the test opens only after the kill or
+    // timeout returned: a kill that waited for its job would hang (cut by
+    // the job's own 5 s bound, then by T3).
     sylvan::with_timeout(T3, || {
+        let started = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicBool::new(false));
         let dropped_on = Arc::new(Mutex::new(None));
-        let (d, w) = (done.clone(), dropped_on.clone());
+        let (gate, gated) = stdmpsc::channel::<()>();
+        let (s, d, w) = (started.clone(), done.clone(), dropped_on.clone());
         let g = sylvan::spawn(move || {
             sylvan::spawn_blocking(move || {
-                std::thread::sleep(Duration::from_millis(300));
+                s.store(true, Ordering::SeqCst);
+                let _ = gated.recv_timeout(Duration::from_secs(5));
                 d.store(true, Ordering::SeqCst);
                 Tell(w)
             })
         });
-        sylvan::sleep(Duration::from_millis(20));
-        let t = Instant::now();
-        g.kill();
+        // Running on a pool thread (a job not started yet is cancelled).
         assert!(
-            t.elapsed() < Duration::from_millis(150),
-            "kill waited for the job"
+            crate::util::wait_for(Duration::from_secs(2), || started.load(Ordering::SeqCst)),
+            "the job never started"
         );
-        assert!(!done.load(Ordering::SeqCst));
+        g.kill();
+        assert!(!done.load(Ordering::SeqCst), "kill waited for the job");
         assert!(g.join().err().expect("killed").is_killed());
-        let t = Instant::now();
-        while dropped_on.lock().unwrap().is_none() && t.elapsed() < Duration::from_secs(2) {
-            sylvan::sleep(Duration::from_millis(5));
-        }
+        gate.send(()).unwrap();
+        assert!(
+            crate::util::wait_for(Duration::from_secs(2), || dropped_on
+                .lock()
+                .unwrap()
+                .is_some()),
+            "the job's result was never dropped"
+        );
         assert!(done.load(Ordering::SeqCst), "job ran to the end");
         assert_eq!(
             dropped_on.lock().unwrap().as_deref(),
             Some("sylvan-blocking"),
             "result dropped on the pool thread"
         );
-        // with_timeout around it: prompt Elapsed
-        let t = Instant::now();
-        let r = sylvan::with_timeout(Duration::from_millis(30), || {
-            sylvan::spawn_blocking(|| std::thread::sleep(Duration::from_millis(400)))
+        // with_timeout around it: Elapsed while the job still waits.
+        let (gate, gated) = stdmpsc::channel::<()>();
+        let (d2, done2) = {
+            let d = Arc::new(AtomicBool::new(false));
+            (d.clone(), d)
+        };
+        let r = sylvan::with_timeout(Duration::from_millis(30), move || {
+            sylvan::spawn_blocking(move || {
+                let _ = gated.recv_timeout(Duration::from_secs(5));
+                d2.store(true, Ordering::SeqCst);
+            })
         });
         assert!(r.is_err());
-        assert!(t.elapsed() < Duration::from_millis(200));
+        assert!(
+            !done2.load(Ordering::SeqCst),
+            "the timeout waited for the job"
+        );
+        gate.send(()).unwrap();
     })
     .expect("bounded");
 }
@@ -280,20 +300,24 @@ fn sb_raising_the_bound_starts_queued_jobs_now() {
         sylvan::set_blocking_threads(1);
         let started = Arc::new(AtomicBool::new(false));
         let s = started.clone();
+        // The long job holds the one thread until the short ones are done
+        // (at most 5 s: queued jobs that waited for it take that long).
+        let (gate, gated) = stdmpsc::channel::<()>();
         let long = sylvan::spawn(move || {
             sylvan::spawn_blocking(move || {
                 s.store(true, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(500))
+                let _ = gated.recv_timeout(Duration::from_secs(5));
             })
         });
         // the one pool thread is busy with the long job
-        while !started.load(Ordering::SeqCst) {
-            sylvan::sleep(Duration::from_millis(1));
-        }
+        assert!(crate::util::wait_for(Duration::from_secs(5), || started.load(Ordering::SeqCst)));
         let shorts: Vec<_> = (0..3)
             .map(|_| sylvan::spawn(|| sylvan::spawn_blocking(Instant::now)))
             .collect();
-        sylvan::sleep(Duration::from_millis(20)); // the three are queued
+        // the three are queued
+        assert!(crate::util::wait_for(Duration::from_secs(5), || {
+            sylvan::stats().thread_pool_queue == 3
+        }));
         let raised = Instant::now();
         sylvan::set_blocking_threads(4);
         let worst = shorts
@@ -301,6 +325,7 @@ fn sb_raising_the_bound_starts_queued_jobs_now() {
             .map(|g| g.join().unwrap().saturating_duration_since(raised))
             .max()
             .unwrap();
+        gate.send(()).unwrap();
         long.join().unwrap();
         println!("PROBE worst_ms={}", worst.as_millis());
         return;
@@ -312,7 +337,7 @@ fn sb_raising_the_bound_starts_queued_jobs_now() {
     );
     let ms: u128 = probe_value(&stdout, "worst_ms").parse().unwrap();
     assert!(
-        ms < 200,
+        ms < 2500,
         "queued jobs started only {ms} ms after set_blocking_threads(4) (waited for the long job)"
     );
 }
@@ -405,12 +430,14 @@ fn handle_wakes_the_hub_from_an_idle_poll() {
             .unwrap();
         tx.send(t0).unwrap();
     });
-    sylvan::sleep(Duration::from_millis(700)); // the hub polls with a 700 ms timeout
+    // The hub's idle poll waits for this timer: unwoken, the greenlet
+    // would run only after it, about 2 s after the spawn.
+    sylvan::sleep(Duration::from_secs(2));
     th.join().unwrap();
     let t0 = rx.recv().unwrap();
     let ran = ran_at.lock().unwrap().expect("the handle's greenlet ran");
     let lag = ran.saturating_duration_since(t0);
-    assert!(lag < Duration::from_millis(100), "woke after {lag:?}");
+    assert!(lag < Duration::from_secs(1), "woke after {lag:?}");
 }
 
 #[test]
@@ -508,24 +535,30 @@ fn handle_spawn_accepted_before_thread_exit_is_not_leaked() {
 fn mpsc_blocking_recv_parks_only_the_greenlet() {
     sylvan::with_timeout(T3, || {
         let (tx, rx) = sylvan::mpsc::channel();
-        let ticks = Rc::new(Cell::new(0u32));
+        // The sender waits for five ticks: a recv that blocked the hub
+        // would starve the ticker, and the sender would give up after 2 s.
+        let ticks = Arc::new(AtomicUsize::new(0));
         let t2 = ticks.clone();
         let ticker = sylvan::spawn(move || {
             for _ in 0..20 {
                 sylvan::sleep(Duration::from_millis(5));
-                t2.set(t2.get() + 1);
+                t2.fetch_add(1, Ordering::SeqCst);
             }
         });
+        let t3 = ticks.clone();
         let th = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(60));
+            let t = Instant::now();
+            while t3.load(Ordering::SeqCst) < 5 && t.elapsed() < Duration::from_secs(2) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             tx.send(7).unwrap();
         });
         let g = sylvan::spawn(move || rx.recv());
         assert_eq!(g.join().unwrap(), Ok(7));
         assert!(
-            ticks.get() >= 5,
+            ticks.load(Ordering::SeqCst) >= 5,
             "ticker ran while recv parked: {}",
-            ticks.get()
+            ticks.load(Ordering::SeqCst)
         );
         ticker.join().unwrap();
         th.join().unwrap();
@@ -564,7 +597,10 @@ fn mpsc_close_and_disconnect_like_std() {
             rx.recv_timeout(Duration::from_secs(1)),
             Err(RecvTimeoutError::Disconnected)
         );
-        assert!(t.elapsed() < Duration::from_millis(50));
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "waited for the timeout"
+        );
         // receiver gone: send gives the value back
         let (tx, rx) = sylvan::mpsc::channel::<u8>();
         drop(rx);
@@ -936,7 +972,7 @@ fn iwait_with_timeout_yields_the_ready_ones_then_stops() {
         let t = Instant::now();
         let objs: [&dyn sylvan::Waitable; 1] = [&never];
         assert!(sylvan::wait(&objs, Some(Duration::ZERO), None).is_empty());
-        assert!(t.elapsed() < Duration::from_millis(50));
+        assert!(t.elapsed() < Duration::from_millis(500));
     })
     .expect("bounded");
 }
@@ -945,16 +981,18 @@ fn iwait_with_timeout_yields_the_ready_ones_then_stops() {
 fn joinall_and_killall_with_timeouts() {
     quiet();
     sylvan::with_timeout(T3, || {
-        let gs: Vec<_> = (1..=3u64)
-            .map(|i| sylvan::spawn(move || sylvan::sleep(Duration::from_millis(40 * i))))
+        // Margins of 130 ms and more on either side of the timeout.
+        let gs: Vec<_> = [20u64, 300, 400]
+            .into_iter()
+            .map(|d| sylvan::spawn(move || sylvan::sleep(Duration::from_millis(d))))
             .collect();
-        assert!(!sylvan::joinall(&gs, Some(Duration::from_millis(50))));
+        assert!(!sylvan::joinall(&gs, Some(Duration::from_millis(150))));
         assert!(gs[0].is_dead() && !gs[2].is_dead());
         assert!(sylvan::joinall(&gs, None));
         // a survivor that swallows the kill once
         let stubborn = sylvan::spawn(|| {
             let _ = std::panic::catch_unwind(|| sylvan::sleep(Duration::from_secs(10)));
-            sylvan::sleep(Duration::from_millis(200));
+            sylvan::sleep(Duration::from_millis(1500));
             1
         });
         let meek = sylvan::spawn(|| {
@@ -967,7 +1005,8 @@ fn joinall_and_killall_with_timeouts() {
         let t = Instant::now();
         let r = sylvan::killall(&both, Some(Duration::from_millis(50)));
         assert_eq!(r, Err(sylvan::Survivors(vec![id])));
-        assert!(t.elapsed() < Duration::from_millis(150));
+        // At its timeout, not when the stubborn one ends 1.5 s later.
+        assert!(t.elapsed() < Duration::from_secs(1));
         let [stubborn, meek] = both;
         assert!(meek.join().unwrap_err().is_killed());
         assert_eq!(stubborn.join().unwrap(), 1);
@@ -1287,10 +1326,15 @@ fn pool_kill_from_a_member_while_a_spawner_waits_for_a_slot() {
         });
         let t = Instant::now();
         pool.join();
-        assert!(t.elapsed() < Duration::from_millis(500));
+        // Not after the 10 s sleeper's end: it was killed.
+        assert!(t.elapsed() < Duration::from_secs(2));
         assert!(killer.join().unwrap_err().is_killed());
+        // The kill goes on until no other member is left, the one the
+        // waiting spawner added meanwhile included (its slot came from a
+        // killed member), and kills the killer last: the late member is
+        // cancelled before it starts.
         let started = spawner.join().unwrap();
-        println!("late member started={started} ran={}", late_ran.get());
+        assert!(!started && !late_ran.get(), "the late member ran");
         assert!(pool.is_empty());
         assert_eq!(pool.free_count(), 2);
     })

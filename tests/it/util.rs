@@ -598,6 +598,16 @@ pub fn reap_blocking(pid: libc::pid_t, limit: std::time::Duration) -> i32 {
     reap_with(pid, limit, std::thread::sleep)
 }
 
+/// Blocks this OS thread, so that the hub cannot switch (a stall), until
+/// `cond` holds or 3 s have passed: a stall that lasts until a blocking
+/// detector's watchdog has reported it, however late that thread runs.
+pub fn stall_until(cond: impl Fn() -> bool) {
+    let t = std::time::Instant::now();
+    while !cond() && t.elapsed() < std::time::Duration::from_secs(3) {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// Waits (running the hub, one-millisecond sleeps) until `cond` holds, up
 /// to `limit`: whether it did.
 pub fn wait_for(limit: std::time::Duration, cond: impl Fn() -> bool) -> bool {
