@@ -64,6 +64,7 @@ mod probes5;
 mod probes50;
 mod probes51;
 mod probes52;
+mod probes53;
 mod probes6;
 mod probes7;
 mod probes8;
