@@ -164,12 +164,14 @@ pub enum ErrorPolicy {
     /// `sylvan`) when a logger takes it, on stderr otherwise.
     #[default]
     Report,
-    /// Report only failures that nothing observed: no link callback and no
-    /// greenlet waiting for the death (see [`Failure::observed`]). A failure
-    /// counted as observed by a `link`/`link_exception` callback that then
-    /// never runs (the thread exits before the callback's greenlet starts,
-    /// say right after `Pool::join`) is reported when the callback is
-    /// dropped, so it is not lost.
+    /// Report a failure at its death only if nothing observes it: no link
+    /// callback and no greenlet waiting for the death (see
+    /// [`Failure::observed`]). It is not lost when the observers never
+    /// look at it: a `link`/`link_exception` callback that is dropped
+    /// without running (the thread exits before its greenlet starts, say
+    /// right after `Pool::join`, or `unlink_all` cuts it) reports it then,
+    /// unless another callback ran with it or a `join` took it. Reported
+    /// once at most.
     IgnoreObserved,
     /// Print the report and abort the process.
     Abort,

@@ -1069,42 +1069,46 @@ impl Hub {
         let Some(error) = failure.as_deref() else {
             return;
         };
+        let waiter = task
+            .links
+            .borrow()
+            .iter()
+            .any(|l| matches!(l, Link::Waiter(_)));
         let f = Failure {
             id: GreenletId(task.id),
             name: task.name.as_deref(),
             spawned_at: task.site,
             error,
-            observed: task.observers.get() > 0
-                || task
-                    .links
-                    .borrow()
-                    .iter()
-                    .any(|l| matches!(l, Link::Waiter(_))),
+            observed: waiter || task.observers.get() > 0,
         };
-        if matches!(policy, ErrorPolicy::IgnoreObserved) && !f.observed {
-            task.failure_reported.set(true);
+        // Settled, unless `IgnoreObserved` leaves it to its observers: a
+        // `join` takes it (nothing is left to report), a link callback
+        // that runs with it settles it, and one dropped unrun reports it
+        // (`report_unobserved`). A waiter in `wait`, `kill` or `joinall`
+        // sees the death, not the failure: it does not settle it.
+        if !matches!(policy, ErrorPolicy::IgnoreObserved) || !f.observed {
+            task.failure_settled.set(true);
         }
         policy.handle(&f);
     }
 
-    /// Reports `task`'s failure, if it has one, under
-    /// [`ErrorPolicy::IgnoreObserved`]: a link callback counted as its
-    /// observer will never run (see `Unobserved` in task.rs). The other
-    /// policies handled it when it died.
+    /// Reports `task`'s failure, if it has one that nothing saw: a link
+    /// callback counted as its observer did not run (the thread exited
+    /// first, or `unlink_all` cut it; see `Unobserved` in task.rs), and no
+    /// other callback ran with it nor a waiter was there at its death. It
+    /// goes to the error policy in force now, as unobserved.
     pub(crate) fn report_unobserved(&self, task: &Task) {
-        if !matches!(*self.policy.borrow(), ErrorPolicy::IgnoreObserved) {
-            return;
-        }
         let failure = task.failure.borrow();
         let Some(error) = failure.as_deref() else {
             return;
         };
-        // Once: several callbacks may go unrun, or one added to the dead
-        // greenlet after its failure was reported.
-        if task.failure_reported.replace(true) {
+        // Once: several callbacks may go unrun, or one be added to the dead
+        // greenlet after its failure was settled.
+        if task.failure_settled.replace(true) {
             return;
         }
-        crate::error::print_report(&Failure {
+        let policy = self.policy.borrow().clone();
+        policy.handle(&Failure {
             id: GreenletId(task.id),
             name: task.name.as_deref(),
             spawned_at: task.site,

@@ -165,10 +165,11 @@ pub(crate) struct Task {
     pub(crate) borrow_waiters: RefCell<Vec<TaskRef>>,
     /// `link`/`link_exception` callbacks registered (for the error policy).
     pub(crate) observers: Cell<u32>,
-    /// Its failure was printed by `ErrorPolicy::IgnoreObserved` (at death,
-    /// unobserved, or later, when an observing callback never ran): never
-    /// twice.
-    pub(crate) failure_reported: Cell<bool>,
+    /// Its failure needs no report any more: the error policy handled it
+    /// at death, a `link`/`link_exception` callback ran with it, or a
+    /// callback dropped unrun reported it. Never reported twice. (A `join`
+    /// takes the failure out: nothing is left to report.)
+    pub(crate) failure_settled: Cell<bool>,
     /// Boxed: rare, and the record stays small.
     pub(crate) failure: RefCell<Option<Box<Error>>>,
     pub(crate) start_timer: Cell<Option<crate::timer::TimerId>>,
@@ -208,7 +209,7 @@ impl Task {
             borrowers: Cell::new(0),
             borrow_waiters: RefCell::new(Vec::new()),
             observers: Cell::new(0),
-            failure_reported: Cell::new(false),
+            failure_settled: Cell::new(false),
             failure: RefCell::new(None),
             start_timer: Cell::new(None),
             since: Cell::new(now),
@@ -801,12 +802,13 @@ impl<T: 'static> Greenlet<T> {
             if seq >= inner.task.unlinked_upto.get() {
                 if let Some(mut unseen) = unseen {
                     unseen.0 = None;
+                    inner.task.failure_settled.set(true);
                 }
                 let _running = LinkRun::enter(inner.task.id);
                 inner.with_outcome(f);
             }
             // Cut by `unlink_all`: it never saw the failure, so `unseen`
-            // reports it as it drops here.
+            // reports it as it drops here, unless something else saw it.
         });
         if task.is_dead() {
             // A link added to a dead greenlet still fires.
@@ -913,8 +915,8 @@ pub(crate) fn kill_task(hub: &Hub, task: &Task) {
 ///
 /// # Panics
 ///
-/// When the calling greenlet is in the list and another one keeps it
-/// waiting (a greenlet cannot wait for its own death).
+/// When the calling greenlet is in the list, once the wait reaches it (a
+/// greenlet cannot wait for its own death).
 pub fn joinall<T: 'static>(greenlets: &[Greenlet<T>], timeout: Option<Duration>) -> bool {
     let hub = hub();
     let deadline = timeout.and_then(crate::time::deadline_after);
