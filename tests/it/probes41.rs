@@ -753,6 +753,8 @@ fn spawn_blocking_result_of_caller_killed_early_dropped_on_pool_thread() {
 static ARRIVED: AtomicUsize = AtomicUsize::new(0);
 /// Set by the job of the test below as it returns.
 static RETURNING: AtomicUsize = AtomicUsize::new(0);
+/// Set by that test once its caller greenlet has parked for the result.
+static CALLER_PARKED: AtomicUsize = AtomicUsize::new(0);
 
 /// A caller killed after its job's result arrived but before it ran: the
 /// result sits in the oneshot's queue and is dropped with the receiver in
@@ -767,12 +769,21 @@ fn spawn_blocking_result_arrived_before_kill_does_not_abort() {
             quiet();
             let g = sylvan::spawn(|| {
                 let v = sylvan::spawn_blocking(|| {
+                    // Not before the caller parked: a result there before
+                    // the caller first looks is taken without parking (the
+                    // caller then returns, and the kill comes too late).
+                    let t = std::time::Instant::now();
+                    while CALLER_PARKED.load(Ordering::SeqCst) == 0 {
+                        assert!(t.elapsed() < Duration::from_secs(4), "never parked");
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
                     RETURNING.store(1, Ordering::SeqCst);
                     SBoom(&ARRIVED, "arrived-41")
                 });
                 std::mem::forget(v);
             });
             sylvan::yield_now(); // parks in spawn_blocking
+            CALLER_PARKED.store(1, Ordering::SeqCst);
             // The hub does not run: the job finishes and its result waits.
             // (Waiting for the job itself, not a fixed time from the spawn:
             // under load the pool's thread once took more than 100 ms to
