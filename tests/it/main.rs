@@ -65,6 +65,7 @@ mod probes50;
 mod probes51;
 mod probes52;
 mod probes53;
+mod probes54;
 mod probes6;
 mod probes7;
 mod probes8;
