@@ -127,7 +127,9 @@ pub struct Failure<'a> {
     /// Whether a `link`/`link_exception` callback was registered on this
     /// greenlet, or a greenlet was waiting for its death (in `join`,
     /// `wait`, `kill`, `joinall` / `killall`, or [`wait`](crate::wait) /
-    /// [`iwait`](crate::iwait)), when it died.
+    /// [`iwait`](crate::iwait)), when it died. Failures reach the policy
+    /// only at the death; a later report (a callback that never ran, under
+    /// `IgnoreObserved`) is printed directly.
     pub observed: bool,
 }
 
@@ -166,12 +168,14 @@ pub enum ErrorPolicy {
     Report,
     /// Report a failure at its death only if nothing observes it: no link
     /// callback and no greenlet waiting for the death (see
-    /// [`Failure::observed`]). It is not lost when the observers never
-    /// look at it: a `link`/`link_exception` callback that is dropped
-    /// without running (the thread exits before its greenlet starts, say
-    /// right after `Pool::join`, or `unlink_all` cuts it) reports it then,
-    /// unless another callback ran with it or a `join` took it. Reported
-    /// once at most.
+    /// [`Failure::observed`]). A failure left to `link`/`link_exception`
+    /// callbacks is not lost when none of them runs: one dropped without
+    /// running (the thread exits before its greenlet starts, say right
+    /// after `Pool::join`, or `unlink_all` cuts it) prints it then, as
+    /// `Report` would, unless another callback ran with it or a `join`
+    /// takes it. A failure observed only by a waiter (in `wait`, `kill`,
+    /// `joinall`, `iwait`) is left to that code: it is not printed if it
+    /// never joins. Reported once at most.
     IgnoreObserved,
     /// Print the report and abort the process.
     Abort,

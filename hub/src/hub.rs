@@ -1094,27 +1094,40 @@ impl Hub {
 
     /// Reports `task`'s failure, if it has one that nothing saw: a link
     /// callback counted as its observer did not run (the thread exited
-    /// first, or `unlink_all` cut it; see `Unobserved` in task.rs), and no
-    /// other callback ran with it nor a waiter was there at its death. It
-    /// goes to the error policy in force now, as unobserved.
+    /// first, or `unlink_all` cut it; see `Unobserved` in task.rs), no
+    /// other callback ran with it, and no `join` is about to take it.
+    ///
+    /// Printed as [`ErrorPolicy::Report`] prints (and then aborting under
+    /// [`ErrorPolicy::Abort`]), whatever the policy: this runs wherever the
+    /// callback is dropped (its own greenlet, or thread teardown), not on
+    /// the hub, so a [`ErrorPolicy::Custom`] function, which may count on
+    /// running on the hub, is not called here.
     pub(crate) fn report_unobserved(&self, task: &Task) {
         let failure = task.failure.borrow();
         let Some(error) = failure.as_deref() else {
             return;
         };
+        // A `join` waiting for the callbacks takes the failure next.
+        if !task.borrow_waiters.borrow().is_empty() {
+            return;
+        }
         // Once: several callbacks may go unrun, or one be added to the dead
         // greenlet after its failure was settled.
         if task.failure_settled.replace(true) {
             return;
         }
-        let policy = self.policy.borrow().clone();
-        policy.handle(&Failure {
+        let failure = Failure {
             id: GreenletId(task.id),
             name: task.name.as_deref(),
             spawned_at: task.site,
             error,
             observed: false,
-        });
+        };
+        crate::error::print_report(&failure);
+        if matches!(*self.policy.borrow(), ErrorPolicy::Abort) {
+            stderr!("sylvan: aborting because the error policy is ErrorPolicy::Abort");
+            std::process::abort();
+        }
     }
 
     /// Cancels a greenlet that has not started: it never runs, dies as

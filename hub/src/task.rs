@@ -806,9 +806,13 @@ impl<T: 'static> Greenlet<T> {
                 }
                 let _running = LinkRun::enter(inner.task.id);
                 inner.with_outcome(f);
+            } else {
+                // Cut by `unlink_all`: it never saw the failure, so
+                // `unseen` reports it, unless something else saw it. Before
+                // `guard` goes: a `join` waiting for this callback is still
+                // registered then, and it takes the failure next.
+                drop(unseen);
             }
-            // Cut by `unlink_all`: it never saw the failure, so `unseen`
-            // reports it as it drops here, unless something else saw it.
         });
         if task.is_dead() {
             // A link added to a dead greenlet still fires.
