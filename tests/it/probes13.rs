@@ -43,7 +43,11 @@ fn on_thread<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 
 
 /// Joins a std thread without blocking the hub (yields until it finished).
 fn join_green<T>(th: std::thread::JoinHandle<T>) -> T {
-    yield_until("std thread finished", || th.is_finished());
+    // Generous: the thread may stall up to 3 s waiting for its watchdog.
+    assert!(
+        crate::util::wait_for(Duration::from_secs(10), || th.is_finished()),
+        "std thread never finished"
+    );
     th.join().unwrap()
 }
 
