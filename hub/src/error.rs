@@ -179,9 +179,12 @@ pub enum ErrorPolicy {
     IgnoreObserved,
     /// Print the report and abort the process.
     Abort,
-    /// Hand each failure to this function. It runs on the hub itself, so it
-    /// must not block (a blocking call there panics): spawn a greenlet for
-    /// blocking work. A panic inside it is caught and printed; it harms
+    /// Hand each failure to this function, at the greenlet's death. It
+    /// runs on the hub itself, so it must not block (a blocking call there
+    /// panics): spawn a greenlet for blocking work. A failure raised while
+    /// the thread's hub tears down, or reported later by a callback that
+    /// never ran, is printed as `Report` prints instead, since the function
+    /// may count on the hub. A panic inside it is caught and printed; it harms
     /// neither the hub nor other greenlets. It runs before the failed
     /// greenlet's link callbacks: joining it there returns at once with a
     /// copy of the failure (its panic payload replaced by the message; the

@@ -1033,7 +1033,9 @@ impl Hub {
         };
         if let Some(error) = error {
             *task.failure.borrow_mut() = Some(Box::new(error));
-            if !self.closing.get() {
+            if self.closing.get() {
+                self.report_closing(task);
+            } else {
                 self.report(task);
             }
         }
@@ -1116,14 +1118,45 @@ impl Hub {
         if task.failure_settled.replace(true) {
             return;
         }
-        let failure = Failure {
+        self.print_failure(task, error, false);
+    }
+
+    /// [`report`](Self::report) for a greenlet that fails while the hub
+    /// tears down (one that caught the teardown's kill, then panicked): no
+    /// policy code runs then, since teardown can neither spawn nor wait
+    /// for what a `Custom` policy might, so it is printed as
+    /// [`report_unobserved`](Self::report_unobserved) prints. Under
+    /// `IgnoreObserved` an observed one is left to its callbacks, which
+    /// teardown drops unrun just after (each reports it then).
+    fn report_closing(&self, task: &Task) {
+        let failure = task.failure.borrow();
+        let Some(error) = failure.as_deref() else {
+            return;
+        };
+        let observed = task.observers.get() > 0
+            || task
+                .links
+                .borrow()
+                .iter()
+                .any(|l| matches!(l, Link::Waiter(_)));
+        if observed && matches!(*self.policy.borrow(), ErrorPolicy::IgnoreObserved) {
+            return;
+        }
+        task.failure_settled.set(true);
+        self.print_failure(task, error, observed);
+    }
+
+    /// Prints `task`'s failure as [`ErrorPolicy::Report`] does, then
+    /// aborts under [`ErrorPolicy::Abort`]: for reports made where the
+    /// policy's own code may not run.
+    fn print_failure(&self, task: &Task, error: &Error, observed: bool) {
+        crate::error::print_report(&Failure {
             id: GreenletId(task.id),
             name: task.name.as_deref(),
             spawned_at: task.site,
             error,
-            observed: false,
-        };
-        crate::error::print_report(&failure);
+            observed,
+        });
         if matches!(*self.policy.borrow(), ErrorPolicy::Abort) {
             stderr!("sylvan: aborting because the error policy is ErrorPolicy::Abort");
             std::process::abort();
