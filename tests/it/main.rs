@@ -66,6 +66,7 @@ mod probes51;
 mod probes52;
 mod probes53;
 mod probes54;
+mod probes55;
 mod probes6;
 mod probes7;
 mod probes8;
