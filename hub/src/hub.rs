@@ -1109,8 +1109,9 @@ impl Hub {
         let Some(error) = failure.as_deref() else {
             return;
         };
-        // A `join` waiting for the callbacks takes the failure next.
-        if !task.borrow_waiters.borrow().is_empty() {
+        // A `join` waiting for the callbacks takes the failure next (not at
+        // teardown: the joiner is being killed).
+        if !self.closing.get() && !task.borrow_waiters.borrow().is_empty() {
             return;
         }
         // Once: several callbacks may go unrun, or one be added to the dead
@@ -1126,19 +1127,15 @@ impl Hub {
     /// policy code runs then, since teardown can neither spawn nor wait
     /// for what a `Custom` policy might, so it is printed as
     /// [`report_unobserved`](Self::report_unobserved) prints. Under
-    /// `IgnoreObserved` an observed one is left to its callbacks, which
-    /// teardown drops unrun just after (each reports it then).
+    /// `IgnoreObserved` one with link callbacks is left to them: teardown
+    /// drops them unrun just after, and the first reports it. Waiters do
+    /// not count then: teardown kills them, so a `join` never returns it.
     fn report_closing(&self, task: &Task) {
         let failure = task.failure.borrow();
         let Some(error) = failure.as_deref() else {
             return;
         };
-        let observed = task.observers.get() > 0
-            || task
-                .links
-                .borrow()
-                .iter()
-                .any(|l| matches!(l, Link::Waiter(_)));
+        let observed = task.observers.get() > 0;
         if observed && matches!(*self.policy.borrow(), ErrorPolicy::IgnoreObserved) {
             return;
         }

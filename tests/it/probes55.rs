@@ -10,9 +10,10 @@
 //!   `IgnoreObserved` at exit, non-string payloads, `RUST_BACKTRACE=1`,
 //!   destructors that panic while the greenlet is killed at exit.
 //!
-//! One test shows a bug (ignored): `b06` under `IgnoreObserved` a failure
-//! raised at teardown whose only observer is a greenlet in `join` (which
-//! the teardown kills) is never printed. A destructor that panics while
+//! One test showed a bug: `b06` under `IgnoreObserved` a failure raised
+//! at teardown whose only observer is a greenlet in `join` (which the
+//! teardown kills) was never printed (fixed after the round: at teardown
+//! only link callbacks count as observers). A destructor that panics while
 //! the teardown's kill unwinds aborts the process (a panic in cleanup),
 //! as it does on an ordinary kill (`b10`, `b11`).
 
@@ -234,12 +235,10 @@ fn b05_ignore_observed_teardown_failure_with_callbacks_is_printed_once() {
 /// `ErrorPolicy::IgnoreObserved`: "A failure left to ... callbacks is not
 /// lost"; a `join` "takes it". At teardown a greenlet joined on the failing
 /// one is killed, so the join never takes it: with no callback the failure
-/// is printed nowhere: `report_closing` counts the join as an observer and
-/// returns, and teardown then kills the joiner, so the report is lost.
-/// (Doubtful: `IgnoreObserved`'s doc leaves a waiter-only failure to the
-/// waiter, but a `join` is the waiter that was to take it.)
+/// was printed nowhere: `report_closing` counted the join as an observer
+/// and returned, and teardown then killed the joiner. Fixed: at teardown
+/// only link callbacks count as observers (waiters are being killed).
 #[test]
-#[ignore = "BUG: IgnoreObserved teardown failure whose only observer is a join (killed by teardown) is never printed"]
 fn b06_ignore_observed_teardown_failure_with_only_a_joiner() {
     let Some((out, err)) = thread_child(
         "b06_ignore_observed_teardown_failure_with_only_a_joiner",
