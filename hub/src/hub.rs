@@ -1147,16 +1147,18 @@ impl Hub {
     /// aborts under [`ErrorPolicy::Abort`]: for reports made where the
     /// policy's own code may not run.
     fn print_failure(&self, task: &Task, error: &Error, observed: bool) {
-        crate::error::print_report(&Failure {
+        let f = Failure {
             id: GreenletId(task.id),
             name: task.name.as_deref(),
             spawned_at: task.site,
             error,
             observed,
-        });
-        if matches!(*self.policy.borrow(), ErrorPolicy::Abort) {
-            stderr!("sylvan: aborting because the error policy is ErrorPolicy::Abort");
-            std::process::abort();
+        };
+        let abort = matches!(*self.policy.borrow(), ErrorPolicy::Abort);
+        if abort {
+            ErrorPolicy::Abort.handle(&f);
+        } else {
+            crate::error::print_report(&f);
         }
     }
 

@@ -61,7 +61,7 @@ use sylvan::sync::{
 };
 use sylvan::{Greenlet, Handle, Timeout, Waitable};
 
-use crate::util::{bounded, is_child, quiet, run_child_limited, tcp_pair, texts};
+use crate::util::{bounded, limited_child_texts, quiet, tcp_pair};
 
 // ------------------------------------------------------------------ rng
 
@@ -98,20 +98,10 @@ impl Rng {
 /// descriptor count is ours alone), killed after 20 s. The body bounds its
 /// own chaos (with `bounded`) and checks the hub outside it.
 fn child(path: &str, name: &str, body: impl FnOnce()) {
-    if is_child(name) {
+    limited_child_texts(path, name, &[], Duration::from_secs(20), || {
         quiet();
         body();
-        println!("PROBE ok");
-        return;
-    }
-    let out = run_child_limited(path, name, &[], Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("child {name} hung (killed after 20 s)"));
-    let (stdout, stderr) = texts(&out);
-    assert!(
-        out.status.success() && stdout.contains("PROBE ok"),
-        "child {name} failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
+    });
 }
 
 /// Open descriptors of this process.

@@ -42,7 +42,8 @@ use sylvan::pool::{Group, Pool};
 use sylvan::{Error, ErrorPolicy, Greenlet, Timeout, spawn, yield_now};
 
 use crate::util::{
-    bounded, child_texts, is_child, run_child, run_child_limited, texts, yield_until,
+    bounded, child_texts, is_child, limited_child_texts, run_child, run_child_limited, texts,
+    yield_until,
 };
 
 fn ms(n: u64) -> Duration {
@@ -84,20 +85,7 @@ fn thread_child_within(
     limit: Duration,
     body: impl FnOnce(),
 ) -> Option<(String, String)> {
-    if is_child(test) {
-        body();
-        println!("PROBE ok");
-        return None;
-    }
-    let out = run_child_limited(&format!("{P}{test}"), test, &[], limit)
-        .unwrap_or_else(|| panic!("child {test} hung (killed after {limit:?})"));
-    let (o, e) = texts(&out);
-    assert!(
-        out.status.success() && o.contains("PROBE ok"),
-        "child {test} failed ({:?})\n--- stdout\n{o}\n--- stderr\n{e}",
-        out.status
-    );
-    Some((o, e))
+    limited_child_texts(&format!("{P}{test}"), test, &[], limit, body)
 }
 
 /// Spawns a greenlet that waits for `g`'s death and cuts its callbacks

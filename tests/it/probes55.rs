@@ -23,28 +23,20 @@ use std::time::Duration;
 
 use sylvan::{ErrorPolicy, spawn, yield_now};
 
-use crate::util::{is_child, run_child_limited, texts};
+use crate::util::{limited_child, limited_child_texts, texts};
 
 const LONG: Duration = Duration::from_secs(3600);
 
 const P: &str = "probes55::";
 
-/// Runs `body` in a child (killed after `limit`) with `env`; in the parent,
-/// returns its output (panics if it hung).
+/// [`limited_child`] for a test of this file.
 fn child_out(
     test: &str,
     env: &[(&str, &str)],
     limit: Duration,
     body: impl FnOnce(),
 ) -> Option<std::process::Output> {
-    if is_child(test) {
-        body();
-        println!("PROBE ok");
-        return None;
-    }
-    let out = run_child_limited(&format!("{P}{test}"), test, env, limit)
-        .unwrap_or_else(|| panic!("child {test} hung (killed after {limit:?})"));
-    Some(out)
+    limited_child(&format!("{P}{test}"), test, env, limit, body)
 }
 
 /// [`child_out`] (10 s, no env) that asserts the child ended well and
@@ -58,14 +50,13 @@ fn thread_child_env(
     env: &[(&str, &str)],
     body: impl FnOnce(),
 ) -> Option<(String, String)> {
-    let out = child_out(test, env, Duration::from_secs(10), body)?;
-    let (o, e) = texts(&out);
-    assert!(
-        out.status.success() && o.contains("PROBE ok"),
-        "child {test} failed ({:?})\n--- stdout\n{o}\n--- stderr\n{e}",
-        out.status
-    );
-    Some((o, e))
+    limited_child_texts(
+        &format!("{P}{test}"),
+        test,
+        env,
+        Duration::from_secs(10),
+        body,
+    )
 }
 
 /// On a new thread: sets `policy`, spawns a greenlet that catches the kill

@@ -639,6 +639,46 @@ pub fn child_texts(path: &str, name: &str, body: impl FnOnce()) -> Option<(Strin
     Some((stdout, stderr))
 }
 
+/// Runs `body` in a re-executed child with `env`, killed after `limit`
+/// (for bodies that exit threads, where `bounded`'s timer cannot cut a
+/// blocked `std` join); in the parent, returns the child's output, and
+/// panics if it hung. `None` in the child.
+pub fn limited_child(
+    path: &str,
+    name: &str,
+    env: &[(&str, &str)],
+    limit: std::time::Duration,
+    body: impl FnOnce(),
+) -> Option<Output> {
+    if is_child(name) {
+        body();
+        println!("PROBE ok");
+        return None;
+    }
+    let out = run_child_limited(path, name, env, limit)
+        .unwrap_or_else(|| panic!("child {name} hung (killed after {limit:?})"));
+    Some(out)
+}
+
+/// [`limited_child`] that asserts the child ended well and returns its
+/// stdout and stderr.
+pub fn limited_child_texts(
+    path: &str,
+    name: &str,
+    env: &[(&str, &str)],
+    limit: std::time::Duration,
+    body: impl FnOnce(),
+) -> Option<(String, String)> {
+    let out = limited_child(path, name, env, limit, body)?;
+    let (stdout, stderr) = texts(&out);
+    assert!(
+        out.status.success() && stdout.contains("PROBE ok"),
+        "child {name} failed ({:?})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    Some((stdout, stderr))
+}
+
 /// A connected loopback TCP pair on this hub: (client, server side).
 pub fn tcp_pair() -> (sylvan::net::TcpStream, sylvan::net::TcpStream) {
     let l = sylvan::net::TcpListener::bind("127.0.0.1:0").unwrap();
