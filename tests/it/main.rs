@@ -67,6 +67,7 @@ mod probes52;
 mod probes53;
 mod probes54;
 mod probes55;
+mod probes57;
 mod probes6;
 mod probes7;
 mod probes8;
