@@ -68,6 +68,7 @@ mod probes53;
 mod probes54;
 mod probes55;
 mod probes57;
+mod probes58;
 mod probes6;
 mod probes7;
 mod probes8;
