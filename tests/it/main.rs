@@ -67,6 +67,7 @@ mod probes52;
 mod probes53;
 mod probes54;
 mod probes55;
+mod probes56;
 mod probes57;
 mod probes58;
 mod probes6;
