@@ -175,15 +175,19 @@ pub enum ErrorPolicy {
     /// `Report` would, unless another callback ran with it or a `join`
     /// takes it. A failure observed only by a waiter (in `wait`, `kill`,
     /// `joinall`, `iwait`) is left to that code: it is not printed if it
-    /// never joins. Reported once at most.
+    /// never joins. A `join` that ends without taking it (its greenlet
+    /// killed or timed out while it waited, as a thread exit kills it)
+    /// prints it then. Reported once at most.
     IgnoreObserved,
     /// Print the report and abort the process.
     Abort,
     /// Hand each failure to this function, at the greenlet's death. It
     /// runs on the hub itself, so it must not block (a blocking call there
-    /// panics): spawn a greenlet for blocking work. A failure raised while
-    /// the thread's hub tears down, or reported later by a callback that
-    /// never ran, is printed as `Report` prints instead, since the function
+    /// panics): spawn a greenlet for blocking work. A failure raised once
+    /// the thread's exit has begun killing the greenlets still alive (after
+    /// main's greenlet-local values are dropped, on a working hub), or
+    /// reported later by a callback that never ran or a `join` that did not
+    /// take it, is printed as `Report` prints instead, since the function
     /// may count on the hub. A panic inside it is caught and printed; it harms
     /// neither the hub nor other greenlets. It runs before the failed
     /// greenlet's link callbacks: joining it there returns at once with a

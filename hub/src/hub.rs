@@ -1129,7 +1129,9 @@ impl Hub {
     /// [`report_unobserved`](Self::report_unobserved) prints. Under
     /// `IgnoreObserved` one with link callbacks is left to them: teardown
     /// drops them unrun just after, and the first reports it. Waiters do
-    /// not count then: teardown kills them, so a `join` never returns it.
+    /// not count then: teardown kills them, so a `join` seldom returns it
+    /// (one that catches the kill and joins again does, and it is printed
+    /// as well).
     fn report_closing(&self, task: &Task) {
         let failure = task.failure.borrow();
         let Some(error) = failure.as_deref() else {

@@ -170,7 +170,11 @@ pub use sylvan_runtime::{GreenletExit, is_unwind_payload};
 /// Sets what this thread's hub does with greenlet failures nobody handled
 /// (see [`ErrorPolicy`]; the default reports them).
 pub fn set_error_policy(policy: ErrorPolicy) {
-    *hub::hub().policy.borrow_mut() = policy;
+    // The old policy is dropped after the cell is released: a `Custom`
+    // closure's captures may yield in their destructors, and a greenlet
+    // that fails meanwhile needs the policy.
+    let old = hub::hub().policy.replace(policy);
+    drop(old);
 }
 
 /// A snapshot of this thread's live greenlets: id, name, state, what each

@@ -597,6 +597,28 @@ impl Drop for WaiterGuard<'_> {
     }
 }
 
+/// Reports the failure a `join` leaves behind when it ends without taking
+/// it: the joiner was killed or timed out while it waited (a thread exit
+/// kills it, say), or it ran while unwinding. Under
+/// [`ErrorPolicy::IgnoreObserved`](crate::ErrorPolicy::IgnoreObserved) the
+/// failure was left to this `join`, and nothing else would print it.
+struct UntakenFailure<'a> {
+    hub: &'a Hub,
+    task: &'a Task,
+}
+
+impl Drop for UntakenFailure<'_> {
+    fn drop(&mut self) {
+        let task = self.task;
+        let untaken = task.is_dead()
+            && !task.failure_settled.get()
+            && task.failure.try_borrow().is_ok_and(|f| f.is_some());
+        if untaken {
+            self.hub.report_unobserved(task);
+        }
+    }
+}
+
 impl<T: 'static> Greenlet<T> {
     pub(crate) fn task(&self) -> &Task {
         &self.inner.task
@@ -624,6 +646,10 @@ impl<T: 'static> Greenlet<T> {
     #[track_caller]
     pub fn join(self) -> Result<T, Error> {
         let hub = hub();
+        let _untaken = UntakenFailure {
+            hub,
+            task: self.task(),
+        };
         if !self.wait_inner(hub, None) {
             return Err(Error::Unwinding);
         }

@@ -18,13 +18,13 @@
 //!   that returns a failure that was printed already, `Abort` after settled
 //!   deaths, `Pool::join` then exit, several threads exiting at once.
 //!
-//! Bugs (ignored): `c01` and `c02`, under `IgnoreObserved` a failure left
-//! to a `join` before the teardown is lost when the thread exits before
-//! the join returns (the teardown kills the joiner; 1b335d8 fixed only
-//! failures raised during the teardown). `c04`: `set_error_policy` drops
-//! the old policy while it holds the policy's `RefCell` mutably, so a
-//! `Custom` policy whose captured state yields on drop makes the next
-//! failure's report panic on the hub.
+//! Bugs found (fixed since): `c01` and `c02`, under `IgnoreObserved` a
+//! failure left to a `join` before the teardown was lost when the thread
+//! exited before the join returned (the teardown kills the joiner; a
+//! `join` that ends without taking the failure now prints it). `c04`:
+//! `set_error_policy` dropped the old policy while it held the policy's
+//! `RefCell` mutably, so a `Custom` policy whose captured state yields on
+//! drop made the next failure's report panic on the hub.
 
 use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -116,8 +116,8 @@ fn catches_exit_kill(then: impl FnOnce() -> u32 + 'static) -> Greenlet<u32> {
 /// left it unsettled for the waiter, and the teardown only looks at
 /// failures raised during it (`report_closing`) or held by link callbacks
 /// it drops (`report_unobserved`): b06 of probes55, one turn earlier.
+/// Fixed: a `join` that ends without taking the failure prints it.
 #[test]
-#[ignore = "BUG: IgnoreObserved failure left to a join is lost when the thread exits before the join returns"]
 fn c01_ignore_observed_failure_left_to_a_join_killed_at_exit_is_lost() {
     let Some((out, err)) = thread_child(
         "c01_ignore_observed_failure_left_to_a_join_killed_at_exit_is_lost",
@@ -144,14 +144,49 @@ fn c01_ignore_observed_failure_left_to_a_join_killed_at_exit_is_lost() {
     assert_eq!(err.matches("p56-c01-boom").count(), 1, "{out}\n{err}");
 }
 
+/// As c01 without a thread exit: the joiner is killed by main after the
+/// death, before it ran to take the failure. The join ends without it, so
+/// it prints it, once; the rest of the thread goes on.
+#[test]
+fn c23_ignore_observed_failure_left_to_a_join_whose_joiner_is_killed() {
+    let Some((out, err)) = thread_child(
+        "c23_ignore_observed_failure_left_to_a_join_whose_joiner_is_killed",
+        || {
+            on_thread(|| {
+                sylvan::set_error_policy(ErrorPolicy::IgnoreObserved);
+                let ev = Rc::new(Event::new());
+                let g = fail_on(&ev, "p56-c23-boom");
+                let j = spawn(move || {
+                    let r = g.join();
+                    println!("JOINED {}", r.is_err());
+                });
+                yield_now(); // g parks on the event, the joiner in `join`
+                ev.set();
+                yield_now(); // g dies; the joiner is queued behind main
+                j.kill();
+                println!("KILLED {}", j.join().unwrap_err().is_killed());
+                settle();
+                println!("AFTER");
+            });
+        },
+    ) else {
+        return;
+    };
+    assert!(
+        out.contains("KILLED true") && out.contains("AFTER") && !out.contains("JOINED"),
+        "{out}"
+    );
+    assert_eq!(err.matches("p56-c23-boom").count(), 1, "{out}\n{err}");
+}
+
 /// `Hub::report_unobserved`: "A `join` waiting for the callbacks takes the
 /// failure next", so a cut callback defers to it. The join waits for the
 /// cut callback's greenlet; that greenlet drops the callback, defers and
 /// wakes the join; the thread exits before the join runs: the teardown
 /// kills it and the failure is printed nowhere (the deferral happened
-/// before the hub was closing, where 1b335d8 stops deferring).
+/// before the hub was closing, where 1b335d8 stops deferring). Fixed as
+/// c01.
 #[test]
-#[ignore = "BUG: IgnoreObserved failure deferred by a cut callback to a waiting join is lost when the thread exits first"]
 fn c02_a_cut_callback_defers_to_a_join_that_the_exit_kills() {
     let Some((out, err)) = thread_child(
         "c02_a_cut_callback_defers_to_a_join_that_the_exit_kills",
@@ -248,9 +283,9 @@ impl Drop for YieldOnDrop {
 /// `Custom` policy whose captured state switches on drop (here a yield)
 /// lets a greenlet die meanwhile; `Hub::report` then borrows the policy
 /// and panics ("already mutably borrowed") on the hub, instead of handing
-/// the failure to either policy.
+/// the failure to either policy. Fixed: the old policy is dropped after
+/// the cell is released.
 #[test]
-#[ignore = "BUG: set_error_policy drops the old policy while borrowed; a failure reported meanwhile panics on the hub"]
 fn c04_replacing_a_policy_whose_drop_yields_while_a_greenlet_fails() {
     let Some((out, err)) = thread_child(
         "c04_replacing_a_policy_whose_drop_yields_while_a_greenlet_fails",
