@@ -539,8 +539,10 @@ impl Hub {
     /// Wakes a parked greenlet with `why`.
     ///
     /// A greenlet already woken keeps its first reason, except that a throw
-    /// (kill, timeout) overrides a plain wake-up: as in gevent, the exception
-    /// is delivered even if the greenlet was about to run anyway. A throw
+    /// (kill, timeout) overrides a plain wake-up: the exception is delivered
+    /// even if the greenlet was about to run anyway. (gevent queues a kill
+    /// behind the pending wake-up instead, so it lands at the next blocking
+    /// call; the README lists this among the differences.) A throw
     /// that finds another throw queued is deferred, not lost: it is thrown
     /// after that one (see [`defer_throw`](Self::defer_throw)). Waking a
     /// running or dead greenlet does nothing.

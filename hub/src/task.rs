@@ -748,6 +748,18 @@ impl<T: 'static> Greenlet<T> {
     /// caller unwinds (from a destructor), it throws the kill and does not
     /// wait.
     ///
+    /// A greenlet that was woken (an event set, a permit handed to it, its
+    /// `yield_now` or sleep over) but has not run yet is killed where it
+    /// parked: the kill replaces the wake-up, and a primitive that handed
+    /// it something passes that on. gevent instead queues the kill behind
+    /// the wake-up, so its target runs on to its next blocking call (or to
+    /// its end) first.
+    ///
+    /// The caller waits as a join waiter does, registered after the links
+    /// already there: it returns once the greenlet is dead and the callbacks
+    /// linked before the kill have started (gevent's `kill` returns before
+    /// them).
+    ///
     /// # Panics
     ///
     /// When the greenlet had not started and a destructor of what its
@@ -854,8 +866,10 @@ impl<T: 'static> Greenlet<T> {
     ///
     /// Callbacks run in registration order (join waiters included), each in a
     /// fresh greenlet started one after another, once each; they may block.
-    /// A link added to a dead greenlet still fires. `join` waits until
-    /// callbacks that may borrow the outcome are done.
+    /// A link added to a dead greenlet still fires: its greenlet is spawned
+    /// then, and starts behind those already ready (gevent runs it with
+    /// the dead greenlet's other pending callbacks, in one pass). `join`
+    /// waits until callbacks that may borrow the outcome are done.
     pub fn link(&self, f: impl FnOnce(&Outcome<'_, T>) + 'static) {
         self.add_callback(When::Always, f);
     }
@@ -943,6 +957,11 @@ pub(crate) fn kill_task(hub: &Hub, task: &Task) {
 
 /// Waits until every greenlet is dead, at most `timeout`; true if all are.
 ///
+/// It waits for one greenlet after another, in list order, each as a join
+/// waiter registered after its links (see [`Greenlet::kill`]); gevent's
+/// `joinall` watches them all at once, so it may return before the link
+/// callbacks of the greenlets that died last have started.
+///
 /// # Panics
 ///
 /// When the calling greenlet is in the list, once the wait reaches it (a
@@ -959,6 +978,10 @@ pub fn joinall<T: 'static>(greenlets: &[Greenlet<T>], timeout: Option<Duration>)
 /// calling greenlet is in the list, the others are shot first and then it
 /// is killed: it unwinds at once, without waiting. Called while the caller
 /// unwinds, it shoots them all and does not wait.
+///
+/// They are killed in list order, each as [`Greenlet::kill_nowait`] does
+/// (gevent cancels the unstarted ones first, then throws into the others),
+/// then waited for as [`joinall`] waits.
 ///
 /// # Errors
 ///

@@ -1798,7 +1798,8 @@ fn x11_imap_unordered_with_panic() {
 }
 
 // A kill delivered to a greenlet woken by set() but not yet run still kills
-// it (throw overrides the wake, as gevent delivers the exception).
+// it: the throw replaces the wake-up. gevent differs (its kill is queued
+// behind the wake-up: probes57 l06, probes58 s35); the README lists it.
 #[test]
 fn x12_kill_after_wake_before_run() {
     bounded(|| {

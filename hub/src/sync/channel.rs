@@ -21,6 +21,10 @@ const NAMES: Names = Names {
 /// next `get`): items are never lost. So does a put made while its greenlet
 /// unwinds, which cannot wait.
 ///
+/// A get that finds a putter waiting takes its item at once, without
+/// parking (gevent's `get` parks until the hub hands the item over); the
+/// putter returns when it next runs.
+///
 /// ```
 /// # extern crate sylvan_hub as sylvan;
 /// use std::rc::Rc;

@@ -11,6 +11,15 @@
 //!   waiting getter, which takes the next item when it runs (a greenlet
 //!   already running may get first; the woken getter then waits again at
 //!   the head of the line).
+//! * **Wake-ups queue one at a time.** A waiter woken goes to the back of
+//!   the hub's ready queue when it is woken. gevent runs every waiter that
+//!   one notification wakes from a single callback, so the orders differ
+//!   around greenlets readied in between: two releases (or puts) in one
+//!   turn with a greenlet spawned between them run it between the two
+//!   waiters here, after both in gevent; and a permit that a woken waiter
+//!   passes on reaches the next waiter behind the greenlets already ready,
+//!   where gevent runs the whole chain first. Among the waiters the order
+//!   is the same.
 //! * **Nothing lost, nothing left behind.** A waiter that is killed or whose
 //!   timeout expires while parked leaves no trace in the wait list; if it
 //!   had already been handed a permit or the lock, or woken for an item,

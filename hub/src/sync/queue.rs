@@ -19,6 +19,13 @@ const NAMES: Names = Names {
 /// waits again at the head of the line). A getter killed before it runs
 /// takes nothing with it: items are never lost nor reordered.
 ///
+/// Unlike gevent's, a get that makes room in a full queue moves the first
+/// waiting putter's item in at once: that put is done (the putter returns
+/// when it next runs), [`len`](Queue::len) stays at the bound, and a second
+/// get takes the item without waiting. gevent moves it only when the
+/// putter next runs. So a producer and a consumer on `bounded(1)` switch
+/// once per item rather than twice.
+///
 /// [`close`](Queue::close) ends it: getters drain what is left and then
 /// see `None`, which also ends a `for` loop over `&queue`.
 ///

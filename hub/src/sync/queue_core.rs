@@ -17,7 +17,9 @@
 //!   next getter in line.
 //! * A put with no room parks the putter with its item in its slot. When a
 //!   get makes room, the first waiting putter's item moves into the buffer
-//!   (waking a getter as a put would). So waiting putters imply no room.
+//!   (waking a getter as a put would) at once; gevent moves it when the
+//!   putter next runs, which costs a second switch per item on a
+//!   `bounded(1)` queue. So waiting putters imply no room.
 //! * A rendezvous (capacity zero) has no room: a put parks with its item
 //!   until a getter takes it (gevent's `Channel.put`), waking the first
 //!   waiting getter if any; a get takes the first waiting putter's item. A
