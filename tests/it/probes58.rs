@@ -1377,8 +1377,10 @@ fn s27_pool_two_spawners_waiting() {
 }
 
 // sync_28_pool_imap_unordered_start_and_finish.py (gevent 26.9.0, sleeps
-// of x * 10 ms there, x * 25 ms here): imap_unordered starts a task as a
-// slot frees and yields in finish order; imap keeps input order.
+// of x * 10 ms there, x * 50 ms here): imap_unordered starts a task as a
+// slot frees and yields in finish order; imap keeps input order. The
+// durations leave one unit between any two deadlines (an earlier version
+// had two tasks due at the same instant, whose order was luck).
 #[test]
 fn s28_pool_imap_unordered_start_and_finish() {
     bounded(|| {
@@ -1387,24 +1389,24 @@ fn s28_pool_imap_unordered_start_and_finish() {
         let f = |l: Log| {
             move |x: u32| {
                 l.push(format!("start {x}"));
-                sleep(x * 25 * MS);
+                sleep(x * 50 * MS);
                 l.push(format!("end {x}"));
                 x
             }
         };
-        for r in pool.imap_unordered([3, 1, 2, 1], f(l.clone())) {
+        for r in pool.imap_unordered([5, 2, 4, 2], f(l.clone())) {
             l.push(format!("result {}", r.unwrap()));
         }
         l.push("---");
-        for r in pool.imap([3, 1, 2], f(l.clone())) {
+        for r in pool.imap([5, 2, 4], f(l.clone())) {
             l.push(format!("result {}", r.unwrap()));
         }
         check(
             &l,
             &[
-                "start 3", "start 1", "end 1", "result 1", "start 2", "end 3", "end 2", "result 3",
-                "result 2", "start 1", "end 1", "result 1", "---", "start 3", "start 1", "end 1",
-                "start 2", "end 3", "end 2", "result 3", "result 1", "result 2",
+                "start 5", "start 2", "end 2", "result 2", "start 4", "end 5", "result 5",
+                "start 2", "end 4", "result 4", "end 2", "result 2", "---", "start 5", "start 2",
+                "end 2", "start 4", "end 5", "result 5", "result 2", "end 4", "result 4",
             ],
         );
     })
