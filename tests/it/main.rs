@@ -70,6 +70,7 @@ mod probes55;
 mod probes56;
 mod probes57;
 mod probes58;
+mod probes59;
 mod probes6;
 mod probes7;
 mod probes8;
