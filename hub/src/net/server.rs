@@ -97,7 +97,8 @@ struct Shared {
 ///
 /// Handles are cheap clones of one server, so a handler may keep one to
 /// stop the server. Dropping the last handle of a started server stops
-/// accepting without waiting; running handlers finish on their own.
+/// accepting at once, without waiting (new connections are refused, as
+/// after gevent's `close()`); running handlers finish on their own.
 ///
 /// ```
 /// # extern crate sylvan_hub as sylvan;
@@ -135,6 +136,8 @@ struct Inner {
     /// The listener until the accept loop takes it (at start).
     listener: RefCell<Option<TcpListener>>,
     acceptor: RefCell<Option<Rc<Greenlet<()>>>>,
+    /// Stops the listener the accept loop owns (once it is started).
+    closer: RefCell<Option<super::tcp::ListenerCloser>>,
     stopped: Cell<bool>,
     /// `stop` calls in progress (each may be parked waiting for handlers).
     stops: Cell<usize>,
@@ -164,7 +167,13 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // The last handle is gone: stop accepting, without waiting (this
         // may run during an unwind). The accept loop owns the listener, so
-        // killing it closes the socket.
+        // killing it closes the socket, but only once it runs: until then
+        // the kernel would go on queueing connections (to reset them at
+        // the close). Shutting the socket down refuses them now, as
+        // gevent's `close()` does.
+        if let Some(closer) = self.closer.get_mut().take() {
+            closer.stop_listening();
+        }
         if let Some(a) = self.acceptor.get_mut().take() {
             a.kill_nowait();
         }
@@ -215,6 +224,7 @@ impl StreamServer {
                 addr,
                 listener: RefCell::new(Some(listener)),
                 acceptor: RefCell::new(None),
+                closer: RefCell::new(None),
                 stopped: Cell::new(false),
                 stops: Cell::new(0),
                 stop_ended: Event::new(),
@@ -299,12 +309,14 @@ impl StreamServer {
             .borrow_mut()
             .take()
             .expect("an unstarted server has its listener");
+        let closer = listener.closer();
         let shared = self.inner.shared.clone();
         let site = shared.site;
         let g = Builder::new()
             .name(format!("StreamServer {}", self.inner.addr))
             .spawn_at(site, move || accept_loop(listener, shared))?;
         *self.inner.acceptor.borrow_mut() = Some(Rc::new(g));
+        *self.inner.closer.borrow_mut() = Some(closer);
         Ok(())
     }
 
@@ -378,7 +390,9 @@ impl StreamServer {
     /// new connections are refused), waits up to `timeout` for running
     /// handlers to return (`None`: as long as they take), then kills those
     /// still running and waits for them to die. A stopped server cannot be
-    /// started again.
+    /// started again. This holds with or without a pool; gevent's `stop`
+    /// waits for and kills handlers only when the server has a pool, and
+    /// otherwise merely stops accepting (drop the last handle for that).
     ///
     /// Every call does the whole job on whatever is left, so calling it
     /// again is cheap and safe, and a `stop` cut short (its caller killed

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use super::sealed::Target;
@@ -21,6 +21,23 @@ const IOV_MAX: usize = 1024;
 /// default since Linux 5.4) and sizes the queue as connections arrive, so
 /// a large figure costs nothing until it is used.
 const BACKLOG: libc::c_int = 4096;
+
+/// Stops a listener accepting, if it is still open, without owning it.
+pub(crate) struct ListenerCloser(Weak<Source<mio::net::TcpListener>>);
+
+impl ListenerCloser {
+    /// `shutdown(SHUT_RD)` on the listening socket: Linux then refuses new
+    /// connections, resets those queued and not yet accepted, and wakes a
+    /// greenlet parked in `accept` (which gets `EINVAL`), at once, before
+    /// the descriptor is closed by whoever owns it.
+    pub(crate) fn stop_listening(&self) {
+        if let Some(src) = self.0.upgrade() {
+            // SAFETY: `src` keeps the listener, so its descriptor, open for
+            // the call; `shutdown` reads no memory of ours.
+            unsafe { libc::shutdown(src.get().as_raw_fd(), libc::SHUT_RD) };
+        }
+    }
+}
 
 /// A TCP socket server, listening for connections; `accept` parks only the
 /// calling greenlet.
@@ -81,6 +98,13 @@ impl TcpListener {
         let (s, peer) = self.inner.do_io(Dir::Read, "accept", |l| l.accept())?;
         let stream = TcpStream::adopt(s.into())?;
         Ok((stream, peer))
+    }
+
+    /// A weak handle that can stop this listener accepting without owning
+    /// it (for [`StreamServer`](super::StreamServer), whose accept loop
+    /// owns the listener).
+    pub(crate) fn closer(&self) -> ListenerCloser {
+        ListenerCloser(Rc::downgrade(&self.inner))
     }
 
     /// An iterator over accepted connections (never ends; each `next`
