@@ -72,6 +72,7 @@ mod probes57;
 mod probes58;
 mod probes59;
 mod probes6;
+mod probes60;
 mod probes7;
 mod probes8;
 mod probes9;
