@@ -1094,6 +1094,16 @@ impl Hub {
             task.failure_settled.set(true);
         }
         policy.handle(&f);
+        drop(failure);
+        // A `Custom` policy replaced while it ran (by itself, say) is gone
+        // but for this clone: its captures' destructors run when it drops,
+        // and may block, which they cannot do here on the hub. A greenlet
+        // of its own drops it.
+        if let ErrorPolicy::Custom(f) = policy
+            && std::rc::Rc::strong_count(&f) == 1
+        {
+            crate::spawn(move || drop(f));
+        }
     }
 
     /// Reports `task`'s failure, if it has one that nothing saw: a link

@@ -599,9 +599,12 @@ impl Drop for WaiterGuard<'_> {
 
 /// Reports the failure a `join` leaves behind when it ends without taking
 /// it: the joiner was killed or timed out while it waited (a thread exit
-/// kills it, say), or it ran while unwinding. Under
+/// kills it, say), or it could not wait (it ran while unwinding, or on the
+/// hub). Under
 /// [`ErrorPolicy::IgnoreObserved`](crate::ErrorPolicy::IgnoreObserved) the
-/// failure was left to this `join`, and nothing else would print it.
+/// failure was left to this `join`, and nothing else would print it,
+/// unless a link callback is still to come: it either runs with the
+/// failure (settling it) or, dropped unrun, reports it.
 struct UntakenFailure<'a> {
     hub: &'a Hub,
     task: &'a Task,
@@ -612,6 +615,7 @@ impl Drop for UntakenFailure<'_> {
         let task = self.task;
         let untaken = task.is_dead()
             && !task.failure_settled.get()
+            && task.borrowers.get() == 0
             && task.failure.try_borrow().is_ok_and(|f| f.is_some());
         if untaken {
             self.hub.report_unobserved(task);

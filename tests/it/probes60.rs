@@ -24,7 +24,7 @@
 //! * `d16..d19`: `set_error_policy` from inside a `Custom` policy, from a
 //!   policy's own drop, many times while greenlets fail.
 //!
-//! Bugs (ignored): `d01`, `d02`: a `join` that ends early while the
+//! Bugs found (fixed since): `d01`, `d02`: a `join` that ends early while the
 //! failure's `link_exception` callback is queued but not started prints
 //! the failure, and the callback then runs with it ("settled once ... a
 //! callback ran with it": it must not be printed). `UntakenFailure` does
@@ -32,7 +32,9 @@
 //! `report_unobserved` only defers to a join in `borrow_waiters`. `d16`: a
 //! `Custom` policy that replaces itself from inside its call is dropped on
 //! the hub by `Hub::report` (which holds the last clone), so captures that
-//! yield on drop panic on the hub.
+//! yield on drop panic on the hub. Fixed: the guard holds back while
+//! callbacks are to come, and `report` drops a replaced `Custom` policy in
+//! a greenlet of its own.
 
 use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -159,10 +161,10 @@ impl Drop for YieldOnDrop {
 /// when it starts), and the callback runs with it just after: printed
 /// although a callback ran with it.
 #[test]
-#[ignore = "BUG: a join ending while the failure's link_exception callback is still queued prints a failure the callback then runs with"]
-fn d01_unwinding_join_while_the_callback_is_queued_prints_it() {
+
+fn d01_unwinding_join_while_the_callback_is_queued_leaves_it_to_the_callback() {
     let Some((out, err)) = child(
-        "d01_unwinding_join_while_the_callback_is_queued_prints_it",
+        "d01_unwinding_join_while_the_callback_is_queued_leaves_it_to_the_callback",
         || {
             sylvan::set_error_policy(ErrorPolicy::IgnoreObserved);
             let g = spawn(|| -> u32 { panic!("p60-d01-boom") });
@@ -192,10 +194,10 @@ fn d01_unwinding_join_while_the_callback_is_queued_prints_it() {
 /// wait on the hub (it panics there, caught by the policy), and the guard
 /// prints g's failure; g's callback runs with it just after.
 #[test]
-#[ignore = "BUG: a join from a Custom policy on a failure whose callback is queued prints it, then the callback runs with it"]
-fn d02_join_from_custom_while_the_callback_is_queued_prints_it() {
+
+fn d02_join_from_custom_while_the_callback_is_queued_leaves_it_to_the_callback() {
     let Some((out, err)) = child(
-        "d02_join_from_custom_while_the_callback_is_queued_prints_it",
+        "d02_join_from_custom_while_the_callback_is_queued_leaves_it_to_the_callback",
         || {
             sylvan::set_error_policy(ErrorPolicy::IgnoreObserved);
             let slot: Rc<RefCell<Option<Greenlet<u32>>>> = Rc::default();
@@ -795,7 +797,7 @@ fn d15_main_local_join_at_exit_waits_for_the_queued_callback() {
 /// a yield on the hub panics there. Expected: the next failure goes to the
 /// new policy, nothing panics.
 #[test]
-#[ignore = "BUG: a Custom policy replaced from inside its own call is dropped on the hub; captures that yield on drop panic there"]
+
 fn d16_custom_replacing_itself_with_captures_that_yield_on_drop() {
     let Some((out, err)) = thread_child(
         "d16_custom_replacing_itself_with_captures_that_yield_on_drop",
