@@ -73,6 +73,7 @@ mod probes58;
 mod probes59;
 mod probes6;
 mod probes60;
+mod probes61;
 mod probes7;
 mod probes8;
 mod probes9;
