@@ -878,7 +878,10 @@ impl<T: 'static> Greenlet<T> {
         self.add_callback(When::Always, f);
     }
 
-    /// Calls `f` with the value, only if the greenlet returned one.
+    /// Calls `f` with the value, only if the greenlet returned one. (gevent's
+    /// `link_value` also fires on a kill, with `GreenletExit` as the value;
+    /// here there is no value then: use [`link`](Greenlet::link), which
+    /// sees [`Outcome::Killed`].)
     pub fn link_value(&self, f: impl FnOnce(&T) + 'static) {
         self.add_callback(When::Value, move |o| {
             if let Outcome::Returned(v) = o {
