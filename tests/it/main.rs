@@ -74,6 +74,7 @@ mod probes59;
 mod probes6;
 mod probes60;
 mod probes61;
+mod probes62;
 mod probes7;
 mod probes8;
 mod probes9;
