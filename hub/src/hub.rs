@@ -196,6 +196,9 @@ pub(crate) struct Hub {
     /// one can tell it would wait for itself.
     pub(crate) link_runs: RefCell<Vec<(u64, u64)>>,
     pub(crate) policy: RefCell<ErrorPolicy>,
+    /// A panic to raise in main when it next runs (a signal handler's, as
+    /// gevent raises a signal handler's exception in the main greenlet).
+    main_raise: RefCell<Option<crate::Payload>>,
     closing: Cell<bool>,
     /// Set while code that must not switch runs (see [`NoSwitch`]): what
     /// it is, for the panic of a park made there.
@@ -359,6 +362,7 @@ impl Hub {
             wait_all: Cell::new(WaitAll::Off),
             link_runs: RefCell::new(Vec::new()),
             policy: RefCell::new(ErrorPolicy::default()),
+            main_raise: RefCell::new(None),
             closing: Cell::new(false),
             no_switch: Cell::new(false),
             no_switch_inside: Cell::new(""),
@@ -672,6 +676,9 @@ impl Hub {
         }
         if key == MAIN {
             self.run_loop();
+            if self.main_raise.borrow().is_some() {
+                self.raise_in_main_now(task);
+            }
         } else {
             // SAFETY: we are the running greenlet `key`, on its own stack.
             unsafe { task.core.suspend() };
@@ -682,6 +689,31 @@ impl Hub {
             Wake::Throw(t) => take_throw(t),
             Wake::Deadlock => deadlock(what),
         }
+    }
+
+    /// Unwinds main, back from the loop, with the panic
+    /// [`raise_in_main`](Self::raise_in_main) left for it. The reason it
+    /// was woken (if it was) is dropped: as after a kill, the guards of
+    /// what it waited on pass on what they were handed.
+    #[cold]
+    #[inline(never)]
+    fn raise_in_main_now(&self, main: &Task) -> ! {
+        main.wake.set(Wake::None);
+        let payload = self.main_raise.take().expect("a panic to raise");
+        std::panic::resume_unwind(payload)
+    }
+
+    /// Raises `payload` in main at its current blocking call, which then
+    /// unwinds with it (no panic message: the error policy reported the
+    /// failure). One at a time: a second one while the first waits for
+    /// main is dropped (it was reported too).
+    pub(crate) fn raise_in_main(&self, payload: crate::Payload) {
+        if self.closing.get() || self.main_raise.borrow().is_some() {
+            sylvan_runtime::drop_payload(payload);
+            return;
+        }
+        *self.main_raise.borrow_mut() = Some(payload);
+        self.wake(TaskRef { key: MAIN, id: 0 }, Wake::Ready);
     }
 
     #[cold]
@@ -1039,6 +1071,9 @@ impl Hub {
                 self.report_closing(task);
             } else {
                 self.report(task);
+                if task.raise_in_main.get() {
+                    self.raise_failure_in_main(task);
+                }
             }
         }
         let links = std::mem::take(&mut *task.links.borrow_mut());
@@ -1064,6 +1099,20 @@ impl Hub {
                     }
                 }
             }
+        }
+    }
+
+    /// A signal handler's greenlet panicked: after the report, its payload
+    /// is raised in main, as gevent raises a signal handler's exception in
+    /// the main greenlet. The record keeps the message and location.
+    #[cold]
+    fn raise_failure_in_main(&self, task: &Task) {
+        let payload = match task.failure.borrow_mut().as_deref_mut() {
+            Some(Error::Panicked(p)) => p.take_payload(),
+            _ => None,
+        };
+        if let Some(payload) = payload {
+            self.raise_in_main(payload);
         }
     }
 

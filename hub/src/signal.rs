@@ -201,6 +201,16 @@ impl Drop for SignalHandler {
 /// another handler) is replaced; it is restored when the last one is
 /// dropped.
 ///
+/// A panic in the handler is the failure of its greenlet (named
+/// `signal N`), reported by the [`ErrorPolicy`](crate::ErrorPolicy); then
+/// it is raised in main, as gevent raises a signal handler's exception in
+/// the main greenlet: the blocking call main is parked in unwinds with the
+/// handler's panic payload (printing nothing more). Wrap that call in
+/// `catch_unwind` if main should go on; the registration stays either way.
+/// A `SIGCHLD` handler's panic is only reported, as gevent prints and
+/// ignores the exception of a `SIGCHLD` handler (its child watcher calls
+/// it, not a signal watcher).
+///
 /// ```
 /// # extern crate sylvan_hub as sylvan;
 /// use std::cell::Cell;
@@ -263,8 +273,11 @@ pub fn signal(signum: i32, handler: impl Fn() + 'static) -> io::Result<SignalHan
             let spawned = Builder::new()
                 .name(format!("signal {signum}"))
                 .spawn(move || h());
-            if let Err(e) = spawned {
-                stderr!("sylvan: cannot run the handler of signal {signum}: {e}");
+            match spawned {
+                // A panic of the handler is reported, then raised in main
+                // (but for SIGCHLD: see `signal`'s docs).
+                Ok(g) => g.task().raise_in_main.set(signum != libc::SIGCHLD),
+                Err(e) => stderr!("sylvan: cannot run the handler of signal {signum}: {e}"),
             }
         }
     });

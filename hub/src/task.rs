@@ -170,6 +170,8 @@ pub(crate) struct Task {
     /// callback dropped unrun reported it. Never reported twice. (A `join`
     /// takes the failure out: nothing is left to report.)
     pub(crate) failure_settled: Cell<bool>,
+    /// A panic that ends it is raised in main too (a signal handler's).
+    pub(crate) raise_in_main: Cell<bool>,
     /// Boxed: rare, and the record stays small.
     pub(crate) failure: RefCell<Option<Box<Error>>>,
     pub(crate) start_timer: Cell<Option<crate::timer::TimerId>>,
@@ -210,6 +212,7 @@ impl Task {
             borrow_waiters: RefCell::new(Vec::new()),
             observers: Cell::new(0),
             failure_settled: Cell::new(false),
+            raise_in_main: Cell::new(false),
             failure: RefCell::new(None),
             start_timer: Cell::new(None),
             since: Cell::new(now),

@@ -4,7 +4,7 @@
 //! *ported* here (a test named after it). Parametrised variants are listed
 //! when they test something distinct. Tally (by method or variant, generated
 //! families counted once): about 50 covered, 84 N/A, 29 ported in 17 tests,
-//! one of them a DIFF (ignored: [`signal_test_alarm`]).
+//! one of them a DIFF when written ([`signal_test_alarm`], since fixed).
 //!
 //! **test__socket.py**
 //! * TestTCP::test_sendall_str: covered, probes21::socket_sendall_long_data_then_shutdown_reaches_a_reader_to_eof.
@@ -110,7 +110,7 @@
 //! * TestSignal::test_handler: N/A, a non-callable handler does not compile (bad signal numbers: probes6, InvalidInput).
 //! * TestSignal::test_alarm: the handler runs during main's sleep, twice: covered, probes6::sg06_signal_during_mains_sleep_runs_the_handler_and_the_sleep_is_whole
 //!   and sg07_a_panicking_handler_stays_installed;
-//!   the handler's exception raised in main: ported, [`signal_test_alarm`] (DIFF, ignored).
+//!   the handler's exception raised in main: ported, [`signal_test_alarm`] (a DIFF, since fixed).
 //! * TestSignal::test_reload: N/A, Python module reload.
 //!
 //! **test__fileobject.py** (what applies to `sylvan::os::Fd`; every regular-file case is N/A: `Fd` refuses
@@ -634,12 +634,10 @@ fn sleep0_timeout_ends_a_sleep0_loop() {
 /// test__signal.py::TestSignal::test_alarm: a SIGALRM handler raises
 /// `Expected('TestSignal')`; gevent raises it in main, cutting
 /// `gevent.sleep(2)` short (hub.handle_error with no context ->
-/// handle_system_error -> main.throw), twice in a row. sylvan runs the
-/// handler as a greenlet whose panic the error policy reports; main's
-/// sleep runs its full length (probes6::sg06_signal_during_mains_sleep_runs_the_handler_and_the_sleep_is_whole
-/// and sg07_a_panicking_handler_stays_installed check that side).
+/// handle_system_error -> main.throw), twice in a row. sylvan did not
+/// (the handler's panic was only reported); it now reports it and raises
+/// it in main too (`sylvan::signal`'s docs).
 #[test]
-#[ignore = "DIFF: a panic in a signal handler is only reported; gevent raises the handler's exception in main"]
 fn signal_test_alarm() {
     in_child("probes63::signal_test_alarm", "p63-alarm", || {
         quiet();
