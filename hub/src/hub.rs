@@ -692,13 +692,23 @@ impl Hub {
     }
 
     /// Unwinds main, back from the loop, with the panic
-    /// [`raise_in_main`](Self::raise_in_main) left for it. The reason it
-    /// was woken (if it was) is dropped: as after a kill, the guards of
-    /// what it waited on pass on what they were handed.
+    /// [`raise_in_main`](Self::raise_in_main) left for it. A plain wake-up
+    /// is dropped: as after a kill, the guards of what main waited on pass
+    /// on what they were handed. A throw queued for main (a timeout that
+    /// fired in the same turn) is not: it goes first in line of the
+    /// deferred throws, which a timer due at once delivers, as
+    /// [`take_throw`] does.
     #[cold]
     #[inline(never)]
     fn raise_in_main_now(&self, main: &Task) -> ! {
-        main.wake.set(Wake::None);
+        if let Wake::Throw(t) = main.wake.replace(Wake::None) {
+            main.deferred.borrow_mut().insert(0, t);
+        }
+        if !main.deferred.borrow().is_empty() {
+            self.timers
+                .borrow_mut()
+                .insert(Instant::now(), TimerAction::Deferred(main.as_ref()));
+        }
         let payload = self.main_raise.take().expect("a panic to raise");
         std::panic::resume_unwind(payload)
     }

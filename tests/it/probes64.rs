@@ -6,8 +6,9 @@
 //! * a51db21: a join's untaken failure waits for callbacks still to come; a
 //!   `Custom` policy replaced while it ran is dropped in a greenlet.
 //!
-//! Signals are raised only inside re-executed child processes. 20 tests, 2
-//! BUGs ignored (s03, s16: one cause, `Hub::raise_in_main_now`).
+//! Signals are raised only inside re-executed child processes. 20 tests; 2
+//! BUGs found, fixed since (s03, s16: one cause, `Hub::raise_in_main_now`
+//! dropped a throw queued for main; it now defers it).
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -101,7 +102,6 @@ fn s01_mutex_handed_to_main_passes_on_when_the_raise_unwinds_it() {
 /// later (a timeout is thrown once, never lost: with a kill queued it is
 /// deferred; in gevent its timer callback throws into main after).
 #[test]
-#[ignore = "BUG: a Timeout that fired in the same turn as a signal handler's panic is silently lost (raise_in_main_now clears main's queued throw)"]
 fn s03_a_timeout_fired_in_the_same_turn_is_not_lost() {
     in_child(
         "probes64::s03_a_timeout_fired_in_the_same_turn_is_not_lost",
@@ -138,7 +138,6 @@ fn s03_a_timeout_fired_in_the_same_turn_is_not_lost() {
 /// the handler's panic and goes on: the expired deadline is never thrown,
 /// and `with_timeout` runs its body past it, to the end.
 #[test]
-#[ignore = "BUG: with_timeout's deadline that expired in the same turn as a signal handler's panic is lost; the body runs on unbounded"]
 fn s16_with_timeout_deadline_of_the_same_turn_is_not_lost() {
     in_child(
         "probes64::s16_with_timeout_deadline_of_the_same_turn_is_not_lost",
