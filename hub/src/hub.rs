@@ -1157,11 +1157,16 @@ impl Hub {
         // A `Custom` policy replaced while it ran (by itself, say) is gone
         // but for this clone: its captures' destructors run when it drops,
         // and may block, which they cannot do here on the hub. A greenlet
-        // of its own drops it.
+        // of its own drops it; if none can be made (no stack), it is
+        // dropped here, a panic of its captures reported.
         if let ErrorPolicy::Custom(f) = policy
             && std::rc::Rc::strong_count(&f) == 1
         {
-            crate::spawn(move || drop(f));
+            let slot = std::rc::Rc::new(Cell::new(Some(f)));
+            let s = slot.clone();
+            if crate::Builder::new().spawn(move || drop(s.take())).is_err() {
+                crate::report_panic(crate::drop_each(slot.take()), "a replaced error policy");
+            }
         }
     }
 
