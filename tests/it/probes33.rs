@@ -1182,6 +1182,13 @@ fn f03_forks_from_a_non_hub_thread() {
         || {
             let stop = Arc::new(AtomicBool::new(false));
             let (feeders, spawner) = busy_background(&stop);
+            // Let the pool threads the feeders need, and the spawner thread,
+            // finish starting first: a fork while a thread is being started
+            // can leave std's lock for that held in the child, whose first
+            // thread then hangs (a documented limit, README "fork"). A
+            // fresh-clone CI run hit it once, on the very first fork. No
+            // event says "no thread is starting", hence the pause.
+            sylvan::sleep(Duration::from_millis(300));
             let done = Arc::new(AtomicBool::new(false));
             let d2 = done.clone();
             let forker = std::thread::spawn(move || {
