@@ -51,19 +51,15 @@ use std::time::{Duration, Instant};
 use sylvan::sync::{AsyncResult, Channel, Event, LifoQueue, PriorityQueue, Queue, Semaphore};
 use sylvan::{Builder, ErrorPolicy, Greenlet, Outcome, spawn, yield_now};
 
-use crate::util::{DropFlag, bounded, child_texts, in_child, is_child, run_child, yield_until};
+use crate::util::{
+    DropFlag, bounded, child_texts, in_child, is_child, run_child, settle, yield_until,
+};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
 const LONG: Duration = Duration::from_secs(3600);
-
-/// Runs the hub until no greenlet but main is alive (link callbacks
-/// included). Not `wait_all`: `bounded`'s own timer would keep it waiting.
-fn settle() {
-    yield_until("every greenlet done", || sylvan::stats().alive == 0);
-}
 
 /// The payload of the unwinds these probes start on purpose.
 struct Unwind53;

@@ -42,8 +42,8 @@ use sylvan::pool::{Group, Pool};
 use sylvan::{Error, ErrorPolicy, Greenlet, Timeout, spawn, yield_now};
 
 use crate::util::{
-    bounded, child_texts, is_child, limited_child_texts, run_child, run_child_limited, texts,
-    yield_until,
+    bounded, child_texts, is_child, limited_child_texts, run_child, run_child_limited, settle,
+    texts,
 };
 
 fn ms(n: u64) -> Duration {
@@ -53,12 +53,6 @@ fn ms(n: u64) -> Duration {
 const LONG: Duration = Duration::from_secs(3600);
 
 const P: &str = "probes54::";
-
-/// Runs the hub until no greenlet but main is alive (link callbacks
-/// included).
-fn settle() {
-    yield_until("every greenlet done", || sylvan::stats().alive == 0);
-}
 
 /// Runs `body` in a child process under `IgnoreObserved` (bounded, ending
 /// with every greenlet done), and returns its stdout and stderr in the

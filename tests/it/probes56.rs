@@ -35,65 +35,15 @@ use sylvan::sync::Event;
 use sylvan::{Error, ErrorPolicy, Greenlet, Timeout, spawn, yield_now};
 
 use crate::util::{
-    CHILD_ENV, bounded, child_texts, is_child, limited_child, limited_child_texts,
-    run_child_limited, texts, yield_until,
+    CHILD_ENV, ExitProbe, YieldOnDrop, aborted, bounded, fail_on, is_child, on_thread,
+    run_child_limited, settle, texts, yield_until,
 };
 
 const LONG: Duration = Duration::from_secs(3600);
 
 const P: &str = "probes56::";
 
-/// Runs `body` (which may exit threads) in a child killed after 10 s; in
-/// the parent, asserts it ended well and returns its stdout and stderr.
-fn thread_child(test: &str, body: impl FnOnce()) -> Option<(String, String)> {
-    limited_child_texts(
-        &format!("{P}{test}"),
-        test,
-        &[],
-        Duration::from_secs(10),
-        body,
-    )
-}
-
-/// [`limited_child`] (10 s) for a child that may abort: its whole output.
-fn raw_child(test: &str, body: impl FnOnce()) -> Option<std::process::Output> {
-    limited_child(
-        &format!("{P}{test}"),
-        test,
-        &[],
-        Duration::from_secs(10),
-        body,
-    )
-}
-
-/// In-process child (bounded) returning stdout and stderr.
-fn child(test: &str, body: impl FnOnce()) -> Option<(String, String)> {
-    child_texts(&format!("{P}{test}"), test, body)
-}
-
-/// Runs `f` on a new std thread and waits for it (its hub tears down at
-/// its exit).
-fn on_thread(f: impl FnOnce() + Send + 'static) {
-    std::thread::spawn(f).join().unwrap();
-}
-
-fn settle() {
-    yield_until("every greenlet done", || sylvan::stats().alive == 0);
-}
-
-fn aborted(out: &std::process::Output) -> bool {
-    use std::os::unix::process::ExitStatusExt;
-    out.status.signal() == Some(libc::SIGABRT)
-}
-
-/// A greenlet that parks until `ev` is set, then panics with `msg`.
-fn fail_on(ev: &Rc<Event>, msg: &'static str) -> Greenlet<u32> {
-    let ev = ev.clone();
-    spawn(move || -> u32 {
-        ev.wait();
-        panic!("{msg}")
-    })
-}
+const PROBE: ExitProbe = ExitProbe(P);
 
 /// A greenlet that catches the kill thrown at thread exit, then runs
 /// `then` (which ends it: a panic, a rethrown timeout, a return).
@@ -119,7 +69,7 @@ fn catches_exit_kill(then: impl FnOnce() -> u32 + 'static) -> Greenlet<u32> {
 /// Fixed: a `join` that ends without taking the failure prints it.
 #[test]
 fn c01_ignore_observed_failure_left_to_a_join_killed_at_exit_is_lost() {
-    let Some((out, err)) = thread_child(
+    let Some((out, err)) = PROBE.thread_child(
         "c01_ignore_observed_failure_left_to_a_join_killed_at_exit_is_lost",
         || {
             on_thread(|| {
@@ -149,7 +99,7 @@ fn c01_ignore_observed_failure_left_to_a_join_killed_at_exit_is_lost() {
 /// it prints it, once; the rest of the thread goes on.
 #[test]
 fn c23_ignore_observed_failure_left_to_a_join_whose_joiner_is_killed() {
-    let Some((out, err)) = thread_child(
+    let Some((out, err)) = PROBE.thread_child(
         "c23_ignore_observed_failure_left_to_a_join_whose_joiner_is_killed",
         || {
             on_thread(|| {
@@ -188,7 +138,7 @@ fn c23_ignore_observed_failure_left_to_a_join_whose_joiner_is_killed() {
 /// c01.
 #[test]
 fn c02_a_cut_callback_defers_to_a_join_that_the_exit_kills() {
-    let Some((out, err)) = thread_child(
+    let Some((out, err)) = PROBE.thread_child(
         "c02_a_cut_callback_defers_to_a_join_that_the_exit_kills",
         || {
             on_thread(|| {
@@ -235,7 +185,7 @@ fn c02_a_cut_callback_defers_to_a_join_that_the_exit_kills() {
 /// returns the failure and nothing is printed.
 #[test]
 fn c03_a_cut_callback_defers_to_a_waiting_join_that_returns() {
-    let Some((out, err)) = child(
+    let Some((out, err)) = PROBE.child(
         "c03_a_cut_callback_defers_to_a_waiting_join_that_returns",
         || {
             sylvan::set_error_policy(ErrorPolicy::IgnoreObserved);
@@ -269,15 +219,6 @@ fn c03_a_cut_callback_defers_to_a_waiting_join_that_returns() {
     assert!(!err.contains("p56-c03-boom"), "{err}");
 }
 
-/// Drops into a yield: state a policy's closure may hold.
-struct YieldOnDrop;
-
-impl Drop for YieldOnDrop {
-    fn drop(&mut self) {
-        yield_now();
-    }
-}
-
 /// `set_error_policy` replaces the policy with `*policy.borrow_mut() =
 /// policy`: the old one is dropped while the `RefCell` is borrowed. A
 /// `Custom` policy whose captured state switches on drop (here a yield)
@@ -287,7 +228,7 @@ impl Drop for YieldOnDrop {
 /// the cell is released.
 #[test]
 fn c04_replacing_a_policy_whose_drop_yields_while_a_greenlet_fails() {
-    let Some((out, err)) = thread_child(
+    let Some((out, err)) = PROBE.thread_child(
         "c04_replacing_a_policy_whose_drop_yields_while_a_greenlet_fails",
         || {
             let held = YieldOnDrop;
@@ -320,7 +261,7 @@ fn c04_replacing_a_policy_whose_drop_yields_while_a_greenlet_fails() {
 /// joiner at exit adds nothing.
 #[test]
 fn c05_report_failure_left_to_a_join_killed_at_exit_printed_once() {
-    let Some((out, err)) = thread_child(
+    let Some((out, err)) = PROBE.thread_child(
         "c05_report_failure_left_to_a_join_killed_at_exit_printed_once",
         || {
             on_thread(|| {
@@ -351,7 +292,7 @@ fn c05_report_failure_left_to_a_join_killed_at_exit_printed_once() {
 /// the teardown reaches first.
 #[test]
 fn c06_ignore_observed_unrun_callback_and_waiting_join_at_exit_once() {
-    let Some((out, err)) = thread_child(
+    let Some((out, err)) = PROBE.thread_child(
         "c06_ignore_observed_unrun_callback_and_waiting_join_at_exit_once",
         || {
             on_thread(|| {
@@ -386,7 +327,7 @@ fn c06_ignore_observed_unrun_callback_and_waiting_join_at_exit_once() {
 /// nothing printed, callbacks dropped unrun.
 #[test]
 fn c07_abort_at_exit_without_a_failure_does_not_abort() {
-    let Some(out) = raw_child("c07_abort_at_exit_without_a_failure_does_not_abort", || {
+    let Some(out) = PROBE.raw_child("c07_abort_at_exit_without_a_failure_does_not_abort", || {
         on_thread(|| {
             sylvan::set_error_policy(ErrorPolicy::Abort);
             let a = spawn(|| -> u32 {
@@ -441,7 +382,7 @@ fn timed_out_at_exit(fired: &Rc<Cell<bool>>) -> Greenlet<u32> {
 #[test]
 fn c08_a_timeout_escaping_at_teardown_is_printed_once() {
     let Some((out, err)) =
-        thread_child("c08_a_timeout_escaping_at_teardown_is_printed_once", || {
+        PROBE.thread_child("c08_a_timeout_escaping_at_teardown_is_printed_once", || {
             on_thread(|| {
                 let fired = Rc::new(Cell::new(false));
                 let g = timed_out_at_exit(&fired);
@@ -471,7 +412,7 @@ fn c08_a_timeout_escaping_at_teardown_is_printed_once() {
 #[test]
 fn c09_a_timeout_escaping_at_teardown_other_policies() {
     let Some((out, err)) =
-        thread_child("c09_a_timeout_escaping_at_teardown_other_policies", || {
+        PROBE.thread_child("c09_a_timeout_escaping_at_teardown_other_policies", || {
             for custom in [false, true] {
                 on_thread(move || {
                     if custom {
@@ -511,7 +452,7 @@ fn c09_a_timeout_escaping_at_teardown_other_policies() {
 /// observer left, `report_closing` prints it): each once.
 #[test]
 fn c10_ignore_observed_callbacks_added_or_cut_after_the_exit_kill() {
-    let Some((out, err)) = thread_child(
+    let Some((out, err)) = PROBE.thread_child(
         "c10_ignore_observed_callbacks_added_or_cut_after_the_exit_kill",
         || {
             on_thread(|| {
@@ -564,7 +505,7 @@ fn c11_greenlets_spawned_during_teardown_never_run() {
             g.link(|_| println!("CB-RAN"));
         }
     }
-    let Some(out) = raw_child("c11_greenlets_spawned_during_teardown_never_run", || {
+    let Some(out) = PROBE.raw_child("c11_greenlets_spawned_during_teardown_never_run", || {
         for name in ["Report", "IgnoreObserved", "Abort"] {
             on_thread(move || {
                 sylvan::set_error_policy(match name {
@@ -662,22 +603,24 @@ fn c12_process_exit_tears_the_hub_down_like_a_thread_exit() {
 /// dropped unrun.
 #[test]
 fn c13_custom_called_once_at_death_nothing_at_exit() {
-    let Some((out, err)) = thread_child("c13_custom_called_once_at_death_nothing_at_exit", || {
-        on_thread(|| {
-            sylvan::set_error_policy(ErrorPolicy::Custom(Rc::new(|f| {
-                let blocked = catch_unwind(AssertUnwindSafe(yield_now)).is_err();
-                println!(
-                    "POLICY-CALLED observed={} blocked-panics={blocked}",
-                    f.observed
-                );
-            })));
-            let g = spawn(|| -> u32 { panic!("p56-c13-boom") });
-            g.link_exception(|_| println!("CB-RAN"));
-            g.link(|_| println!("CB-RAN"));
-            yield_now(); // g dies; its callbacks are queued behind main
-            assert!(g.is_dead());
-        });
-    }) else {
+    let Some((out, err)) =
+        PROBE.thread_child("c13_custom_called_once_at_death_nothing_at_exit", || {
+            on_thread(|| {
+                sylvan::set_error_policy(ErrorPolicy::Custom(Rc::new(|f| {
+                    let blocked = catch_unwind(AssertUnwindSafe(yield_now)).is_err();
+                    println!(
+                        "POLICY-CALLED observed={} blocked-panics={blocked}",
+                        f.observed
+                    );
+                })));
+                let g = spawn(|| -> u32 { panic!("p56-c13-boom") });
+                g.link_exception(|_| println!("CB-RAN"));
+                g.link(|_| println!("CB-RAN"));
+                yield_now(); // g dies; its callbacks are queued behind main
+                assert!(g.is_dead());
+            });
+        })
+    else {
         return;
     };
     assert_eq!(
@@ -696,24 +639,26 @@ fn c13_custom_called_once_at_death_nothing_at_exit() {
 /// and a later `join` still returns the panic.
 #[test]
 fn c14_custom_policy_that_unlinks_the_failed_greenlet() {
-    let Some((out, err)) = child("c14_custom_policy_that_unlinks_the_failed_greenlet", || {
-        let slot: Rc<RefCell<Option<Greenlet<u32>>>> = Rc::default();
-        let s = slot.clone();
-        sylvan::set_error_policy(ErrorPolicy::Custom(Rc::new(move |_| {
-            println!("POLICY-CALLED");
-            if let Some(g) = s.borrow().as_ref() {
-                g.unlink_all();
-            }
-        })));
-        let g = spawn(|| -> u32 { panic!("p56-c14-boom") });
-        g.link_exception(|_| println!("CB-RAN"));
-        g.link(|_| println!("CB-RAN"));
-        *slot.borrow_mut() = Some(g);
-        settle();
-        let g = slot.borrow_mut().take().unwrap();
-        let r = g.join();
-        println!("JOINED {}", matches!(r, Err(Error::Panicked(_))));
-    }) else {
+    let Some((out, err)) =
+        PROBE.child("c14_custom_policy_that_unlinks_the_failed_greenlet", || {
+            let slot: Rc<RefCell<Option<Greenlet<u32>>>> = Rc::default();
+            let s = slot.clone();
+            sylvan::set_error_policy(ErrorPolicy::Custom(Rc::new(move |_| {
+                println!("POLICY-CALLED");
+                if let Some(g) = s.borrow().as_ref() {
+                    g.unlink_all();
+                }
+            })));
+            let g = spawn(|| -> u32 { panic!("p56-c14-boom") });
+            g.link_exception(|_| println!("CB-RAN"));
+            g.link(|_| println!("CB-RAN"));
+            *slot.borrow_mut() = Some(g);
+            settle();
+            let g = slot.borrow_mut().take().unwrap();
+            let r = g.join();
+            println!("JOINED {}", matches!(r, Err(Error::Panicked(_))));
+        })
+    else {
         return;
     };
     assert_eq!(out.matches("POLICY-CALLED").count(), 1, "{out}");
@@ -791,7 +736,7 @@ impl Drop for JoinAtExit {
 /// `IgnoreObserved` the join takes it and nothing is printed.
 #[test]
 fn c16_a_failure_joined_by_a_main_local_destructor_at_exit() {
-    let Some((out, err)) = thread_child(
+    let Some((out, err)) = PROBE.thread_child(
         "c16_a_failure_joined_by_a_main_local_destructor_at_exit",
         || {
             for custom in [true, false] {
@@ -831,7 +776,7 @@ fn c16_a_failure_joined_by_a_main_local_destructor_at_exit() {
 /// without aborting (both settled).
 #[test]
 fn c17_abort_after_settled_ignore_observed_deaths_does_not_abort() {
-    let Some(out) = raw_child(
+    let Some(out) = PROBE.raw_child(
         "c17_abort_after_settled_ignore_observed_deaths_does_not_abort",
         || {
             on_thread(|| {
@@ -867,7 +812,7 @@ fn c17_abort_after_settled_ignore_observed_deaths_does_not_abort() {
 /// could print it again.
 #[test]
 fn c18_abort_at_teardown_with_callbacks_prints_once() {
-    let Some(out) = raw_child("c18_abort_at_teardown_with_callbacks_prints_once", || {
+    let Some(out) = PROBE.raw_child("c18_abort_at_teardown_with_callbacks_prints_once", || {
         on_thread(|| {
             sylvan::set_error_policy(ErrorPolicy::Abort);
             let g = catches_exit_kill(|| panic!("p56-c18-boom"));
@@ -899,7 +844,7 @@ fn c18_abort_at_teardown_with_callbacks_prints_once() {
 /// but the drop cannot know a join will come).
 #[test]
 fn c19_a_join_after_the_cut_callback_dropped_gets_a_printed_failure() {
-    let Some((out, err)) = child(
+    let Some((out, err)) = PROBE.child(
         "c19_a_join_after_the_cut_callback_dropped_gets_a_printed_failure",
         || {
             sylvan::set_error_policy(ErrorPolicy::IgnoreObserved);
@@ -940,7 +885,7 @@ fn c19_a_join_after_the_cut_callback_dropped_gets_a_printed_failure() {
 /// them is printed once (killed vs returned vs panicked at exit).
 #[test]
 fn c20_killed_returned_and_panicked_at_exit_with_joiners() {
-    let Some((out, err)) = thread_child(
+    let Some((out, err)) = PROBE.thread_child(
         "c20_killed_returned_and_panicked_at_exit_with_joiners",
         || {
             on_thread(|| {
@@ -979,7 +924,7 @@ fn c20_killed_returned_and_panicked_at_exit_with_joiners() {
 /// printed once, the one whose member returned not at all.
 #[test]
 fn c21_pool_join_then_thread_exit_prints_each_failure_once() {
-    let Some((out, err)) = thread_child(
+    let Some((out, err)) = PROBE.thread_child(
         "c21_pool_join_then_thread_exit_prints_each_failure_once",
         || {
             on_thread(|| {
@@ -1017,7 +962,7 @@ fn c21_pool_join_then_thread_exit_prints_each_failure_once() {
 #[test]
 fn c22_several_threads_exiting_with_teardown_failures() {
     let Some((out, err)) =
-        thread_child("c22_several_threads_exiting_with_teardown_failures", || {
+        PROBE.thread_child("c22_several_threads_exiting_with_teardown_failures", || {
             let threads: Vec<_> = (0..4u32)
                 .map(|i| {
                     std::thread::spawn(move || {

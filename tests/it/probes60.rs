@@ -45,65 +45,15 @@ use sylvan::sync::Event;
 use sylvan::{Error, ErrorPolicy, Greenlet, Timeout, spawn, yield_now};
 
 use crate::util::{
-    CHILD_ENV, DropFlag, child_texts, is_child, limited_child, limited_child_texts,
-    run_child_limited, texts, yield_until,
+    CHILD_ENV, DropFlag, ExitProbe, YieldOnDrop, aborted, fail_on, is_child, on_thread,
+    run_child_limited, settle, texts, yield_until,
 };
 
 const LONG: Duration = Duration::from_secs(3600);
 
 const P: &str = "probes60::";
 
-/// Runs `body` (which may exit threads) in a child killed after 10 s; in
-/// the parent, asserts it ended well and returns its stdout and stderr.
-fn thread_child(test: &str, body: impl FnOnce()) -> Option<(String, String)> {
-    limited_child_texts(
-        &format!("{P}{test}"),
-        test,
-        &[],
-        Duration::from_secs(10),
-        body,
-    )
-}
-
-/// [`limited_child`] (10 s) for a child that may abort: its whole output.
-fn raw_child(test: &str, body: impl FnOnce()) -> Option<std::process::Output> {
-    limited_child(
-        &format!("{P}{test}"),
-        test,
-        &[],
-        Duration::from_secs(10),
-        body,
-    )
-}
-
-/// In-process child (bounded) returning stdout and stderr.
-fn child(test: &str, body: impl FnOnce()) -> Option<(String, String)> {
-    child_texts(&format!("{P}{test}"), test, body)
-}
-
-/// Runs `f` on a new std thread and waits for it (its hub tears down at
-/// its exit).
-fn on_thread(f: impl FnOnce() + Send + 'static) {
-    std::thread::spawn(f).join().unwrap();
-}
-
-fn settle() {
-    yield_until("every greenlet done", || sylvan::stats().alive == 0);
-}
-
-fn aborted(out: &std::process::Output) -> bool {
-    use std::os::unix::process::ExitStatusExt;
-    out.status.signal() == Some(libc::SIGABRT)
-}
-
-/// A greenlet that parks until `ev` is set, then panics with `msg`.
-fn fail_on(ev: &Rc<Event>, msg: &'static str) -> Greenlet<u32> {
-    let ev = ev.clone();
-    spawn(move || -> u32 {
-        ev.wait();
-        panic!("{msg}")
-    })
-}
+const PROBE: ExitProbe = ExitProbe(P);
 
 /// A greenlet named `name` whose timeout expires (caught), then that parks
 /// until `ev` is set and lets that timeout escape (`Error::TimedOut`).
@@ -141,15 +91,6 @@ impl Drop for JoinOnDrop {
     }
 }
 
-/// Drops into a yield: state a policy's closure may hold.
-struct YieldOnDrop;
-
-impl Drop for YieldOnDrop {
-    fn drop(&mut self) {
-        yield_now();
-    }
-}
-
 // ------------------------------------- d01..d03: callbacks still to run
 
 /// `IgnoreObserved`: a failure with a `link_exception` callback is left to
@@ -163,7 +104,7 @@ impl Drop for YieldOnDrop {
 #[test]
 
 fn d01_unwinding_join_while_the_callback_is_queued_leaves_it_to_the_callback() {
-    let Some((out, err)) = child(
+    let Some((out, err)) = PROBE.child(
         "d01_unwinding_join_while_the_callback_is_queued_leaves_it_to_the_callback",
         || {
             sylvan::set_error_policy(ErrorPolicy::IgnoreObserved);
@@ -196,7 +137,7 @@ fn d01_unwinding_join_while_the_callback_is_queued_leaves_it_to_the_callback() {
 #[test]
 
 fn d02_join_from_custom_while_the_callback_is_queued_leaves_it_to_the_callback() {
-    let Some((out, err)) = child(
+    let Some((out, err)) = PROBE.child(
         "d02_join_from_custom_while_the_callback_is_queued_leaves_it_to_the_callback",
         || {
             sylvan::set_error_policy(ErrorPolicy::IgnoreObserved);
@@ -239,7 +180,7 @@ fn d02_join_from_custom_while_the_callback_is_queued_leaves_it_to_the_callback()
 /// printed, and the callback finishes.
 #[test]
 fn d03_joiner_killed_while_a_started_callback_sleeps_prints_nothing() {
-    let Some((out, err)) = child(
+    let Some((out, err)) = PROBE.child(
         "d03_joiner_killed_while_a_started_callback_sleeps_prints_nothing",
         || {
             sylvan::set_error_policy(ErrorPolicy::IgnoreObserved);
@@ -280,7 +221,7 @@ fn d03_joiner_killed_while_a_started_callback_sleeps_prints_nothing() {
 /// and printed at once by `IgnoreObserved`. Once.
 #[test]
 fn d04_joiner_killed_before_the_death_printed_once_at_the_death() {
-    let Some((out, err)) = thread_child(
+    let Some((out, err)) = PROBE.thread_child(
         "d04_joiner_killed_before_the_death_printed_once_at_the_death",
         || {
             on_thread(|| {
@@ -314,7 +255,7 @@ fn d04_joiner_killed_before_the_death_printed_once_at_the_death() {
 /// once.
 #[test]
 fn d05_timed_out_target_joiner_killed_after_the_death_printed_once() {
-    let Some((out, err)) = child(
+    let Some((out, err)) = PROBE.child(
         "d05_timed_out_target_joiner_killed_after_the_death_printed_once",
         || {
             sylvan::set_error_policy(ErrorPolicy::IgnoreObserved);
@@ -350,7 +291,7 @@ fn d05_timed_out_target_joiner_killed_after_the_death_printed_once() {
 /// printed once (by the guard), on a std thread.
 #[test]
 fn d06_target_caught_its_kill_then_panicked_joiner_killed_once() {
-    let Some((out, err)) = thread_child(
+    let Some((out, err)) = PROBE.thread_child(
         "d06_target_caught_its_kill_then_panicked_joiner_killed_once",
         || {
             on_thread(|| {
@@ -394,7 +335,7 @@ fn d06_target_caught_its_kill_then_panicked_joiner_killed_once() {
 /// printed, nothing more when the joiner is killed. Each on a std thread.
 #[test]
 fn d07_report_and_custom_joiner_killed_after_the_death_nothing_more() {
-    let Some((out, err)) = thread_child(
+    let Some((out, err)) = PROBE.thread_child(
         "d07_report_and_custom_joiner_killed_after_the_death_nothing_more",
         || {
             for custom in [false, true] {
@@ -441,7 +382,7 @@ fn d07_report_and_custom_joiner_killed_after_the_death_nothing_more() {
 /// is printed as `Report` prints instead"), and `Custom` is not called.
 #[test]
 fn d08_policy_changed_to_custom_before_the_joiner_is_killed() {
-    let Some((out, err)) = child(
+    let Some((out, err)) = PROBE.child(
         "d08_policy_changed_to_custom_before_the_joiner_is_killed",
         || {
             sylvan::set_error_policy(ErrorPolicy::IgnoreObserved);
@@ -539,7 +480,7 @@ fn d09_abort_after_the_death_the_killed_join_aborts_the_taking_one_not() {
 /// prints nothing.
 #[test]
 fn d10_timeout_around_join_expiring_with_the_death_prints_once() {
-    let Some((out, err)) = child(
+    let Some((out, err)) = PROBE.child(
         "d10_timeout_around_join_expiring_with_the_death_prints_once",
         || {
             sylvan::set_error_policy(ErrorPolicy::IgnoreObserved);
@@ -618,7 +559,7 @@ fn d11_process_exit_kills_a_joiner_after_the_death_printed_once() {
 /// abort), each on a std thread.
 #[test]
 fn d12_killed_or_returned_targets_joiners_killed_nothing_printed() {
-    let Some(out) = raw_child(
+    let Some(out) = PROBE.raw_child(
         "d12_killed_or_returned_targets_joiners_killed_nothing_printed",
         || {
             for abort in [false, true] {
@@ -686,7 +627,7 @@ fn d12_killed_or_returned_targets_joiners_killed_nothing_printed() {
 /// a `wait`er, it takes the failure (returned, not printed).
 #[test]
 fn d13_join_while_unwinding_live_and_dead_targets() {
-    let Some((out, err)) = child("d13_join_while_unwinding_live_and_dead_targets", || {
+    let Some((out, err)) = PROBE.child("d13_join_while_unwinding_live_and_dead_targets", || {
         sylvan::set_error_policy(ErrorPolicy::IgnoreObserved);
         let ev = Rc::new(Event::new());
         let live = fail_on(&ev, "p60-d13-live");
@@ -727,7 +668,7 @@ fn d13_join_while_unwinding_live_and_dead_targets() {
 /// there, is no failure).
 #[test]
 fn d14_join_from_its_own_callback_panics_and_prints_nothing() {
-    let Some((out, err)) = child(
+    let Some((out, err)) = PROBE.child(
         "d14_join_from_its_own_callback_panics_and_prints_nothing",
         || {
             sylvan::set_error_policy(ErrorPolicy::IgnoreObserved);
@@ -767,7 +708,7 @@ sylvan::greenlet_local! {
 /// printed.
 #[test]
 fn d15_main_local_join_at_exit_waits_for_the_queued_callback() {
-    let Some((out, err)) = thread_child(
+    let Some((out, err)) = PROBE.thread_child(
         "d15_main_local_join_at_exit_waits_for_the_queued_callback",
         || {
             on_thread(|| {
@@ -799,7 +740,7 @@ fn d15_main_local_join_at_exit_waits_for_the_queued_callback() {
 #[test]
 
 fn d16_custom_replacing_itself_with_captures_that_yield_on_drop() {
-    let Some((out, err)) = thread_child(
+    let Some((out, err)) = PROBE.thread_child(
         "d16_custom_replacing_itself_with_captures_that_yield_on_drop",
         || {
             on_thread(|| {
@@ -835,7 +776,7 @@ fn d16_custom_replacing_itself_with_captures_that_yield_on_drop() {
 /// and the old policy's captures are dropped once, after its call.
 #[test]
 fn d17_custom_replacing_itself_next_failure_goes_to_the_new_policy() {
-    let Some((out, err)) = child(
+    let Some((out, err)) = PROBE.child(
         "d17_custom_replacing_itself_next_failure_goes_to_the_new_policy",
         || {
             let drops = Rc::new(Cell::new(0));
@@ -889,7 +830,7 @@ impl Drop for SetOnDrop {
 /// borrow panic, and the replaced one is dropped once.
 #[test]
 fn d18_set_error_policy_from_the_old_policys_drop() {
-    let Some((out, err)) = child("d18_set_error_policy_from_the_old_policys_drop", || {
+    let Some((out, err)) = PROBE.child("d18_set_error_policy_from_the_old_policys_drop", || {
         let drops = Rc::new(Cell::new(0));
         let on_drop = SetOnDrop(drops.clone());
         sylvan::set_error_policy(ErrorPolicy::Custom(Rc::new(move |_| {
@@ -927,7 +868,7 @@ fn d18_set_error_policy_from_the_old_policys_drop() {
 /// every replaced policy is dropped.
 #[test]
 fn d19_many_replacements_while_greenlets_fail() {
-    let Some((out, err)) = child("d19_many_replacements_while_greenlets_fail", || {
+    let Some((out, err)) = PROBE.child("d19_many_replacements_while_greenlets_fail", || {
         let seen: Rc<RefCell<Vec<(u32, String)>>> = Rc::default();
         let drops = Rc::new(Cell::new(0));
         let mut expected = Vec::new();

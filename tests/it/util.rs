@@ -733,3 +733,76 @@ pub fn exchange(addr: std::net::SocketAddr, msg: &[u8]) -> std::io::Result<Vec<u
     c.read_to_end(&mut v)?;
     Ok(v)
 }
+
+/// The child-process runners of the probe files that check what a
+/// thread's exit prints (probes56, probes60): `self.0` is the file's module
+/// path (`"probes56::"`), `test` the test's name.
+pub struct ExitProbe(pub &'static str);
+
+impl ExitProbe {
+    /// Runs `body` (which may exit threads) in a child killed after 10 s;
+    /// in the parent, asserts it ended well and returns its stdout and
+    /// stderr.
+    pub fn thread_child(&self, test: &str, body: impl FnOnce()) -> Option<(String, String)> {
+        limited_child_texts(
+            &format!("{}{test}", self.0),
+            test,
+            &[],
+            std::time::Duration::from_secs(10),
+            body,
+        )
+    }
+
+    /// [`limited_child`] (10 s) for a child that may abort: its whole
+    /// output.
+    pub fn raw_child(&self, test: &str, body: impl FnOnce()) -> Option<std::process::Output> {
+        limited_child(
+            &format!("{}{test}", self.0),
+            test,
+            &[],
+            std::time::Duration::from_secs(10),
+            body,
+        )
+    }
+
+    /// In-process child (bounded) returning stdout and stderr.
+    pub fn child(&self, test: &str, body: impl FnOnce()) -> Option<(String, String)> {
+        child_texts(&format!("{}{test}", self.0), test, body)
+    }
+}
+
+/// Runs `f` on a new std thread and waits for it (its hub tears down at
+/// its exit).
+pub fn on_thread(f: impl FnOnce() + Send + 'static) {
+    std::thread::spawn(f).join().unwrap();
+}
+
+/// Runs the hub until no greenlet but main is alive (link callbacks
+/// included). Not `wait_all`: `bounded`'s own timer would keep it waiting.
+pub fn settle() {
+    yield_until("every greenlet done", || sylvan::stats().alive == 0);
+}
+
+/// True when the child process ended by `SIGABRT`.
+pub fn aborted(out: &std::process::Output) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    out.status.signal() == Some(libc::SIGABRT)
+}
+
+/// A greenlet that parks until `ev` is set, then panics with `msg`.
+pub fn fail_on(ev: &Rc<sylvan::sync::Event>, msg: &'static str) -> sylvan::Greenlet<u32> {
+    let ev = ev.clone();
+    sylvan::spawn(move || -> u32 {
+        ev.wait();
+        panic!("{msg}")
+    })
+}
+
+/// Drops into a yield: state a policy's closure may hold.
+pub struct YieldOnDrop;
+
+impl Drop for YieldOnDrop {
+    fn drop(&mut self) {
+        sylvan::yield_now();
+    }
+}
