@@ -608,6 +608,16 @@ impl Hub {
         }
     }
 
+    /// Arms a timer due at once that hands `task` its next deferred throw,
+    /// if it has one (see [`deliver_deferred`](Self::deliver_deferred)).
+    fn deliver_deferred_soon(&self, task: &Task) {
+        if !task.deferred.borrow().is_empty() {
+            self.timers
+                .borrow_mut()
+                .insert(Instant::now(), TimerAction::Deferred(task.as_ref()));
+        }
+    }
+
     /// The timer of [`take_throw`](Self::take_throw): wakes the greenlet with
     /// its next deferred throw.
     fn deliver_deferred(&self, r: TaskRef) {
@@ -704,11 +714,7 @@ impl Hub {
         if let Wake::Throw(t) = main.wake.replace(Wake::None) {
             main.deferred.borrow_mut().insert(0, t);
         }
-        if !main.deferred.borrow().is_empty() {
-            self.timers
-                .borrow_mut()
-                .insert(Instant::now(), TimerAction::Deferred(main.as_ref()));
-        }
+        self.deliver_deferred_soon(main);
         let payload = self.main_raise.take().expect("a panic to raise");
         std::panic::resume_unwind(payload)
     }
@@ -1585,11 +1591,7 @@ fn take_throw(t: Throw) -> ! {
     let hub = hub();
     // SAFETY: as in `park`: `cur` is the running greenlet's record.
     let task = unsafe { &*hub.cur.get() };
-    if !task.deferred.borrow().is_empty() {
-        hub.timers
-            .borrow_mut()
-            .insert(Instant::now(), TimerAction::Deferred(task.as_ref()));
-    }
+    hub.deliver_deferred_soon(task);
     throw(t)
 }
 
