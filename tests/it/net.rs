@@ -425,10 +425,12 @@ fn connection_refused_is_a_clear_error() {
 
 #[test]
 fn an_unresolvable_host_is_a_clear_error() {
-    let err = TcpStream::connect("no-such-host.invalid:80").unwrap_err();
-    assert!(err.to_string().contains("no-such-host.invalid"), "{err}");
-    let err = sylvan::net::lookup_host(("no-such-host.invalid", 80)).unwrap_err();
-    assert!(err.to_string().contains("no-such-host.invalid"), "{err}");
+    if crate::util::bad_host_fails_fast() {
+        let err = TcpStream::connect("no-such-host.invalid:80").unwrap_err();
+        assert!(err.to_string().contains("no-such-host.invalid"), "{err}");
+        let err = sylvan::net::lookup_host(("no-such-host.invalid", 80)).unwrap_err();
+        assert!(err.to_string().contains("no-such-host.invalid"), "{err}");
+    }
     let err = TcpStream::connect("not an address").unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
 }
@@ -852,7 +854,9 @@ fn no_descriptor_leak_and_no_stale_wake_source() {
             .local_addr()
             .unwrap();
         assert!(TcpStream::connect(dead).is_err());
-        assert!(TcpStream::connect("no-such-host.invalid:1").is_err());
+        if crate::util::bad_host_fails_fast() {
+            assert!(TcpStream::connect("no-such-host.invalid:1").is_err());
+        }
         let (_l, a, _f) = full_backlog_listener();
         assert!(TcpStream::connect_timeout(a, Duration::from_millis(10)).is_err());
         let u = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -1159,6 +1159,9 @@ fn lookup_host_agrees_with_std() {
             "no-such-host.invalid:80",
             ":80",
         ] {
+            if bad.contains(".invalid") && !crate::util::bad_host_fails_fast() {
+                continue;
+            }
             let ours = sylvan::net::lookup_host(bad).unwrap_err();
             let theirs = std_lookup(bad).unwrap_err();
             assert_eq!(ours.kind(), theirs.kind(), "{bad}: {ours} vs {theirs}");

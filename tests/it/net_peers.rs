@@ -1331,8 +1331,10 @@ fn p37_bind_errors_ipv6_hostname_connect() {
         }
         Err(e) => eprintln!("no ipv6 loopback: {e}"),
     }
-    let e = TcpStream::connect("no-such-host.invalid:80").unwrap_err();
-    eprintln!("bad host: {:?} {e}", e.kind());
+    if crate::util::bad_host_fails_fast() {
+        let e = TcpStream::connect("no-such-host.invalid:80").unwrap_err();
+        eprintln!("bad host: {:?} {e}", e.kind());
+    }
     let e = TcpStream::connect("127.0.0.1").unwrap_err();
     assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
 }

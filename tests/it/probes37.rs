@@ -1192,15 +1192,17 @@ fn a02_ipv6_loopback() {
 fn a03_unresolvable_and_malformed_names() {
     bounded(|| {
         let host = "no-such-host.invalid";
-        let e = TcpStream::connect((host, 80)).unwrap_err();
-        assert!(e.to_string().contains(host), "{e}");
-        let e = sylvan::net::lookup_host(format!("{host}:0")).unwrap_err();
-        assert!(e.to_string().contains(host), "{e}");
-        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let e = u.send_to(b"x", (host, 9)).unwrap_err();
-        assert!(e.to_string().contains(host), "{e}");
-        let e = TcpListener::bind((host, 0)).unwrap_err();
-        assert!(e.to_string().contains(host), "{e}");
+        if crate::util::bad_host_fails_fast() {
+            let e = TcpStream::connect((host, 80)).unwrap_err();
+            assert!(e.to_string().contains(host), "{e}");
+            let e = sylvan::net::lookup_host(format!("{host}:0")).unwrap_err();
+            assert!(e.to_string().contains(host), "{e}");
+            let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let e = u.send_to(b"x", (host, 9)).unwrap_err();
+            assert!(e.to_string().contains(host), "{e}");
+            let e = TcpListener::bind((host, 0)).unwrap_err();
+            assert!(e.to_string().contains(host), "{e}");
+        }
 
         let theirs = std::net::ToSocketAddrs::to_socket_addrs(&("a\0b", 80)).unwrap_err();
         let ours = sylvan::net::lookup_host(("a\0b", 80)).unwrap_err();
@@ -1807,8 +1809,10 @@ fn c11_kill_from_link_callback_with_zero_timeout() {
 fn a12_stream_server_stop_timeouts() {
     use sylvan::net::StreamServer;
     bounded(|| {
-        let e = StreamServer::bind("no-such-host.invalid:0", |_c, _p| ()).unwrap_err();
-        assert!(e.to_string().contains("no-such-host.invalid"), "{e}");
+        if crate::util::bad_host_fails_fast() {
+            let e = StreamServer::bind("no-such-host.invalid:0", |_c, _p| ()).unwrap_err();
+            assert!(e.to_string().contains("no-such-host.invalid"), "{e}");
+        }
         for (timeout, nap, killed) in [
             (Duration::ZERO, Duration::from_secs(60), true),
             (Duration::MAX, Duration::from_millis(3), false),
