@@ -350,6 +350,11 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
     // and `Hub::park` is one more return the CPU mispredicts after a switch.
     #[inline(always)]
     fn put_cold(&self, v: T, deadline: Option<Instant>) -> Result<(), TryPutError<T>> {
+        if self.cap != 0 && !self.closed.get() && self.st.borrow().held() >= self.cap {
+            // Full, the usual reason the fast path declined on a bounded
+            // queue: straight to the wait, as `try_put_cold` would say.
+            return self.put_slow(v, deadline);
+        }
         if self.cap == 0 && !self.closed.get() {
             // A rendezvous: the putter waits with its item until a getter
             // takes it (gevent's `Channel.put`), waking one if any waits.
@@ -491,6 +496,11 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
     // Inlined for the same reason as `put_cold`.
     #[inline(always)]
     fn get_cold(&self, deadline: Option<Instant>) -> Result<T, TryGetError> {
+        if !self.closed.get() && self.st.borrow().putters.is_empty() {
+            // Nothing to take from a putter's hands and not closed: the
+            // wait, as `try_get_cold` would say.
+            return self.get_slow(deadline);
+        }
         match self.try_get_cold() {
             Err(TryGetError::Empty) => self.get_slow(deadline),
             r => r,

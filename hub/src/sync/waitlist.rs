@@ -105,7 +105,7 @@ impl<S> WaitList<S> {
     }
 
     /// Puts `task` at the end of the line with `slot`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&mut self, task: TaskRef, slot: S) -> NodeKey {
         let tail = self.tail;
         let key = self.nodes.insert(Node {
