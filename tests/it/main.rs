@@ -77,6 +77,7 @@ mod probes61;
 mod probes62;
 mod probes63;
 mod probes64;
+mod probes65;
 mod probes67;
 mod probes7;
 mod probes8;
