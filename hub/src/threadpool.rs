@@ -29,11 +29,15 @@
 //! timed out) while waiting unwinds at once; the job runs to completion on
 //! its thread and its result is dropped there, or by the unwinding caller
 //! if it landed first (a panic of its destructor is then reported on
-//! stderr, as a second panic during an unwind would abort).
+//! stderr, as a second panic during an unwind would abort). A job that
+//! panics after its caller stopped waiting is reported by the pool thread
+//! (through `log`, else on stderr), as gevent prints a worker's traceback:
+//! nobody is left to resume the panic.
 
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::SendError;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::Duration;
@@ -83,6 +87,29 @@ fn run_job<T>(for_greenlet: bool, f: impl FnOnce() -> T) -> (thread::Result<T>, 
     }));
     let site = JOB_PANIC_SITE.with(|slot| slot.borrow_mut().take().flatten());
     (r, site)
+}
+
+/// Reports the panic of a job whose greenlet stopped waiting for it (killed
+/// or timed out) before it ended: the panic hook left the report to that
+/// greenlet, which will never see it.
+#[cold]
+fn report_orphaned_panic(payload: crate::Payload, site: Option<PanicSite>) {
+    let message = sylvan_runtime::payload_message(&*payload);
+    let (location, backtrace) = site.unwrap_or_default();
+    let at = if location.is_empty() {
+        String::new()
+    } else {
+        format!(" at {location}")
+    };
+    let trace = backtrace.map(|b| format!("\n{b}")).unwrap_or_default();
+    crate::report(
+        log::Level::Error,
+        format_args!(
+            "sylvan: a spawn_blocking job panicked{at} after the greenlet that called it \
+             stopped waiting (killed or timed out): {message}{trace}"
+        ),
+    );
+    sylvan_runtime::drop_payload(payload);
 }
 
 /// The default bound on blocking-pool threads (see the module docs).
@@ -306,7 +333,8 @@ pub fn blocking_threads() -> usize {
 /// A panic in `f` is caught on the pool thread and resumed here, in the
 /// caller. If the caller is killed or its timeout expires while it waits, it
 /// unwinds at once; `f` still runs to the end on its thread and its result
-/// is dropped there. Called while the caller is already unwinding (from a
+/// is dropped there (a panic of `f` then is reported by the pool thread,
+/// since no caller is left to resume it). Called while the caller is already unwinding (from a
 /// destructor), `f` runs inline on the calling thread, since a greenlet
 /// never switches out while it unwinds. Called from a job already on the
 /// pool (directly, or through sylvan's off-thread name resolution), `f`
@@ -336,9 +364,14 @@ pub fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     let for_greenlet = try_hub().is_some_and(|h| h.running_greenlet_core().is_some());
     pool().submit(Box::new(move || {
         let r = run_job(for_greenlet, f);
-        // The caller may have been killed: its receiver is gone, and the
-        // result is dropped here.
-        let _ = tx.send(r);
+        // The caller may have been killed or timed out: its receiver is
+        // gone, and the result is dropped here. A panic the hook left for
+        // that caller to report is reported here instead.
+        if let Err(SendError((Err(payload), site))) = tx.send(r)
+            && for_greenlet
+        {
+            report_orphaned_panic(payload, site);
+        }
     }));
     match rx.recv_as(WaitKind::ThreadPool) {
         Ok((Ok(v), _)) => v,
