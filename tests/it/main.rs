@@ -78,6 +78,7 @@ mod probes62;
 mod probes63;
 mod probes64;
 mod probes65;
+mod probes66;
 mod probes67;
 mod probes7;
 mod probes8;
