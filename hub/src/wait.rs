@@ -15,9 +15,21 @@ const WAIT: WaitKind = WaitKind::Sync("wait/iwait on several objects");
 
 /// The greenlet a [`Waitable`] wakes when it becomes ready: handed to
 /// [`Waitable::watch`] by [`wait`] and [`iwait`].
+///
+/// It is `Send`, but [`wake`](Self::wake) works only on the waiting
+/// greenlet's own thread, as a greenlet can be switched to only from its
+/// own thread in gevent. For an object made ready by another thread, take a
+/// [`Handle`](crate::Handle) (and a [`KeepAlive`](crate::KeepAlive) while
+/// that thread works) in `watch`, and have that thread call
+/// `handle.spawn(move || waiter.wake())`, as the example on
+/// [`wake`](Self::wake) does.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Waiter {
     task: TaskRef,
+    /// The waiting greenlet's hub.
+    hub_uid: u64,
+    /// And its thread.
+    thread: std::thread::ThreadId,
 }
 
 impl fmt::Debug for Waiter {
@@ -34,10 +46,62 @@ impl Waiter {
     /// Wakes the waiting greenlet (it runs when the caller next blocks; this
     /// never switches). Call it only between the matching
     /// [`watch`](Waitable::watch) and [`unwatch`](Waitable::unwatch); waking
-    /// it more than once is harmless.
+    /// it more than once is harmless, and so is waking it once its thread's
+    /// hub is gone.
+    ///
+    /// # Panics
+    ///
+    /// Called on another thread than the waiting greenlet's: that thread's
+    /// hub cannot reach it, and the wake-up would be lost. Hop over with a
+    /// [`Handle`](crate::Handle) instead:
+    ///
+    /// ```
+    /// # extern crate sylvan_hub as sylvan;
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use sylvan::{Handle, Waitable, Waiter};
+    ///
+    /// /// Made ready by another OS thread.
+    /// struct Remote(Arc<AtomicBool>);
+    ///
+    /// impl Waitable for Remote {
+    ///     fn is_ready(&self) -> bool { self.0.load(Ordering::SeqCst) }
+    ///     fn watch(&self, w: Waiter) -> usize {
+    ///         let (up, hub) = (self.0.clone(), Handle::current());
+    ///         // Counts as work for the hub (a `Handle` alone does not).
+    ///         let keep = hub.keep_alive();
+    ///         std::thread::spawn(move || {
+    ///             up.store(true, Ordering::SeqCst);
+    ///             // `w.wake()` here would panic: wake on the waiter's thread.
+    ///             let _ = hub.spawn(move || w.wake());
+    ///             drop(keep);
+    ///         });
+    ///         0
+    ///     }
+    ///     fn unwatch(&self, _w: Waiter, _token: usize) {}
+    /// }
+    ///
+    /// let r = Remote(Arc::new(AtomicBool::new(false)));
+    /// assert_eq!(sylvan::wait(&[&r], None, None), [0]);
+    /// ```
     pub fn wake(self) {
-        hub().wake(self.task, Wake::Ready);
+        match crate::hub::hub_with_uid(self.hub_uid) {
+            Some(hub) => hub.wake(self.task, Wake::Ready),
+            None if std::thread::current().id() == self.thread => {}
+            None => wake_on_another_thread(),
+        }
     }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn wake_on_another_thread() -> ! {
+    panic!(
+        "sylvan: Waiter::wake called on another thread than the waiting greenlet's, whose hub \
+         it cannot reach; take a sylvan::Handle in `watch` and call \
+         `handle.spawn(move || waiter.wake())` from the other thread"
+    )
 }
 
 /// Something [`wait`] and [`iwait`] can wait on: greenlets (ready when
@@ -261,6 +325,8 @@ struct Watching {
     /// The hub that holds the set (a later hub of the same thread must not
     /// touch it).
     hub_uid: u64,
+    /// That hub's thread.
+    thread: std::thread::ThreadId,
     /// The set's key in [`Hub::wait_sets`].
     set: Key,
     /// Its generation, which the proxy waiters carry.
@@ -279,6 +345,8 @@ impl Watching {
                 key: PROXY + self.set,
                 id: (u64::from(self.generation) << 32) | i as u64,
             },
+            hub_uid: self.hub_uid,
+            thread: self.thread,
         }
     }
 }
@@ -374,6 +442,7 @@ impl Iwait<'_> {
         // registrations made before it can be undone.
         let w = self.watching.insert(Watching {
             hub_uid: hub.uid,
+            thread: hub.thread,
             set,
             generation,
             tokens: vec![None; n],

@@ -12,10 +12,10 @@
 //!   waiting spawner comes back because that spawner was killed before it
 //!   ran (the semaphore passes the permit on, the pool's exit list is not
 //!   told): it waits out its timeout, or for ever with `None`.
-//! * d73: `Waiter` is `Copy + Send + Sync`, but `Waiter::wake` reaches the
+//! * d73: `Waiter` is `Copy + Send + Sync`, but `Waiter::wake` reached the
 //!   hub of the calling thread: called from another thread (as a `Send`
-//!   value invites) the wake-up is lost and the waiter sleeps on to its
-//!   timeout, even though the object is ready by then.
+//!   value invites) the wake-up was lost. Fixed: it panics there with a
+//!   message naming the fix (a `Handle` taken in `watch`), which works.
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read};
@@ -1988,13 +1988,13 @@ fn d72_a_waitable_that_forgets_its_waiters_after_a_spurious_wake() {
     });
 }
 
-/// wait.rs:16-42: a `Waiter` is `Copy + Send + Sync`, and nothing says it
-/// must be woken on its own thread; an object made ready by another
-/// thread (the natural use of a `Send` waiter) wakes it from there. The
-/// wake-up lands on the calling thread's hub instead, and the waiting
-/// greenlet sleeps on until its timeout.
+/// wait.rs:16-42: a `Waiter` is `Copy + Send + Sync`. Found here first
+/// as a bug: `Waiter::wake` from another thread reached that thread's hub
+/// and the wake-up was lost, the waiter sleeping on to its timeout. Now
+/// such a wake panics there with a message naming the fix (gevent likewise
+/// refuses to switch to a greenlet of another thread), and the fix it
+/// names, a `Handle` taken in `watch`, wakes the waiter at once.
 #[test]
-#[ignore = "BUG: Waiter is Send, but Waiter::wake from another thread is lost (it wakes that thread's hub)"]
 fn d73_waiter_woken_from_another_thread() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -2002,6 +2002,7 @@ fn d73_waiter_woken_from_another_thread() {
         assert!(traits_of!(sylvan::Waiter).0, "Waiter is Send");
         struct Remote {
             up: Arc<AtomicBool>,
+            through_handle: bool,
             handed: RefCell<Option<std::thread::JoinHandle<()>>>,
         }
         impl Waitable for Remote {
@@ -2009,36 +2010,52 @@ fn d73_waiter_woken_from_another_thread() {
                 self.up.load(Ordering::SeqCst)
             }
             fn watch(&self, w: sylvan::Waiter) -> usize {
-                let up = self.up.clone();
+                let (up, hub, through) = (
+                    self.up.clone(),
+                    sylvan::Handle::current(),
+                    self.through_handle,
+                );
                 *self.handed.borrow_mut() = Some(std::thread::spawn(move || {
                     std::thread::sleep(Duration::from_millis(20));
                     up.store(true, Ordering::SeqCst);
-                    w.wake();
+                    if through {
+                        hub.spawn(move || w.wake()).unwrap();
+                    } else {
+                        w.wake();
+                    }
                 }));
                 0
             }
             fn unwatch(&self, _w: sylvan::Waiter, _token: usize) {}
         }
-        let r = Remote {
+        // Directly: the other thread panics with the fix in the message.
+        let direct = Remote {
             up: Arc::new(AtomicBool::new(false)),
+            through_handle: false,
             handed: RefCell::new(None),
         };
-        // Keeps the hub polling (a ticker), as a real program would.
-        let ticker = spawn(|| {
-            loop {
-                sleep(5 * MS);
-            }
-        });
+        let got = sylvan::wait(&[&direct], Some(Duration::from_millis(100)), None);
+        assert_eq!(got, Vec::<usize>::new(), "not woken");
+        let h = direct.handed.borrow_mut().take().unwrap();
+        let err = h.join().unwrap_err();
+        let m = msg(&*err);
+        assert!(
+            m.contains("another thread") && m.contains("handle.spawn"),
+            "{m}"
+        );
+        // Through a `Handle`: woken at once, long before the timeout.
+        let handed = Remote {
+            up: Arc::new(AtomicBool::new(false)),
+            through_handle: true,
+            handed: RefCell::new(None),
+        };
         let t = Instant::now();
-        let got = sylvan::wait(&[&r], Some(Duration::from_millis(800)), None);
+        let got = sylvan::wait(&[&handed], Some(Duration::from_millis(2000)), None);
         let took = t.elapsed();
-        ticker.kill();
-        if let Some(h) = r.handed.borrow_mut().take() {
-            h.join().unwrap();
-        }
+        handed.handed.borrow_mut().take().unwrap().join().unwrap();
         assert_eq!(got, [0]);
         assert!(
-            took < Duration::from_millis(400),
+            took < Duration::from_millis(1000),
             "woken only by the timeout: {took:?}"
         );
     });

@@ -172,6 +172,8 @@ pub(crate) struct Hub {
     /// thread (the late hub of a thread-local destructor), whose tables
     /// the objects of this one must not touch.
     pub(crate) uid: u64,
+    /// The thread this hub serves.
+    pub(crate) thread: std::thread::ThreadId,
     /// Wake sources besides timers and the ready queue: IO waiters,
     /// thread-pool jobs, cross-thread receivers.
     refs: Cell<usize>,
@@ -356,6 +358,7 @@ impl Hub {
                 static UID: AtomicU64 = AtomicU64::new(1);
                 UID.fetch_add(1, Ordering::Relaxed)
             },
+            thread: std::thread::current().id(),
             refs: Cell::new(0),
             callback_refs: Cell::new(0),
             last_poll_done: Cell::new(false),
