@@ -203,12 +203,18 @@ impl Core {
         true
     }
 
+    /// Waits on the slots' semaphore itself, as gevent's `Pool` does: it is
+    /// released when a member leaves, and again when a slot handed to a
+    /// spawner comes back because that spawner was killed before it ran.
     fn wait_available(&self, timeout: Option<Duration>) -> usize {
+        let Some(slots) = &self.slots else {
+            return usize::MAX;
+        };
         let deadline = timeout.and_then(crate::time::deadline_after);
         loop {
-            let free = self.free_count();
-            if free > 0 || std::thread::panicking() || !wait_on(&self.exits, EXIT, deadline) {
-                return self.free_count();
+            let free = slots.available();
+            if free > 0 || std::thread::panicking() || !slots.wait_released(EXIT, deadline) {
+                return slots.available();
             }
         }
     }

@@ -7,11 +7,12 @@
 //! `usize::MAX`, empty slices, calls from the greenlet itself, from a
 //! member, while unwinding, from another thread).
 //!
-//! 83 tests: 81 claims the code keeps, 2 BUGs (ignored):
-//! * d68: `Pool::wait_available` is not woken when the slot handed to a
-//!   waiting spawner comes back because that spawner was killed before it
-//!   ran (the semaphore passes the permit on, the pool's exit list is not
-//!   told): it waits out its timeout, or for ever with `None`.
+//! 83 tests: 81 claims the code keeps, 2 BUGs, both fixed since:
+//! * d68: `Pool::wait_available` was not woken when the slot handed to a
+//!   waiting spawner came back because that spawner was killed before it
+//!   ran (the semaphore passed the permit on, the pool's exit list was not
+//!   told): it waited out its timeout, or for ever with `None`. Fixed: it
+//!   waits on the semaphore, as gevent's does.
 //! * d73: `Waiter` is `Copy + Send + Sync`, but `Waiter::wake` reached the
 //!   hub of the calling thread: called from another thread (as a `Send`
 //!   value invites) the wake-up was lost. Fixed: it panics there with a
@@ -1784,10 +1785,11 @@ fn d67_listener_backlog_is_large() {
 /// pool.rs:505-507 "wait_available: Parks until at least one slot is free
 /// or `timeout` passes ... Does not take the slot: a spawner already
 /// waiting gets it first." Here the slot goes to the waiting spawner, which
-/// is killed before it runs: the slot is free again, but the greenlet in
-/// `wait_available` is not told and waits out its whole timeout.
+/// is killed before it runs: the slot is free again. Found as a bug (the
+/// greenlet in `wait_available` was not told and waited out its whole
+/// timeout); `wait_available` now waits on the slots' semaphore, as
+/// gevent's does, which the pass-on releases.
 #[test]
-#[ignore = "BUG: a slot freed by a killed spawner does not wake wait_available (waits out its timeout)"]
 fn d68_wait_available_sees_a_slot_freed_by_a_killed_spawner() {
     bounded(|| {
         let pool = Pool::new(1);

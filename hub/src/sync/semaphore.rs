@@ -207,6 +207,15 @@ impl Semaphore {
         }
     }
 
+    /// Parks until the next [`release`](Self::release) (true), which may
+    /// hand its permit to a waiting acquirer, or until the deadline passes
+    /// (false); takes no permit. As a [`wait`](crate::wait) on it, without
+    /// the iterator: gevent's `Semaphore.wait`, which its `Pool` waits in
+    /// for a free slot. The caller has checked that it is not unwinding.
+    pub(crate) fn wait_released(&self, what: WaitKind, deadline: Option<Instant>) -> bool {
+        waitlist::wait_on(&self.watchers, what, deadline)
+    }
+
     /// Parks until a permit is handed over (true) or the deadline passes
     /// (false). False at once when the caller is unwinding.
     #[inline(never)]
