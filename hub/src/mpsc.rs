@@ -593,7 +593,10 @@ impl<T> OneshotReceiver<T> {
         self.0.try_recv()
     }
 
-    pub(crate) fn recv_as(self, what: WaitKind) -> Result<T, RecvError> {
+    /// Waits for the value, parked as `what` (what `dump` shows); the
+    /// receiver stays with its owner, which may look again once it is
+    /// done waiting.
+    pub(crate) fn recv_ref_as(&self, what: WaitKind) -> Result<T, RecvError> {
         self.0.recv_until(None, what).map_err(|_| RecvError)
     }
 }

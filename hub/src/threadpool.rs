@@ -92,8 +92,15 @@ fn run_job<T>(for_greenlet: bool, f: impl FnOnce() -> T) -> (thread::Result<T>, 
 /// Reports the panic of a job whose greenlet stopped waiting for it (killed
 /// or timed out) before it ended: the panic hook left the report to that
 /// greenlet, which will never see it.
+/// A kill or timeout payload (a `Timeout` the job armed on its own thread
+/// and did not catch) is not a panic: it is only dropped, and an expired
+/// timeout's drop says so itself.
 #[cold]
 fn report_orphaned_panic(payload: crate::Payload, site: Option<PanicSite>) {
+    if sylvan_runtime::is_unwind_payload(&*payload) {
+        sylvan_runtime::drop_payload(payload);
+        return;
+    }
     let message = sylvan_runtime::payload_message(&*payload);
     let (location, backtrace) = site.unwrap_or_default();
     let at = if location.is_empty() {
@@ -110,6 +117,31 @@ fn report_orphaned_panic(payload: crate::Payload, site: Option<PanicSite>) {
         ),
     );
     sylvan_runtime::drop_payload(payload);
+}
+
+/// A job's result on the caller's side. A caller that unwinds (killed,
+/// timed out, its thread exiting) after the result landed but before it
+/// took it leaves a panic there that nobody else will report: the pool
+/// thread saw its send succeed. Dropped, this reports it as
+/// [`report_orphaned_panic`] does.
+struct Landing<T> {
+    rx: crate::mpsc::OneshotReceiver<(thread::Result<T>, Option<PanicSite>)>,
+    for_greenlet: bool,
+}
+
+impl<T> Drop for Landing<T> {
+    fn drop(&mut self) {
+        match self.rx.try_recv() {
+            Ok((Err(payload), site)) if self.for_greenlet => report_orphaned_panic(payload, site),
+            // std's hook printed it when the job panicked.
+            Ok((Err(payload), _)) => sylvan_runtime::drop_payload(payload),
+            // Each value on its own, as a receiver drops what is left.
+            Ok((Ok(value), _)) => {
+                crate::resume_or_report(crate::drop_each(Some(value)), "values left in a channel")
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// The default bound on blocking-pool threads (see the module docs).
@@ -373,7 +405,8 @@ pub fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
             report_orphaned_panic(payload, site);
         }
     }));
-    match rx.recv_as(WaitKind::ThreadPool) {
+    let landing = Landing { rx, for_greenlet };
+    match landing.rx.recv_ref_as(WaitKind::ThreadPool) {
         Ok((Ok(v), _)) => v,
         Ok((Err(payload), site)) => {
             // Resumed without the hook: the greenlet's report gets the site

@@ -20,11 +20,13 @@
 //!   `Ok` value whose `Drop` panics after its caller left, a `log` logger,
 //!   `RUST_BACKTRACE`, and 16 orphaned panics at once (whole lines).
 //!
-//! 43 tests; 4 BUGs: t03, t04, t17 (one cause: a job's panic that
-//! reached the caller's channel before the caller was killed, its hub
-//! thread exited or its timeout fired is dropped with the receiver,
-//! reported nowhere); t18 (an orphaned job's own uncaught `Timeout` is
-//! reported as a panic, then again by its payload's drop).
+//! 43 tests; 4 BUGs found, fixed since: t03, t04, t17 (one cause: a
+//! job's panic that reached the caller's channel before the caller was
+//! killed, its hub thread exited or its timeout fired was dropped with the
+//! receiver, reported nowhere; the caller's end now reports it when
+//! dropped); t18 (an orphaned job's own uncaught `Timeout` was reported as
+//! a panic, then again by its payload's drop; kill and timeout payloads
+//! are now only dropped).
 
 use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -177,7 +179,6 @@ fn t02_timed_out_caller_goes_on_one_report() {
 /// It is reported nowhere: the send succeeded, so the pool thread leaves
 /// it to the caller, whose unwinding receiver drops the payload unread.
 #[test]
-#[ignore = "BUG: a job panic that landed just before its caller was killed is reported nowhere"]
 fn t03_panic_landed_before_the_kill_is_reported_once() {
     let Some((out, err)) = child_texts(
         "probes68::t03_panic_landed_before_the_kill_is_reported_once",
@@ -209,7 +210,6 @@ fn t03_panic_landed_before_the_kill_is_reported_once() {
 
 /// As t03, the caller's hub thread exiting instead of a kill.
 #[test]
-#[ignore = "BUG: a job panic that landed just before its caller's hub thread exited is reported nowhere"]
 fn t04_panic_landed_before_the_thread_exit_is_reported_once() {
     let Some((out, err)) = limited_child_texts(
         "probes68::t04_panic_landed_before_the_thread_exit_is_reported_once",
@@ -248,7 +248,6 @@ fn t04_panic_landed_before_the_thread_exit_is_reported_once() {
 /// reported nowhere. Either way (timeout or panic first) it must be
 /// reported once.
 #[test]
-#[ignore = "BUG: a job panic that landed in the turn its caller's timeout fired is reported nowhere"]
 fn t17_panic_landed_in_the_turn_of_the_timeout_is_reported_once() {
     let Some((out, err)) = child_texts(
         "probes68::t17_panic_landed_in_the_turn_of_the_timeout_is_reported_once",
@@ -286,7 +285,6 @@ fn t17_panic_landed_in_the_turn_of_the_timeout_is_reported_once() {
 /// unwind payloads from panics (DESIGN: sylvan's own `catch_unwind`s
 /// report them as kills or timeouts, never as panics).
 #[test]
-#[ignore = "BUG: an orphaned job's own uncaught Timeout is reported as a panic ('Box<dyn Any>') and again by its drop"]
 fn t18_orphan_unwound_by_its_own_timeout_is_not_a_panic() {
     let Some((_, err)) = child_texts(
         "probes68::t18_orphan_unwound_by_its_own_timeout_is_not_a_panic",
