@@ -81,6 +81,7 @@ mod probes65;
 mod probes66;
 mod probes67;
 mod probes68;
+mod probes69;
 mod probes7;
 mod probes8;
 mod probes9;
