@@ -507,6 +507,18 @@ impl<T> IntoIterator for Receiver<T> {
     }
 }
 
+impl<T> Receiver<T> {
+    /// Closes the channel, as dropping the receiver does, and hands back
+    /// what was queued, in one step under the lock: a send from then on
+    /// fails with its value, so each value is either returned here or
+    /// handed back to its sender, never dropped unseen in between.
+    pub(crate) fn close_and_take(&self) -> VecDeque<T> {
+        let mut st = self.shared.lock();
+        st.receiver = false;
+        std::mem::take(&mut st.queue)
+    }
+}
+
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         let items = {
@@ -591,6 +603,11 @@ impl<T> OneshotReceiver<T> {
     /// As [`Receiver::try_recv`].
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
         self.0.try_recv()
+    }
+
+    /// See [`Receiver::close_and_take`]: the value, if it was sent.
+    pub(crate) fn close_and_take(&self) -> Option<T> {
+        self.0.close_and_take().pop_front()
     }
 
     /// Waits for the value, parked as `what` (what `dump` shows); the

@@ -92,15 +92,23 @@ impl Drop for Member {
             members.remove(self.key);
             members.is_empty()
         };
+        let hub = try_hub();
+        if let Some(hub) = hub {
+            // Those waiting for members to leave (`kill`, `join`) hear of
+            // it before the release below, which may hand the slot to a
+            // waiting spawner: they run first, as with gevent's `Pool`,
+            // whose `discard` sets its empty event before it releases the
+            // semaphore.
+            core.exits.borrow_mut().wake_all(hub);
+            if empty {
+                core.empty.borrow_mut().wake_all(hub);
+            }
+        }
         if let Some(slots) = &core.slots {
             // Hands the slot to the first spawner waiting, if any.
             slots.release();
         }
-        let Some(hub) = try_hub() else { return };
-        core.exits.borrow_mut().wake_all(hub);
-        if empty {
-            core.empty.borrow_mut().wake_all(hub);
-        }
+        let Some(hub) = hub else { return };
         if let Some((finished, index)) = &self.notify {
             finished.done.borrow_mut().push_back(*index);
             if let Some(r) = finished.parked.get() {

@@ -131,15 +131,17 @@ struct Landing<T> {
 
 impl<T> Drop for Landing<T> {
     fn drop(&mut self) {
-        match self.rx.try_recv() {
-            Ok((Err(payload), site)) if self.for_greenlet => report_orphaned_panic(payload, site),
+        // Closed and emptied at once: a result sent after this fails, and
+        // the pool thread reports its panic itself.
+        match self.rx.close_and_take() {
+            Some((Err(payload), site)) if self.for_greenlet => report_orphaned_panic(payload, site),
             // std's hook printed it when the job panicked.
-            Ok((Err(payload), _)) => sylvan_runtime::drop_payload(payload),
+            Some((Err(payload), _)) => sylvan_runtime::drop_payload(payload),
             // Each value on its own, as a receiver drops what is left.
-            Ok((Ok(value), _)) => {
+            Some((Ok(value), _)) => {
                 crate::resume_or_report(crate::drop_each(Some(value)), "values left in a channel")
             }
-            Err(_) => {}
+            None => {}
         }
     }
 }

@@ -465,6 +465,12 @@ impl Iwait<'_> {
     /// to report, if any. A notice whose object neither fired nor is ready
     /// (a spurious wake-up) is dropped, and the object watched anew.
     fn take_notified(&mut self, hub: &Hub) -> Option<usize> {
+        // Objects watched anew in this call: a notice for one of them that
+        // finds it still neither fired nor ready came from the re-watch
+        // itself (a `Waitable` that wakes from inside `watch` or
+        // `unwatch`), and is dropped with the registration kept, or this
+        // would re-watch for ever and never park.
+        let mut rewatched: Vec<usize> = Vec::new();
         loop {
             let w = self.watching.as_mut()?;
             // Drained before each candidate, not once: a re-watch below
@@ -486,6 +492,9 @@ impl Iwait<'_> {
             };
             let obj = self.objects[i];
             let fired = obj.fired(w.waiter(i), token);
+            if !fired && rewatched.contains(&i) && !obj.is_ready() {
+                continue;
+            }
             obj.unwatch(w.waiter(i), token);
             if fired || obj.is_ready() {
                 w.tokens[i] = None;
@@ -500,6 +509,7 @@ impl Iwait<'_> {
                 Ok(token) => w.tokens[i] = Some(token),
                 Err(panic) => self.undo_and_resume(panic),
             }
+            rewatched.push(i);
         }
     }
 
