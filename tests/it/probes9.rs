@@ -445,14 +445,43 @@ fn run_queue_scenario(sc: QScenario, seed: u64) {
     assert_hub_quiet(&ctx);
 }
 
-fn queue_seeds(seeds: std::ops::Range<u64>, make: impl Fn(&mut Rng) -> QScenario) {
-    bounded(|| {
-        quiet();
-        for seed in seeds {
-            let mut rng = Rng::new(seed ^ 0xABCD);
-            let sc = make(&mut rng);
-            run_queue_scenario(sc, seed);
-        }
+/// Runs `run` for the fixed `seeds`, all under one `bounded`.
+/// `SYLVAN_P9_SEEDS=<count>` runs seeds `first * 1000..first * 1000 + count`
+/// instead, and `SYLVAN_P9_SEEDS=<a>..<b>` the seeds `a..b` (to rerun one),
+/// each under its own `bounded`, for a longer hunt by hand.
+fn each_seed(first: u64, seeds: std::ops::Range<u64>, mut run: impl FnMut(u64)) {
+    let Ok(v) = std::env::var("SYLVAN_P9_SEEDS") else {
+        return bounded(|| {
+            quiet();
+            for seed in seeds {
+                run(seed);
+            }
+        });
+    };
+    let range = match v.split_once("..") {
+        Some((a, b)) => a
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .zip(b.trim().parse::<u64>().ok()),
+        None => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(|k| (first * 1000, first * 1000 + k)),
+    };
+    let (a, b) = range.unwrap_or_else(|| panic!("SYLVAN_P9_SEEDS={v:?}: a count or a..b"));
+    quiet();
+    for seed in a..b {
+        bounded(|| run(seed));
+    }
+}
+
+fn queue_seeds(first: u64, seeds: std::ops::Range<u64>, make: impl Fn(&mut Rng) -> QScenario) {
+    each_seed(first, seeds, |seed| {
+        let mut rng = Rng::new(seed ^ 0xABCD);
+        let sc = make(&mut rng);
+        run_queue_scenario(sc, seed);
     })
 }
 
@@ -462,7 +491,7 @@ fn small_cap(rng: &mut Rng) -> usize {
 
 #[test]
 fn random_bounded_queue_no_kills() {
-    queue_seeds(0..100, |rng| QScenario {
+    queue_seeds(1, 0..100, |rng| QScenario {
         q: Rc::new(Queue::<u64>::bounded(small_cap(rng))),
         order: Order::Fifo,
         producers: 1 + rng.below(3) as usize,
@@ -476,7 +505,7 @@ fn random_bounded_queue_no_kills() {
 
 #[test]
 fn random_bounded_queue_with_kills() {
-    queue_seeds(0..200, |rng| QScenario {
+    queue_seeds(2, 0..200, |rng| QScenario {
         q: Rc::new(Queue::<u64>::bounded(small_cap(rng))),
         order: Order::Any,
         producers: 1 + rng.below(3) as usize,
@@ -490,7 +519,7 @@ fn random_bounded_queue_with_kills() {
 
 #[test]
 fn random_unbounded_queue_with_kills() {
-    queue_seeds(0..200, |rng| QScenario {
+    queue_seeds(3, 0..200, |rng| QScenario {
         q: Rc::new(Queue::<u64>::unbounded()),
         order: Order::Any,
         producers: 1 + rng.below(3) as usize,
@@ -504,7 +533,7 @@ fn random_unbounded_queue_with_kills() {
 
 #[test]
 fn random_channel_with_kills() {
-    queue_seeds(0..200, |rng| QScenario {
+    queue_seeds(4, 0..200, |rng| QScenario {
         q: Rc::new(Channel::<u64>::new()),
         order: Order::Any,
         producers: 1 + rng.below(3) as usize,
@@ -518,7 +547,7 @@ fn random_channel_with_kills() {
 
 #[test]
 fn random_channel_no_kills_fifo() {
-    queue_seeds(0..100, |rng| QScenario {
+    queue_seeds(5, 0..100, |rng| QScenario {
         q: Rc::new(Channel::<u64>::new()),
         order: Order::Fifo,
         producers: 1 + rng.below(3) as usize,
@@ -532,7 +561,7 @@ fn random_channel_no_kills_fifo() {
 
 #[test]
 fn random_joinable_queue_with_kills() {
-    queue_seeds(0..200, |rng| QScenario {
+    queue_seeds(6, 0..200, |rng| QScenario {
         q: if rng.chance(50) {
             Rc::new(JoinableQueue::<u64>::bounded(small_cap(rng)))
         } else {
@@ -550,7 +579,7 @@ fn random_joinable_queue_with_kills() {
 
 #[test]
 fn random_priority_queue_with_kills() {
-    queue_seeds(0..200, |rng| QScenario {
+    queue_seeds(7, 0..200, |rng| QScenario {
         q: if rng.chance(50) {
             Rc::new(PriorityQueue::<u64>::bounded(small_cap(rng)))
         } else {
@@ -568,7 +597,7 @@ fn random_priority_queue_with_kills() {
 
 #[test]
 fn random_lifo_queue_with_kills() {
-    queue_seeds(0..200, |rng| QScenario {
+    queue_seeds(8, 0..200, |rng| QScenario {
         q: if rng.chance(50) {
             Rc::new(LifoQueue::<u64>::bounded(small_cap(rng)))
         } else {
@@ -809,22 +838,12 @@ fn run_sem_scenario(seed: u64, bounded_sem: bool) {
 
 #[test]
 fn random_semaphore_permits_conserved() {
-    bounded(|| {
-        quiet();
-        for seed in 0..200 {
-            run_sem_scenario(seed, false);
-        }
-    })
+    each_seed(9, 0..200, |seed| run_sem_scenario(seed, false));
 }
 
 #[test]
 fn random_bounded_semaphore_permits_conserved() {
-    bounded(|| {
-        quiet();
-        for seed in 0..200 {
-            run_sem_scenario(seed, true);
-        }
-    })
+    each_seed(10, 0..200, |seed| run_sem_scenario(seed, true));
 }
 
 // ---------------------------------------------------------------------
@@ -901,12 +920,7 @@ fn run_mutex_scenario(seed: u64) {
 
 #[test]
 fn random_mutex_exclusion_and_fifo() {
-    bounded(|| {
-        quiet();
-        for seed in 0..200 {
-            run_mutex_scenario(seed);
-        }
-    })
+    each_seed(11, 0..200, run_mutex_scenario);
 }
 
 // ---------------------------------------------------------------------
@@ -1007,12 +1021,7 @@ fn run_pool_scenario(seed: u64) {
 
 #[test]
 fn random_pool_concurrency_and_slots() {
-    bounded(|| {
-        quiet();
-        for seed in 0..150 {
-            run_pool_scenario(seed);
-        }
-    })
+    each_seed(12, 0..150, run_pool_scenario);
 }
 
 // ---------------------------------------------------------------------
@@ -1106,12 +1115,7 @@ fn run_wait_scenario(seed: u64) {
 
 #[test]
 fn random_wait_iwait_reports_ready_once() {
-    bounded(|| {
-        quiet();
-        for seed in 0..200 {
-            run_wait_scenario(seed);
-        }
-    })
+    each_seed(13, 0..200, run_wait_scenario);
 }
 
 // ---------------------------------------------------------------------
@@ -1208,12 +1212,7 @@ fn run_pool_spawners(seed: u64) {
 
 #[test]
 fn random_pool_spawners_killed_keep_slots() {
-    bounded(|| {
-        quiet();
-        for seed in 0..200 {
-            run_pool_spawners(seed);
-        }
-    })
+    each_seed(14, 0..200, run_pool_spawners);
 }
 
 fn run_imap_scenario(seed: u64) {
@@ -1331,12 +1330,7 @@ fn run_imap_scenario(seed: u64) {
 
 #[test]
 fn random_pool_imap_in_order_and_slots() {
-    bounded(|| {
-        quiet();
-        for seed in 0..200 {
-            run_imap_scenario(seed);
-        }
-    })
+    each_seed(15, 0..200, run_imap_scenario);
 }
 
 // ---------------------------------------------------------------------
@@ -1426,12 +1420,7 @@ fn run_event_scenario(seed: u64) {
 
 #[test]
 fn random_event_and_async_result() {
-    bounded(|| {
-        quiet();
-        for seed in 0..200 {
-            run_event_scenario(seed);
-        }
-    })
+    each_seed(16, 0..200, run_event_scenario);
 }
 
 // ---------------------------------------------------------------------
@@ -1557,71 +1546,65 @@ fn bounded_semaphore_release_counts_handed_permit() {
 /// ends empty with every slot free.
 #[test]
 fn pool_kill_from_a_member() {
-    bounded(|| {
-        quiet();
-        for seed in 0..50 {
-            let mut rng = Rng::new(seed);
-            let n = 2 + rng.below(3) as usize;
-            let pool = sylvan::pool::Pool::new(n);
-            let others: Vec<Greenlet<()>> = (0..n - 1)
-                .map(|_| pool.spawn(|| sylvan::sleep(Duration::from_secs(60))))
-                .collect();
-            let p2 = pool.clone();
-            let s = rng.next();
-            let me = pool.spawn(move || {
-                Rng::new(s).pause();
-                p2.kill();
-                unreachable!("a member that kills its pool dies too")
-            });
-            // A spawner waiting for a slot meanwhile.
-            let p3 = pool.clone();
-            let late = sylvan::spawn(move || p3.spawn(|| 5).join());
-            for g in others {
-                assert!(g.join().unwrap_err().is_killed(), "seed {seed}");
-            }
-            assert!(me.join().unwrap_err().is_killed(), "seed {seed}");
-            match late.join() {
-                Ok(Ok(5)) => {}
-                Ok(Err(e)) => assert!(e.is_killed(), "seed {seed}: {e:?}"),
-                r => panic!("seed {seed}: late spawner: {r:?}"),
-            }
-            pool.join();
-            assert_eq!(pool.free_count(), n, "seed {seed}");
-            assert_eq!(pool.len(), 0, "seed {seed}");
-            assert_hub_quiet(&format!("seed {seed}"));
+    each_seed(17, 0..50, |seed| {
+        let mut rng = Rng::new(seed);
+        let n = 2 + rng.below(3) as usize;
+        let pool = sylvan::pool::Pool::new(n);
+        let others: Vec<Greenlet<()>> = (0..n - 1)
+            .map(|_| pool.spawn(|| sylvan::sleep(Duration::from_secs(60))))
+            .collect();
+        let p2 = pool.clone();
+        let s = rng.next();
+        let me = pool.spawn(move || {
+            Rng::new(s).pause();
+            p2.kill();
+            unreachable!("a member that kills its pool dies too")
+        });
+        // A spawner waiting for a slot meanwhile.
+        let p3 = pool.clone();
+        let late = sylvan::spawn(move || p3.spawn(|| 5).join());
+        for g in others {
+            assert!(g.join().unwrap_err().is_killed(), "seed {seed}");
         }
-    })
+        assert!(me.join().unwrap_err().is_killed(), "seed {seed}");
+        match late.join() {
+            Ok(Ok(5)) => {}
+            Ok(Err(e)) => assert!(e.is_killed(), "seed {seed}: {e:?}"),
+            r => panic!("seed {seed}: late spawner: {r:?}"),
+        }
+        pool.join();
+        assert_eq!(pool.free_count(), n, "seed {seed}");
+        assert_eq!(pool.len(), 0, "seed {seed}");
+        assert_hub_quiet(&format!("seed {seed}"));
+    });
 }
 
 /// The caller of `map` is killed while it waits: every task dies with it
 /// and the slots come back.
 #[test]
 fn pool_map_caller_killed() {
-    bounded(|| {
-        quiet();
-        for seed in 0..50 {
-            let mut rng = Rng::new(seed);
-            let n = 1 + rng.below(3) as usize;
-            let pool = sylvan::pool::Pool::new(n);
-            let started = Rc::new(Cell::new(0));
-            let (p2, st) = (pool.clone(), started.clone());
-            let caller = sylvan::spawn(move || {
-                p2.map(0..6u64, move |i| {
-                    st.set(st.get() + 1);
-                    sylvan::sleep(Duration::from_millis(1 + i % 3));
-                    i
-                })
-            });
-            for _ in 0..1 + rng.below(6) {
-                rng.pause();
-            }
-            caller.kill();
-            pool.join();
-            assert_eq!(pool.free_count(), n, "seed {seed}: slots lost");
-            assert_eq!(pool.len(), 0, "seed {seed}");
-            assert_hub_quiet(&format!("seed {seed}"));
+    each_seed(18, 0..50, |seed| {
+        let mut rng = Rng::new(seed);
+        let n = 1 + rng.below(3) as usize;
+        let pool = sylvan::pool::Pool::new(n);
+        let started = Rc::new(Cell::new(0));
+        let (p2, st) = (pool.clone(), started.clone());
+        let caller = sylvan::spawn(move || {
+            p2.map(0..6u64, move |i| {
+                st.set(st.get() + 1);
+                sylvan::sleep(Duration::from_millis(1 + i % 3));
+                i
+            })
+        });
+        for _ in 0..1 + rng.below(6) {
+            rng.pause();
         }
-    })
+        caller.kill();
+        pool.join();
+        assert_eq!(pool.free_count(), n, "seed {seed}: slots lost");
+        assert_eq!(pool.len(), 0, "seed {seed}");
+        assert_hub_quiet(&format!("seed {seed}"));
+    });
 }
 
 // ---------------------------------------------------------------------
