@@ -336,6 +336,10 @@ struct Watching {
     /// Objects whose registration was notified, smallest index first:
     /// checked and reported by `next`.
     candidates: BinaryHeap<Reverse<u32>>,
+    /// Objects notified by their own re-watch while still neither fired
+    /// nor ready: looked at again after the hub has had a turn (see
+    /// [`Iwait::take_notified`]).
+    postponed: Vec<u32>,
 }
 
 impl Watching {
@@ -447,6 +451,7 @@ impl Iwait<'_> {
             generation,
             tokens: vec![None; n],
             candidates: BinaryHeap::new(),
+            postponed: Vec::new(),
         });
         let (objects, reported) = (self.objects, &self.reported);
         let watched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -468,9 +473,16 @@ impl Iwait<'_> {
         // Objects watched anew in this call: a notice for one of them that
         // finds it still neither fired nor ready came from the re-watch
         // itself (a `Waitable` that wakes from inside `watch` or
-        // `unwatch`), and is dropped with the registration kept, or this
-        // would re-watch for ever and never park.
+        // `unwatch`). Handled here it would re-watch for ever without the
+        // hub ever running; dropped, it would lose the wake-up of an object
+        // that forgets a waiter once it has woken it. It is postponed: the
+        // caller lets the hub run a turn first (see `next`).
         let mut rewatched: Vec<usize> = Vec::new();
+        if let Some(w) = self.watching.as_mut() {
+            for i in w.postponed.drain(..) {
+                w.candidates.push(Reverse(i));
+            }
+        }
         loop {
             let w = self.watching.as_mut()?;
             // Drained before each candidate, not once: a re-watch below
@@ -493,6 +505,7 @@ impl Iwait<'_> {
             let obj = self.objects[i];
             let fired = obj.fired(w.waiter(i), token);
             if !fired && rewatched.contains(&i) && !obj.is_ready() {
+                w.postponed.push(i as u32);
                 continue;
             }
             obj.unwatch(w.waiter(i), token);
@@ -624,7 +637,19 @@ impl Iterator for Iwait<'_> {
                 self.finish();
                 return None;
             }
-            timed_out = self.park(hub) != Woke::Ready;
+            let postponed = self
+                .watching
+                .as_ref()
+                .is_some_and(|w| !w.postponed.is_empty());
+            timed_out = if postponed {
+                // A re-watch notified itself: one turn of the hub, then
+                // look again (a `Waitable` that keeps doing so is polled
+                // once per turn until its deadline).
+                hub.park(WAIT, true);
+                self.deadline.is_some_and(|d| Instant::now() >= d)
+            } else {
+                self.park(hub) != Woke::Ready
+            };
         }
     }
 

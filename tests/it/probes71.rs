@@ -14,13 +14,15 @@
 //!   pass at bc3035d~1): a `Waitable` whose re-watch wakes at once and so
 //!   forgets the waiter (a change pending, told immediately, as one that
 //!   "forgets a waiter once it has woken it") keeps no registration, yet
-//!   iwait keeps the token and parks: its later readiness wakes nobody, the
-//!   wait runs to its timeout (or for ever).
+//!   iwait kept the token and parked: its later readiness woke nobody, the
+//!   wait ran to its timeout (or for ever). Fixed: such a notice is
+//!   postponed, not dropped; the waiter lets the hub run a turn, then
+//!   re-watches.
 //! * threadpool: `Landing::close_and_take`: 5,000 quick calls from 50
 //!   greenlets all return their value; callers killed among quick calls
 //!   leave each value dropped once. Holds.
 //!
-//! 13 tests: 11 pass, 2 BUGs ignored (wk01, wk02).
+//! 13 tests, all passing (the 2 BUGs, wk01 and wk02, fixed since).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -91,7 +93,6 @@ impl Forgetful {
 /// wakes nobody: the `wait` sleeps to its timeout. Before bc3035d the
 /// re-watch was made again and registered for good.
 #[test]
-#[ignore = "BUG: a notice from iwait's own re-watch is dropped with the registration assumed kept; a Waitable that forgot the waiter on that wake is never heard again (lost wake-up)"]
 fn wk01_forgetful_rewatch_is_not_lost() {
     bounded(|| {
         let f = Rc::new(Forgetful {
@@ -116,7 +117,6 @@ fn wk01_forgetful_rewatch_is_not_lost() {
 
 /// As wk01 with count 1 over three objects: the middle one is lost.
 #[test]
-#[ignore = "BUG: as wk01, over several objects with count 1: the forgetful object's readiness is never reported"]
 fn wk02_forgetful_rewatch_among_others() {
     bounded(|| {
         let a = Rc::new(Forgetful::default());
