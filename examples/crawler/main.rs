@@ -841,6 +841,13 @@ fn run(args: Args) -> io::Result<Finished> {
         let shown = url.clone();
         let g = pool.spawn(move || {
             let _guard = guard;
+            // Ctrl-C kills the pool, and a slot that frees hands itself to
+            // this spawn, parked for it, which may complete after the
+            // kill's last look (as in gevent, a greenlet spawned then
+            // lives): the crawl is over, fetch nothing.
+            if c.stopped.get() {
+                return;
+            }
             let _running = InFlight::start(&c);
             c.visit(&url, id);
         });
