@@ -507,6 +507,12 @@ impl Pool {
     /// and goes on is waited for, not killed again, also by a later `kill`
     /// (after one stopped by a timeout, say). Kill such a greenlet again
     /// through its own handle.
+    ///
+    /// A greenlet parked in [`spawn`](Pool::spawn) is not a member yet: a
+    /// slot the kill frees goes to it, and the member it then adds, after
+    /// the kill's last look, lives, as in gevent. Code that spawns in a
+    /// loop checks its own stop flag in the new greenlet (the crawler
+    /// example does).
     pub fn kill(&self) {
         self.core.kill()
     }
