@@ -569,11 +569,7 @@ fn core_loop_run_wait_all() {
             let t = Instant::now();
             assert!(sylvan::wait_all(None), "must exit immediately");
             assert!(sylvan::wait_all(None), "repeating does not fail");
-            assert!(
-                t.elapsed() < Duration::from_millis(200),
-                "{:?}",
-                t.elapsed()
-            );
+            assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
 
             let count = Rc::new(Cell::new(0));
             let c = count.clone();

@@ -111,7 +111,8 @@ fn wk01_forgetful_rewatch_is_not_lost() {
         f.fire();
         let (got, took) = g.join().unwrap();
         assert_eq!(got, [0], "ready object not reported (took {took:?})");
-        assert!(took < 200 * MS, "{took:?}");
+        // `got` already tells a wake-up from the timeout; this only bounds it.
+        assert!(took < 400 * MS, "{took:?}");
     })
 }
 
@@ -168,7 +169,7 @@ fn wk03_ready_during_rewatch_is_reported() {
             f.change();
             let (got, took) = g.join().unwrap();
             assert_eq!(got, [1], "several={several}");
-            assert!(took < 150 * MS, "{took:?}");
+            assert!(took < 300 * MS, "{took:?}");
             assert_eq!(f.watches.get(), 2);
         }
     })
@@ -232,7 +233,7 @@ fn wk04_event_set_by_a_destructor_inside_unwatch() {
             w.wake(); // spurious: unwatch sets the event
             let (got, took) = g.join().unwrap();
             assert_eq!(got, [1], "order={order}");
-            assert!(took < 150 * MS, "{took:?}");
+            assert!(took < 300 * MS, "{took:?}");
         }
     })
 }
