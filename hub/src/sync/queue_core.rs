@@ -350,14 +350,11 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
     // and `Hub::park` is one more return the CPU mispredicts after a switch.
     #[inline(always)]
     fn put_cold(&self, v: T, deadline: Option<Instant>) -> Result<(), TryPutError<T>> {
-        if self.cap != 0 && !self.closed.get() && self.st.borrow().held() >= self.cap {
-            // Full, the usual reason the fast path declined on a bounded
-            // queue: straight to the wait, as `try_put_cold` would say.
-            return self.put_slow(v, deadline);
-        }
-        if self.cap == 0 && !self.closed.get() {
-            // A rendezvous: the putter waits with its item until a getter
-            // takes it (gevent's `Channel.put`), waking one if any waits.
+        // Straight to the wait, open queues only: a rendezvous, whose
+        // putter waits with its item until a getter takes it (gevent's
+        // `Channel.put`), waking one if any waits; or a full queue, the
+        // usual reason the fast path declined, as `try_put_cold` would say.
+        if !self.closed.get() && (self.cap == 0 || self.st.borrow().held() >= self.cap) {
             return self.put_slow(v, deadline);
         }
         match self.try_put_cold(v) {
