@@ -37,7 +37,7 @@ use std::io::{Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex as StdMutex};
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use sylvan::sync::AsyncResult;
@@ -46,7 +46,7 @@ use sylvan::{
     yield_now,
 };
 
-use crate::util::{Log, bounded, in_child, quiet, wait_for};
+use crate::util::{Gate, Log, bounded, in_child, quiet, wait_for};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -73,26 +73,6 @@ struct SFin(SLog, &'static str);
 impl Drop for SFin {
     fn drop(&mut self) {
         self.0.push(self.1);
-    }
-}
-
-/// A `threading.Event`: blocks the calling OS thread (5 s at most).
-#[derive(Clone, Default)]
-struct Gate(Arc<(StdMutex<bool>, Condvar)>);
-
-impl Gate {
-    fn open(&self) {
-        *self.0.0.lock().unwrap() = true;
-        self.0.1.notify_all();
-    }
-    fn wait(&self) {
-        let g = self.0.0.lock().unwrap();
-        let (g, _) = self
-            .0
-            .1
-            .wait_timeout_while(g, Duration::from_secs(5), |open| !*open)
-            .unwrap();
-        assert!(*g, "gate never opened");
     }
 }
 

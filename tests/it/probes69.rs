@@ -59,14 +59,17 @@ use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex as StdMutex};
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use sylvan::pool::{Group, Pool};
 use sylvan::sync::{Event, Semaphore};
 use sylvan::{Greenlet, Handle, Waitable, Waiter, joinall, spawn, spawn_blocking, yield_now};
 
-use crate::util::{Log, bounded, child_texts, limited_child_texts, quiet, settle, yield_until};
+use crate::util::{
+    Gate, Log, ORPHAN, block_until, bounded, child_texts, count, drain_pool, limited_child_texts,
+    quiet, settle, yield_until,
+};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -1231,48 +1234,6 @@ fn wk08_wake_inside_watch_while_not_ready_does_not_spin() {
 }
 
 // ================================================================ 0509241: threadpool Landing
-
-/// A one-way gate between threads (bounded: 5 s).
-#[derive(Clone, Default)]
-struct Gate(Arc<(StdMutex<bool>, Condvar)>);
-
-impl Gate {
-    fn open(&self) {
-        *self.0.0.lock().unwrap() = true;
-        self.0.1.notify_all();
-    }
-    fn wait(&self) {
-        let g = self.0.0.lock().unwrap();
-        let (g, _) = self
-            .0
-            .1
-            .wait_timeout_while(g, Duration::from_secs(5), |open| !*open)
-            .unwrap();
-        assert!(*g, "gate never opened");
-    }
-}
-
-/// Blocks the thread (the hub does not run) until `flag` is set; 3 s at
-/// most.
-fn block_until(what: &str, flag: &AtomicBool) {
-    let t = Instant::now();
-    while !flag.load(Ordering::SeqCst) {
-        assert!(t.elapsed() < Duration::from_secs(3), "never: {what}");
-        std::thread::sleep(MS);
-    }
-}
-
-fn count(hay: &str, needle: &str) -> usize {
-    hay.matches(needle).count()
-}
-
-const ORPHAN: &str = "stopped waiting (killed or timed out)";
-
-/// With one pool thread, a job submitted now runs after every job
-/// submitted before it has ended, its report included.
-fn drain_pool() {
-    assert_eq!(spawn_blocking(|| 7), 7);
-}
 
 /// Runs `job` for a greenlet caller on a one-thread pool, then a marker job
 /// behind it; returns once the job's result has landed in the caller's

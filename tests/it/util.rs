@@ -836,3 +836,52 @@ impl Drop for YieldOnDrop {
         sylvan::yield_now();
     }
 }
+
+/// A one-way gate between OS threads, a `threading.Event`: `wait` blocks
+/// the calling thread (the hub does not run) until `open`, 5 s at most.
+#[derive(Clone, Default)]
+pub struct Gate(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    pub fn open(&self) {
+        *self.0.0.lock().unwrap() = true;
+        self.0.1.notify_all();
+    }
+    pub fn wait(&self) {
+        let g = self.0.0.lock().unwrap();
+        let (g, _) = self
+            .0
+            .1
+            .wait_timeout_while(g, std::time::Duration::from_secs(5), |open| !*open)
+            .unwrap();
+        assert!(*g, "gate never opened");
+    }
+}
+
+/// Blocks the thread (the hub does not run) until `flag` is set; 3 s at
+/// most.
+pub fn block_until(what: &str, flag: &std::sync::atomic::AtomicBool) {
+    let t = std::time::Instant::now();
+    while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(3),
+            "never: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// How many times `needle` occurs in `hay`.
+pub fn count(hay: &str, needle: &str) -> usize {
+    hay.matches(needle).count()
+}
+
+/// What the report of a `spawn_blocking` job's panic says when its caller
+/// had stopped waiting.
+pub const ORPHAN: &str = "stopped waiting (killed or timed out)";
+
+/// With one pool thread, a job submitted now runs after every job
+/// submitted before it has ended, its report included.
+pub fn drain_pool() {
+    assert_eq!(sylvan::spawn_blocking(|| 7), 7);
+}
