@@ -650,6 +650,7 @@ fn unix_connect_to_a_full_backlog_waits_in_the_greenlet_and_can_be_killed() {
         .expect("the waiting connect went through")
         .unwrap()
         .unwrap();
+    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]
