@@ -349,6 +349,11 @@ impl Crawl {
     /// shorter paths too; those that were too deep and no longer are get
     /// queued.
     fn shorten(&self, id: u32, depth: u32) {
+        // Most links found are to pages known by a path no longer than
+        // this one: answer those before allocating the work list.
+        if depth >= self.known.borrow()[id as usize].depth {
+            return;
+        }
         let mut work = vec![(id, depth)];
         let mut queue = Vec::new();
         {
