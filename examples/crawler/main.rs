@@ -160,7 +160,7 @@ struct Crawl {
     args: Args,
     retries: u32,
     limits: Limits,
-    agent: ureq::Agent,
+    agents: fetch::Agents,
     report: RefCell<Report>,
     /// Every in-scope URL found, as text, to its entry in `known`.
     index: RefCell<HashMap<Box<str>, u32>>,
@@ -433,7 +433,8 @@ impl Crawl {
         let rules = match url.join("/robots.txt") {
             Ok(robots_url) => {
                 // Retried as pages are: one reset must not close the site.
-                let fetched = self.with_retries(|| fetch::fetch_robots(&self.agent, &robots_url));
+                let fetched =
+                    self.with_retries(|| fetch::fetch_robots(self.agents.next(), &robots_url));
                 match fetched {
                     Ok(text) => Robots::parse(&text, &self.args.user_agent),
                     Err(e)
@@ -492,7 +493,7 @@ impl Crawl {
                 return None;
             }
         }
-        let result = self.with_retries(|| fetch::fetch(&self.agent, url, &self.limits));
+        let result = self.with_retries(|| fetch::fetch(self.agents.next(), url, &self.limits));
         match result {
             // `fetch` succeeds with a 3xx only for a redirect.
             Ok(f) if (300..400).contains(&f.status) => {
@@ -777,7 +778,7 @@ fn run(args: Args) -> io::Result<Finished> {
     let retries = args.retries.unwrap_or(if demo.is_some() { 1 } else { 2 });
     let crawl = Rc::new(Crawl {
         retries,
-        agent: fetch::agent(&limits, &args.user_agent, args.concurrency),
+        agents: fetch::Agents::new(&limits, &args.user_agent, args.concurrency),
         limits,
         report: RefCell::new(Report::new(out, progress)),
         index: RefCell::new(HashMap::new()),
