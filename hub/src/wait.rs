@@ -388,6 +388,17 @@ pub(crate) struct WaitSets {
     generations: u32,
 }
 
+/// Drops a notice for object `i` of set `set` that has not been taken yet.
+fn forget_notice(hub: &Hub, set: Key, i: usize) {
+    let mut sets = hub.wait_sets.borrow_mut();
+    if let Some(set) = sets.sets.get_mut(set as usize)
+        && set.queued.get(i).copied().unwrap_or(false)
+    {
+        set.queued[i] = false;
+        set.notified.retain(|&j| j as usize != i);
+    }
+}
+
 /// A wake-up for the proxy waiter `r`: notes its object in its set and
 /// wakes the greenlet parked in that iterator's `next`, if one is. A stale
 /// proxy (its iterator gone) is ignored. Runs no user code.
@@ -509,6 +520,12 @@ impl Iwait<'_> {
                 continue;
             }
             obj.unwatch(w.waiter(i), token);
+            // A notice made inside `unwatch` is for the registration being
+            // taken back, and what it could tell (readiness) is asked just
+            // below. Kept, it would count as the re-watch's own and be
+            // postponed, and a `Waitable` that wakes its watchers whenever
+            // their list changes would be polled each turn for ever.
+            forget_notice(hub, w.set, i);
             if fired || obj.is_ready() {
                 w.tokens[i] = None;
                 return Some(i);
