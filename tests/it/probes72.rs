@@ -77,6 +77,13 @@ impl Noisy {
             ..Noisy::default()
         }
     }
+    fn waking(forget: bool) -> Noisy {
+        if forget {
+            Noisy::forgetful()
+        } else {
+            Noisy::spinning()
+        }
+    }
     fn raise(&self) {
         self.up.set(true);
         let kept = std::mem::take(&mut *self.kept.borrow_mut());
@@ -125,11 +132,7 @@ impl Waitable for Noisy {
 fn iw01_kill_during_the_postponed_yield() {
     bounded(|| {
         for forget in [false, true] {
-            let k = Rc::new(if forget {
-                Noisy::forgetful()
-            } else {
-                Noisy::spinning()
-            });
+            let k = Rc::new(Noisy::waking(forget));
             let k2 = k.clone();
             let g = spawn(move || sylvan::wait(&[&*k2], None, None));
             let ticks = Rc::new(Cell::new(0));
@@ -200,11 +203,7 @@ fn iw03_own_deadline_ends_the_polling() {
 fn iw04_ready_while_polled_is_reported() {
     bounded(|| {
         for forget in [false, true] {
-            let k = Rc::new(if forget {
-                Noisy::forgetful()
-            } else {
-                Noisy::spinning()
-            });
+            let k = Rc::new(Noisy::waking(forget));
             let k2 = k.clone();
             let g = spawn(move || sylvan::wait(&[&*k2], Some(Duration::from_secs(3)), None));
             for _ in 0..10 {
@@ -251,11 +250,7 @@ fn iw05_events_beside_a_polled_object() {
 fn iw06_polled_object_listed_twice() {
     bounded(|| {
         for forget in [false, true] {
-            let k = Rc::new(if forget {
-                Noisy::forgetful()
-            } else {
-                Noisy::spinning()
-            });
+            let k = Rc::new(Noisy::waking(forget));
             let k2 = k.clone();
             let g = spawn(move || {
                 let objs: [&dyn Waitable; 2] = [&*k2, &*k2];
