@@ -205,9 +205,13 @@ impl Drop for SignalHandler {
 /// `signal N`), reported by the [`ErrorPolicy`](crate::ErrorPolicy); then
 /// it is raised in main, as gevent raises a signal handler's exception in
 /// the main greenlet: the blocking call main is parked in unwinds with the
-/// handler's panic payload (printing nothing more). Wrap that call in
-/// `catch_unwind` if main should go on; the registration stays either way.
-/// A `SIGCHLD` handler's panic is only reported, as gevent prints and
+/// handler's panic payload (printing nothing more). A
+/// [`Timeout`](crate::Timeout) armed in the handler that expires uncaught
+/// ends it the same way: reported, then raised in main as an
+/// [`Elapsed`](crate::Elapsed) payload (gevent raises the `Timeout` in
+/// main). Wrap that call in `catch_unwind` if main should go on; the
+/// registration stays either way.
+/// A `SIGCHLD` handler's failure is only reported, as gevent prints and
 /// ignores the exception of a `SIGCHLD` handler (its child watcher calls
 /// it, not a signal watcher).
 ///

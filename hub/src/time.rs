@@ -182,6 +182,14 @@ pub fn wait_all(timeout: Option<Duration>) -> bool {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed(());
 
+impl Elapsed {
+    /// A signal handler's escaped `Timeout`, raised in main (see
+    /// [`signal`](crate::signal)).
+    pub(crate) fn new() -> Elapsed {
+        Elapsed(())
+    }
+}
+
 impl fmt::Debug for Elapsed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Elapsed")

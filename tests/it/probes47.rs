@@ -1518,6 +1518,43 @@ fn a_destructor_panicking_during_a_kill_unwind_aborts_with_a_clear_message() {
     );
 }
 
+/// gevent's `signal_handler` hands a handler's exception to
+/// `hub.handle_error` with no context, which prints it and throws it into
+/// main: a `Timeout` that escapes a handler is raised in main (checked
+/// against gevent 26.9: `main got <Timeout ... seconds=0.01> after 0.01`,
+/// the handler's traceback printed first). Here: reported as the failure
+/// of the handler's greenlet, then raised in main as `Elapsed`.
+#[test]
+fn signal_handler_whose_timeout_escapes_raises_elapsed_in_main() {
+    in_child(
+        "probes47::signal_handler_whose_timeout_escapes_raises_elapsed_in_main",
+        "p47-signal-timeout",
+        || {
+            // SAFETY: SIGUSR1 ignored in this child process.
+            unsafe { libc::signal(libc::SIGUSR1, libc::SIG_IGN) };
+            let seen = recording_policy();
+            let _h = sylvan::signal(libc::SIGUSR1, || {
+                let _t = Timeout::start(Duration::from_millis(10));
+                sylvan::sleep(Duration::from_secs(5));
+            })
+            .unwrap();
+            // SAFETY: a signal to this thread, which handles it.
+            unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGUSR1) };
+            let t = Instant::now();
+            let p = catch_unwind(AssertUnwindSafe(|| sylvan::sleep(Duration::from_secs(5))))
+                .expect_err("the handler's timeout raised in main");
+            assert!(p.downcast_ref::<sylvan::Elapsed>().is_some());
+            assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+            let s = seen.borrow();
+            assert_eq!(s.len(), 1, "{s:?}");
+            assert_eq!(
+                s[0].0.as_deref(),
+                Some(&*format!("signal {}", libc::SIGUSR1))
+            );
+        },
+    );
+}
+
 /// test__signal: a handler that panics is reported (as the failure of a
 /// greenlet named after the signal), then raised in main, and runs again
 /// on the next signal; a

@@ -64,13 +64,16 @@ impl Hub {
         }
     }
 
-    /// A signal handler's greenlet panicked: after the report, its payload
+    /// A signal handler's greenlet failed: after the report, its failure
     /// is raised in main, as gevent raises a signal handler's exception in
-    /// the main greenlet. The record keeps the message and location.
+    /// the main greenlet. A panic's payload goes (the record keeps the
+    /// message and location); a `Timeout` that escaped the handler is
+    /// raised as [`Elapsed`](crate::Elapsed), gevent raising the `Timeout`.
     #[cold]
     fn raise_failure_in_main(&self, task: &Task) {
         let payload = match task.failure.borrow_mut().as_deref_mut() {
             Some(Error::Panicked(p)) => p.take_payload(),
+            Some(Error::TimedOut) => Some(Box::new(crate::time::Elapsed::new()) as crate::Payload),
             _ => None,
         };
         if let Some(payload) = payload {
