@@ -117,7 +117,14 @@ fn wake_on_another_thread() -> ! {
 /// until it reports the object, its timeout ends the iteration, or it is
 /// dropped; after a wake-up that finds the object neither
 /// ready nor [`fired`](Waitable::fired) it unwatches and watches again, so
-/// an implementation may forget a waiter once it has woken it.
+/// an implementation may forget a waiter once it has woken it. Such
+/// spurious wake-ups cost a re-watch each: one made from inside `watch`
+/// is looked at after a turn of the hub, and one made from inside
+/// `unwatch` for the registration being cancelled is ignored. An object
+/// that wakes its waiters from inside `watch` or `unwatch` every time (or
+/// one listed twice in a wait, whose `unwatch` wakes the other entry) is
+/// then polled once per turn of the hub until it is ready or the wait
+/// ends: correct, but it keeps the thread busy.
 ///
 /// ```
 /// # extern crate sylvan_hub as sylvan;
