@@ -85,6 +85,7 @@ mod probes69;
 mod probes7;
 mod probes71;
 mod probes72;
+mod probes73;
 mod probes8;
 mod probes9;
 mod stacks;
