@@ -118,13 +118,15 @@ fn wake_on_another_thread() -> ! {
 /// dropped; after a wake-up that finds the object neither
 /// ready nor [`fired`](Waitable::fired) it unwatches and watches again, so
 /// an implementation may forget a waiter once it has woken it. Such
-/// spurious wake-ups cost a re-watch each: one made from inside `watch`
-/// is looked at after a turn of the hub, and one made from inside
-/// `unwatch` for the registration being cancelled is ignored. An object
-/// that wakes its waiters from inside `watch` or `unwatch` every time (or
-/// one listed twice in a wait, whose `unwatch` wakes the other entry) is
-/// then polled once per turn of the hub until it is ready or the wait
-/// ends: correct, but it keeps the thread busy.
+/// spurious wake-ups cost an `unwatch` and a `watch` each: one made from
+/// inside `watch` is looked at after a turn of the hub, and one made from
+/// inside `unwatch` for the registration being cancelled is ignored. So
+/// wake waiters only when the object becomes ready: one that wakes them
+/// from inside `watch` or `unwatch`, or on changes that are not readiness,
+/// keeps them busy until it is ready or the waits end (a waiter woken
+/// from inside `watch` polls once per turn of the hub; waiters that wake
+/// each other, the object listed twice in a wait or waited on by two
+/// greenlets, re-watch in turn). Correct, but a busy loop.
 ///
 /// ```
 /// # extern crate sylvan_hub as sylvan;
@@ -526,6 +528,9 @@ impl Iwait<'_> {
                 w.postponed.push(i as u32);
                 continue;
             }
+            // Cleared first: if this `unwatch` panics, the drop's
+            // `unregister` must not take the token back a second time.
+            w.tokens[i] = None;
             obj.unwatch(w.waiter(i), token);
             // A notice made inside `unwatch` is for the registration being
             // taken back, and what it could tell (readiness) is asked just
@@ -534,13 +539,11 @@ impl Iwait<'_> {
             // their list changes would be polled each turn for ever.
             forget_notice(hub, w.set, i);
             if fired || obj.is_ready() {
-                w.tokens[i] = None;
                 return Some(i);
             }
             // Spurious: registers again, for a `Waitable` that forgets a
             // waiter once it has woken it. The old token is gone already:
-            // if this watch panics, no entry may still name it.
-            w.tokens[i] = None;
+            // if this watch panics, no entry names it.
             let waiter = w.waiter(i);
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.watch(waiter))) {
                 Ok(token) => w.tokens[i] = Some(token),
@@ -601,14 +604,28 @@ impl Iwait<'_> {
         self.unregister();
     }
 
-    /// Takes back every registration and frees the wait set.
+    /// Takes back every registration and frees the wait set. An `unwatch`
+    /// that panics does not keep the others: each is called, then the
+    /// first panic goes on (unless this thread is unwinding already: the
+    /// later ones are dropped).
     fn unregister(&mut self) {
         let Some(w) = self.watching.take() else {
             return;
         };
+        let mut first_panic = None;
         for (i, token) in w.tokens.iter().enumerate() {
             if let Some(token) = *token {
-                self.objects[i].unwatch(w.waiter(i), token);
+                let obj = self.objects[i];
+                let waiter = w.waiter(i);
+                let unwatched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    obj.unwatch(waiter, token)
+                }));
+                if let Err(panic) = unwatched {
+                    match first_panic {
+                        None => first_panic = Some(panic),
+                        Some(_) => sylvan_runtime::drop_payload(panic),
+                    }
+                }
             }
         }
         // Not `hub()`: a drop must not make a hub, nor touch a later one.
@@ -620,6 +637,13 @@ impl Iwait<'_> {
                 .is_some_and(|s| s.generation == w.generation)
             {
                 sets.sets.remove(w.set as usize);
+            }
+        }
+        if let Some(panic) = first_panic {
+            if std::thread::panicking() {
+                sylvan_runtime::drop_payload(panic);
+            } else {
+                std::panic::resume_unwind(panic);
             }
         }
     }
