@@ -1,5 +1,6 @@
 //! One page fetch through ureq on sylvan, with the hostile-server limits.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use url::Url;
@@ -63,39 +64,62 @@ impl FetchError {
 /// Concurrent fetches per agent (see [`Agents`]).
 const FETCHES_PER_AGENT: usize = 8;
 
-/// The agents the fetches of this hub share, one per
-/// [`FETCHES_PER_AGENT`] greenlets of the pool, taken in turn.
+/// The agents the fetches of this hub share: one per
+/// [`FETCHES_PER_AGENT`] greenlets of the pool, each fetch leasing a slot
+/// of one of them for its duration.
 ///
 /// ureq's keep-alive pool compares the key of every idle connection it
 /// holds each time a connection is returned or made. With one agent for 64
 /// greenlets on one host, most of the 64 connections sit idle in one list
 /// between requests, and those comparisons were a tenth of the crawl's
 /// instructions (callgrind, W5: 345M for 2,000 pages with one agent, 309M
-/// with eight). A connection goes back to the agent that made it; each
-/// agent keeps the idle limits of the whole crawl, so an agent that gets
-/// busier than its share still keeps every connection it can reuse.
+/// with eight). The slots add up to `--concurrency`, and an agent has no
+/// more fetches at once than it has slots, so no agent connects while
+/// another holds the idle connection it could have used: the crawl opens
+/// no more connections to a host than `--concurrency` (probes73 cr01). The
+/// slot freed last is taken first, so a fetch usually finds the connection
+/// its predecessor left.
 #[derive(Debug)]
 pub struct Agents {
     all: Vec<ureq::Agent>,
-    next: std::cell::Cell<usize>,
+    /// The free slots, each naming its agent.
+    free: RefCell<Vec<usize>>,
 }
 
 impl Agents {
     pub fn new(limits: &Limits, user_agent: &str, concurrency: usize) -> Agents {
-        let n = concurrency.div_ceil(FETCHES_PER_AGENT).max(1);
+        let slots = concurrency.max(1);
+        let n = slots.div_ceil(FETCHES_PER_AGENT);
         Agents {
             all: (0..n)
                 .map(|_| agent(limits, user_agent, concurrency))
                 .collect(),
-            next: std::cell::Cell::new(0),
+            // Popped from the end: agent 0's slots first.
+            free: RefCell::new((0..slots).rev().map(|s| s / FETCHES_PER_AGENT).collect()),
         }
     }
 
-    /// The agent for the next fetch.
-    pub fn next(&self) -> &ureq::Agent {
-        let i = self.next.get();
-        self.next.set((i + 1) % self.all.len());
-        &self.all[i]
+    /// Runs `f` with the agent of a free slot, the slot leased until `f`
+    /// returns or unwinds (a kill, a timeout). Fetches never outnumber the
+    /// slots (the pool has `--concurrency` greenlets, each fetching one
+    /// page at a time); if they did, the extra ones would share agent 0.
+    pub fn with<R>(&self, f: impl FnOnce(&ureq::Agent) -> R) -> R {
+        struct Lease<'a> {
+            free: &'a RefCell<Vec<usize>>,
+            slot: Option<usize>,
+        }
+        impl Drop for Lease<'_> {
+            fn drop(&mut self) {
+                if let Some(slot) = self.slot {
+                    self.free.borrow_mut().push(slot);
+                }
+            }
+        }
+        let lease = Lease {
+            free: &self.free,
+            slot: self.free.borrow_mut().pop(),
+        };
+        f(&self.all[lease.slot.unwrap_or(0)])
     }
 }
 

@@ -434,7 +434,7 @@ impl Crawl {
             Ok(robots_url) => {
                 // Retried as pages are: one reset must not close the site.
                 let fetched =
-                    self.with_retries(|| fetch::fetch_robots(self.agents.next(), &robots_url));
+                    self.with_retries(|| self.agents.with(|a| fetch::fetch_robots(a, &robots_url)));
                 match fetched {
                     Ok(text) => Robots::parse(&text, &self.args.user_agent),
                     Err(e)
@@ -493,7 +493,7 @@ impl Crawl {
                 return None;
             }
         }
-        let result = self.with_retries(|| fetch::fetch(self.agents.next(), url, &self.limits));
+        let result = self.with_retries(|| self.agents.with(|a| fetch::fetch(a, url, &self.limits)));
         match result {
             // `fetch` succeeds with a 3xx only for a redirect.
             Ok(f) if (300..400).contains(&f.status) => {
