@@ -29,7 +29,12 @@
 //!   -c 16 on a site with slow pages; 86 at -c 64 with random latencies);
 //!   one agent made exactly `--concurrency`.
 //!
-//! 8 tests, 4 BUGs (wt03, wt04, wt06, cr01), 2 DOCs (wt01, wt02).
+//! 8 tests, 4 BUGs (wt03, wt04, wt06, cr01), 2 DOCs (wt01, wt02); all
+//! fixed: `take_notified` clears a token before its `unwatch`, and
+//! `unregister` calls every `unwatch` under `catch_unwind`, then raises
+//! the first panic unless already unwinding; the `Waitable` docs say what
+//! waking from `watch`/`unwatch` costs; each crawler fetch leases a slot
+//! of an agent, the slots adding up to `--concurrency`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -99,8 +104,11 @@ impl Waitable for Chatty {
 /// object neither ready nor fired costs an unwatch and a watch, so an
 /// object must not wake watchers from `watch`/`unwatch` or on changes that
 /// are not readiness (it is then polled every turn, a busy loop).
+///
+/// The `Waitable` docs now say so (a busy loop, correct in the end): what
+/// is pinned is that the wait still ends when the object is ready, with
+/// nothing left registered.
 #[test]
-#[ignore = "DOC: an object whose unwatch wakes its other watchers, listed twice, makes one spurious wake-up a busy loop; the Waitable docs do not say so"]
 fn wt01_chatty_object_listed_twice_polls_for_ever() {
     bounded(|| {
         let k = Rc::new(Chatty::default());
@@ -117,7 +125,7 @@ fn wt01_chatty_object_listed_twice_polls_for_ever() {
         k.raise();
         assert_eq!(g.join().unwrap(), [0, 1]);
         assert_eq!(k.live(), 0);
-        assert!(watches <= 6, "watched {watches} times in 30 ms");
+        assert!(watches > 2, "watched {watches} times in 30 ms");
     })
 }
 
@@ -125,8 +133,9 @@ fn wt01_chatty_object_listed_twice_polls_for_ever() {
 /// spurious wake-up, and each one's re-watch wakes the other, a ping-pong
 /// of 28,000 watches in 30 ms (no postponement involved: each wake-up is
 /// another registration's).
+///
+/// Documented, as wt01; pinned: both waits end when the object is ready.
 #[test]
-#[ignore = "DOC: two waiters of an object whose unwatch wakes its other watchers wake each other for ever after one spurious wake-up; the Waitable docs do not say so"]
 fn wt02_chatty_object_two_waiters_ping_pong() {
     bounded(|| {
         let k = Rc::new(Chatty::default());
@@ -146,7 +155,7 @@ fn wt02_chatty_object_two_waiters_ping_pong() {
             assert_eq!(g.join().unwrap(), [0]);
         }
         assert_eq!(k.live(), 0);
-        assert!(watches <= 6, "watched {watches} times in 30 ms");
+        assert!(watches > 2, "watched {watches} times in 30 ms");
     })
 }
 
@@ -193,7 +202,6 @@ impl Waitable for BadUnwatch {
 /// names it), a second cancel of a registration that may be gone, or
 /// another's if the object reuses tokens. gevent unlinks each object once.
 #[test]
-#[ignore = "BUG: an unwatch that panics in take_notified is called again with the same token by Iwait's drop"]
 fn wt03_a_panicking_unwatch_is_called_once_per_token() {
     bounded(|| {
         crate::util::quiet();
@@ -218,7 +226,6 @@ fn wt03_a_panicking_unwatch_is_called_once_per_token() {
 /// (`waiters()` stays 1). gevent 26.9, same script (`unlink` raising):
 /// prints the traceback, returns `[]`, `unlinks 1`, `ev links 0`.
 #[test]
-#[ignore = "BUG: an unwatch that panics in unregister leaves the registrations of the objects after it behind"]
 fn wt04_a_panicking_unwatch_leaves_no_other_registration() {
     bounded(|| {
         let b = Rc::new(BadUnwatch::default());
@@ -281,7 +288,6 @@ fn wt05_a_notice_for_another_index_made_inside_unwatch_is_kept() {
 /// process aborts ("a destructor panicked while a greenlet was already
 /// unwinding"), where a panicking `watch` is caught and resumed.
 #[test]
-#[ignore = "BUG: an unwatch that always panics aborts the process (called again from Iwait's drop during the unwind)"]
 fn wt06_a_panicking_unwatch_does_not_abort() {
     let out = crate::util::limited_child(
         "probes73::wt06_a_panicking_unwatch_does_not_abort",
@@ -439,7 +445,6 @@ fn holding_stats(port: u16) -> Vec<u64> {
 /// share of the pool's slots (shares adding up to `--concurrency`) and
 /// take an agent with a free share for each fetch, giving it back after.
 #[test]
-#[ignore = "BUG: with more than 8 greenlets the crawler opens more connections to one host than --concurrency, all open at once"]
 fn cr01_connections_to_one_host_stay_within_concurrency() {
     for c in [9, 16] {
         let (mut server, port) =
