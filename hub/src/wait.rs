@@ -531,7 +531,16 @@ impl Iwait<'_> {
             // Cleared first: if this `unwatch` panics, the drop's
             // `unregister` must not take the token back a second time.
             w.tokens[i] = None;
-            obj.unwatch(w.waiter(i), token);
+            let waiter = w.waiter(i);
+            if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                obj.unwatch(waiter, token)
+            })) {
+                // As for a `watch` that panics: every registration taken
+                // back, so that an iterator used again registers anew and
+                // finds this object (ready, maybe) by its scan.
+                self.undo_and_resume(panic);
+            }
+            let w = self.watching.as_mut().expect("still registered");
             // A notice made inside `unwatch` is for the registration being
             // taken back, and what it could tell (readiness) is asked just
             // below. Kept, it would count as the re-watch's own and be
@@ -558,7 +567,10 @@ impl Iwait<'_> {
     /// anew instead of waiting on a half-made registration, and goes on
     /// with the panic.
     fn undo_and_resume(&mut self, panic: Box<dyn std::any::Any + Send>) -> ! {
-        self.unregister();
+        // This panic goes on; one from an `unwatch` of the undo is dropped.
+        if let Some(other) = self.take_back() {
+            sylvan_runtime::drop_payload(other);
+        }
         std::panic::resume_unwind(panic)
     }
 
@@ -609,9 +621,19 @@ impl Iwait<'_> {
     /// first panic goes on (unless this thread is unwinding already: the
     /// later ones are dropped).
     fn unregister(&mut self) {
-        let Some(w) = self.watching.take() else {
-            return;
-        };
+        if let Some(panic) = self.take_back() {
+            if std::thread::panicking() {
+                sylvan_runtime::drop_payload(panic);
+            } else {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+
+    /// [`unregister`](Self::unregister) without the raise: returns the
+    /// first panic of an `unwatch`, the others dropped.
+    fn take_back(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        let w = self.watching.take()?;
         let mut first_panic = None;
         for (i, token) in w.tokens.iter().enumerate() {
             if let Some(token) = *token {
@@ -639,13 +661,7 @@ impl Iwait<'_> {
                 sets.sets.remove(w.set as usize);
             }
         }
-        if let Some(panic) = first_panic {
-            if std::thread::panicking() {
-                sylvan_runtime::drop_payload(panic);
-            } else {
-                std::panic::resume_unwind(panic);
-            }
-        }
+        first_panic
     }
 }
 
