@@ -210,7 +210,9 @@ impl Drop for SignalHandler {
 /// ends it the same way: reported, then raised in main as an
 /// [`Elapsed`](crate::Elapsed) payload (gevent raises the `Timeout` in
 /// main). Wrap that call in `catch_unwind` if main should go on; the
-/// registration stays either way.
+/// registration stays either way. Several failures are raised in turn,
+/// the next at main's next blocking call (up to 64 waiting; past that a
+/// failure is only reported).
 /// A `SIGCHLD` handler's failure is only reported, as gevent prints and
 /// ignores the exception of a `SIGCHLD` handler (its child watcher calls
 /// it, not a signal watcher).

@@ -11,6 +11,7 @@
 //! the yield path allocates, hashes or touches a `RefCell`.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
@@ -47,6 +48,13 @@ const ON_HUB: Key = u32::MAX;
 /// a marked key misses the table: the loop's lookup finds it with no extra
 /// test.
 const FRESH: Key = 1 << 31;
+
+/// Signal handlers' failures waiting to be raised in main, at the most
+/// (see [`Hub::raise_in_main`]): handlers run only while main is parked,
+/// and main takes one per blocking call, so a handler that fails at each
+/// signal must not grow the list without end. Past it, a failure is only
+/// reported.
+const MAIN_RAISE_LIMIT: usize = 64;
 /// The loop fires timers and polls IO at least once every this many resumes,
 /// so greenlets that only yield never starve timers or sockets.
 pub const POLL_EVERY: u32 = 64;
@@ -202,9 +210,10 @@ pub(crate) struct Hub {
     /// one can tell it would wait for itself.
     pub(crate) link_runs: RefCell<Vec<(u64, u64)>>,
     pub(crate) policy: RefCell<ErrorPolicy>,
-    /// A panic to raise in main when it next runs (a signal handler's, as
+    /// Panics to raise in main, the first when it next runs, each of the
+    /// others at a blocking call after (signal handlers' failures, as
     /// gevent raises a signal handler's exception in the main greenlet).
-    main_raise: RefCell<Option<crate::Payload>>,
+    main_raise: RefCell<VecDeque<crate::Payload>>,
     closing: Cell<bool>,
     /// Set while code that must not switch runs (see [`NoSwitch`]): what
     /// it is, for the panic of a park made there.
@@ -369,7 +378,7 @@ impl Hub {
             wait_all: Cell::new(WaitAll::Off),
             link_runs: RefCell::new(Vec::new()),
             policy: RefCell::new(ErrorPolicy::default()),
-            main_raise: RefCell::new(None),
+            main_raise: RefCell::new(VecDeque::new()),
             closing: Cell::new(false),
             no_switch: Cell::new(false),
             no_switch_inside: Cell::new(""),
@@ -693,7 +702,7 @@ impl Hub {
         }
         if key == MAIN {
             self.run_loop();
-            if self.main_raise.borrow().is_some() {
+            if !self.main_raise.borrow().is_empty() {
                 self.raise_in_main_now(task);
             }
         } else {
@@ -722,21 +731,40 @@ impl Hub {
             main.deferred.borrow_mut().insert(0, t);
         }
         self.deliver_deferred_soon(main);
-        let payload = self.main_raise.take().expect("a panic to raise");
+        let (payload, more) = {
+            let mut raise = self.main_raise.borrow_mut();
+            (
+                raise.pop_front().expect("a panic to raise"),
+                !raise.is_empty(),
+            )
+        };
+        if more {
+            // The next one at main's next blocking call: a timer due at
+            // once wakes it there, as gevent's loop throws each of its
+            // queued exceptions into main in turn.
+            let main = TaskRef { key: MAIN, id: 0 };
+            self.timers
+                .borrow_mut()
+                .insert(Instant::now(), TimerAction::Wake(main));
+        }
         std::panic::resume_unwind(payload)
     }
 
     /// Raises `payload` in main at its current blocking call, which then
     /// unwinds with it (no panic message: the error policy reported the
-    /// failure). One at a time: a second one while the first waits for
-    /// main is dropped (it was reported too).
+    /// failure). Several are raised in turn, one per blocking call of
+    /// main; past [`MAIN_RAISE_LIMIT`] waiting, more are dropped (each was
+    /// reported).
     pub(crate) fn raise_in_main(&self, payload: crate::Payload) {
-        if self.closing.get() || self.main_raise.borrow().is_some() {
+        let waiting = self.main_raise.borrow().len();
+        if self.closing.get() || waiting >= MAIN_RAISE_LIMIT {
             sylvan_runtime::drop_payload(payload);
             return;
         }
-        *self.main_raise.borrow_mut() = Some(payload);
-        self.wake(TaskRef { key: MAIN, id: 0 }, Wake::Ready);
+        self.main_raise.borrow_mut().push_back(payload);
+        if waiting == 0 {
+            self.wake(TaskRef { key: MAIN, id: 0 }, Wake::Ready);
+        }
     }
 
     #[cold]

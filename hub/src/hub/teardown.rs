@@ -21,6 +21,10 @@ impl Hub {
         }
         self.closing.set(true);
         self.beacon.alive.store(false, Ordering::Release);
+        // Failures main never got to: each was reported already.
+        for payload in self.main_raise.take() {
+            sylvan_runtime::drop_payload(payload);
+        }
         // Work other threads handed over that the loop never ran: dropped
         // with the hub, not when the last `Handle` goes (what it holds, a
         // sender or a file, is released now).
