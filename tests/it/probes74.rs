@@ -29,7 +29,11 @@
 //!   in one turn only the first is raised in main (`raise_in_main` drops
 //!   the second); gevent raises each, the second at main's next block.
 //!
-//! 11 tests, 3 BUGs (wt01, wt02, sg03).
+//! 11 tests, 3 BUGs (wt01, wt02, sg03), all fixed: a panicking `unwatch`
+//! in `take_notified` takes every registration back, as a panicking
+//! `watch` does (the iterator used again registers anew); the undo raises
+//! the `watch`'s panic and drops the `unwatch`'s; main takes its raised
+//! failures from a queue, one per blocking call.
 
 use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -112,7 +116,6 @@ fn message(p: &(dyn std::any::Any + Send)) -> String {
 /// (as `undo_and_resume` does for `watch`), so that a later `next`
 /// scans again; or keep the index as a candidate checked by readiness.
 #[test]
-#[ignore = "BUG: iwait used again after an unwatch panic out of next never reports that object"]
 fn wt01_iwait_used_again_after_an_unwatch_panic_reports_the_ready_object() {
     bounded(|| {
         let b = Rc::new(Bad::unwatch_panics(1));
@@ -149,7 +152,6 @@ fn wt01_iwait_used_again_after_an_unwatch_panic_reports_the_ready_object() {
 /// unwind (an ordinary drop, not `drop_payload`). Either way nothing
 /// stays registered.
 #[test]
-#[ignore = "BUG: a watch panic undone by a panicking unwatch is replaced by the unwatch's panic"]
 fn wt02_a_watch_panic_is_the_one_raised_when_the_undo_panics_too() {
     bounded(|| {
         let a = Bad::unwatch_panics(1);
@@ -419,7 +421,6 @@ fn sg02_main_parked_in_each_kind_of_call_gets_elapsed() {
 /// KeyError). Fix: queue the payloads in `main_raise` and raise the next
 /// at main's next park.
 #[test]
-#[ignore = "BUG: of two handler failures in one turn, only the first is raised in main"]
 fn sg03_two_handler_timeouts_in_one_turn_are_both_raised_in_main() {
     in_child(
         "probes74::sg03_two_handler_timeouts_in_one_turn_are_both_raised_in_main",
