@@ -87,6 +87,7 @@ mod probes71;
 mod probes72;
 mod probes73;
 mod probes74;
+mod probes75;
 mod probes8;
 mod probes9;
 mod stacks;
