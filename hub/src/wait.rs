@@ -349,6 +349,11 @@ struct Watching {
     /// nor ready: looked at again after the hub has had a turn (see
     /// [`Iwait::take_notified`]).
     postponed: Vec<u32>,
+    /// Objects whose `unwatch` panicked in `take_notified`: their
+    /// registration is gone, the others' stay; looked at again by
+    /// readiness (reported if ready, watched anew if not) when the
+    /// iterator is used again.
+    lost: Vec<u32>,
 }
 
 impl Watching {
@@ -472,6 +477,7 @@ impl Iwait<'_> {
             tokens: vec![None; n],
             candidates: BinaryHeap::new(),
             postponed: Vec::new(),
+            lost: Vec::new(),
         });
         let (objects, reported) = (self.objects, &self.reported);
         let watched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -517,6 +523,20 @@ impl Iwait<'_> {
                     }
                 }
             }
+            if let Some(i) = w.lost.pop() {
+                let i = i as usize;
+                let obj = self.objects[i];
+                if obj.is_ready() {
+                    return Some(i);
+                }
+                let waiter = w.waiter(i);
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.watch(waiter))) {
+                    Ok(token) => w.tokens[i] = Some(token),
+                    Err(panic) => self.undo_and_resume(panic),
+                }
+                rewatched.push(i);
+                continue;
+            }
             let Reverse(i) = w.candidates.pop()?;
             let i = i as usize;
             let Some(token) = w.tokens[i] else {
@@ -535,12 +555,20 @@ impl Iwait<'_> {
             if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 obj.unwatch(waiter, token)
             })) {
-                // As for a `watch` that panics: every registration taken
-                // back, so that an iterator used again registers anew and
-                // finds this object (ready, maybe) by its scan.
-                self.undo_and_resume(panic);
+                // Only this registration is gone: the others keep what
+                // they were told (an `Event` that fired meanwhile), and
+                // this object is looked at again by readiness if the
+                // iterator is used again.
+                w.lost.push(i as u32);
+                forget_notice(hub, w.set, i);
+                if std::thread::panicking() {
+                    // Drained in a destructor during an unwind: a second
+                    // panic would abort.
+                    sylvan_runtime::drop_payload(panic);
+                    continue;
+                }
+                std::panic::resume_unwind(panic);
             }
-            let w = self.watching.as_mut().expect("still registered");
             // A notice made inside `unwatch` is for the registration being
             // taken back, and what it could tell (readiness) is asked just
             // below. Kept, it would count as the re-watch's own and be
@@ -566,10 +594,18 @@ impl Iwait<'_> {
     /// an iterator used again after the panic registers on every object
     /// anew instead of waiting on a half-made registration, and goes on
     /// with the panic.
-    fn undo_and_resume(&mut self, panic: Box<dyn std::any::Any + Send>) -> ! {
+    ///
+    /// On a thread unwinding already (an iterator drained in a
+    /// destructor), the panic is dropped instead, as a second one would
+    /// abort, and the iteration goes on unregistered.
+    fn undo_and_resume(&mut self, panic: Box<dyn std::any::Any + Send>) {
         // This panic goes on; one from an `unwatch` of the undo is dropped.
         if let Some(other) = self.take_back() {
             sylvan_runtime::drop_payload(other);
+        }
+        if std::thread::panicking() {
+            sylvan_runtime::drop_payload(panic);
+            return;
         }
         std::panic::resume_unwind(panic)
     }
@@ -690,6 +726,8 @@ impl Iterator for Iwait<'_> {
         if self.watching.is_none() {
             self.register(hub);
         }
+        // None: a `watch` panicked while the thread unwinds.
+        self.watching.as_ref()?;
         let mut timed_out = false;
         loop {
             // Checked before parking too: a `Waitable` may notify from
