@@ -214,6 +214,9 @@ pub(crate) struct Hub {
     /// others at a blocking call after (signal handlers' failures, as
     /// gevent raises a signal handler's exception in the main greenlet).
     main_raise: RefCell<VecDeque<crate::Payload>>,
+    /// Main's body is over (teardown has begun): nothing more is raised
+    /// in main, whose greenlet-locals' destructors may still block.
+    main_over: Cell<bool>,
     closing: Cell<bool>,
     /// Set while code that must not switch runs (see [`NoSwitch`]): what
     /// it is, for the panic of a park made there.
@@ -379,6 +382,7 @@ impl Hub {
             link_runs: RefCell::new(Vec::new()),
             policy: RefCell::new(ErrorPolicy::default()),
             main_raise: RefCell::new(VecDeque::new()),
+            main_over: Cell::new(false),
             closing: Cell::new(false),
             no_switch: Cell::new(false),
             no_switch_inside: Cell::new(""),
@@ -757,7 +761,7 @@ impl Hub {
     /// reported).
     pub(crate) fn raise_in_main(&self, payload: crate::Payload) {
         let waiting = self.main_raise.borrow().len();
-        if self.closing.get() || waiting >= MAIN_RAISE_LIMIT {
+        if self.closing.get() || self.main_over.get() || waiting >= MAIN_RAISE_LIMIT {
             sylvan_runtime::drop_payload(payload);
             return;
         }

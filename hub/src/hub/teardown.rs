@@ -9,6 +9,13 @@ impl Hub {
     /// Runs from a thread-local destructor on the thread's own stack. `HUB`
     /// still points here, so greenlets unwinding now reach a working hub.
     pub(super) fn teardown(&self) {
+        // Failures left for main, which will not block again in its body:
+        // dropped (each was reported), and none raised from now on, into
+        // the destructors below either.
+        self.main_over.set(true);
+        for payload in self.main_raise.take() {
+            sylvan_runtime::drop_payload(payload);
+        }
         // Main's greenlet-local values first, while the hub still works
         // fully: their destructors may use other greenlet-locals, spawn or
         // block, as those of a greenlet's do when it ends.
@@ -21,10 +28,6 @@ impl Hub {
         }
         self.closing.set(true);
         self.beacon.alive.store(false, Ordering::Release);
-        // Failures main never got to: each was reported already.
-        for payload in self.main_raise.take() {
-            sylvan_runtime::drop_payload(payload);
-        }
         // Work other threads handed over that the loop never ran: dropped
         // with the hub, not when the last `Handle` goes (what it holds, a
         // sender or a file, is released now).
