@@ -349,11 +349,11 @@ struct Watching {
     /// nor ready: looked at again after the hub has had a turn (see
     /// [`Iwait::take_notified`]).
     postponed: Vec<u32>,
-    /// Objects whose `unwatch` panicked in `take_notified`: their
-    /// registration is gone, the others' stay; looked at again by
-    /// readiness (reported if ready, watched anew if not) when the
-    /// iterator is used again.
-    lost: Vec<u32>,
+    /// Objects whose `unwatch` panicked in `take_notified`, with whether
+    /// their registration had fired: the registration is gone, the
+    /// others' stay; when the iterator is used again each is reported if
+    /// it fired or is ready, and watched anew if not.
+    lost: Vec<(u32, bool)>,
 }
 
 impl Watching {
@@ -523,12 +523,18 @@ impl Iwait<'_> {
                     }
                 }
             }
-            if let Some(i) = w.lost.pop() {
-                let i = i as usize;
-                let obj = self.objects[i];
-                if obj.is_ready() {
-                    return Some(i);
+            if let Some((i, fired)) = w.lost.pop() {
+                let obj = self.objects[i as usize];
+                if fired || obj.is_ready() {
+                    return Some(i as usize);
                 }
+                if std::thread::panicking() {
+                    // Not watched anew while the thread unwinds (`next`
+                    // ends then anyway): kept for a later `next`.
+                    w.lost.push((i, fired));
+                    return None;
+                }
+                let i = i as usize;
                 let waiter = w.waiter(i);
                 match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.watch(waiter))) {
                     Ok(token) => w.tokens[i] = Some(token),
@@ -559,7 +565,7 @@ impl Iwait<'_> {
                 // they were told (an `Event` that fired meanwhile), and
                 // this object is looked at again by readiness if the
                 // iterator is used again.
-                w.lost.push(i as u32);
+                w.lost.push((i as u32, fired));
                 forget_notice(hub, w.set, i);
                 if std::thread::panicking() {
                     // Drained in a destructor during an unwind: a second
