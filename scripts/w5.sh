@@ -11,6 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
 shared=${SYLVAN_SHARED:-../shared}
+if [ ! -f "$shared/w5/gen-site.py" ] || [ ! -f "$shared/w5/nginx.conf" ]; then
+  echo "w5.sh: the W5 fixtures (w5/gen-site.py, w5/nginx.conf) are not in '$shared';" >&2
+  echo "       set SYLVAN_SHARED to the project's shared folder (the one with BENCHMARKS.md)" >&2
+  exit 2
+fi
 if ! command -v nginx >/dev/null; then
   echo "installing nginx (Debian package)..." >&2
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light || \
