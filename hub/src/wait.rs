@@ -402,6 +402,17 @@ pub(crate) struct WaitSets {
     generations: u32,
 }
 
+/// Goes on with `panic`, unless this thread is unwinding already (an
+/// iterator drained or dropped during an unwind): then it is dropped, as
+/// a second panic would abort.
+fn resume_unless_unwinding(panic: Box<dyn std::any::Any + Send>) {
+    if std::thread::panicking() {
+        sylvan_runtime::drop_payload(panic);
+    } else {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// Drops a notice for object `i` of set `set` that has not been taken yet.
 fn forget_notice(hub: &Hub, set: Key, i: usize) {
     let mut sets = hub.wait_sets.borrow_mut();
@@ -534,13 +545,8 @@ impl Iwait<'_> {
                     w.lost.push((i, fired));
                     return None;
                 }
-                let i = i as usize;
-                let waiter = w.waiter(i);
-                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.watch(waiter))) {
-                    Ok(token) => w.tokens[i] = Some(token),
-                    Err(panic) => self.undo_and_resume(panic),
-                }
-                rewatched.push(i);
+                self.watch_anew(i as usize);
+                rewatched.push(i as usize);
                 continue;
             }
             let Reverse(i) = w.candidates.pop()?;
@@ -558,40 +564,31 @@ impl Iwait<'_> {
             // `unregister` must not take the token back a second time.
             w.tokens[i] = None;
             let waiter = w.waiter(i);
-            if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let unwatched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 obj.unwatch(waiter, token)
-            })) {
-                // Only this registration is gone: the others keep what
-                // they were told (an `Event` that fired meanwhile), and
-                // this object is looked at again by readiness if the
-                // iterator is used again.
-                w.lost.push((i as u32, fired));
-                forget_notice(hub, w.set, i);
-                if std::thread::panicking() {
-                    // Drained in a destructor during an unwind: a second
-                    // panic would abort.
-                    sylvan_runtime::drop_payload(panic);
-                    continue;
-                }
-                std::panic::resume_unwind(panic);
-            }
+            }));
             // A notice made inside `unwatch` is for the registration being
             // taken back, and what it could tell (readiness) is asked just
             // below. Kept, it would count as the re-watch's own and be
             // postponed, and a `Waitable` that wakes its watchers whenever
             // their list changes would be polled each turn for ever.
             forget_notice(hub, w.set, i);
+            if let Err(panic) = unwatched {
+                // Only this registration is gone: the others keep what
+                // they were told (an `Event` that fired meanwhile), and
+                // this object is looked at again by readiness if the
+                // iterator is used again.
+                w.lost.push((i as u32, fired));
+                resume_unless_unwinding(panic);
+                continue;
+            }
             if fired || obj.is_ready() {
                 return Some(i);
             }
             // Spurious: registers again, for a `Waitable` that forgets a
             // waiter once it has woken it. The old token is gone already:
             // if this watch panics, no entry names it.
-            let waiter = w.waiter(i);
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.watch(waiter))) {
-                Ok(token) => w.tokens[i] = Some(token),
-                Err(panic) => self.undo_and_resume(panic),
-            }
+            self.watch_anew(i);
             rewatched.push(i);
         }
     }
@@ -609,11 +606,18 @@ impl Iwait<'_> {
         if let Some(other) = self.take_back() {
             sylvan_runtime::drop_payload(other);
         }
-        if std::thread::panicking() {
-            sylvan_runtime::drop_payload(panic);
-            return;
+        resume_unless_unwinding(panic);
+    }
+
+    /// Registers object `i` again (its old token is gone); a `watch` that
+    /// panics undoes every registration, as in [`register`](Self::register).
+    fn watch_anew(&mut self, i: usize) {
+        let w = self.watching.as_mut().expect("registered");
+        let (obj, waiter) = (self.objects[i], w.waiter(i));
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| obj.watch(waiter))) {
+            Ok(token) => w.tokens[i] = Some(token),
+            Err(panic) => self.undo_and_resume(panic),
         }
-        std::panic::resume_unwind(panic)
     }
 
     fn report(&mut self, i: usize) -> Option<usize> {
@@ -664,11 +668,7 @@ impl Iwait<'_> {
     /// later ones are dropped).
     fn unregister(&mut self) {
         if let Some(panic) = self.take_back() {
-            if std::thread::panicking() {
-                sylvan_runtime::drop_payload(panic);
-            } else {
-                std::panic::resume_unwind(panic);
-            }
+            resume_unless_unwinding(panic);
         }
     }
 
