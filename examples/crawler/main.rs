@@ -349,16 +349,15 @@ impl Crawl {
     /// shorter paths too; those that were too deep and no longer are get
     /// queued.
     fn shorten(&self, id: u32, depth: u32) {
-        // Most links found are to pages known by a path no longer than
-        // this one: answer those before allocating the work list.
-        if depth >= self.known.borrow()[id as usize].depth {
-            return;
-        }
-        let mut work = vec![(id, depth)];
+        // The first entry is looked at before the work list is used: most
+        // links found are to pages known by a path no longer than this
+        // one, and those allocate nothing.
+        let mut first = Some((id, depth));
+        let mut work = Vec::new();
         let mut queue = Vec::new();
         {
             let mut all = self.known.borrow_mut();
-            while let Some((id, depth)) = work.pop() {
+            while let Some((id, depth)) = first.take().or_else(|| work.pop()) {
                 let k = &mut all[id as usize];
                 if depth >= k.depth {
                     continue;
