@@ -95,6 +95,23 @@ struct Server {
     port: u16,
 }
 
+/// `GET /stats` from a test server that answers it with numbers separated
+/// by spaces (probes73's and probes74's counting servers).
+pub fn server_stats(port: u16) -> Vec<u64> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut s = String::new();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let _ = c.read_to_string(&mut s);
+    let body = s.split("\r\n\r\n").nth(1).expect("a body");
+    body.split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
 /// Starts the python3 server `script` with `env`, which prints its port
 /// on its first line (shared with probes11).
 pub fn spawn_server(script: &str, env: &[(&str, &str)]) -> (Child, u16) {

@@ -419,21 +419,6 @@ while True:
     threading.Thread(target=handle, args=(c,), daemon=True).start()
 "#;
 
-/// `GET /stats` from the holding server.
-fn holding_stats(port: u16) -> Vec<u64> {
-    use std::io::{Read, Write};
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut s = String::new();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let _ = c.read_to_string(&mut s);
-    let body = s.split("\r\n\r\n").nth(1).expect("a body");
-    body.split_whitespace()
-        .map(|n| n.parse().unwrap())
-        .collect()
-}
-
 /// The holding site at -c 9 and -c 16: fetches alternate between two
 /// agents, so the even pages (held) all go to one agent while the other
 /// keeps the connections its fast odd pages used idle; the held agent must
@@ -462,7 +447,7 @@ fn cr01_connections_to_one_host_stay_within_concurrency() {
             ],
             Duration::from_secs(30),
         );
-        let stats = holding_stats(port);
+        let stats = crate::crawler2::server_stats(port);
         let _ = server.kill();
         let _ = server.wait();
         assert!(r.status.is_some_and(|s| s.success()), "{}", r.stderr);

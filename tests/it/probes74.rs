@@ -598,21 +598,6 @@ while True:
     threading.Thread(target=handle, args=(c,), daemon=True).start()
 "#;
 
-/// `GET /stats` from the counting server.
-fn stats(port: u16) -> Vec<u64> {
-    use std::io::{Read, Write};
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    c.write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut s = String::new();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let _ = c.read_to_string(&mut s);
-    let body = s.split("\r\n\r\n").nth(1).expect("a body");
-    body.split_whitespace()
-        .map(|n| n.parse().unwrap())
-        .collect()
-}
-
 /// Leased agent slots under timeouts and retries: 40 pages, every fourth
 /// held 3 s against `--timeout 0.25` and retried once (so 20 attempts
 /// time out, each dropping its connection), robots.txt slow, at
@@ -650,7 +635,7 @@ fn cr01_leased_slots_keep_connections_within_concurrency_under_timeouts() {
             Duration::from_secs(30),
         );
         let took = t.elapsed();
-        let st = stats(port);
+        let st = crate::crawler2::server_stats(port);
         let _ = server.kill();
         let _ = server.wait();
         assert!(r.status.is_some_and(|s| s.success()), "c={c}: {}", r.stderr);
