@@ -1297,11 +1297,13 @@ fn qp01_joinable_join_with_concurrent_puts() {
         q.put(100).unwrap();
         sleep(MS);
         // join may see the count reach zero between bursts: loop until the
-        // producer is done, as gevent's users do
+        // producer is done, as gevent's users do. (No check that the count
+        // is zero as join returns: a join woken by the count reaching zero
+        // returns even if the producer, woken in the same turn, put more
+        // before it ran, as `JoinableQueue::join` documents.)
         let mut rounds = 0;
         while rounds < 100 {
             q.join();
-            assert_eq!(q.unfinished(), 0);
             rounds += 1;
             if producer.is_dead() && q.unfinished() == 0 {
                 break;
