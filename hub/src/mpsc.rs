@@ -565,6 +565,12 @@ impl<T> OneshotSender<T> {
     pub fn send(self, value: T) -> Result<(), SendError<T>> {
         self.0.send(value)
     }
+
+    /// True when the receiver is gone (dropped or closed): a value sent
+    /// now would come back as an error.
+    pub(crate) fn is_closed(&self) -> bool {
+        !self.0.shared.lock().receiver
+    }
 }
 
 /// The receiving half of a [`oneshot`]: `recv` parks the calling greenlet.

@@ -26,9 +26,11 @@
 //!
 //! A finished job sends its result through a [`oneshot`](crate::mpsc::oneshot),
 //! which wakes the caller's hub through its `mio::Waker`. A caller killed (or
-//! timed out) while waiting unwinds at once; the job runs to completion on
-//! its thread and its result is dropped there, or by the unwinding caller
-//! if it landed first (a panic of its destructor is then reported on
+//! timed out) while waiting unwinds at once. A job no thread had taken yet
+//! is then dropped unrun when its turn comes (gevent's caller, killed while
+//! it waits for a free worker, never submits its call); a job already
+//! running runs to completion on its thread and its result is dropped
+//! there, or by the unwinding caller if it landed first (a panic of its destructor is then reported on
 //! stderr, as a second panic during an unwind would abort). A job that
 //! panics after its caller stopped waiting is reported by the pool thread
 //! (through `log`, else on stderr), as gevent prints a worker's traceback:
@@ -366,9 +368,12 @@ pub fn blocking_threads() -> usize {
 ///
 /// A panic in `f` is caught on the pool thread and resumed here, in the
 /// caller. If the caller is killed or its timeout expires while it waits, it
-/// unwinds at once; `f` still runs to the end on its thread and its result
-/// is dropped there (a panic of `f` then is reported by the pool thread,
-/// since no caller is left to resume it). Called while the caller is already unwinding (from a
+/// unwinds at once. If no pool thread had started `f` by then (all were
+/// busy), `f` never runs: it is dropped, unrun, on the pool thread whose
+/// turn it was, as gevent's `apply` killed while it waits for a free worker
+/// never submits its call. If `f` had started, it runs to the end on its
+/// thread and its result is dropped there (a panic of `f` then is reported
+/// by the pool thread, since no caller is left to resume it). Called while the caller is already unwinding (from a
 /// destructor), `f` runs inline on the calling thread, since a greenlet
 /// never switches out while it unwinds. Called from a job already on the
 /// pool (directly, or through sylvan's off-thread name resolution), `f`
@@ -397,6 +402,12 @@ pub fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     let (tx, rx) = oneshot();
     let for_greenlet = try_hub().is_some_and(|h| h.running_greenlet_core().is_some());
     pool().submit(Box::new(move || {
+        // The caller stopped waiting (killed, timed out) before a thread
+        // took the job: it is dropped unrun, as gevent's `apply`, killed
+        // while it waits for a free worker, never submits its call.
+        if tx.is_closed() {
+            return;
+        }
         let r = run_job(for_greenlet, f);
         // The caller may have been killed or timed out: its receiver is
         // gone, and the result is dropped here. A panic the hook left for

@@ -820,8 +820,8 @@ impl Drop for Drops {
     }
 }
 
-// A caller of spawn_blocking killed (or timed out) while its job runs: the
-// job finishes on its thread and its result (here an open file) is dropped
+// A caller of spawn_blocking killed (or timed out) while its job runs (it
+// has started): the job finishes on its thread and its result (here an open file) is dropped
 // there, exactly once; the caller's own destructors run once.
 #[test]
 fn spawn_blocking_caller_killed_or_timed_out_drops_the_result_once() {
@@ -853,6 +853,18 @@ fn spawn_blocking_caller_killed_or_timed_out_drops_the_result_once() {
                     }
                 });
                 park_on(&g, "spawn_blocking", |w| matches!(w, WaitKind::ThreadPool));
+                // A job not started when its caller stops waiting is not
+                // run at all: wait for this one to start, without letting
+                // the hub run (so the caller's timeout, due or not, fires
+                // only once the job runs).
+                let t = std::time::Instant::now();
+                while started.load(Ordering::SeqCst) == 0 {
+                    assert!(
+                        t.elapsed() < Duration::from_secs(5),
+                        "the job never started"
+                    );
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 if end == Kill {
                     g.kill();
                 }

@@ -720,9 +720,13 @@ fn mpsc_items_left_at_receiver_drop_panic_in_dropper() {
 // ------------------------------------------------------- spawn_blocking
 
 static ORPHAN: AtomicUsize = AtomicUsize::new(0);
+/// Set by the job of the test below as it starts.
+static ORPHAN_STARTED: AtomicUsize = AtomicUsize::new(0);
 
 /// A caller killed while its job still runs: the result is dropped on the
-/// pool thread, its panic caught and reported there (documented).
+/// pool thread, its panic caught and reported there (documented). (A job
+/// not started yet when its caller is killed is not run at all: the kill
+/// waits for this one to start.)
 #[test]
 fn spawn_blocking_result_of_caller_killed_early_dropped_on_pool_thread() {
     let r = child_texts(
@@ -732,12 +736,15 @@ fn spawn_blocking_result_of_caller_killed_early_dropped_on_pool_thread() {
             quiet();
             let g = sylvan::spawn(|| {
                 let v = sylvan::spawn_blocking(|| {
+                    ORPHAN_STARTED.store(1, Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(50));
                     SBoom(&ORPHAN, "orphan-41")
                 });
                 std::mem::forget(v);
             });
-            sylvan::sleep(5 * MS);
+            assert!(crate::util::wait_for(Duration::from_secs(2), || {
+                ORPHAN_STARTED.load(Ordering::SeqCst) == 1
+            }));
             g.kill();
             assert!(crate::util::wait_for(Duration::from_secs(2), || {
                 ORPHAN.load(Ordering::SeqCst) == 1

@@ -192,8 +192,12 @@ fn kill_while_waiting_for_a_blocking_job_drops_the_result_once() {
         let (ev_tx, ev_rx) = sylvan::mpsc::channel::<&'static str>();
         let after = Rc::new(Cell::new(false));
         let a = after.clone();
+        // The job has started before the kill: one not started when its
+        // caller is killed is not run at all.
+        let (st_tx, st_rx) = std::sync::mpsc::channel::<()>();
         let g = parked(move || {
             let r = sylvan::spawn_blocking(move || {
+                st_tx.send(()).unwrap();
                 go_rx.recv().unwrap();
                 let _ = ev_tx.send("ran");
                 Res(ev_tx)
@@ -202,6 +206,7 @@ fn kill_while_waiting_for_a_blocking_job_drops_the_result_once() {
             drop(r);
         });
         assert!(g.is_started() && !g.is_dead());
+        st_rx.recv_timeout(Duration::from_secs(5)).unwrap();
         let t = Instant::now();
         g.kill();
         assert!(g.is_dead());
@@ -631,14 +636,19 @@ fn thread_exit_kills_every_kind_of_parked_greenlet_and_runs_destructors() {
                 }
             }
             let c = Counted(d.clone());
+            // Its job starts before the thread exits: one not started when
+            // its caller is killed is not run at all.
+            let (st_tx, st_rx) = std::sync::mpsc::channel::<()>();
             sylvan::spawn(move || {
                 let _c = c;
                 sylvan::spawn_blocking(move || {
+                    st_tx.send(()).unwrap();
                     go_rx.recv().unwrap();
                     Res(res_tx)
                 })
             });
             sylvan::sleep(5 * MS); // all of them park
+            st_rx.recv_timeout(Duration::from_secs(5)).unwrap();
             let c = Counted(d.clone());
             sylvan::spawn(move || drop(c)); // never starts
             drop(g);
@@ -886,8 +896,14 @@ fn spawn_blocking_nested_inline_during_unwind_and_under_timeout() {
         assert_eq!(seen.get(), Some(std::thread::current().id()));
 
         let (tx, rx) = sylvan::mpsc::oneshot();
+        // Run once main parks for the job: blocks the thread until the job
+        // has started, so the timeout fires only then (a job not started
+        // when its caller stops waiting is not run at all).
+        let (st_tx, st_rx) = std::sync::mpsc::channel::<()>();
+        sylvan::spawn(move || st_rx.recv_timeout(Duration::from_secs(5)).unwrap());
         let r = sylvan::with_timeout(5 * MS, || {
             sylvan::spawn_blocking(move || {
+                st_tx.send(()).unwrap();
                 std::thread::sleep(30 * MS);
                 let _ = tx.send("finished");
             })

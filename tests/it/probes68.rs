@@ -121,6 +121,11 @@ fn t02_timed_out_caller_goes_on_one_report() {
                 assert!(r.is_err());
                 "went on"
             });
+            // The job starts before the hub runs again (so before the
+            // timeout can fire): a job not started when its caller stops
+            // waiting is not run at all.
+            yield_now();
+            started.wait();
             assert_eq!(g.join().unwrap(), "went on");
             gate.open();
             drain_pool();
@@ -414,6 +419,11 @@ fn t08_main_caller_timed_out_std_prints_once() {
             sylvan::set_blocking_threads(1);
             let (started, gate) = (Gate::default(), Gate::default());
             let job = gated_panic(&started, &gate, "t08-boom");
+            // Run by the hub once main parks for the job: blocks the
+            // thread until the job starts, so the timeout fires only then
+            // (a job not started when its caller stops waiting is not run).
+            let s2 = started.clone();
+            spawn(move || s2.wait());
             assert!(with_timeout(10 * MS, || spawn_blocking(job)).is_err());
             started.wait();
             gate.open();
@@ -462,6 +472,9 @@ fn t10_nested_inline_panic_of_an_orphan_one_report() {
             let g = spawn(move || {
                 with_timeout(10 * MS, || spawn_blocking(move || spawn_blocking(inner))).is_err()
             });
+            // Started before the timeout can fire (see t02).
+            yield_now();
+            started.wait();
             assert!(g.join().unwrap());
             started.wait();
             gate.open();
@@ -540,8 +553,10 @@ fn t12_orphan_ok_value_whose_drop_panics() {
                 })
                 .is_err()
             });
-            assert!(g.join().unwrap());
+            // Started before the timeout can fire (see t02).
+            yield_now();
             started.wait();
+            assert!(g.join().unwrap());
             gate.open();
             drain_pool();
             println!("T12 DONE");

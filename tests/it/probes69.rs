@@ -1693,10 +1693,12 @@ fn tp12_panic_sent_between_the_guards_check_and_the_receivers_drop() {
             sylvan::set_blocking_threads(1);
             for i in 0..N {
                 let go = Arc::new(AtomicBool::new(false));
-                let g2 = go.clone();
+                let started = Arc::new(AtomicBool::new(false));
+                let (g2, s2) = (go.clone(), started.clone());
                 let delay = Duration::from_nanos((i % 200) as u64 * 100);
                 let g = spawn(move || {
                     spawn_blocking(move || -> u32 {
+                        s2.store(true, Ordering::SeqCst);
                         while !g2.load(Ordering::SeqCst) {
                             std::hint::spin_loop();
                         }
@@ -1708,6 +1710,9 @@ fn tp12_panic_sent_between_the_guards_check_and_the_receivers_drop() {
                     })
                 });
                 yield_now();
+                // Started before the kill: a job not started when its
+                // caller is killed is not run at all.
+                block_until("the job started", &started);
                 go.store(true, Ordering::SeqCst);
                 g.kill();
                 let _ = g.join();

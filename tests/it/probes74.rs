@@ -343,7 +343,7 @@ fn sg01_main_in_its_own_with_timeout_gets_the_handlers_elapsed_as_a_panic() {
 /// timeout as `Elapsed` there, and what it waited on is left usable: a
 /// join (`Greenlet::wait`; the greenlet lives on), `iwait` (its registration taken
 /// back), `wait_all`, a socket read (the socket reads later), and
-/// `spawn_blocking` (main unwinds at once; the job runs on).
+/// `spawn_blocking` (main unwinds at once; the job, started, runs on).
 #[test]
 fn sg02_main_parked_in_each_kind_of_call_gets_elapsed() {
     in_child(
@@ -388,9 +388,16 @@ fn sg02_main_parked_in_each_kind_of_call_gets_elapsed() {
             assert_eq!(c.read(&mut buf).unwrap(), 2, "the socket reads after");
             let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let r2 = ran.clone();
+            let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             expect_elapsed("spawn_blocking", &mut || {
-                let r2 = r2.clone();
+                let (r2, s2, s3) = (r2.clone(), started.clone(), started.clone());
+                // Run once main parks for the job: holds the thread until
+                // the job has started, so the handler's timeout fires only
+                // then (a job not started when its caller stops waiting is
+                // not run at all).
+                spawn(move || crate::util::block_until("the job started", &s3));
                 sylvan::spawn_blocking(move || {
+                    s2.store(true, std::sync::atomic::Ordering::SeqCst);
                     std::thread::sleep(Duration::from_millis(200));
                     r2.store(true, std::sync::atomic::Ordering::SeqCst);
                 });

@@ -80,14 +80,18 @@ fn a_caller_killed_in_spawn_blocking_unwinds_at_once() {
     let dropped = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let d = dropped.clone();
+    let (st_tx, st_rx) = std::sync::mpsc::channel::<()>();
     let g = sylvan::spawn(move || {
         sylvan::spawn_blocking(move || {
+            st_tx.send(()).unwrap();
             // runs until the test lets it go
             let _ = rx.recv();
             Counted(d)
         })
     });
     sylvan::yield_now();
+    // Started: a job not started when its caller is killed is not run.
+    st_rx.recv_timeout(Duration::from_secs(5)).unwrap();
     let t = Instant::now();
     g.kill();
     assert!(g.join().unwrap_err().is_killed());
