@@ -26,11 +26,13 @@
 //!
 //! A finished job sends its result through a [`oneshot`](crate::mpsc::oneshot),
 //! which wakes the caller's hub through its `mio::Waker`. A caller killed (or
-//! timed out) while waiting unwinds at once. A job no thread had taken yet
-//! is then dropped unrun when its turn comes (gevent's caller, killed while
-//! it waits for a free worker, never submits its call); a job already
-//! running runs to completion on its thread and its result is dropped
-//! there, or by the unwinding caller if it landed first (a panic of its destructor is then reported on
+//! timed out) while waiting unwinds at once. Its job runs to completion on
+//! its thread all the same, its result dropped there or by the unwinding
+//! caller if it landed first, unless the job was queued behind busy threads
+//! (every one of the [`blocking_threads`] taken when it was submitted) and
+//! no thread had taken it yet: that one is dropped unrun when its turn
+//! comes, as gevent's `apply`, killed while it waits for a free worker,
+//! never submits its call (a panic of its destructor is then reported on
 //! stderr, as a second panic during an unwind would abort). A job that
 //! panics after its caller stopped waiting is reported by the pool thread
 //! (through `log`, else on stderr), as gevent prints a worker's traceback:
@@ -154,7 +156,9 @@ pub const DEFAULT_BLOCKING_THREADS: usize = 16;
 /// An idle pool thread exits after this long without work.
 const IDLE_EXIT: Duration = Duration::from_secs(10);
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A queued job: called with whether it was admitted (see
+/// [`Pool::submit`]).
+type Job = Box<dyn FnOnce(bool) + Send>;
 
 struct Pool {
     state: Mutex<PoolState>,
@@ -162,7 +166,10 @@ struct Pool {
 }
 
 struct PoolState {
-    queue: VecDeque<Job>,
+    /// Jobs waiting for a thread, each with whether it was admitted.
+    queue: VecDeque<(Job, bool)>,
+    /// Jobs a thread took that have not said [`Pool::job_done`] yet.
+    running: usize,
     /// Threads alive (starting ones included).
     threads: usize,
     /// Threads waiting for work.
@@ -199,6 +206,7 @@ fn pool() -> &'static Pool {
     POOL.get_or_init(|| Pool {
         state: Mutex::new(PoolState {
             queue: VecDeque::new(),
+            running: 0,
             threads: 0,
             idle: 0,
             starting: false,
@@ -229,16 +237,24 @@ impl Pool {
     /// time: a burst of jobs makes the hub start a single thread, and each
     /// new thread starts the next one itself, so thread creation (tens of
     /// microseconds each, more on a loaded machine) stays off the hub.
+    ///
+    /// A job is *admitted* when the pool has a thread for it, free or yet
+    /// to start (fewer jobs running or queued than the bound): gevent's
+    /// `apply` then submits its call at once, and it runs whatever its
+    /// caller does next. One that waits for a busy thread to finish is
+    /// not: gevent's caller waits for a worker before it submits.
     fn submit(&'static self, job: Job) {
         let mut st = self.lock();
         let forks = crate::poll::forks();
         if st.forks != forks {
             st.threads = 0;
             st.idle = 0;
+            st.running = 0;
             st.starting = false;
             st.forks = forks;
         }
-        st.queue.push_back(job);
+        let admitted = st.running + st.queue.len() < MAX_THREADS.load(Ordering::Relaxed);
+        st.queue.push_back((job, admitted));
         let notify = st.idle > 0;
         let start = st.claim_start();
         drop(st);
@@ -248,6 +264,14 @@ impl Pool {
         if start {
             self.start_thread();
         }
+    }
+
+    /// Called by each job once done, before its result wakes its caller:
+    /// a call the caller makes next finds this job's room free, as
+    /// gevent's caller finds its worker's slot released.
+    fn job_done(&self) {
+        let mut st = self.lock();
+        st.running = st.running.saturating_sub(1);
     }
 
     fn start_thread(&'static self) {
@@ -279,7 +303,8 @@ impl Pool {
                 st.threads -= 1;
                 return;
             }
-            if let Some(job) = st.queue.pop_front() {
+            if let Some((job, admitted)) = st.queue.pop_front() {
+                st.running += 1;
                 let start = st.claim_start();
                 drop(st);
                 if start {
@@ -288,7 +313,7 @@ impl Pool {
                 // Jobs catch their own panics; this catches what escapes
                 // them (an orphaned result whose destructor panics), so the
                 // pool never loses a thread.
-                if let Err(p) = panic::catch_unwind(AssertUnwindSafe(job)) {
+                if let Err(p) = panic::catch_unwind(AssertUnwindSafe(|| job(admitted))) {
                     stderr!("sylvan: a blocking-pool job panicked outside its caller's reach");
                     sylvan_runtime::drop_payload(p);
                 }
@@ -368,12 +393,13 @@ pub fn blocking_threads() -> usize {
 ///
 /// A panic in `f` is caught on the pool thread and resumed here, in the
 /// caller. If the caller is killed or its timeout expires while it waits, it
-/// unwinds at once. If no pool thread had started `f` by then (all were
-/// busy), `f` never runs: it is dropped, unrun, on the pool thread whose
-/// turn it was, as gevent's `apply` killed while it waits for a free worker
-/// never submits its call. If `f` had started, it runs to the end on its
-/// thread and its result is dropped there (a panic of `f` then is reported
-/// by the pool thread, since no caller is left to resume it). Called while the caller is already unwinding (from a
+/// unwinds at once, and `f` still runs to the end on its thread, its result
+/// dropped there (a panic of `f` then is reported by the pool thread, since
+/// no caller is left to resume it). The exception is a call that found
+/// every pool thread busy and waited in the queue: if no thread had taken
+/// it when its caller left, `f` never runs (it is dropped, unrun, on the
+/// pool thread whose turn it was), as gevent's `apply`, killed while it
+/// waits for a free worker, never submits its call. Called while the caller is already unwinding (from a
 /// destructor), `f` runs inline on the calling thread, since a greenlet
 /// never switches out while it unwinds. Called from a job already on the
 /// pool (directly, or through sylvan's off-thread name resolution), `f`
@@ -401,14 +427,27 @@ pub fn spawn_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     }
     let (tx, rx) = oneshot();
     let for_greenlet = try_hub().is_some_and(|h| h.running_greenlet_core().is_some());
-    pool().submit(Box::new(move || {
-        // The caller stopped waiting (killed, timed out) before a thread
-        // took the job: it is dropped unrun, as gevent's `apply`, killed
-        // while it waits for a free worker, never submits its call.
-        if tx.is_closed() {
+    pool().submit(Box::new(move |admitted| {
+        // A job that waited for a busy thread, whose caller stopped waiting
+        // (killed, timed out) before a thread took it, is dropped unrun, as
+        // gevent's `apply`, killed while it waits for a free worker, never
+        // submits its call.
+        if !admitted && tx.is_closed() {
+            pool().job_done();
+            // Its captures are dropped here: a panic of theirs is reported
+            // as that of a job whose caller left (std's hook prints it for
+            // a caller that is not a greenlet).
+            if let (Err(payload), site) = run_job(for_greenlet, move || drop(f)) {
+                if for_greenlet {
+                    report_orphaned_panic(payload, site);
+                } else {
+                    sylvan_runtime::drop_payload(payload);
+                }
+            }
             return;
         }
         let r = run_job(for_greenlet, f);
+        pool().job_done();
         // The caller may have been killed or timed out: its receiver is
         // gone, and the result is dropped here. A panic the hook left for
         // that caller to report is reported here instead.

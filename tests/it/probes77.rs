@@ -21,9 +21,9 @@
 //!   without waiting (c17); thread exit kills a forgotten server's handlers
 //!   (c23); `join` waits for link callbacks, so a collector callback
 //!   blocked on main makes `join` panic "would block forever" (c25).
-//! * BUG (c20), fixed: a `spawn_blocking` job whose caller was killed (or
-//!   timed out) before the job started still ran; gevent never submits it,
-//!   and sylvan now drops it unrun.
+//! * BUG (c20), fixed: a `spawn_blocking` job queued behind busy threads
+//!   whose caller was killed (or timed out) before the job started still
+//!   ran; gevent never submits it, and sylvan now drops it unrun.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -1234,8 +1234,8 @@ fn c19_udp_request_with_retries() {
 /// `[0, 1, 2, 3, 4, 5, 6, 7] False 8`: only the 8 live callers' jobs ran.
 /// Found as a BUG here (sylvan queued every job at once and ran each to
 /// its end, the work of callers long gone holding the pool); fixed since:
-/// a job whose caller stopped waiting before a thread took it is dropped
-/// unrun.
+/// a job queued behind busy threads whose caller stopped waiting before a
+/// thread took it is dropped unrun.
 #[test]
 fn c20_spawn_blocking_queued_jobs_of_killed_callers() {
     use std::sync::Arc;

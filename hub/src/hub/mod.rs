@@ -144,7 +144,9 @@ pub struct HubStats {
     /// Entries on the ready queue now (a greenlet cancelled while queued
     /// keeps its entry until the loop reaches it).
     pub ready: usize,
-    /// Jobs waiting on the (process-wide) thread pool for a thread.
+    /// Jobs waiting on the (process-wide) thread pool for a thread,
+    /// including those whose callers stopped waiting: such a job is
+    /// dropped unrun when a thread takes it (see `spawn_blocking`).
     pub thread_pool_queue: usize,
     /// Stacks mapped so far.
     pub stacks_mapped: u64,
