@@ -885,6 +885,12 @@ impl<T: 'static> Greenlet<T> {
     /// `link_value` also fires on a kill, with `GreenletExit` as the value;
     /// here there is no value then: use [`link`](Greenlet::link), which
     /// sees [`Outcome::Killed`].)
+    ///
+    /// `f` borrows the value, so `join` waits until `f` is done (gevent's
+    /// `join` does not wait for callbacks). A callback that blocks on what
+    /// only the joining greenlet would do later (put into a bounded queue
+    /// that it drains after joining, say) makes that `join` panic with
+    /// "would block forever"; drain first, or use an unbounded queue.
     pub fn link_value(&self, f: impl FnOnce(&T) + 'static) {
         self.add_callback(When::Value, move |o| {
             if let Outcome::Returned(v) = o {
