@@ -424,6 +424,26 @@ fn pb09_started_job_panic_still_reported_once() {
     assert_eq!(count(&err, "p78 unrun boom"), 0, "stderr:\n{err}");
 }
 
+/// One pool thread, held by `occupy` until the returned gate opens (the
+/// greenlet holding it is returned second), and a caller (returned last)
+/// whose job, queued behind it, sets the returned flag if it runs.
+fn queued_behind_a_busy_thread() -> (
+    Gate,
+    sylvan::Greenlet<()>,
+    Arc<AtomicBool>,
+    sylvan::Greenlet<()>,
+) {
+    sylvan::set_blocking_threads(1);
+    let gate = Gate::default();
+    let busy = occupy(&gate);
+    let ran = Arc::new(AtomicBool::new(false));
+    let dead = {
+        let ran = ran.clone();
+        spawn(move || spawn_blocking(move || ran.store(true, Ordering::SeqCst)))
+    };
+    (gate, busy, ran, dead)
+}
+
 /// A killed caller's job is queued when `set_blocking_threads` raises the
 /// bound: the new thread takes it and drops it unrun; a live job queued
 /// after it runs on that new thread while the first is still busy.
@@ -433,14 +453,7 @@ fn pb10_raised_bound_thread_skips_dead_job_runs_live_one() {
         "probes78::pb10_raised_bound_thread_skips_dead_job_runs_live_one",
         "p78-pb10",
         || {
-            sylvan::set_blocking_threads(1);
-            let gate = Gate::default();
-            let busy = occupy(&gate);
-            let ran = Arc::new(AtomicBool::new(false));
-            let dead = {
-                let ran = ran.clone();
-                spawn(move || spawn_blocking(move || ran.store(true, Ordering::SeqCst)))
-            };
+            let (gate, busy, ran, dead) = queued_behind_a_busy_thread();
             let live = spawn(|| spawn_blocking(|| 5));
             yield_now();
             dead.kill();
@@ -482,14 +495,7 @@ fn pb12_fork_with_a_dead_job_queued() {
         "probes78::pb12_fork_with_a_dead_job_queued",
         "p78-pb12",
         || {
-            sylvan::set_blocking_threads(1);
-            let gate = Gate::default();
-            let busy = occupy(&gate);
-            let ran = Arc::new(AtomicBool::new(false));
-            let dead = {
-                let ran = ran.clone();
-                spawn(move || spawn_blocking(move || ran.store(true, Ordering::SeqCst)))
-            };
+            let (gate, busy, ran, dead) = queued_behind_a_busy_thread();
             yield_now();
             dead.kill();
             assert_eq!(sylvan::stats().thread_pool_queue, 1);
