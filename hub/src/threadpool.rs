@@ -28,12 +28,12 @@
 //! which wakes the caller's hub through its `mio::Waker`. A caller killed (or
 //! timed out) while waiting unwinds at once. Its job runs to completion on
 //! its thread all the same, its result dropped there or by the unwinding
-//! caller if it landed first, unless the job was queued behind busy threads
-//! (every one of the [`blocking_threads`] taken when it was submitted) and
-//! no thread had taken it yet: that one is dropped unrun when its turn
-//! comes, as gevent's `apply`, killed while it waits for a free worker,
-//! never submits its call (a panic of its destructor is then reported on
-//! stderr, as a second panic during an unwind would abort). A job that
+//! caller if it landed first (a panic of its destructor is then reported on
+//! stderr, as a second panic during an unwind would abort), unless the job
+//! was queued behind busy threads (every one of the [`blocking_threads`]
+//! taken when it was submitted) and no thread had taken it yet: that one is
+//! dropped unrun when its turn comes, as gevent's `apply`, killed while it
+//! waits for a free worker, never submits its call. A job that
 //! panics after its caller stopped waiting is reported by the pool thread
 //! (through `log`, else on stderr), as gevent prints a worker's traceback:
 //! nobody is left to resume the panic.
