@@ -163,13 +163,15 @@ type Job = Box<dyn FnOnce(bool) + Send>;
 struct Pool {
     state: Mutex<PoolState>,
     work: Condvar,
+    /// Jobs a thread took that have not said [`Pool::job_done`] yet. An
+    /// atomic, so that a job ending takes no lock; raised under the lock
+    /// as a thread takes a job, and read under it by [`Pool::submit`].
+    running: AtomicUsize,
 }
 
 struct PoolState {
     /// Jobs waiting for a thread, each with whether it was admitted.
     queue: VecDeque<(Job, bool)>,
-    /// Jobs a thread took that have not said [`Pool::job_done`] yet.
-    running: usize,
     /// Threads alive (starting ones included).
     threads: usize,
     /// Threads waiting for work.
@@ -206,13 +208,13 @@ fn pool() -> &'static Pool {
     POOL.get_or_init(|| Pool {
         state: Mutex::new(PoolState {
             queue: VecDeque::new(),
-            running: 0,
             threads: 0,
             idle: 0,
             starting: false,
             forks: crate::poll::forks(),
         }),
         work: Condvar::new(),
+        running: AtomicUsize::new(0),
     })
 }
 
@@ -249,11 +251,12 @@ impl Pool {
         if st.forks != forks {
             st.threads = 0;
             st.idle = 0;
-            st.running = 0;
+            self.running.store(0, Ordering::Relaxed);
             st.starting = false;
             st.forks = forks;
         }
-        let admitted = st.running + st.queue.len() < MAX_THREADS.load(Ordering::Relaxed);
+        let running = self.running.load(Ordering::Relaxed);
+        let admitted = running + st.queue.len() < MAX_THREADS.load(Ordering::Relaxed);
         st.queue.push_back((job, admitted));
         let notify = st.idle > 0;
         let start = st.claim_start();
@@ -270,8 +273,10 @@ impl Pool {
     /// a call the caller makes next finds this job's room free, as
     /// gevent's caller finds its worker's slot released.
     fn job_done(&self) {
-        let mut st = self.lock();
-        st.running = st.running.saturating_sub(1);
+        // Saturating: a forked child starts the count from none again.
+        let _ = self
+            .running
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
     fn start_thread(&'static self) {
@@ -304,7 +309,7 @@ impl Pool {
                 return;
             }
             if let Some((job, admitted)) = st.queue.pop_front() {
-                st.running += 1;
+                self.running.fetch_add(1, Ordering::Relaxed);
                 let start = st.claim_start();
                 drop(st);
                 if start {
