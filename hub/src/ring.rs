@@ -54,6 +54,15 @@ impl Ring {
         Some(key)
     }
 
+    /// The key [`pop_front`](Self::pop_front) would return, left in place.
+    #[inline(always)]
+    pub(crate) fn front(&mut self) -> Option<u32> {
+        if self.head == self.tail {
+            return None;
+        }
+        Some(*self.slot(self.head))
+    }
+
     pub(crate) fn push_front(&mut self, key: u32) {
         if self.len() == self.buf.len() {
             self.grow();

@@ -296,7 +296,9 @@ impl Core {
     /// Runs the greenlet until it suspends or finishes.
     ///
     /// Marks it [`State::Running`] while it runs and [`State::Dead`] when it
-    /// finished; after a suspend the caller sets the state it parked in.
+    /// finished; after a suspend the caller sets the state it parked in. A
+    /// resumer whose greenlets may [`switch_to`](Self::switch_to) one another
+    /// uses [`resume_relay`](Self::resume_relay) instead.
     ///
     /// # Safety
     ///
@@ -317,6 +319,75 @@ impl Core {
             Resumed::Finished
         } else {
             Resumed::Suspended
+        }
+    }
+
+    /// [`resume`](Self::resume) for a resumer that lets its greenlets pass
+    /// control among themselves with [`switch_to`](Self::switch_to): the
+    /// greenlet that comes back (suspends or finishes) may be another one
+    /// than `self`, and the caller must know which (the one it last saw
+    /// `switch_to` enter). Returns whether that greenlet finished; unlike
+    /// `resume`, it is not marked [`State::Dead`] here: the caller marks it.
+    ///
+    /// # Safety
+    ///
+    /// As for [`resume`](Self::resume).
+    #[inline(always)]
+    pub unsafe fn resume_relay(&self) -> bool {
+        self.state.set(State::Running);
+        overflow::set_running(self.meta.get());
+        // SAFETY: as in `resume`.
+        let finished = unsafe { (*self.switch.get()).resume() };
+        overflow::set_running(ptr::null());
+        finished
+    }
+
+    /// Whether this build's switch has [`switch_to`](Self::switch_to)
+    /// (sylvan's own x86-64 switch does; the corosensei one does not).
+    pub const CAN_SWITCH_TO: bool = cfg!(all(
+        target_arch = "x86_64",
+        target_os = "linux",
+        not(sylvan_corosensei)
+    ));
+
+    /// Passes control from this running greenlet straight to `next`, without
+    /// going back to the resumer: `next` runs ([`State::Running`]), and its
+    /// next suspend (or its end) returns to the resumer of this greenlet,
+    /// which must have resumed it with [`resume_relay`](Self::resume_relay).
+    /// This greenlet waits as after [`suspend`](Self::suspend) (the caller
+    /// sets the state it parked in first), until resumed or switched to.
+    ///
+    /// One switch instead of two (a suspend, then a resume of `next`).
+    ///
+    /// # Panics
+    ///
+    /// When [`CAN_SWITCH_TO`](Self::CAN_SWITCH_TO) is false: check it first.
+    ///
+    /// # Safety
+    ///
+    /// Called by this greenlet, on its own stack, while it runs; `next` is
+    /// another greenlet of this thread, started, suspended (not running, not
+    /// dead), and no `RefCell` borrow that it may need is held across the
+    /// call.
+    #[inline(always)]
+    pub unsafe fn switch_to(&self, next: &Core) {
+        #[cfg(all(target_arch = "x86_64", target_os = "linux", not(sylvan_corosensei)))]
+        {
+            next.state.set(State::Running);
+            overflow::set_running(next.meta.get());
+            // SAFETY: per this function's contract, we run on our switch's
+            // stack and `next`'s switch is started, suspended and pinned in
+            // its record. Both switches are only ever borrowed shared while
+            // bodies run.
+            unsafe { (*self.switch.get()).switch_to(&*next.switch.get()) }
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(sylvan_corosensei))))]
+        {
+            let _ = next;
+            panic!(
+                "sylvan-runtime: Core::switch_to needs sylvan's own x86-64 switch; this build uses \
+                 corosensei's (check Core::CAN_SWITCH_TO before calling it)"
+            )
         }
     }
 

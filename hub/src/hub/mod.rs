@@ -3,7 +3,13 @@
 //! One hub per OS thread, created on first use. The thread's own stack is the
 //! *main greenlet*. The hub loop runs on main's stack, inside main's
 //! [`Hub::park`]: spawned greenlets only ever run while main is blocked, as in
-//! gevent, and every switch goes greenlet -> loop -> greenlet.
+//! gevent. The hub alone picks who runs next, in the ready queue's order. On
+//! sylvan's own switch a greenlet that parks when the loop would resume the
+//! next ready greenlet at once (no turn of timers and IO due, the next one
+//! neither main nor fresh) makes that pick itself, in `Hub::relay_target`,
+//! and switches straight to it: one switch instead of two (greenlet -> loop
+//! -> greenlet), the same order and the same turns. The loop resumes with
+//! `Core::resume_relay` and learns from `current` which greenlet came back.
 //!
 //! Hot-path rules (see DESIGN.md): the loop resumes greenlets inline at the
 //! top level of [`Hub::run_loop`]; every blocking call reaches the switch
@@ -21,7 +27,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 use sylvan_runtime::overflow::{self, AltStackGuard};
 use sylvan_runtime::stack::{DEFAULT_POOL_LIMIT, Stack, StackPool};
-use sylvan_runtime::{Outcome, Resumed, State, Throw, throw};
+use sylvan_runtime::{Core, Outcome, Resumed, State, Throw, throw};
 
 use crate::error::{Error, ErrorPolicy, Failure};
 use crate::inspect::{Beacon, Dump, GreenletInfo};
@@ -711,6 +717,12 @@ impl Hub {
             if !self.main_raise.borrow().is_empty() {
                 self.raise_in_main_now(task);
             }
+        } else if let Some(next) = self.relay_target(key) {
+            // SAFETY: we are the running greenlet `key`, on its own stack,
+            // resumed by the loop with `resume_relay` (`relay_target` checks
+            // that the loop runs); `next` is another greenlet, started and
+            // scheduled, so suspended; no RefCell of the hub is borrowed.
+            unsafe { task.core.switch_to(&next.core) };
         } else {
             // SAFETY: we are the running greenlet `key`, on its own stack.
             unsafe { task.core.suspend() };
@@ -865,12 +877,59 @@ impl Hub {
             // SAFETY: we are on main's stack in the loop, `task` was started
             // (scheduled tasks always have a body) and is not dead; no
             // RefCell of the hub is borrowed here.
-            let resumed = unsafe { task.core.resume() };
-            self.current.set(ON_HUB);
-            if resumed == Resumed::Finished {
+            let finished = unsafe { task.core.resume_relay() };
+            // Greenlets may have passed control among themselves
+            // (`relay_target`): the one that came back is the current one.
+            let key = self.current.replace(ON_HUB);
+            if finished {
+                // SAFETY: `cur` points to the record of greenlet `key`, which
+                // the table keeps until `finish` reaps it.
+                unsafe { (*self.cur.get()).core.set_state(State::Dead) };
                 self.finish(key);
             }
         }
+    }
+
+    /// The greenlet that the running greenlet `me`, about to park, can
+    /// switch to directly, without going through the loop, and makes it the
+    /// current one: the one the loop would resume next, when the loop would
+    /// resume it at once. That is the next ready greenlet when no turn
+    /// (timers, IO) is due before it, it is not main (which the loop
+    /// returns to) nor `me`, it has run before (a fresh one is bound by the
+    /// loop) and it is still scheduled (a cancelled one is reaped by the
+    /// loop). `None` leaves it all to the loop: park suspends.
+    ///
+    /// Not at teardown, which resumes greenlets itself (with `resume`, not
+    /// `resume_relay`), nor on the corosensei switch, which cannot.
+    #[inline(always)]
+    fn relay_target(&self, me: Key) -> Option<&Task> {
+        if !Core::CAN_SWITCH_TO
+            || self.switches.get().wrapping_sub(self.turn_mark.get()) >= u64::from(POLL_EVERY)
+            || self.closing.get()
+        {
+            return None;
+        }
+        // SAFETY: as in `push_ready`.
+        let ready = unsafe { &mut *self.ready.get() };
+        let key = ready.front()?;
+        if key == MAIN || key == me {
+            return None;
+        }
+        // SAFETY: as in `task`. A fresh key (never run) is not in the table.
+        let entry = unsafe { (*self.tasks.get()).get(key as usize) }?;
+        // SAFETY: `task` points into the record kept alive by `_owner`.
+        let task = unsafe { entry.task.as_ref() };
+        if task.core.state() != State::Scheduled {
+            return None;
+        }
+        ready.pop_front();
+        let n = self.switches.get() + 1;
+        self.switches.set(n);
+        task.switches.set(task.switches.get() + 1);
+        self.beacon.running(n, task.id, task.site);
+        self.current.set(key);
+        self.cur.set(task);
+        Some(task)
     }
 
     /// `t` on the coarse clock's scale.

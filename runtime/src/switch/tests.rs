@@ -340,6 +340,162 @@ mod own {
         assert!(!s.is_mid_body());
     }
 
+    use std::cell::RefCell;
+
+    use super::super::x86_64::Switch;
+
+    /// A bare own switch on the heap running `body(&switch)`.
+    fn own_switch(colour: usize, body: impl FnOnce(*const Switch) + 'static) -> Box<Switch> {
+        let mut s = Box::new(Switch::empty());
+        let p: *const Switch = &*s;
+        // SAFETY: boxed and never moved out of its box; the bodies below let
+        // only the forced unwind of a drop out.
+        unsafe { s.init(Stack::new(MIN_STACK_SIZE, colour).unwrap(), move || body(p)) };
+        s
+    }
+
+    /// `switch_to` from `from` into `to`, from `depth` non-inlined calls
+    /// deep, with values live across it, checked after.
+    #[inline(never)]
+    fn switch_to_at(from: *const Switch, to: *const Switch, depth: u32, seed: u64) {
+        let a = black_box(seed.wrapping_mul(7));
+        let f = black_box(seed as f64 * 0.25);
+        if depth == 0 {
+            // SAFETY: the callers run on `from`'s stack, as its body, and
+            // `to` is another switch of this thread, suspended.
+            unsafe { (*from).switch_to(&*to) };
+        } else {
+            switch_to_at(from, to, depth - 1, seed ^ 5);
+        }
+        assert_eq!(
+            a,
+            seed.wrapping_mul(7),
+            "integer clobbered at depth {depth}"
+        );
+        assert_eq!(f, seed as f64 * 0.25, "float clobbered at depth {depth}");
+    }
+
+    /// `suspend` of `s` from `depth` non-inlined calls deep, with values
+    /// live across it, checked after.
+    #[inline(never)]
+    fn suspend_own_at(s: *const Switch, depth: u32, seed: u64) {
+        let a = black_box(seed.wrapping_mul(3));
+        let arr = black_box([seed ^ 1, seed ^ 2, seed ^ 3]);
+        if depth == 0 {
+            // SAFETY: the callers run on `s`'s stack, as its body.
+            unsafe { (*s).suspend() };
+        } else {
+            suspend_own_at(s, depth - 1, seed ^ 9);
+        }
+        assert_eq!(
+            a,
+            seed.wrapping_mul(3),
+            "integer clobbered at depth {depth}"
+        );
+        assert_eq!(arr, [seed ^ 1, seed ^ 2, seed ^ 3]);
+    }
+
+    #[test]
+    fn switch_to_hands_the_resumer_over() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let drops = Rc::new(Cell::new(0));
+        let b_slot: Rc<Cell<*const Switch>> = Rc::new(Cell::new(std::ptr::null()));
+        let a_slot: Rc<Cell<*const Switch>> = Rc::new(Cell::new(std::ptr::null()));
+        let (l, bs) = (log.clone(), b_slot.clone());
+        let a = own_switch(1, move |me| {
+            l.borrow_mut().push("a1");
+            switch_to_at(me, bs.get(), 3, 11);
+            l.borrow_mut().push("a2");
+        });
+        let (l, d, as_) = (log.clone(), drops.clone(), a_slot.clone());
+        let b = own_switch(2, move |me| {
+            let _g = Guard(d);
+            l.borrow_mut().push("b1");
+            // SAFETY: the body of `*me`, on its stack.
+            unsafe { (*me).suspend() };
+            l.borrow_mut().push("b2");
+            switch_to_at(me, as_.get(), 2, 29);
+            l.borrow_mut()
+                .push("b3 (never: dropped while switched away)");
+        });
+        a_slot.set(&*a);
+        b_slot.set(&*b);
+        // A runs and switches to B, which had not started (its entry runs
+        // through `switch_to`) and suspends: back here, as if A suspended.
+        // SAFETY: initialised, not finished, we are the resumer.
+        assert!(!unsafe { a.resume() });
+        assert_eq!(*log.borrow(), ["a1", "b1"]);
+        assert!(a.is_mid_body() && b.is_mid_body());
+        // B goes on and switches to A, which finishes: its end comes back
+        // here, through the resume of B.
+        // SAFETY: as above.
+        assert!(unsafe { b.resume() }, "A's end reaches B's resumer");
+        assert_eq!(*log.borrow(), ["a1", "b1", "b2", "a2"]);
+        assert!(!a.is_mid_body(), "A finished");
+        assert!(b.is_mid_body(), "B waits in switch_to");
+        // Dropping B unwinds it out of `switch_to`.
+        let mut b = b;
+        b.drop_body();
+        assert_eq!(drops.get(), 1, "B's destructors ran");
+        assert!(!b.is_mid_body());
+        assert_eq!(log.borrow().len(), 4);
+    }
+
+    #[test]
+    fn random_switch_to_and_suspend_keep_every_stack_intact() {
+        const N: usize = 64;
+        const STEPS: u64 = 20_000;
+        let rng = Rc::new(Cell::new(0x9E37_79B9_7F4A_7C15u64));
+        let next = |rng: &Cell<u64>, n: usize| {
+            let mut r = Rng(rng.get());
+            let v = r.below(n);
+            rng.set(r.0);
+            v
+        };
+        // The body that runs now, as the resumer must learn it.
+        let running = Rc::new(Cell::new(usize::MAX));
+        let steps = Rc::new(Cell::new(0u64));
+        let all: Rc<RefCell<Vec<*const Switch>>> = Rc::new(RefCell::new(Vec::new()));
+        let bodies: Vec<Box<Switch>> = (0..N)
+            .map(|i| {
+                let (rng, running, steps, all) =
+                    (rng.clone(), running.clone(), steps.clone(), all.clone());
+                own_switch(i % 7, move |me| {
+                    let mut round = 0u64;
+                    loop {
+                        assert_eq!(running.get(), i, "body {i} runs unannounced");
+                        steps.set(steps.get() + 1);
+                        round += 1;
+                        let seed = (i as u64) << 32 | round;
+                        if next(&rng, 2) == 0 {
+                            let j = (i + 1 + next(&rng, N - 1)) % N;
+                            let to = all.borrow()[j];
+                            running.set(j);
+                            switch_to_at(me, to, (round % 4) as u32, seed);
+                        } else {
+                            suspend_own_at(me, (round % 3) as u32, seed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        *all.borrow_mut() = bodies.iter().map(|b| &**b as *const Switch).collect();
+        let mut resumes = 0u64;
+        while steps.get() < STEPS {
+            let i = next(&rng, N);
+            running.set(i);
+            // SAFETY: initialised, never finishing, not running (we run).
+            assert!(!unsafe { bodies[i].resume() });
+            resumes += 1;
+        }
+        assert!(
+            resumes < steps.get(),
+            "some switches went body to body ({resumes} resumes, {} steps)",
+            steps.get()
+        );
+        drop(bodies);
+    }
+
     #[test]
     fn this_machine_runs_without_shadow_stacks() {
         assert!(!super::super::x86_64::shadow_stack_active());

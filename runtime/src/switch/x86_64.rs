@@ -54,6 +54,35 @@
 //! `rsi` carries a message across: `RUN` or `UNWIND` from the resumer,
 //! `SUSPENDED` or `FINISHED` back from the greenlet.
 //!
+//! # Body to body
+//!
+//! `Switch::switch_to` passes control from the running body straight to
+//! another suspended one: our slot holds our resumer's context, which moves
+//! to the other body's slot (it will suspend or finish to our resumer), and
+//! our own context takes its place in our slot. The same save and restore
+//! as above, with two more moves:
+//!
+//! ```text
+//!     lea  rax, [rip + 2f]
+//!     push rbx
+//!     push rbp
+//!     push rax
+//!     mov  rdx, [rdi]         ; rdi = the other body's slot: its context
+//!     mov  rax, [r8]          ; r8 = our slot: our resumer's context ...
+//!     mov  [rdi], rax         ; ... becomes the other body's resumer
+//!     mov  [r8], rsp          ; ours, for whoever resumes us
+//!     mov  rcx, [rdx]
+//!     mov  rbp, [rdx + 8]
+//!     mov  rbx, [rdx + 16]
+//!     lea  rsp, [rdx + 24]
+//!     jmp  rcx
+//! 2:
+//! ```
+//!
+//! A body waiting in `switch_to` is resumed like a suspended one (the
+//! resumer's `RUN` or `UNWIND` lands at its `2:`). The hub uses it for a yield
+//! whose next greenlet it knows at once: one switch per yield instead of two.
+//!
 //! # The entry
 //!
 //! `Switch::init` writes the body closure just below the stack's top (a body
@@ -291,6 +320,68 @@ impl Switch {
         // `resume_with` in the layout the asm restores; the resumer continues
         // at its `2:` and comes back to ours the same way.
         let msg = unsafe { switch!(self.sp.as_ptr(), SUSPENDED) };
+        if msg != RUN {
+            forced_unwind();
+        }
+    }
+
+    /// Passes control from this running body straight to `to`'s suspended
+    /// body, without going back to the resumer: `to` takes over this body's
+    /// resumer (its next suspend or its end goes there), and this body waits
+    /// as if suspended, until a [`resume`](Self::resume) or another
+    /// `switch_to` lands it here.
+    ///
+    /// One switch instead of a suspend and a resume: the resumer's context
+    /// moves from our slot to `to`'s, ours goes in our slot, and `to`'s
+    /// context is restored as `switch!` restores one. rdi holds `to`'s slot,
+    /// which is the address of `to` itself (the slot is the first field), as
+    /// `sylvan_greenlet_entry` expects should `to` not have started yet.
+    ///
+    /// # Safety
+    ///
+    /// Called by the body of `self`, on its own stack, while it runs; `to`
+    /// is another switch of this thread, initialised, neither running nor
+    /// finished, and stays in place until its body finishes.
+    #[inline(always)]
+    #[cfg_attr(
+        sylvan_corosensei,
+        allow(dead_code, reason = "only the active switch's is called")
+    )]
+    pub(crate) unsafe fn switch_to(&self, to: &Switch) {
+        let msg: usize;
+        // SAFETY: we run, so our slot holds our resumer's context; `to` is
+        // suspended (or unstarted), so its slot holds its context, in the
+        // layout `switch!` writes (or `place` wrote). The asm saves ours in
+        // that layout before it moves the slots, declares every register it
+        // does not restore clobbered, and comes back at `2:` with rsp, rbx
+        // and rbp as they were, when a resume or a `switch_to` restores the
+        // context it left in our slot.
+        unsafe {
+            asm!(
+                "lea rax, [rip + 2f]",
+                "push rbx",
+                "push rbp",
+                "push rax",
+                "mov rdx, [rdi]",
+                "mov rax, [r8]",
+                "mov [rdi], rax",
+                "mov [r8], rsp",
+                "mov rcx, [rdx]",
+                "mov rbp, [rdx + 8]",
+                "mov rbx, [rdx + 16]",
+                "lea rsp, [rdx + 24]",
+                "jmp rcx",
+                "2:",
+                in("rdi") to.sp.as_ptr(),
+                in("r8") self.sp.as_ptr(),
+                inout("rsi") RUN => msg,
+                out("r12") _,
+                out("r13") _,
+                out("r14") _,
+                out("r15") _,
+                clobber_abi("C"),
+            )
+        };
         if msg != RUN {
             forced_unwind();
         }
