@@ -91,6 +91,7 @@ mod probes75;
 mod probes76;
 mod probes77;
 mod probes78;
+mod probes79;
 mod probes8;
 mod probes9;
 mod stacks;
