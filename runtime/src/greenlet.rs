@@ -366,20 +366,28 @@ impl Core {
     /// # Safety
     ///
     /// Called by this greenlet, on its own stack, while it runs; `next` is
-    /// another greenlet of this thread, started, suspended (not running, not
-    /// dead), and no `RefCell` borrow that it may need is held across the
-    /// call.
+    /// another greenlet of this thread, [`start`](Core::start)ed (its body
+    /// placed; it may not have run yet), not running and not dead, and no
+    /// `RefCell` borrow that it may need is held across the call.
     #[inline(always)]
     pub unsafe fn switch_to(&self, next: &Core) {
         #[cfg(all(target_arch = "x86_64", target_os = "linux", not(sylvan_corosensei)))]
         {
             next.state.set(State::Running);
-            overflow::set_running(next.meta.get());
             // SAFETY: per this function's contract, we run on our switch's
-            // stack and `next`'s switch is started, suspended and pinned in
-            // its record. Both switches are only ever borrowed shared while
-            // bodies run.
-            unsafe { (*self.switch.get()).switch_to(&*next.switch.get()) }
+            // stack and `next`'s switch is initialised, not running, not
+            // dead, and pinned in its record. Both switches are only ever
+            // borrowed shared while bodies run. The switch names `next`'s
+            // stack as the running one (`overflow::set_running`'s cell)
+            // after it saved our context, so an overflow of ours in that
+            // save is still named as ours.
+            unsafe {
+                (*self.switch.get()).switch_to(
+                    &*next.switch.get(),
+                    overflow::running_cell().cast::<usize>(),
+                    next.meta.get() as usize,
+                )
+            }
         }
         #[cfg(not(all(target_arch = "x86_64", target_os = "linux", not(sylvan_corosensei))))]
         {

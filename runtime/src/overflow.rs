@@ -63,6 +63,14 @@ pub fn set_running(meta: *const StackMeta) {
     RUNNING.set(meta);
 }
 
+/// This thread's cell that [`set_running`] writes, for a switch that names
+/// the next stack itself, at the exact point its own stack is left (see
+/// `Switch::switch_to`).
+#[inline(always)]
+pub(crate) fn running_cell() -> *mut *const StackMeta {
+    RUNNING.with(Cell::as_ptr)
+}
+
 /// The stack [`set_running`] last named on this thread (null: the thread's
 /// own stack).
 #[inline]

@@ -26,19 +26,22 @@
 //! `Handle::spawn` from outside (pr16), thread exit with greenlets parked
 //! in chains, one catching its kill and yielding (pr17), a stack overflow
 //! in a greenlet entered by relay (pr18), a stack that runs out exactly at
-//! the relay switch's pushes (pr19: BUG seen outside this binary: after
-//! `Core::switch_to` names the target's stack for the overflow handler,
-//! `Switch::switch_to` still pushes three words on the parking greenlet's
-//! stack; a fault there is not in the named stack's guard, so the process
-//! dies of a bare SIGSEGV with no "greenlet '..' overflowed" line; the
-//! loop's `suspend` never renamed first).
+//! the relay switch's pushes (pr19: a bug at 55bc463, seen outside this
+//! binary: `Core::switch_to` named the target's stack for the overflow
+//! handler before `Switch::switch_to` pushed three words on the parking
+//! greenlet's stack; a fault there was not in the named stack's guard, so
+//! the process died of a bare SIGSEGV with no "greenlet '..' overflowed"
+//! line. Fixed: the switch names the target's stack itself, after its
+//! pushes).
 //!
 //! Verdicts: pr01-pr19 pass on both builds (pr03's digests were taken
-//! from the corosensei build and match the relaying one). pr19 passes in
-//! this binary (debug and `--release`: park writes deeper before the
-//! rename there), but its child's code, built as a fat-LTO release
-//! example, dies of a bare SIGSEGV at shifts 1-3 (named at 55bc463^):
-//! the bug is real in the crawler's codegen; pr19 stays as a guard.
+//! from the corosensei build and match the relaying one). pr19 passed
+//! even at 55bc463 in this binary (debug and `--release`: park writes
+//! deeper before the rename there), but its child's code, built as a
+//! release example, died of a bare SIGSEGV at shifts 1-3 (named at
+//! 55bc463^). That example is `examples/overflow_edge.rs`
+//! (`cargo run --release --example overflow_edge`): all 24 shifts are
+//! named since the fix. pr19 stays as a guard.
 
 use std::cell::{Cell, RefCell};
 use std::hash::{Hash, Hasher};
@@ -438,7 +441,10 @@ fn pr06_relay_target_kills_its_switcher() {
         let a = Rc::try_unwrap(a).unwrap();
         assert!(a.join().unwrap_err().is_killed());
         assert_eq!(drops.get(), 1);
-        assert_eq!(log.take(), ["a0", "b0", "a1", "b1 kills a", "b2 a dead=true"]);
+        assert_eq!(
+            log.take(),
+            ["a0", "b0", "a1", "b1 kills a", "b2 a dead=true"]
+        );
     });
 }
 
@@ -498,8 +504,18 @@ fn pr07_catch_kill_and_yield_again() {
         assert_eq!(
             log.take(),
             [
-                "x0", "y0", "x1", "y1", "k kill1", "x caught", "y2", "x again 0", "y3",
-                "k kill2", "y4", "y5"
+                "x0",
+                "y0",
+                "x1",
+                "y1",
+                "k kill1",
+                "x caught",
+                "y2",
+                "x again 0",
+                "y3",
+                "k kill2",
+                "y4",
+                "y5"
             ]
         );
     });
@@ -721,7 +737,10 @@ fn pr12_finishing_while_relay_run() {
         for g in [&r, &p, &s] {
             let (l, name) = (log.clone(), g.name().unwrap().to_owned());
             g.link(move |o| {
-                l.push(format!("link {name} {}", matches!(o, sylvan::Outcome::Returned(_))))
+                l.push(format!(
+                    "link {name} {}",
+                    matches!(o, sylvan::Outcome::Returned(_))
+                ))
             });
             let (l, name) = (log.clone(), g.name().unwrap().to_owned());
             g.link_exception(move |e| l.push(format!("exc {name} {}", e.is_panic())));
@@ -1096,7 +1115,10 @@ fn pr19_child(shift: usize) {
             assert!(depth < 8 * 1024 - 64, "yield writes {depth} bytes deep");
             // The deepest word written lands `shift` words into the guard.
             let t1 = (guard_hi + depth - 8 * shift) & !15;
-            eprintln!("pr19: depth {depth}, shift {shift}, t1 - guard_hi {}", t1 - guard_hi);
+            eprintln!(
+                "pr19: depth {depth}, shift {shift}, t1 - guard_hi {}",
+                t1 - guard_hi
+            );
             // SAFETY: above the guard page, below our frames.
             unsafe { yield_with_rsp_at(t1) };
         })
@@ -1113,9 +1135,10 @@ fn pr19_child(shift: usize) {
 /// pushes. The child places its stack pointer so that the deepest 1..=24
 /// words written by the yield fall in the guard page, one child per shift.
 /// (In this binary, debug or release, park writes deeper before the
-/// rename, which faults first and is named rightly: the test passes. The
-/// same child code built as a fat-LTO release example fails at shifts
-/// 1-3, where park is `mov %rax,%fs:RUNNING` then the three pushes.)
+/// rename, which faults first and is named rightly: the test passed even
+/// before the fix. The same child code built as a release example,
+/// `examples/overflow_edge.rs`, failed at shifts 1-3, where park was
+/// `mov %rax,%fs:RUNNING` then the three pushes.)
 #[test]
 fn pr19_overflow_at_the_relay_switch_named() {
     if let Ok(v) = std::env::var("P79_PR19_SHIFT")
@@ -1140,7 +1163,11 @@ fn pr19_overflow_at_the_relay_switch_named() {
             bad.push(format!(
                 "shift {shift}: {:?} {}",
                 out.status,
-                stderr.lines().filter(|l| l.starts_with("pr19")).collect::<Vec<_>>().join(" ")
+                stderr
+                    .lines()
+                    .filter(|l| l.starts_with("pr19"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             ));
         }
     }

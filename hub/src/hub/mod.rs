@@ -720,8 +720,9 @@ impl Hub {
         } else if let Some(next) = self.relay_target(key) {
             // SAFETY: we are the running greenlet `key`, on its own stack,
             // resumed by the loop with `resume_relay` (`relay_target` checks
-            // that the loop runs); `next` is another greenlet, started and
-            // scheduled, so suspended; no RefCell of the hub is borrowed.
+            // that the loop runs); `next` is another greenlet, started (it
+            // is in the table) and scheduled, so neither running nor dead;
+            // no RefCell of the hub is borrowed.
             unsafe { task.core.switch_to(&next.core) };
         } else {
             // SAFETY: we are the running greenlet `key`, on its own stack.
@@ -895,9 +896,11 @@ impl Hub {
     /// current one: the one the loop would resume next, when the loop would
     /// resume it at once. That is the next ready greenlet when no turn
     /// (timers, IO) is due before it, it is not main (which the loop
-    /// returns to) nor `me`, it has run before (a fresh one is bound by the
-    /// loop) and it is still scheduled (a cancelled one is reaped by the
-    /// loop). `None` leaves it all to the loop: park suspends.
+    /// returns to) nor `me`, it is in the table (a key marked `FRESH` is
+    /// not: the loop gives it its stack at its first run; a greenlet with a
+    /// stack of its own, from `Builder::stack_size`, may be entered here for
+    /// its first run) and it is still scheduled (a cancelled one is reaped
+    /// by the loop). `None` leaves it all to the loop: park suspends.
     ///
     /// Not at teardown, which resumes greenlets itself (with `resume`, not
     /// `resume_relay`), nor on the corosensei switch, which cannot.

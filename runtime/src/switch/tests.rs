@@ -354,6 +354,11 @@ mod own {
         s
     }
 
+    thread_local! {
+        /// The mark each `switch_to` below leaves: the switch it entered.
+        static LAST_TO: Cell<usize> = const { Cell::new(0) };
+    }
+
     /// `switch_to` from `from` into `to`, from `depth` non-inlined calls
     /// deep, with values live across it, checked after.
     #[inline(never)]
@@ -362,8 +367,9 @@ mod own {
         let f = black_box(seed as f64 * 0.25);
         if depth == 0 {
             // SAFETY: the callers run on `from`'s stack, as its body, and
-            // `to` is another switch of this thread, suspended.
-            unsafe { (*from).switch_to(&*to) };
+            // `to` is another switch of this thread, suspended; `LAST_TO` is
+            // this thread's, valid for a write.
+            LAST_TO.with(|cell| unsafe { (*from).switch_to(&*to, cell.as_ptr(), to as usize) });
         } else {
             switch_to_at(from, to, depth - 1, seed ^ 5);
         }
@@ -425,6 +431,11 @@ mod own {
         // SAFETY: initialised, not finished, we are the resumer.
         assert!(!unsafe { a.resume() });
         assert_eq!(*log.borrow(), ["a1", "b1"]);
+        assert_eq!(
+            LAST_TO.get(),
+            &*b as *const Switch as usize,
+            "the switch stores its mark"
+        );
         assert!(a.is_mid_body() && b.is_mid_body());
         // B goes on and switches to A, which finishes: its end comes back
         // here, through the resume of B.

@@ -67,6 +67,7 @@
 //!     push rbx
 //!     push rbp
 //!     push rax
+//!     mov  [r9], r10          ; name the other body's stack as running
 //!     mov  rdx, [rdi]         ; rdi = the other body's slot: its context
 //!     mov  rax, [r8]          ; r8 = our slot: our resumer's context ...
 //!     mov  [rdi], rax         ; ... becomes the other body's resumer
@@ -78,6 +79,10 @@
 //!     jmp  rcx
 //! 2:
 //! ```
+//!
+//! The store through r9 is the greenlet record's note of which stack runs,
+//! for the stack-overflow handler: made after the pushes, so that a push
+//! that hits our guard page is still reported as our overflow.
 //!
 //! A body waiting in `switch_to` is resumed like a suspended one (the
 //! resumer's `RUN` or `UNWIND` lands at its `2:`). The hub uses it for a yield
@@ -337,17 +342,25 @@ impl Switch {
     /// which is the address of `to` itself (the slot is the first field), as
     /// `sylvan_greenlet_entry` expects should `to` not have started yet.
     ///
+    /// `mark` is stored at `at` once our context is pushed, just before the
+    /// jump: the greenlet record uses it to name `to`'s stack as the running
+    /// one for the overflow handler. Named any earlier, a stack overflow hit
+    /// by those pushes (on our guard page) would be taken for a fault
+    /// outside the running greenlet's stack and reach the default handler
+    /// unnamed.
+    ///
     /// # Safety
     ///
     /// Called by the body of `self`, on its own stack, while it runs; `to`
     /// is another switch of this thread, initialised, neither running nor
-    /// finished, and stays in place until its body finishes.
+    /// finished, and stays in place until its body finishes; `at` is valid
+    /// for a write of a `usize`.
     #[inline(always)]
     #[cfg_attr(
         sylvan_corosensei,
         allow(dead_code, reason = "only the active switch's is called")
     )]
-    pub(crate) unsafe fn switch_to(&self, to: &Switch) {
+    pub(crate) unsafe fn switch_to(&self, to: &Switch, at: *mut usize, mark: usize) {
         let msg: usize;
         // SAFETY: we run, so our slot holds our resumer's context; `to` is
         // suspended (or unstarted), so its slot holds its context, in the
@@ -362,6 +375,7 @@ impl Switch {
                 "push rbx",
                 "push rbp",
                 "push rax",
+                "mov [r9], r10",
                 "mov rdx, [rdi]",
                 "mov rax, [r8]",
                 "mov [rdi], rax",
@@ -374,6 +388,8 @@ impl Switch {
                 "2:",
                 in("rdi") to.sp.as_ptr(),
                 in("r8") self.sp.as_ptr(),
+                in("r9") at,
+                in("r10") mark,
                 inout("rsi") RUN => msg,
                 out("r12") _,
                 out("r13") _,
