@@ -39,9 +39,9 @@
 //! even at 55bc463 in this binary (debug and `--release`: park writes
 //! deeper before the rename there), but its child's code, built as a
 //! release example, died of a bare SIGSEGV at shifts 1-3 (named at
-//! 55bc463^). That example is `examples/overflow_edge.rs`
-//! (`cargo run --release --example overflow_edge`): all 24 shifts are
-//! named since the fix. pr19 stays as a guard.
+//! 55bc463^). That child is now `examples/overflow_edge.rs`, which pr19
+//! runs (debug build); `cargo run --release --example overflow_edge`
+//! names all 24 shifts since the fix.
 
 use std::cell::{Cell, RefCell};
 use std::hash::{Hash, Hasher};
@@ -1021,155 +1021,40 @@ fn pr18_overflow_in_relay_entered_greenlet_named() {
     );
 }
 
-/// Written to every word of the probed region before `yield_now` runs.
-const CANARY: u64 = 0xA5A5_5A5A_C3C3_3C3C;
-
-/// Calls `yield_now` with the stack pointer at `rsp` (16-aligned, inside
-/// the running greenlet's stack, below everything live).
-///
-/// # Safety
-///
-/// `rsp` lies in the current stack, below the caller's frames.
-unsafe fn yield_with_rsp_at(rsp: usize) {
-    extern "C" fn tramp() {
-        yield_now();
-    }
-    // SAFETY: per contract; r12 (callee-saved, declared clobbered) keeps
-    // our stack pointer across the call, which gets an aligned stack.
-    unsafe {
-        std::arch::asm!(
-            "mov r12, rsp",
-            "mov rsp, {t}",
-            "call {f}",
-            "mov rsp, r12",
-            t = in(reg) rsp,
-            f = sym tramp,
-            out("r12") _,
-            clobber_abi("C"),
-        )
-    };
-}
-
-/// The start of the writable mapping holding `addr` (for a greenlet's
-/// stack: one past its guard page), from /proc/self/maps.
-fn mapping_start(addr: usize) -> usize {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    for line in maps.lines() {
-        let range = line.split_whitespace().next().unwrap();
-        let (lo, hi) = range.split_once('-').unwrap();
-        let (lo, hi) = (
-            usize::from_str_radix(lo, 16).unwrap(),
-            usize::from_str_radix(hi, 16).unwrap(),
-        );
-        if (lo..hi).contains(&addr) {
-            return lo;
-        }
-    }
-    panic!("{addr:#x} not mapped");
-}
-
-#[inline(never)]
-fn fill_canary(lo: usize, hi: usize) {
-    for a in (lo..hi).step_by(8) {
-        // SAFETY: the caller passes an unused part of the current stack.
-        unsafe { (a as *mut u64).write_volatile(CANARY) };
-    }
-}
-
-#[inline(never)]
-fn lowest_dirty(lo: usize, hi: usize) -> usize {
-    for a in (lo..hi).step_by(8) {
-        // SAFETY: as in `fill_canary`.
-        if unsafe { (a as *const u64).read_volatile() } != CANARY {
-            return a;
-        }
-    }
-    hi
-}
-
-/// The body of pr19's child: greenlet "edge" (64 KiB stack) measures how
-/// deep below its stack pointer a relayed `yield_now` writes, then yields
-/// with its stack pointer placed so that the deepest `SHIFT` words of
-/// those writes land in its guard page.
-fn pr19_child(shift: usize) {
-    let partner = spawn(|| {
-        for _ in 0..1000 {
-            yield_now();
-        }
-    });
-    let edge = Builder::new()
-        .name("edge")
-        .stack_size(64 << 10)
-        .spawn(move || {
-            yield_now();
-            let here = 0u8;
-            let sp = std::hint::black_box(&here) as *const u8 as usize;
-            let guard_hi = mapping_start(sp);
-            // Measure: writes of a yield made from `t0`.
-            let t0 = (sp - 16 * 1024) & !15;
-            let lo = t0 - 8 * 1024;
-            fill_canary(lo, t0);
-            // SAFETY: 16 KiB below our frames, inside the 64 KiB stack.
-            unsafe { yield_with_rsp_at(t0) };
-            let depth = t0 - lowest_dirty(lo, t0);
-            assert!(depth < 8 * 1024 - 64, "yield writes {depth} bytes deep");
-            // The deepest word written lands `shift` words into the guard.
-            let t1 = (guard_hi + depth - 8 * shift) & !15;
-            eprintln!(
-                "pr19: depth {depth}, shift {shift}, t1 - guard_hi {}",
-                t1 - guard_hi
-            );
-            // SAFETY: above the guard page, below our frames.
-            unsafe { yield_with_rsp_at(t1) };
-        })
-        .unwrap();
-    let _ = edge.join();
-    drop(partner);
-}
-
 /// A greenlet whose stack runs out exactly at a relayed `yield_now` (the
-/// three pushes of `Switch::switch_to`, made after `Core::switch_to` named
-/// the *target's* stack for the overflow handler) must still be reported
-/// as "greenlet 'edge' overflowed its stack", not die of a bare SIGSEGV:
-/// the old path (`suspend`) never renamed the running stack before its
-/// pushes. The child places its stack pointer so that the deepest 1..=24
-/// words written by the yield fall in the guard page, one child per shift.
-/// (In this binary, debug or release, park writes deeper before the
-/// rename, which faults first and is named rightly: the test passed even
-/// before the fix. The same child code built as a release example,
-/// `examples/overflow_edge.rs`, failed at shifts 1-3, where park was
-/// `mov %rax,%fs:RUNNING` then the three pushes.)
+/// three pushes of `Switch::switch_to`, made after 55bc463's
+/// `Core::switch_to` named the *target's* stack for the overflow handler)
+/// must still be reported as "greenlet 'edge' overflowed its stack", not
+/// die of a bare SIGSEGV: the old path (`suspend`) never renamed the
+/// running stack before its pushes. `examples/overflow_edge.rs` (written
+/// from this test's first version) places its stack pointer so that the
+/// deepest 1..=24 words written by the yield fall in the guard page, one
+/// child process per shift, and fails unless all 24 are named. Run here on
+/// the test build's example (debug: park writes deeper before the switch,
+/// so this passed even before the fix); the release build showed the bug
+/// at shifts 1-3 and is run by hand (`cargo run --release --example
+/// overflow_edge`).
 #[test]
 fn pr19_overflow_at_the_relay_switch_named() {
-    if let Ok(v) = std::env::var("P79_PR19_SHIFT")
-        && is_child("p79-pr19")
-    {
-        pr19_child(v.parse().unwrap());
-        unreachable!("the yield at the edge did not overflow");
-    }
-    let mut bad = Vec::new();
-    for shift in 1..=24usize {
-        let out = crate::util::child_command(
-            "probes79::pr19_overflow_at_the_relay_switch_named",
-            "p79-pr19",
-        )
-        .env("P79_PR19_SHIFT", shift.to_string())
-        .output()
-        .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        use std::os::unix::process::ExitStatusExt;
-        let named = stderr.contains("greenlet 'edge' overflowed its stack");
-        if !(named && out.status.signal() == Some(6)) {
-            bad.push(format!(
-                "shift {shift}: {:?} {}",
-                out.status,
-                stderr
-                    .lines()
-                    .filter(|l| l.starts_with("pr19"))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ));
-        }
-    }
-    assert!(bad.is_empty(), "overflows not named:\n{}", bad.join("\n"));
+    // target/<profile>/deps/it-<hash> -> target/<profile>/examples/...
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/overflow_edge");
+    assert!(
+        bin.exists(),
+        "{} not built: cargo test builds examples",
+        bin.display()
+    );
+    let out = std::process::Command::new(&bin).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches(": named (").count(), 24, "{stdout}");
 }

@@ -869,12 +869,7 @@ impl Hub {
                 self.reap(key, task.id);
                 continue;
             }
-            let n = self.switches.get() + 1;
-            self.switches.set(n);
-            task.switches.set(task.switches.get() + 1);
-            self.beacon.running(n, task.id, task.site);
-            self.current.set(key);
-            self.cur.set(task);
+            self.enter(key, task);
             // SAFETY: we are on main's stack in the loop, `task` was started
             // (scheduled tasks always have a body) and is not dead; no
             // RefCell of the hub is borrowed here.
@@ -926,13 +921,21 @@ impl Hub {
             return None;
         }
         ready.pop_front();
+        self.enter(key, task);
+        Some(task)
+    }
+
+    /// Counts a switch into greenlet `key` (`task`), tells the beacon and
+    /// makes it the current one: what the loop and the relay do just before
+    /// they switch to it.
+    #[inline(always)]
+    fn enter(&self, key: Key, task: &Task) {
         let n = self.switches.get() + 1;
         self.switches.set(n);
         task.switches.set(task.switches.get() + 1);
         self.beacon.running(n, task.id, task.site);
         self.current.set(key);
         self.cur.set(task);
-        Some(task)
     }
 
     /// `t` on the coarse clock's scale.
