@@ -6,7 +6,13 @@ use std::path::PathBuf;
 use std::process::Command;
 
 pub fn crawler_bin() -> PathBuf {
-    // target/<profile>/deps/it-<hash> -> target/<profile>/examples/crawler
+    example_bin("crawler")
+}
+
+/// The example `name` of the build these tests belong to (`cargo test`
+/// builds the examples).
+pub fn example_bin(name: &str) -> PathBuf {
+    // target/<profile>/deps/it-<hash> -> target/<profile>/examples/<name>
     let exe = std::env::current_exe().unwrap();
     let bin = exe
         .parent()
@@ -14,7 +20,7 @@ pub fn crawler_bin() -> PathBuf {
         .parent()
         .unwrap()
         .join("examples")
-        .join("crawler");
+        .join(name);
     assert!(
         bin.exists(),
         "{} not built: cargo test builds examples",

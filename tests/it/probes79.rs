@@ -1036,19 +1036,7 @@ fn pr18_overflow_in_relay_entered_greenlet_named() {
 /// overflow_edge`).
 #[test]
 fn pr19_overflow_at_the_relay_switch_named() {
-    // target/<profile>/deps/it-<hash> -> target/<profile>/examples/...
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/overflow_edge");
-    assert!(
-        bin.exists(),
-        "{} not built: cargo test builds examples",
-        bin.display()
-    );
+    let bin = crate::crawler::example_bin("overflow_edge");
     let out = std::process::Command::new(&bin).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
