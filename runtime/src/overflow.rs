@@ -67,6 +67,13 @@ pub fn set_running(meta: *const StackMeta) {
 /// the next stack itself, at the exact point its own stack is left (see
 /// `Switch::switch_to`).
 #[inline(always)]
+#[cfg_attr(
+    sylvan_corosensei,
+    allow(
+        dead_code,
+        reason = "only sylvan's own switch names the next stack itself"
+    )
+)]
 pub(crate) fn running_cell() -> *mut *const StackMeta {
     RUNNING.with(Cell::as_ptr)
 }
