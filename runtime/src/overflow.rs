@@ -68,7 +68,7 @@ pub fn set_running(meta: *const StackMeta) {
 /// `Switch::switch_to`).
 #[inline(always)]
 #[cfg_attr(
-    sylvan_corosensei,
+    not(all(target_arch = "x86_64", target_os = "linux", not(sylvan_corosensei))),
     allow(
         dead_code,
         reason = "only sylvan's own switch names the next stack itself"
