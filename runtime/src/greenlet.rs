@@ -307,14 +307,9 @@ impl Core {
     /// `RefCell` borrow that the greenlet may need is held across the call.
     #[inline(always)]
     pub unsafe fn resume(&self) -> Resumed {
-        self.state.set(State::Running);
-        overflow::set_running(self.meta.get());
-        // SAFETY: per this function's contract the switch is initialised, not
-        // finished, and we are on the thread's own stack, so the caller is not
-        // the body. The switch is only ever borrowed shared while bodies run.
-        let finished = unsafe { (*self.switch.get()).resume() };
-        overflow::set_running(ptr::null());
-        if finished {
+        // SAFETY: the same contract; with no `switch_to` among the greenlets
+        // of this resumer, the one that comes back is `self`.
+        if unsafe { self.resume_relay() } {
             self.state.set(State::Dead);
             Resumed::Finished
         } else {
@@ -336,7 +331,9 @@ impl Core {
     pub unsafe fn resume_relay(&self) -> bool {
         self.state.set(State::Running);
         overflow::set_running(self.meta.get());
-        // SAFETY: as in `resume`.
+        // SAFETY: per this function's contract the switch is initialised, not
+        // finished, and we are on the thread's own stack, so the caller is not
+        // the body. The switch is only ever borrowed shared while bodies run.
         let finished = unsafe { (*self.switch.get()).resume() };
         overflow::set_running(ptr::null());
         finished
