@@ -37,7 +37,7 @@
 //! * `close` wakes every waiter: getters find the buffer drained and see
 //!   "closed"; putters get their item back with "closed".
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
@@ -284,42 +284,26 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
         self.st.borrow().accepted
     }
 
-    /// The put fast path: into the buffer when nobody waits to get and
-    /// there is room. Hands the item back otherwise.
+    /// Accepts `v` into the buffer under the caller's borrow and wakes the
+    /// first waiting getter, if one waits for it, and the peekers. The
+    /// caller has checked that there is room (or must not wait).
     #[inline]
-    fn push_fast(&self, v: T) -> Option<T> {
-        let mut st = self.st.borrow_mut();
-        if st.getters.is_empty()
-            && self.peekers.borrow().is_empty()
-            && st.held() < self.cap
-            && !self.closed.get()
-        {
-            st.buf.push(v);
-            st.accepted += 1;
-            None
-        } else {
-            Some(v)
-        }
+    fn push_locked(&self, mut st: RefMut<'_, State<T, B>>, v: T) {
+        st.buf.push(v);
+        st.accepted += 1;
+        let getter = st.getter_to_wake();
+        drop(st);
+        wake_getter(getter);
+        self.wake_peekers();
     }
 
     /// Puts without waiting.
     #[inline]
     pub(crate) fn try_put(&self, v: T) -> Result<(), TryPutError<T>> {
-        match self.push_fast(v) {
-            None => Ok(()),
-            Some(v) => self.try_put_cold(v),
-        }
-    }
-
-    /// A put past the fast path: into the buffer (waking a getter, if one
-    /// waits) when there is room, or for a rendezvous when a getter waits
-    /// for an item; fails otherwise.
-    #[inline(never)]
-    fn try_put_cold(&self, v: T) -> Result<(), TryPutError<T>> {
+        let st = self.st.borrow_mut();
         if self.closed.get() {
             return Err(TryPutError::Closed(v));
         }
-        let mut st = self.st.borrow_mut();
         let full = if self.cap == 0 {
             st.rendezvous_full()
         } else {
@@ -328,52 +312,40 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
         if full {
             return Err(TryPutError::Full(v));
         }
-        st.buf.push(v);
-        st.accepted += 1;
-        let getter = st.getter_to_wake();
-        drop(st);
-        wake_getter(getter);
-        self.wake_peekers();
+        self.push_locked(st, v);
         Ok(())
     }
 
     /// Puts, waiting for room until `deadline` (forever when `None`).
+    ///
+    /// One borrow of the state from the check to the accept or the wait.
+    /// A rendezvous always waits: its putter waits with its item until a
+    /// getter takes it (gevent's `Channel.put`), waking one if any waits.
     #[inline]
     pub(crate) fn put(&self, v: T, deadline: Option<Instant>) -> Result<(), TryPutError<T>> {
-        match self.push_fast(v) {
-            None => Ok(()),
-            Some(v) => self.put_cold(v, deadline),
+        let st = self.st.borrow_mut();
+        if self.closed.get() {
+            return Err(TryPutError::Closed(v));
         }
+        if st.held() < self.cap {
+            self.push_locked(st, v);
+            return Ok(());
+        }
+        self.put_slow(st, v, deadline)
     }
 
     // Inlined, like the park below it: each call level between the caller
     // and `Hub::park` is one more return the CPU mispredicts after a switch.
     #[inline(always)]
-    fn put_cold(&self, v: T, deadline: Option<Instant>) -> Result<(), TryPutError<T>> {
-        // Straight to the wait, open queues only: a rendezvous, whose
-        // putter waits with its item until a getter takes it (gevent's
-        // `Channel.put`), waking one if any waits; or a full queue, the
-        // usual reason the fast path declined, as `try_put_cold` would say.
-        if !self.closed.get() && (self.cap == 0 || self.st.borrow().held() >= self.cap) {
-            return self.put_slow(v, deadline);
-        }
-        match self.try_put_cold(v) {
-            Err(TryPutError::Full(v)) => self.put_slow(v, deadline),
-            r => r,
-        }
-    }
-
-    #[inline(always)]
-    fn put_slow(&self, v: T, deadline: Option<Instant>) -> Result<(), TryPutError<T>> {
-        let mut st = self.st.borrow_mut();
+    fn put_slow(
+        &self,
+        mut st: RefMut<'_, State<T, B>>,
+        v: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), TryPutError<T>> {
         if std::thread::panicking() {
             // Cannot wait: accept it past the bound rather than lose it.
-            st.buf.push(v);
-            st.accepted += 1;
-            let getter = st.getter_to_wake();
-            drop(st);
-            wake_getter(getter);
-            self.wake_peekers();
+            self.push_locked(st, v);
             return Ok(());
         }
         let hub = hub();
@@ -412,24 +384,30 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
         }
     }
 
-    /// The get fast path: from the buffer (refilling it from a waiting
-    /// putter). `None` when the buffer is empty.
+    /// Takes an item under the caller's borrow: from the buffer (refilling
+    /// it from a waiting putter) or, for a rendezvous, from a putter's
+    /// hands; else "closed" or "empty".
     #[inline]
-    fn pop_fast(&self) -> Option<T> {
-        let mut st = self.st.borrow_mut();
-        let v = st.buf.pop()?;
-        let refill = !st.putters.is_empty();
-        drop(st);
-        if refill {
-            self.refill();
+    fn take_locked(&self, mut st: RefMut<'_, State<T, B>>) -> Result<T, TryGetError> {
+        if let Some(v) = st.buf.pop() {
+            if !st.putters.is_empty() {
+                self.refill(st);
+            }
+            return Ok(v);
         }
-        Some(v)
+        if !st.putters.is_empty() {
+            return Ok(self.take_from_putter(st));
+        }
+        if self.closed.get() {
+            Err(TryGetError::Closed)
+        } else {
+            Err(TryGetError::Empty)
+        }
     }
 
     /// Room again: moves the first waiting putter's item into the buffer.
     #[inline(never)]
-    fn refill(&self) {
-        let mut st = self.st.borrow_mut();
+    fn refill(&self, mut st: RefMut<'_, State<T, B>>) {
         if st.held() >= self.cap {
             return;
         }
@@ -444,39 +422,30 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
         }
     }
 
+    /// A get from an empty buffer with putters waiting, which only a
+    /// rendezvous has (a bounded queue's putters wait for room, so its
+    /// buffer is full): takes the first putter's item from its hands.
+    #[inline(never)]
+    fn take_from_putter(&self, mut st: RefMut<'_, State<T, B>>) -> T {
+        let (item, task) = st.putters.take_first().expect("a waiting putter");
+        st.accepted += 1;
+        drop(st);
+        hub().wake(task, Wake::Ready);
+        item
+    }
+
     /// Gets without waiting.
     #[inline]
     pub(crate) fn try_get(&self) -> Result<T, TryGetError> {
-        match self.pop_fast() {
-            Some(v) => Ok(v),
-            None => self.try_get_cold(),
-        }
-    }
-
-    /// A get from an empty buffer: from a putter's hands (capacity zero),
-    /// or "closed", or "empty".
-    #[inline(never)]
-    fn try_get_cold(&self) -> Result<T, TryGetError> {
-        let mut st = self.st.borrow_mut();
-        if let Some((item, task)) = st.putters.take_first() {
-            st.accepted += 1;
-            drop(st);
-            hub().wake(task, Wake::Ready);
-            return Ok(item);
-        }
-        if self.closed.get() {
-            Err(TryGetError::Closed)
-        } else {
-            Err(TryGetError::Empty)
-        }
+        self.take_locked(self.st.borrow_mut())
     }
 
     /// Gets, waiting for an item until `deadline` (forever when `None`).
     #[inline]
     pub(crate) fn get(&self, deadline: Option<Instant>) -> Result<T, TryGetError> {
-        match self.pop_fast() {
-            Some(v) => Ok(v),
-            None => self.get_cold(deadline),
+        match self.try_get() {
+            Err(TryGetError::Empty) => self.get_slow(deadline),
+            r => r,
         }
     }
 
@@ -484,26 +453,10 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
     /// (or when it cannot wait because the caller unwinds).
     #[inline]
     pub(crate) fn get_or_end(&self) -> Option<T> {
-        match self.pop_fast() {
-            Some(v) => Some(v),
-            None => self.get_cold(None).ok(),
-        }
+        self.get(None).ok()
     }
 
-    // Inlined for the same reason as `put_cold`.
-    #[inline(always)]
-    fn get_cold(&self, deadline: Option<Instant>) -> Result<T, TryGetError> {
-        if !self.closed.get() && self.st.borrow().putters.is_empty() {
-            // Nothing to take from a putter's hands and not closed: the
-            // wait, as `try_get_cold` would say.
-            return self.get_slow(deadline);
-        }
-        match self.try_get_cold() {
-            Err(TryGetError::Empty) => self.get_slow(deadline),
-            r => r,
-        }
-    }
-
+    // Inlined for the same reason as `put_slow`.
     #[inline(always)]
     fn get_slow(&self, deadline: Option<Instant>) -> Result<T, TryGetError> {
         if std::thread::panicking() {
@@ -527,23 +480,24 @@ impl<T, B: Buffer<T>> QueueCore<T, B> {
                 }
             };
             let guard = GetWaiting { core: self, key };
+            // Chosen: the state stays borrowed from the check to the take.
             let chosen = loop {
                 let woke = hub.park_until(self.get_what, deadline);
                 let mut st = self.st.borrow_mut();
                 if st.getters.take_chosen(key).is_some() {
-                    break true;
+                    break Some(st);
                 }
                 if woke != Woke::Ready {
-                    break st.getters.remove(key).0;
+                    break st.getters.remove(key).0.then_some(st);
                 }
             };
             std::mem::forget(guard);
-            if !chosen {
+            let Some(st) = chosen else {
                 return Err(TryGetError::Empty);
-            }
+            };
             // Woken for an item (or by `close`: drain what is left, then
             // see "closed").
-            match self.try_get() {
+            match self.take_locked(st) {
                 Err(TryGetError::Empty) => {}
                 r => return r,
             }
