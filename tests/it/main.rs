@@ -7,6 +7,7 @@ mod crawler2;
 mod design;
 mod examples_gevent;
 mod failures;
+mod fuzz;
 mod gevent;
 mod gevent2;
 mod inspect;

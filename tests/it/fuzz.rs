@@ -1,0 +1,425 @@
+//! Seeded random programs over the coordination primitives, checked
+//! against the invariants no interleaving may break: a queue loses,
+//! duplicates or invents no item; a semaphore, mutex or pool never lets
+//! more in than its bound and ends with every permit or slot back. Each
+//! program runs several greenlets through random blocking, non-blocking and
+//! zero-timeout operations while they kill one another (`kill_nowait`), so
+//! waiters are cut at every point: chosen and not yet run, parked, holding.
+//!
+//! Deterministic: a seed gives one program and one schedule. A failure
+//! names its seed.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::time::Duration;
+
+use sylvan::Greenlet;
+use sylvan::pool::Pool;
+use sylvan::sync::{
+    BoundedSemaphore, Channel, JoinableQueue, LifoQueue, Mutex, PriorityQueue, Queue, Semaphore,
+};
+
+use crate::util::bounded;
+
+/// xorshift64, seeded so that seed 0 works too.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64, salt: u64) -> Rng {
+        Rng(seed.wrapping_add(1).wrapping_mul(salt) | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Yields until every greenlet of `hs` is dead; kills the rest after 2,000
+/// rounds (a random program may leave some parked for good), then joins
+/// them all. Panics if one failed other than by a kill. Those left parked
+/// must be parked for a reason: `lost_wakeup` says what is wrong when one
+/// waits for what is there (an item, room, a permit).
+fn settle(
+    seed: u64,
+    hs: &RefCell<Vec<Greenlet<()>>>,
+    lost_wakeup: impl Fn() -> Option<String>,
+) -> usize {
+    for round in 0..3000 {
+        if hs.borrow().iter().all(|h| h.is_dead()) {
+            break;
+        }
+        if round == 2000 {
+            if let Some(what) = lost_wakeup() {
+                panic!("seed {seed}: a lost wake-up: {what}");
+            }
+            for h in hs.borrow().iter() {
+                h.kill_nowait();
+            }
+        }
+        sylvan::yield_now();
+    }
+    let all: Vec<_> = hs.borrow_mut().drain(..).collect();
+    let mut killed = 0;
+    for h in all {
+        match h.join() {
+            Ok(()) => {}
+            Err(e) if e.is_killed() => killed += 1,
+            Err(e) => panic!("seed {seed}: a greenlet failed: {e}"),
+        }
+    }
+    killed
+}
+
+/// The queue operations the programs use, over every queue type.
+trait AnyQueue {
+    fn put(&self, v: u32) -> bool;
+    fn put_now(&self, v: u32) -> bool;
+    fn try_put(&self, v: u32) -> bool;
+    fn get(&self) -> Option<u32>;
+    fn get_now(&self) -> Option<u32>;
+    fn try_get(&self) -> Option<u32>;
+    fn close(&self);
+    /// (len, getters, putters, is_full, capacity)
+    fn state(&self) -> (usize, usize, usize, bool, Option<usize>);
+}
+
+macro_rules! any_queue {
+    ($($q:ty),*) => {$(
+        impl AnyQueue for $q {
+            fn put(&self, v: u32) -> bool {
+                <$q>::put(self, v).is_ok()
+            }
+            fn put_now(&self, v: u32) -> bool {
+                self.put_timeout(v, Duration::ZERO).is_ok()
+            }
+            fn try_put(&self, v: u32) -> bool {
+                <$q>::try_put(self, v).is_ok()
+            }
+            fn get(&self) -> Option<u32> {
+                <$q>::get(self)
+            }
+            fn get_now(&self) -> Option<u32> {
+                self.get_timeout(Duration::ZERO).ok()
+            }
+            fn try_get(&self) -> Option<u32> {
+                <$q>::try_get(self).ok()
+            }
+            fn close(&self) {
+                <$q>::close(self)
+            }
+            fn state(&self) -> (usize, usize, usize, bool, Option<usize>) {
+                (self.len(), self.getters(), self.putters(), self.is_full(), self.capacity())
+            }
+        }
+    )*};
+}
+
+any_queue!(
+    Queue<u32>,
+    LifoQueue<u32>,
+    PriorityQueue<u32>,
+    JoinableQueue<u32>,
+    Channel<u32>
+);
+
+fn any_queue(kind: u64) -> Rc<dyn AnyQueue> {
+    match kind {
+        0 => Rc::new(Queue::bounded(0)),
+        1 => Rc::new(Queue::bounded(1)),
+        2 => Rc::new(Queue::bounded(2)),
+        3 => Rc::new(Queue::unbounded()),
+        4 => Rc::new(LifoQueue::bounded(2)),
+        5 => Rc::new(PriorityQueue::bounded(1)),
+        6 => Rc::new(JoinableQueue::bounded(1)),
+        _ => Rc::new(Channel::new()),
+    }
+}
+
+/// What became of the items of one program.
+#[derive(Default)]
+struct Ledger {
+    /// Puts that returned success: the queue took the item.
+    accepted: HashSet<u32>,
+    /// Puts that returned failure: the item came back, never delivered.
+    refused: HashSet<u32>,
+    /// Every item a get returned, in order.
+    got: Vec<u32>,
+}
+
+/// One program: 2-5 greenlets, each running up to 8 random operations on
+/// one queue, with unique item values. Puts cut by a kill or a timeout may
+/// or may not have delivered their item; every other item is accounted.
+fn queue_program(seed: u64) -> usize {
+    let mut rng = Rng::new(seed, 0x9E37_79B9_7F4A_7C15);
+    let q = any_queue(rng.below(8));
+    let ledger = Rc::new(RefCell::new(Ledger::default()));
+    let next = Rc::new(Cell::new(0u32));
+    let hs: Rc<RefCell<Vec<Greenlet<()>>>> = Rc::new(RefCell::new(Vec::new()));
+    for _ in 0..2 + rng.below(4) {
+        let ops: Vec<(u64, u64)> = (0..1 + rng.below(8))
+            .map(|_| (rng.below(100), rng.below(8)))
+            .collect();
+        let (q, ledger, next, others) = (q.clone(), ledger.clone(), next.clone(), hs.clone());
+        let g = sylvan::spawn(move || {
+            for (op, r) in ops {
+                let v = next.get();
+                next.set(v + 1);
+                let put = |ok: bool| {
+                    let mut l = ledger.borrow_mut();
+                    if ok {
+                        l.accepted.insert(v);
+                    } else {
+                        l.refused.insert(v);
+                    }
+                };
+                let got = |item: Option<u32>| ledger.borrow_mut().got.extend(item);
+                match op {
+                    0..=19 => put(q.put(v)),
+                    20..=29 => put(q.put_now(v)),
+                    30..=37 => put(q.try_put(v)),
+                    38..=57 => got(q.get()),
+                    58..=67 => got(q.get_now()),
+                    68..=75 => got(q.try_get()),
+                    76..=83 => sylvan::yield_now(),
+                    84..=88 => got(sylvan::with_timeout(Duration::ZERO, || q.get())
+                        .ok()
+                        .flatten()),
+                    89..=92 => {
+                        if let Ok(ok) = sylvan::with_timeout(Duration::ZERO, || q.put(v)) {
+                            put(ok);
+                        }
+                    }
+                    93..=98 => {
+                        let others = others.borrow();
+                        if !others.is_empty() {
+                            others[r as usize % others.len()].kill_nowait();
+                        }
+                    }
+                    _ => q.close(),
+                }
+            }
+        });
+        hs.borrow_mut().push(g);
+    }
+    let killed = settle(seed, &hs, || {
+        let (len, getters, putters, full, cap) = q.state();
+        // A getter waits while an item is there (in the buffer or a
+        // putter's hands), or a putter while there is room.
+        let wrong =
+            (len > 0 || putters > 0) && getters > 0 || cap != Some(0) && !full && putters > 0;
+        wrong.then(|| format!("{len} items, {getters} getters and {putters} putters waiting"))
+    });
+    let l = ledger.borrow();
+    let mut seen = HashSet::new();
+    let rest: Vec<u32> = std::iter::from_fn(|| q.try_get()).collect();
+    for &v in l.got.iter().chain(&rest) {
+        assert!(seen.insert(v), "seed {seed}: item {v} came out twice");
+        assert!(
+            !l.refused.contains(&v),
+            "seed {seed}: item {v} came out though its put failed"
+        );
+        assert!(v < next.get(), "seed {seed}: item {v} was never put");
+    }
+    for v in &l.accepted {
+        assert!(seen.contains(v), "seed {seed}: accepted item {v} was lost");
+    }
+    killed
+}
+
+#[test]
+fn queues_lose_duplicate_or_invent_no_item_under_random_kills_and_timeouts() {
+    bounded(|| {
+        let killed: usize = (0..3000).map(queue_program).sum();
+        // The programs do cut waiters: the check is not vacuous.
+        assert!(killed > 1000, "only {killed} greenlets were killed");
+    });
+}
+
+/// Counts the greenlets inside a section bounded by `max`, for `rounds`
+/// yields.
+fn inside(count: &Cell<i64>, max: i64, rounds: u64) {
+    struct Leave<'a>(&'a Cell<i64>);
+    impl Drop for Leave<'_> {
+        fn drop(&mut self) {
+            self.0.set(self.0.get() - 1);
+        }
+    }
+    count.set(count.get() + 1);
+    let _leave = Leave(count);
+    assert!(
+        count.get() <= max,
+        "{} inside a section bounded by {max}",
+        count.get()
+    );
+    for _ in 0..rounds {
+        sylvan::yield_now();
+    }
+}
+
+enum Lock {
+    Sem(Semaphore),
+    Bounded(BoundedSemaphore),
+    Mutex(Mutex<u32>),
+}
+
+impl Lock {
+    /// Runs `f` holding a permit taken by `how`: 0 waits, 1 tries, 2 waits
+    /// a zero timeout. Returns whether it got one.
+    fn with(&self, how: u64, f: impl FnOnce()) -> bool {
+        let d = Duration::ZERO;
+        macro_rules! take {
+            ($wait:expr, $try:expr, $timed:expr) => {
+                match how {
+                    0 => Some($wait),
+                    1 => $try,
+                    _ => $timed,
+                }
+                .map(|guard| {
+                    f();
+                    drop(guard)
+                })
+                .is_some()
+            };
+        }
+        match self {
+            Lock::Sem(s) => take!(s.acquire(), s.try_acquire(), s.acquire_timeout(d)),
+            Lock::Bounded(s) => take!(s.acquire(), s.try_acquire(), s.acquire_timeout(d)),
+            Lock::Mutex(m) => take!(m.lock(), m.try_lock(), m.lock_timeout(d)),
+        }
+    }
+
+    /// (free permits, waiters) now.
+    fn state(&self) -> (usize, usize) {
+        match self {
+            Lock::Sem(s) => (s.available(), s.waiters()),
+            Lock::Bounded(s) => (s.available(), s.waiters()),
+            Lock::Mutex(m) => (usize::from(!m.is_locked()), m.waiters()),
+        }
+    }
+}
+
+fn lock_program(seed: u64) -> usize {
+    let mut rng = Rng::new(seed, 0xD1B5_4A32_D192_ED03);
+    let n = 1 + rng.below(3) as usize;
+    let (lock, max) = match rng.below(3) {
+        0 => (Lock::Sem(Semaphore::new(n)), n),
+        1 => (Lock::Bounded(BoundedSemaphore::new(n)), n),
+        _ => (Lock::Mutex(Mutex::new(0)), 1),
+    };
+    let lock = Rc::new(lock);
+    let count = Rc::new(Cell::new(0i64));
+    let hs: Rc<RefCell<Vec<Greenlet<()>>>> = Rc::new(RefCell::new(Vec::new()));
+    for _ in 0..2 + rng.below(5) {
+        let ops: Vec<(u64, u64)> = (0..1 + rng.below(6))
+            .map(|_| (rng.below(100), rng.below(4)))
+            .collect();
+        let (lock, count, others) = (lock.clone(), count.clone(), hs.clone());
+        let g = sylvan::spawn(move || {
+            for (op, r) in ops {
+                let hold = || inside(&count, max as i64, r);
+                match op {
+                    0..=59 => {
+                        lock.with(op % 3, hold);
+                    }
+                    60..=74 => {
+                        let _ = sylvan::with_timeout(Duration::ZERO, || lock.with(0, hold));
+                    }
+                    75..=84 => {
+                        let others = others.borrow();
+                        if !others.is_empty() {
+                            others[(r + op) as usize % others.len()].kill_nowait();
+                        }
+                    }
+                    _ => sylvan::yield_now(),
+                }
+            }
+        });
+        hs.borrow_mut().push(g);
+    }
+    let killed = settle(seed, &hs, || {
+        let (free, waiters) = lock.state();
+        (free > 0 && waiters > 0).then(|| format!("{free} permits free, {waiters} waiting"))
+    });
+    assert_eq!(count.get(), 0, "seed {seed}: still inside");
+    assert_eq!(
+        lock.state(),
+        (max, 0),
+        "seed {seed}: every permit back and no waiter left (free, waiters)"
+    );
+    killed
+}
+
+#[test]
+fn semaphores_and_mutexes_keep_their_bound_and_permits_under_random_kills_and_timeouts() {
+    bounded(|| {
+        let killed: usize = (0..3000).map(lock_program).sum();
+        assert!(killed > 1000, "only {killed} greenlets were killed");
+    });
+}
+
+fn pool_program(seed: u64) {
+    let mut rng = Rng::new(seed, 0x2545_F491_4F6C_DD1D);
+    let n = 1 + rng.below(3) as usize;
+    let pool = Rc::new(Pool::new(n));
+    let count = Rc::new(Cell::new(0i64));
+    let hs: Rc<RefCell<Vec<Greenlet<()>>>> = Rc::new(RefCell::new(Vec::new()));
+    for _ in 0..1 + rng.below(3) {
+        let ops: Vec<(u64, u64)> = (0..1 + rng.below(6))
+            .map(|_| (rng.below(100), rng.below(4)))
+            .collect();
+        let (pool, count) = (pool.clone(), count.clone());
+        let g = sylvan::spawn(move || {
+            let mut mine = Vec::new();
+            for (op, r) in ops {
+                let task = {
+                    let count = count.clone();
+                    move || inside(&count, n as i64, r)
+                };
+                match op {
+                    0..=39 => mine.push(pool.spawn(task)),
+                    40..=49 => {
+                        let _ = sylvan::with_timeout(Duration::ZERO, || pool.spawn(task));
+                    }
+                    50..=59 => {
+                        if let Some(g) = mine.get(r as usize) {
+                            g.kill_nowait();
+                        }
+                    }
+                    60..=69 => {
+                        let count = count.clone();
+                        let results = pool.map(0..r, move |i| inside(&count, n as i64, i));
+                        assert_eq!(results.len() as u64, r, "seed {seed}: map's results");
+                    }
+                    70..=74 => pool.kill(),
+                    75..=79 => {
+                        let _ = pool.join_timeout(Duration::ZERO);
+                    }
+                    80..=84 => {
+                        let _ = pool.wait_available(Some(Duration::ZERO));
+                    }
+                    _ => sylvan::yield_now(),
+                }
+            }
+        });
+        hs.borrow_mut().push(g);
+    }
+    // A spawner parked for a slot is not visible from outside; the slots
+    // are checked once all is done.
+    settle(seed, &hs, || None);
+    pool.join();
+    assert_eq!(count.get(), 0, "seed {seed}: still inside");
+    assert_eq!(
+        (pool.len(), pool.free_count()),
+        (0, n),
+        "seed {seed}: every slot back (len, free)"
+    );
+}
+
+#[test]
+fn pools_keep_their_bound_and_slots_under_random_kills_and_timeouts() {
+    bounded(|| (0..3000).for_each(pool_program));
+}
