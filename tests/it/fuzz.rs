@@ -1,4 +1,4 @@
-//! Seeded random programs over the coordination primitives, checked
+//! Seeded random programs over the coordination primitives and `iwait`, checked
 //! against the invariants no interleaving may break: a queue loses,
 //! duplicates or invents no item; a semaphore, mutex or pool never lets
 //! more in than its bound and ends with every permit or slot back. Each
@@ -14,11 +14,12 @@ use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::Duration;
 
-use sylvan::Greenlet;
 use sylvan::pool::Pool;
 use sylvan::sync::{
-    BoundedSemaphore, Channel, JoinableQueue, LifoQueue, Mutex, PriorityQueue, Queue, Semaphore,
+    AsyncResult, BoundedSemaphore, Channel, Event, JoinableQueue, LifoQueue, Mutex, PriorityQueue,
+    Queue, Semaphore,
 };
+use sylvan::{Greenlet, Waitable};
 
 use crate::util::bounded;
 
@@ -422,4 +423,161 @@ fn pool_program(seed: u64) {
 #[test]
 fn pools_keep_their_bound_and_slots_under_random_kills_and_timeouts() {
     bounded(|| (0..3000).for_each(pool_program));
+}
+
+/// The objects of a wait program: three events, an async result, a
+/// semaphore and two greenlets that yield a few times and end.
+struct Objects {
+    events: [Event; 3],
+    result: AsyncResult<u32>,
+    sem: Semaphore,
+    targets: Vec<Greenlet<()>>,
+}
+
+impl Objects {
+    fn get(&self, i: usize) -> &dyn Waitable {
+        match i {
+            0..=2 => &self.events[i],
+            3 => &self.result,
+            4 => &self.sem,
+            _ => &self.targets[i - 5],
+        }
+    }
+}
+
+const OBJECTS: usize = 7;
+
+fn wait_program(seed: u64) -> usize {
+    let mut rng = Rng::new(seed, 0x94D0_49BB_1331_11EB);
+    let targets = (0..2)
+        .map(|_| {
+            let rounds = rng.below(20);
+            sylvan::spawn(move || {
+                for _ in 0..rounds {
+                    sylvan::yield_now();
+                }
+            })
+        })
+        .collect();
+    let objs = Rc::new(Objects {
+        events: [Event::new(), Event::new(), Event::new()],
+        result: AsyncResult::new(),
+        sem: Semaphore::new(0),
+        targets,
+    });
+    // What each worker waits on right now: the indices not yet reported,
+    // when it waits without a timeout.
+    let waiting: Rc<RefCell<Vec<Option<Vec<usize>>>>> = Rc::new(RefCell::new(Vec::new()));
+    let hs: Rc<RefCell<Vec<Greenlet<()>>>> = Rc::new(RefCell::new(Vec::new()));
+    for w in 0..2 + rng.below(4) as usize {
+        waiting.borrow_mut().push(None);
+        let ops: Vec<(u64, u64)> = (0..1 + rng.below(6))
+            .map(|_| (rng.below(100), rng.below(1 << 12)))
+            .collect();
+        let (objs, waiting, others) = (objs.clone(), waiting.clone(), hs.clone());
+        let g = sylvan::spawn(move || {
+            for (op, r) in ops {
+                match op {
+                    0..=14 => objs.events[r as usize % 3].set(),
+                    15..=22 => objs.events[r as usize % 3].clear(),
+                    23..=26 => {
+                        let _ = objs.result.set(7);
+                    }
+                    27..=31 => objs.sem.release(),
+                    32..=35 => {
+                        if let Some(p) = objs.sem.try_acquire() {
+                            p.forget();
+                        }
+                    }
+                    36..=69 => {
+                        // iwait over a random subset, taking up to `take`.
+                        let subset: Vec<usize> = (0..OBJECTS).filter(|i| r >> i & 1 == 1).collect();
+                        let list: Vec<&dyn Waitable> =
+                            subset.iter().map(|&i| objs.get(i)).collect();
+                        let timeout = (op % 2 == 0).then_some(Duration::ZERO);
+                        let take = (r >> 8) as usize % (subset.len() + 1);
+                        let mut seen = vec![false; subset.len()];
+                        let mut it = sylvan::iwait(&list, timeout);
+                        for _ in 0..take {
+                            if timeout.is_none() {
+                                let left =
+                                    (0..subset.len()).filter(|&k| !seen[k]).map(|k| subset[k]);
+                                waiting.borrow_mut()[w] = Some(left.collect());
+                            }
+                            // Cleared however `next` ends, a kill included.
+                            struct Done<'a>(&'a RefCell<Vec<Option<Vec<usize>>>>, usize);
+                            impl Drop for Done<'_> {
+                                fn drop(&mut self) {
+                                    self.0.borrow_mut()[self.1] = None;
+                                }
+                            }
+                            let done = Done(&waiting, w);
+                            let next = it.next();
+                            drop(done);
+                            let Some(k) = next else { break };
+                            assert!(!seen[k], "iwait reported object {} twice", subset[k]);
+                            seen[k] = true;
+                            if r & 1 == 1 {
+                                sylvan::yield_now();
+                            }
+                        }
+                    }
+                    70..=79 => {
+                        let subset: Vec<usize> = (0..OBJECTS).filter(|i| r >> i & 1 == 1).collect();
+                        let list: Vec<&dyn Waitable> =
+                            subset.iter().map(|&i| objs.get(i)).collect();
+                        let count = (r >> 8) as usize % 3;
+                        let got = sylvan::wait(&list, Some(Duration::ZERO), Some(count));
+                        assert!(got.len() <= count.min(subset.len()));
+                        for &k in &got {
+                            assert!(k < subset.len());
+                        }
+                    }
+                    80..=84 => {
+                        let _ = sylvan::with_timeout(Duration::ZERO, || {
+                            let list: Vec<&dyn Waitable> =
+                                (0..OBJECTS).map(|i| objs.get(i)).collect();
+                            sylvan::wait(&list, None, Some(1))
+                        });
+                    }
+                    85..=92 => {
+                        let others = others.borrow();
+                        if !others.is_empty() {
+                            others[r as usize % others.len()].kill_nowait();
+                        }
+                    }
+                    _ => sylvan::yield_now(),
+                }
+            }
+        });
+        hs.borrow_mut().push(g);
+    }
+    let killed = settle(seed, &hs, || {
+        for (w, left) in waiting.borrow().iter().enumerate() {
+            if let Some(left) = left
+                && let Some(&i) = left.iter().find(|&&i| objs.get(i).is_ready())
+            {
+                return Some(format!("worker {w} waits in iwait with object {i} ready"));
+            }
+        }
+        None
+    });
+    for g in &objs.targets {
+        g.kill();
+    }
+    let left = (
+        objs.events.iter().map(Event::waiters).sum::<usize>(),
+        objs.result.waiters(),
+        objs.sem.watchers(),
+    );
+    assert_eq!(left, (0, 0, 0), "seed {seed}: registrations left behind");
+    killed
+}
+
+#[test]
+fn iwait_reports_each_object_once_and_leaves_nothing_behind_under_random_kills() {
+    bounded(|| {
+        let killed: usize = (0..3000).map(wait_program).sum();
+        assert!(killed > 1000, "only {killed} greenlets were killed");
+    });
 }
