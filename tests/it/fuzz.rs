@@ -1,4 +1,5 @@
-//! Seeded random programs over the coordination primitives and `iwait`, checked
+//! Seeded random programs over the coordination primitives, `iwait` and
+//! links, checked
 //! against the invariants no interleaving may break: a queue loses,
 //! duplicates or invents no item; a semaphore, mutex or pool never lets
 //! more in than its bound and ends with every permit or slot back. Each
@@ -579,5 +580,172 @@ fn iwait_reports_each_object_once_and_leaves_nothing_behind_under_random_kills()
     bounded(|| {
         let killed: usize = (0..3000).map(wait_program).sum();
         assert!(killed > 1000, "only {killed} greenlets were killed");
+    });
+}
+
+/// Which callback a link registered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LinkKind {
+    Any,
+    Value,
+    Exception,
+}
+
+/// How a target ended: it returned, it panicked, or (neither) was killed.
+const RETURNED: u8 = 1;
+const PANICKED: u8 = 2;
+
+fn link_program(seed: u64) -> usize {
+    let mut rng = Rng::new(seed, 0xBF58_476D_1CE4_E5B9);
+    let ended: Rc<Vec<Cell<u8>>> = Rc::new((0..4).map(|_| Cell::new(0)).collect());
+    let targets: Rc<Vec<Greenlet<u32>>> = Rc::new(
+        (0..2 + rng.below(3) as usize)
+            .map(|t| {
+                let (rounds, how, ended) = (rng.below(6), rng.below(3), ended.clone());
+                sylvan::spawn(move || {
+                    for _ in 0..rounds {
+                        sylvan::yield_now();
+                    }
+                    match how {
+                        0 => {
+                            ended[t].set(RETURNED);
+                            t as u32
+                        }
+                        1 => {
+                            ended[t].set(PANICKED);
+                            panic!("target {t} fails")
+                        }
+                        // Yields until killed.
+                        _ => loop {
+                            sylvan::yield_now();
+                        },
+                    }
+                })
+            })
+            .collect(),
+    );
+    // Every registration: (target, kind, cancelled by unlink_all).
+    let links: Rc<RefCell<Vec<(usize, LinkKind, bool)>>> = Rc::default();
+    // Every callback run: (link, target it was told of).
+    let fired: Rc<RefCell<Vec<usize>>> = Rc::default();
+    let running = Rc::new(Cell::new(0usize));
+    let hs: Rc<RefCell<Vec<Greenlet<()>>>> = Rc::default();
+    for _ in 0..2 + rng.below(3) {
+        let ops: Vec<(u64, u64)> = (0..1 + rng.below(8))
+            .map(|_| (rng.below(100), rng.below(64)))
+            .collect();
+        let (targets, links, fired, running, others) = (
+            targets.clone(),
+            links.clone(),
+            fired.clone(),
+            running.clone(),
+            hs.clone(),
+        );
+        let g = sylvan::spawn(move || {
+            for (op, r) in ops {
+                let t = r as usize % targets.len();
+                let target = &targets[t];
+                match op {
+                    0..=39 => {
+                        let kind =
+                            [LinkKind::Any, LinkKind::Value, LinkKind::Exception][op as usize % 3];
+                        let id = {
+                            let mut links = links.borrow_mut();
+                            links.push((t, kind, false));
+                            links.len() - 1
+                        };
+                        let (fired, running) = (fired.clone(), running.clone());
+                        let rounds = r / 16;
+                        let run = move || {
+                            fired.borrow_mut().push(id);
+                            running.set(running.get() + 1);
+                            for _ in 0..rounds {
+                                sylvan::yield_now();
+                            }
+                            running.set(running.get() - 1);
+                        };
+                        match kind {
+                            LinkKind::Any => target.link(move |_| run()),
+                            LinkKind::Value => target.link_value(move |_| run()),
+                            LinkKind::Exception => target.link_exception(move |_| run()),
+                        }
+                    }
+                    40..=44 => {
+                        if !target.is_dead() {
+                            target.unlink_all();
+                            for l in links.borrow_mut().iter_mut().filter(|l| l.0 == t) {
+                                l.2 = true;
+                            }
+                        }
+                    }
+                    45..=54 => target.kill_nowait(),
+                    55..=64 => {
+                        target.kill();
+                        assert!(target.is_dead(), "kill returned before the target died");
+                    }
+                    65..=74 => {
+                        let _ = target.wait(Some(Duration::ZERO));
+                    }
+                    75..=84 => {
+                        let others = others.borrow();
+                        if !others.is_empty() {
+                            others[r as usize % others.len()].kill_nowait();
+                        }
+                    }
+                    _ => sylvan::yield_now(),
+                }
+            }
+        });
+        hs.borrow_mut().push(g);
+    }
+    let killed = settle(seed, &hs, || None);
+    for t in targets.iter() {
+        t.kill();
+    }
+    crate::util::yield_until("every link callback done", || {
+        running.get() == 0 && fired.borrow().len() >= expected(&links.borrow(), &ended).len()
+    });
+    for _ in 0..4 {
+        sylvan::yield_now();
+    }
+    let want = expected(&links.borrow(), &ended);
+    let fired = fired.borrow();
+    let mut got = fired.clone();
+    got.sort_unstable();
+    assert_eq!(got, want, "seed {seed}: the callbacks that ran (link ids)");
+    let links = links.borrow();
+    for t in 0..targets.len() {
+        let order: Vec<usize> = fired.iter().copied().filter(|&l| links[l].0 == t).collect();
+        assert!(
+            order.is_sorted(),
+            "seed {seed}: target {t}'s callbacks ran out of registration order: {order:?}"
+        );
+    }
+    killed
+}
+
+/// The links that must run once each, by id: those not cancelled whose
+/// kind matches how their target ended.
+fn expected(links: &[(usize, LinkKind, bool)], ended: &[Cell<u8>]) -> Vec<usize> {
+    (0..links.len())
+        .filter(|&l| {
+            let (t, kind, cancelled) = links[l];
+            !cancelled
+                && match kind {
+                    LinkKind::Any => true,
+                    LinkKind::Value => ended[t].get() == RETURNED,
+                    LinkKind::Exception => ended[t].get() == PANICKED,
+                }
+        })
+        .collect()
+}
+
+#[test]
+fn links_run_once_each_in_order_for_the_right_outcomes_under_random_kills() {
+    bounded(|| {
+        sylvan::set_error_policy(sylvan::ErrorPolicy::Custom(Rc::new(|_| {})));
+        let killed: usize = (0..2000).map(link_program).sum();
+        sylvan::set_error_policy(sylvan::ErrorPolicy::Report);
+        assert!(killed > 500, "only {killed} greenlets were killed");
     });
 }
