@@ -1,11 +1,14 @@
 //! Seeded random programs over the coordination primitives, `iwait` and
-//! links, checked
-//! against the invariants no interleaving may break: a queue loses,
-//! duplicates or invents no item; a semaphore, mutex or pool never lets
-//! more in than its bound and ends with every permit or slot back. Each
-//! program runs several greenlets through random blocking, non-blocking and
-//! zero-timeout operations while they kill one another (`kill_nowait`), so
-//! waiters are cut at every point: chosen and not yet run, parked, holding.
+//! links, checked against the invariants no interleaving may break: a
+//! queue loses, duplicates or invents no item; a semaphore, mutex or pool
+//! never lets more in than its bound and ends with every permit or slot
+//! back; no greenlet stays parked for what is there (an item, room, a
+//! permit, a ready object); `iwait` reports each object once and leaves no
+//! registration; link callbacks run once each, in order, for the outcomes
+//! their kind names. Each program runs several greenlets through random
+//! blocking, non-blocking and zero-timeout operations while they kill one
+//! another (`kill_nowait`), so waiters are cut at every point: chosen and
+//! not yet run, parked, holding.
 //!
 //! Deterministic: a seed gives one program and one schedule. A failure
 //! names its seed.
