@@ -545,7 +545,10 @@ impl Stack {
         // replacing its contents by zero pages is unobservable.
         let rc =
             unsafe { libc::madvise(self.limit as *mut libc::c_void, len, libc::MADV_DONTNEED) };
-        if rc != 0 {
+        if rc == 0 {
+            // The pages now read as zeros, which memcheck does not know.
+            crate::valgrind::mark_defined(self.limit, len);
+        } else {
             log::debug!(
                 "madvise(MADV_DONTNEED) on a pooled stack failed: {}",
                 io::Error::last_os_error()

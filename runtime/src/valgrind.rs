@@ -6,7 +6,9 @@
 //! from outside (the switch places the new body and its first frame below
 //! the top, from the hub's stack), which memcheck would report as invalid
 //! writes. [`mark_undefined`] tells it the memory is usable again, with
-//! undefined contents, as fresh stack memory is.
+//! undefined contents, as fresh stack memory is. memcheck does not model
+//! `madvise(MADV_DONTNEED)` either, after which the kernel reads the pages
+//! as zeros: [`mark_defined`] says so.
 //!
 //! A client request is a magic instruction sequence that valgrind's JIT
 //! recognises and that does nothing on a real CPU (rotations of a register
@@ -18,6 +20,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 /// `VG_USERREQ__MAKE_MEM_UNDEFINED`: memcheck's tool base (`'M'`, `'C'`) + 1.
 const MAKE_MEM_UNDEFINED: u64 = ((b'M' as u64) << 24 | (b'C' as u64) << 16) + 1;
+/// `VG_USERREQ__MAKE_MEM_DEFINED`: the next request of memcheck's.
+const MAKE_MEM_DEFINED: u64 = MAKE_MEM_UNDEFINED + 1;
 
 /// Issues client request `args[0]` with arguments `args[1..]`; returns
 /// `default` when not running under valgrind.
@@ -65,13 +69,22 @@ static MEMCHECK: AtomicU8 = AtomicU8::new(0);
 #[inline(always)]
 pub(crate) fn mark_undefined(addr: usize, len: usize) {
     if MEMCHECK.load(Ordering::Relaxed) != 1 {
-        mark_undefined_slow(addr, len);
+        mark_slow(MAKE_MEM_UNDEFINED, addr, len);
+    }
+}
+
+/// Tells memcheck that `[addr, addr + len)` is addressable memory with
+/// defined contents (as after `madvise(MADV_DONTNEED)`, which zeroes it).
+#[inline(always)]
+pub(crate) fn mark_defined(addr: usize, len: usize) {
+    if MEMCHECK.load(Ordering::Relaxed) != 1 {
+        mark_slow(MAKE_MEM_DEFINED, addr, len);
     }
 }
 
 #[cold]
 #[inline(never)]
-fn mark_undefined_slow(addr: usize, len: usize) {
+fn mark_slow(what: u64, addr: usize, len: usize) {
     let mut state = MEMCHECK.load(Ordering::Relaxed);
     if state == 0 {
         let yes = request(0, &[MAKE_MEM_UNDEFINED, 0, 0, 0, 0, 0]) != 0;
@@ -79,6 +92,6 @@ fn mark_undefined_slow(addr: usize, len: usize) {
         MEMCHECK.store(state, Ordering::Relaxed);
     }
     if state == 2 {
-        request(0, &[MAKE_MEM_UNDEFINED, addr as u64, len as u64, 0, 0, 0]);
+        request(0, &[what, addr as u64, len as u64, 0, 0, 0]);
     }
 }

@@ -380,7 +380,7 @@ fn ureq_fetcher_reports_failures_through_link_exception() {
         let py = PyServer::start();
         let port = py.1;
         let config = ureq::Agent::config_builder()
-            .timeout_global(Some(MS(300)))
+            .timeout_global(Some(MS(1000)))
             .http_status_as_error(true)
             .build();
         let agent = sylvan::ureq::agent(config);
