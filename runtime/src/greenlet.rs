@@ -431,10 +431,15 @@ impl Core {
         switch.take_stack()
     }
 
-    /// Takes the stack back from a dead greenlet, for the pool.
+    /// Takes the stack back from a dead greenlet, for the pool. `None` for
+    /// a greenlet not marked [`State::Dead`]: its body may still need the
+    /// stack, or be running on it.
     pub fn take_stack(&self) -> Option<Stack> {
-        // SAFETY: only called on dead greenlets, whose body no longer runs and
-        // holds no reference into the switch.
+        if self.state.get() != State::Dead {
+            return None;
+        }
+        // SAFETY: the greenlet is dead: its body no longer runs and holds no
+        // reference into the switch, and no `resume` is in progress.
         unsafe { (*self.switch.get()).take_stack() }
     }
 
@@ -575,6 +580,31 @@ mod tests {
 
     use super::*;
     use crate::stack::MIN_STACK_SIZE;
+
+    /// `take_stack` gives the stack back only once the greenlet is dead:
+    /// not while its body waits to start nor while it is suspended.
+    #[test]
+    fn take_stack_waits_for_the_greenlet_to_be_dead() {
+        let core = Box::new(Core::new());
+        let p: *const Core = &*core;
+        let body = move || {
+            // SAFETY: the body runs on the core's own stack.
+            unsafe { (*p).suspend() };
+        };
+        // SAFETY: `core` is boxed and outlives its body; resumed from the
+        // thread's own stack.
+        unsafe { core.start(Stack::new(MIN_STACK_SIZE, 0).unwrap(), body) };
+        assert!(core.take_stack().is_none(), "not started");
+        // SAFETY: as above.
+        unsafe { core.resume() };
+        assert!(core.is_mid_body());
+        assert!(core.take_stack().is_none(), "suspended");
+        // SAFETY: as above.
+        unsafe { core.resume() };
+        assert_eq!(core.state(), State::Dead);
+        assert!(core.take_stack().is_some(), "dead");
+        assert!(core.take_stack().is_none(), "taken once");
+    }
 
     /// Dropping a record whose body is suspended unwinds the body on its
     /// own stack: code there that catches the unwind sees a sylvan unwind
