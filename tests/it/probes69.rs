@@ -878,7 +878,9 @@ impl Keeper {
 fn wk01_stale_proxy_through_handle_ignored() {
     bounded(|| {
         let old = Keeper::default();
-        assert!(sylvan::wait(&[&old], Some(2 * MS), None).is_empty());
+        // Long enough that the wait registers before its deadline (it
+        // scans first, and a deadline already past ends it unregistered).
+        assert!(sylvan::wait(&[&old], Some(20 * MS), None).is_empty());
         let stale = old.waiter();
         let new = Rc::new(Keeper::default());
         let n2 = new.clone();
@@ -916,7 +918,9 @@ fn wk02_after_the_hub_thread_exited() {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let k = Keeper::default();
-            assert!(sylvan::wait(&[&k], Some(MS), None).is_empty());
+            // Long enough for the new thread's hub to start and the wait to
+            // register before its deadline, on a loaded machine too.
+            assert!(sylvan::wait(&[&k], Some(50 * MS), None).is_empty());
             tx.send((Handle::current(), k.waiter())).unwrap();
         })
         .join()
@@ -1015,7 +1019,8 @@ fn wk03_wake_after_teardown_and_on_a_late_hub() {
                         })
                     });
                     let k = Keeper::default();
-                    assert!(sylvan::wait(&[&k], Some(MS), None).is_empty());
+                    // As in wk02: time to register before the deadline.
+                    assert!(sylvan::wait(&[&k], Some(50 * MS), None).is_empty());
                     WK03.with(|s| {
                         let mut s = s.borrow_mut();
                         let s = s.as_mut().unwrap();
