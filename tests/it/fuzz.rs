@@ -48,6 +48,14 @@ impl Rng {
     }
 }
 
+/// Kills (without waiting) one greenlet of `hs`, chosen by `pick`.
+fn kill_one(hs: &RefCell<Vec<Greenlet<()>>>, pick: usize) {
+    let hs = hs.borrow();
+    if !hs.is_empty() {
+        hs[pick % hs.len()].kill_nowait();
+    }
+}
+
 /// Yields until every greenlet of `hs` is dead; kills the rest after 2,000
 /// rounds (a random program may leave some parked for good), then joins
 /// them all. Panics if one failed other than by a kill. Those left parked
@@ -203,12 +211,7 @@ fn queue_program(seed: u64) -> usize {
                             put(ok);
                         }
                     }
-                    93..=98 => {
-                        let others = others.borrow();
-                        if !others.is_empty() {
-                            others[r as usize % others.len()].kill_nowait();
-                        }
-                    }
+                    93..=98 => kill_one(&others, r as usize),
                     _ => q.close(),
                 }
             }
@@ -338,12 +341,7 @@ fn lock_program(seed: u64) -> usize {
                     60..=74 => {
                         let _ = sylvan::with_timeout(Duration::ZERO, || lock.with(0, hold));
                     }
-                    75..=84 => {
-                        let others = others.borrow();
-                        if !others.is_empty() {
-                            others[(r + op) as usize % others.len()].kill_nowait();
-                        }
-                    }
+                    75..=84 => kill_one(&others, (r + op) as usize),
                     _ => sylvan::yield_now(),
                 }
             }
@@ -549,12 +547,7 @@ fn wait_program(seed: u64) -> usize {
                             sylvan::wait(&list, None, Some(1))
                         });
                     }
-                    85..=92 => {
-                        let others = others.borrow();
-                        if !others.is_empty() {
-                            others[r as usize % others.len()].kill_nowait();
-                        }
-                    }
+                    85..=92 => kill_one(&others, r as usize),
                     _ => sylvan::yield_now(),
                 }
             }
@@ -694,12 +687,7 @@ fn link_program(seed: u64) -> usize {
                     65..=74 => {
                         let _ = target.wait(Some(Duration::ZERO));
                     }
-                    75..=84 => {
-                        let others = others.borrow();
-                        if !others.is_empty() {
-                            others[r as usize % others.len()].kill_nowait();
-                        }
-                    }
+                    75..=84 => kill_one(&others, r as usize),
                     _ => sylvan::yield_now(),
                 }
             }
