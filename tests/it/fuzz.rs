@@ -25,11 +25,11 @@ use sylvan::sync::{
 };
 use sylvan::{Greenlet, Waitable};
 
-/// Runs `f` under a hard limit, as `util::bounded` does, but a roomier
-/// one: thousands of programs take about a second each in debug, more on a
-/// loaded machine, and only a hang should fail here.
+/// A roomier limit than `util::bounded`'s: thousands of programs take about
+/// a second each in debug, more on a loaded machine, and only a hang should
+/// fail here.
 fn bounded<T>(f: impl FnOnce() -> T) -> T {
-    sylvan::with_timeout(Duration::from_secs(60), f).expect("fuzz test hung (hit the 60 s bound)")
+    crate::util::bounded_by(Duration::from_secs(60), f)
 }
 
 /// xorshift64, seeded so that seed 0 works too.

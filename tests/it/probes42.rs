@@ -204,7 +204,7 @@ fn settled(mut measure: impl FnMut() -> Growth) -> Growth {
 
 /// A longer bound than `bounded`'s.
 fn long<T>(f: impl FnOnce() -> T) -> T {
-    sylvan::with_timeout(Duration::from_secs(60), f).expect("test hung (hit the 60 s bound)")
+    crate::util::bounded_by(Duration::from_secs(60), f)
 }
 
 /// `n` greenlets parked in `wait` on one event.

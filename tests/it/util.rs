@@ -90,20 +90,26 @@ pub const BOUND: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Runs `f` under a hard limit ([`BOUND`]) so that a test that would hang
 /// fails with a clear message instead.
+pub fn bounded<T>(f: impl FnOnce() -> T) -> T {
+    bounded_by(BOUND, f)
+}
+
+/// [`bounded`] with a limit of its own, for tests that run long on a loaded
+/// machine and should fail only if they hang.
 ///
 /// When `RUST_BACKTRACE` asks for backtraces, the first call resolves one
 /// first: the first resolution in a process loads this binary's debug
 /// info, hundreds of milliseconds during which the hub does not run, and a
 /// test whose greenlet panics inside a short timeout window would pay it
 /// there (a test run alone; in the full suite some earlier test did).
-pub fn bounded<T>(f: impl FnOnce() -> T) -> T {
+pub fn bounded_by<T>(limit: std::time::Duration, f: impl FnOnce() -> T) -> T {
     static SYMBOLS: std::sync::Once = std::sync::Once::new();
     SYMBOLS.call_once(|| {
         if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
             let _ = std::backtrace::Backtrace::force_capture().to_string();
         }
     });
-    sylvan::with_timeout(BOUND, f).expect("test hung (hit the 5 s bound)")
+    sylvan::with_timeout(limit, f).unwrap_or_else(|_| panic!("test hung (hit the {limit:?} bound)"))
 }
 
 /// Yields (and now and then sleeps a millisecond, so that IO and timers
