@@ -407,9 +407,9 @@ impl Crawl {
         if let Some(slot) = pending {
             // Set by the greenlet fetching it, also when that greenlet
             // fails (see `Unreachable`), so this wait ends.
-            return slot
-                .get()
-                .unwrap_or_else(|_| Rc::new(Robots::disallow_all()));
+            return slot.get().unwrap_or_else(|_| {
+                Rc::new(Robots::disallow_all("robots.txt not fetched".to_owned()))
+            });
         }
         let slot = Rc::new(AsyncResult::new());
         self.robots.borrow_mut().insert(origin, slot.clone());
@@ -420,7 +420,9 @@ impl Crawl {
         impl Drop for Unreachable {
             fn drop(&mut self) {
                 if !self.0.is_ready() {
-                    let _ = self.0.set(Rc::new(Robots::disallow_all()));
+                    let _ = self.0.set(Rc::new(Robots::disallow_all(
+                        "robots.txt not fetched: its fetch was cut short".to_owned(),
+                    )));
                 }
             }
         }
@@ -429,6 +431,7 @@ impl Crawl {
         // RFC 9309 2.3.1: a robots.txt that is missing (4xx but 429) allows
         // everything; one that is unreachable (5xx, a network error, a
         // timeout) disallows everything. Only its first 512 KiB are read.
+        // A page denied so says why the robots.txt was not had.
         let rules = match url.join("/robots.txt") {
             Ok(robots_url) => {
                 // Retried as pages are: one reset must not close the site.
@@ -442,7 +445,10 @@ impl Crawl {
                     {
                         Robots::default()
                     }
-                    Err(_) => Robots::disallow_all(),
+                    Err(e) => Robots::disallow_all(format!(
+                        "robots.txt unreachable ({}: {}), so everything is disallowed",
+                        e.kind, e.message
+                    )),
                 }
             }
             Err(_) => Robots::default(),
@@ -485,8 +491,9 @@ impl Crawl {
         };
         if !self.args.no_robots {
             let path = &url[url::Position::BeforePath..];
-            if !self.robots_for(url).allowed(path) {
-                page.error = Some(("robots", "disallowed by robots.txt".into()));
+            let robots = self.robots_for(url);
+            if !robots.allowed(path) {
+                page.error = Some(robots.denial());
                 page.elapsed = started.elapsed();
                 self.record(&page);
                 return None;

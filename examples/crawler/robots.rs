@@ -6,6 +6,9 @@
 #[derive(Debug, Default, Clone)]
 pub struct Robots {
     rules: Vec<(bool, String)>,
+    /// Why everything is disallowed, when the robots.txt could not be
+    /// fetched: the message a denied page reports.
+    unreachable: Option<String>,
 }
 
 impl Robots {
@@ -61,16 +64,29 @@ impl Robots {
         }
         Robots {
             rules: if have_specific { specific } else { star },
+            unreachable: None,
         }
     }
 
     /// Rules that disallow everything: what a crawler must assume when a
     /// site's robots.txt is unreachable (a 5xx status or a network error,
-    /// RFC 9309 section 2.3.1.4).
-    pub fn disallow_all() -> Robots {
+    /// RFC 9309 section 2.3.1.4). `why` is the message of each page
+    /// denied so (see [`denial`](Self::denial)).
+    pub fn disallow_all(why: String) -> Robots {
         Robots {
             rules: vec![(false, "/".to_owned())],
+            unreachable: Some(why),
         }
+    }
+
+    /// The error kind and message of a page these rules deny: kind
+    /// "robots", with why when the robots.txt could not be fetched.
+    pub fn denial(&self) -> (&'static str, String) {
+        let why = self.unreachable.as_deref();
+        (
+            "robots",
+            why.unwrap_or("disallowed by robots.txt").to_owned(),
+        )
     }
 
     /// Whether `path` (with its query) may be fetched.
@@ -173,7 +189,11 @@ mod tests {
 
     #[test]
     fn disallow_all_disallows_every_path_and_default_allows_all() {
-        let none = Robots::disallow_all();
+        let none = Robots::disallow_all("robots.txt unreachable".to_owned());
+        assert_eq!(
+            none.denial(),
+            ("robots", "robots.txt unreachable".to_owned())
+        );
         for path in ["/", "/index.html", "/a/b?c=d"] {
             assert!(!none.allowed(path), "{path}");
             assert!(Robots::default().allowed(path), "{path}");

@@ -353,6 +353,29 @@ fn robots_txt_missing_allows_and_unreachable_disallows_everything() {
 }
 
 #[test]
+fn an_unreachable_robots_txt_is_reported_with_its_cause() {
+    // A port nothing listens on (bound, then closed): the robots.txt fetch
+    // is refused, so nothing is fetched (RFC 9309: unreachable disallows
+    // everything), and the page's message names the refusal.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let start = format!("http://127.0.0.1:{port}/");
+    let r = run(&[&start, "--retries", "0", "--timeout", "2"], BOUND);
+    assert!(r.status.is_some_and(|s| s.success()), "{}", r.stderr);
+    assert_eq!(r.lines.len(), 1, "{:?}", r.lines);
+    assert_eq!(r.lines[0]["error"], "robots", "{:?}", r.lines);
+    let message = r.lines[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("robots.txt unreachable (connect: "),
+        "{message}"
+    );
+    assert!(r.stderr.contains("errors: 1 (robots 1)"), "{}", r.stderr);
+}
+
+#[test]
 fn robots_txt_wildcards_anchors_and_longest_match() {
     let robots = "User-agent: other\r\nDisallow: /\r\n\r\nUser-agent: *\r\n\
                   Disallow: /private\r\nAllow: /private/ok\r\nDisallow: /*.pdf$\r\n";
