@@ -127,7 +127,7 @@ fn main() {
                 let r = common::w6_run(&delays);
                 println!(
                     "W6 overshoot {:.0} ns/timer (spawning took {:.0} ns/greenlet, all started \
-                     after {:.0}; latest wake-up {:?} after its deadline)",
+                     after {:.0} ns/greenlet; latest wake-up {:?} after its deadline)",
                     r.overshoot, r.spawning, r.started, r.latest
                 );
             }

@@ -34,6 +34,42 @@
 //! assert!(r.is_err());
 //! ```
 //!
+//! ## Where things are
+//!
+//! | need | items |
+//! |---|---|
+//! | start, wait for and stop greenlets | [`spawn`], [`spawn_later`], [`Builder`] (name, stack size), [`Greenlet`] (`join`, `wait`, `kill`, `link*`), [`joinall`], [`killall`], [`wait_all`] |
+//! | time | [`sleep`], [`yield_now`], [`Timeout`] (a guard), [`with_timeout`] -> `Result<T, `[`Elapsed`]`>` |
+//! | wait for several things | [`wait`], [`iwait`] over [`Waitable`]s |
+//! | coordinate | [`sync`]: `Event`, `AsyncResult`, `Semaphore`, `BoundedSemaphore`, `Mutex`, `Queue` and its kinds, `Channel` |
+//! | bound concurrency | [`pool`]: `Pool`, `Group` (`spawn`, `map`, `imap`, `imap_unordered`) |
+//! | sockets | [`net`]: `TcpListener`, `TcpStream`, `UdpSocket`, Unix sockets, `StreamServer` |
+//! | pipes, child processes, other descriptors | [`os`] |
+//! | blocking calls and other threads | [`spawn_blocking`], [`Handle`], [`mpsc`] |
+//! | per-greenlet values | [`greenlet_local!`], [`GreenletLocal`] |
+//! | failures | [`Error`], [`ErrorPolicy`] and [`set_error_policy`] |
+//! | looking inside | [`dump`], [`stats`], [`BlockingDetector`], [`signal`] |
+//! | HTTP | `sylvan::ureq` (with the `ureq` feature): ureq 3 over sylvan sockets |
+//!
+//! ## Coming from gevent
+//!
+//! * There is no monkey-patching. Only sylvan's own calls park a greenlet:
+//!   [`std::thread::sleep`], a [`std::net`] socket or a blocking library
+//!   call blocks the whole thread, every greenlet with it. Use [`sleep`],
+//!   [`net`], or run the call on a thread with [`spawn_blocking`]
+//!   ([`BlockingDetector`] names greenlets that hold the thread too long).
+//! * Greenlets run only while main blocks. A program that spawns and then
+//!   returns from `main` runs nothing: end `main` by blocking on what it
+//!   waits for (`join`, a pool's `join`) or with [`wait_all`]`(None)`, gevent's
+//!   `gevent.wait()`.
+//! * A timeout is a value where it is caught: [`with_timeout`] returns
+//!   `Err(Elapsed)`, socket timeouts return an `io::Error` of kind
+//!   `TimedOut` as `std`'s do, and a [`Timeout`] guard's expiry unwinds the
+//!   greenlet that started it; uncaught, it ends that greenlet with
+//!   [`Error::TimedOut`] (and fires its `link_exception` callbacks).
+//! * Exceptions are `Result`s: `join` returns `Err(`[`Error`]`)` telling a
+//!   kill, a panic (with its message) and a timeout apart.
+//!
 //! ## Semantics worth knowing
 //!
 //! * A panic inside a greenlet is caught at its entry, becomes its outcome

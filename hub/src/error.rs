@@ -126,7 +126,7 @@ pub struct Failure<'a> {
     pub error: &'a Error,
     /// Whether a `link`/`link_exception` callback was registered on this
     /// greenlet, or a greenlet was waiting for its death (in `join`,
-    /// `wait`, `kill`, `joinall` / `killall`, or [`wait`](crate::wait) /
+    /// `wait`, `kill`, `joinall` / `killall`, or [`wait`](fn@crate::wait) /
     /// [`iwait`](crate::iwait)), when it died. Failures reach the policy
     /// only at the death; a later report (a callback that never ran, under
     /// `IgnoreObserved`) is printed directly.

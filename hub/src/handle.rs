@@ -16,20 +16,31 @@ use crate::hub::{Remote, hub};
 /// "would block forever" error. Hold a [`KeepAlive`] (from
 /// [`Handle::keep_alive`]) while another thread is expected to send work.
 ///
+/// Work done on another thread, then handed to a greenlet of this hub:
+///
 /// ```
 /// # extern crate sylvan_hub as sylvan;
-/// use std::time::Duration;
+/// use sylvan::sync::Event;
+///
+/// thread_local!(static DONE: Event = Event::new());
+///
 /// let handle = sylvan::Handle::current();
+/// // Main is about to wait for something only the other thread provides:
+/// // without this guard the hub could see nothing able to wake main (the
+/// // job not sent yet) and the wait would panic with "would block forever".
 /// let keep = handle.keep_alive();
-/// let ev = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-/// let ev2 = ev.clone();
-/// std::thread::spawn(move || {
-///     handle.spawn(move || ev2.store(true, std::sync::atomic::Ordering::SeqCst)).unwrap();
-///     drop(keep);
+/// let worker = std::thread::spawn(move || {
+///     let answer = 6 * 7; // the thread's own work
+///     handle
+///         .spawn(move || {
+///             assert_eq!(answer, 42);
+///             DONE.with(|done| done.set());
+///         })
+///         .expect("the hub's thread is still running");
+///     drop(keep); // the job is queued: the hub counts it from here on
 /// });
-/// while !ev.load(std::sync::atomic::Ordering::SeqCst) {
-///     sylvan::sleep(Duration::from_millis(1));
-/// }
+/// DONE.with(|done| done.wait());
+/// worker.join().unwrap();
 /// ```
 #[derive(Clone)]
 pub struct Handle {

@@ -404,8 +404,9 @@ pub fn blocking_threads() -> usize {
 /// every pool thread busy and waited in the queue: if no thread had taken
 /// it when its caller left, `f` never runs (it is dropped, unrun, on the
 /// pool thread whose turn it was), as gevent's `apply`, killed while it
-/// waits for a free worker, never submits its call. Called while the caller is already unwinding (from a
-/// destructor), `f` runs inline on the calling thread, since a greenlet
+/// waits for a free worker, never submits its call.
+///
+/// Called while the caller is already unwinding (from a destructor), `f` runs inline on the calling thread, since a greenlet
 /// never switches out while it unwinds. Called from a job already on the
 /// pool (directly, or through sylvan's off-thread name resolution), `f`
 /// runs inline on that thread, as gevent's nested `apply` does: queueing it

@@ -100,7 +100,7 @@ pub fn idle() {
 /// wake one: no timer pending (sleeps, `Timeout`s, `spawn_later`), no
 /// greenlet waiting on a socket or the thread pool, no cross-thread work
 /// ([`Handle`](crate::Handle) jobs, [`KeepAlive`](crate::KeepAlive)s). A
-/// registered [`signal`](crate::signal) handler is not work, as gevent's
+/// registered [`signal`](fn@crate::signal) handler is not work, as gevent's
 /// signal watchers are not: a signal delivered before the work runs out
 /// is handled before this returns (the hub polls once more, as gevent's
 /// loop does), one that a handler raises then is handled at main's next
@@ -184,7 +184,7 @@ pub struct Elapsed(());
 
 impl Elapsed {
     /// A signal handler's escaped `Timeout`, raised in main (see
-    /// [`signal`](crate::signal)).
+    /// [`signal`](fn@crate::signal)).
     pub(crate) fn new() -> Elapsed {
         Elapsed(())
     }
@@ -227,6 +227,25 @@ impl From<Elapsed> for io::Error {
 /// });
 /// assert!(g.join().unwrap_err().is_timeout());
 /// ```
+///
+/// Catching one's own timeout, as gevent's `except Timeout as t: if t is
+/// not timeout: raise` does (other unwinds, a kill or an outer timeout,
+/// pass on):
+///
+/// ```
+/// # extern crate sylvan_hub as sylvan;
+/// use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+/// use std::time::Duration;
+/// let timeout = sylvan::Timeout::start(Duration::from_millis(10));
+/// let late = match catch_unwind(AssertUnwindSafe(|| sylvan::sleep(Duration::from_secs(10)))) {
+///     Ok(()) => false,
+///     Err(p) if timeout.is_own_payload(&*p) => true,
+///     Err(p) => resume_unwind(p),
+/// };
+/// assert!(late);
+/// ```
+///
+/// [`with_timeout`] does this for a closure.
 ///
 /// `!Send`: it belongs to the hub of the thread that armed it (dropped on
 /// another thread, it could not cancel anything).
@@ -307,6 +326,13 @@ impl Timeout {
     /// True when `payload` (from `catch_unwind`) is this timeout's unwind,
     /// which the caller then handles: it is marked as caught, so dropping
     /// it prints nothing (see [`TimeoutUnwind`]).
+    ///
+    /// Call it only to swallow the timeout. A payload it matched and that
+    /// is then raised again with `resume_unwind` stays marked as caught: if
+    /// nothing catches it further up, it ends the greenlet as a timeout as
+    /// usual, but escaping main it ends the thread without the message an
+    /// uncaught timeout prints. Test with `is_own_payload` only in the arm
+    /// that handles the timeout (as in [`Timeout`]'s example).
     pub fn is_own_payload(&self, payload: &(dyn std::any::Any + Send)) -> bool {
         payload
             .downcast_ref::<TimeoutUnwind>()

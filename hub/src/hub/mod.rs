@@ -646,7 +646,7 @@ impl Hub {
         }
     }
 
-    /// The timer of [`take_throw`](Self::take_throw): wakes the greenlet with
+    /// The timer of [`take_throw`]: wakes the greenlet with
     /// its next deferred throw.
     fn deliver_deferred(&self, r: TaskRef) {
         let Some(task) = self.lookup(r) else { return };
@@ -1282,9 +1282,14 @@ fn take_throw(t: Throw) -> ! {
 #[cold]
 #[inline(never)]
 fn deadlock(what: WaitKind) -> ! {
+    // The panic's location is in sylvan; main's own call is in the backtrace.
+    let hint = match std::env::var_os("RUST_BACKTRACE") {
+        Some(v) if v != "0" => "",
+        _ => "; run with RUST_BACKTRACE=1 to see where main blocked",
+    };
     panic!(
         "sylvan: would block forever: main is waiting on {what}, but no greenlet is ready, no timer \
-         is pending and no IO or other thread can wake this hub{}",
+         is pending and no IO or other thread can wake this hub{}{hint}",
         parked_summary()
     )
 }

@@ -47,9 +47,10 @@
 //!   between handles; the socket closes when the last one is dropped.
 //! * **Timeouts.** `set_read_timeout`/`set_write_timeout` bound each
 //!   operation's wait and fail it with [`io::ErrorKind::TimedOut`] (`std`
-//!   on Linux says `WouldBlock`; `TimedOut` says what happened). As with
-//!   `std` on Linux, a TCP read or peek into an empty buffer waits for data
-//!   or the timeout and returns `Ok(0)` either way. Any
+//!   on Linux says `WouldBlock`; `TimedOut` says what happened). One
+//!   exception, as with `std` on Linux: a TCP read or peek with a
+//!   zero-length buffer (`buf.len() == 0`) waits for data or the timeout
+//!   and returns `Ok(0)` either way, never `TimedOut`. Any
 //!   [`Timeout`](crate::Timeout) or [`with_timeout`](crate::with_timeout)
 //!   works too: it unwinds the parked greenlet.
 //! * **Several greenlets, one socket, one direction**: served in order.

@@ -111,7 +111,7 @@ impl BoundedSemaphore {
         self.sem.waiters()
     }
 
-    /// Registrations by [`wait`](crate::wait)/[`iwait`](crate::iwait); see
+    /// Registrations by [`wait`](fn@crate::wait)/[`iwait`](crate::iwait); see
     /// [`Semaphore::watchers`](super::Semaphore::watchers).
     pub fn watchers(&self) -> usize {
         self.sem.watchers()

@@ -141,7 +141,7 @@ impl Event {
     }
 
     /// Greenlets parked in [`wait`](Event::wait) right now (and waits of
-    /// [`wait`](crate::wait)/[`iwait`](crate::iwait) registered on it).
+    /// [`wait`](fn@crate::wait)/[`iwait`](crate::iwait) registered on it).
     pub fn waiters(&self) -> usize {
         self.waiters.borrow().len()
     }

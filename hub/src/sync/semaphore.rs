@@ -52,7 +52,7 @@ const WAIT: WaitKind = WaitKind::Sync("a semaphore");
 pub struct Semaphore {
     permits: Cell<usize>,
     waiters: RefCell<WaitList<()>>,
-    /// [`wait`](crate::wait)/[`iwait`](crate::iwait) registrations: woken
+    /// [`wait`](fn@crate::wait)/[`iwait`](crate::iwait) registrations: woken
     /// when a release leaves a permit free. Separate from `waiters`, which
     /// are handed permits.
     watchers: RefCell<WaitList<()>>,
@@ -106,7 +106,7 @@ impl Drop for SemaphoreGuard<'_> {
 }
 
 /// Ready while a permit is free (an acquire would not wait), as gevent's
-/// `Semaphore.ready()`; [`wait`](crate::wait) and [`iwait`](crate::iwait)
+/// `Semaphore.ready()`; [`wait`](fn@crate::wait) and [`iwait`](crate::iwait)
 /// report it when a release frees a permit, even if another greenlet takes
 /// that permit before the waiter runs (as gevent notifies its links).
 /// Waiting on it takes no permit.
@@ -209,7 +209,7 @@ impl Semaphore {
 
     /// Parks until the next [`release`](Self::release) (true), which may
     /// hand its permit to a waiting acquirer, or until the deadline passes
-    /// (false); takes no permit. As a [`wait`](crate::wait) on it, without
+    /// (false); takes no permit. As a [`wait`](fn@crate::wait) on it, without
     /// the iterator: gevent's `Semaphore.wait`, which its `Pool` waits in
     /// for a free slot. The caller has checked that it is not unwinding.
     pub(crate) fn wait_released(&self, what: WaitKind, deadline: Option<Instant>) -> bool {
@@ -236,7 +236,7 @@ impl Semaphore {
     }
 
     /// Gives a permit back: to the first waiter if there is one, else to
-    /// the free count. Either way greenlets in [`wait`](crate::wait) or
+    /// the free count. Either way greenlets in [`wait`](fn@crate::wait) or
     /// [`iwait`](crate::iwait) on it are woken, as gevent notifies every
     /// link of a released semaphore (its acquirer takes the permit only
     /// when it runs): a watcher learns that it was released, even if an
@@ -297,7 +297,7 @@ impl Semaphore {
         self.waiters.borrow().len()
     }
 
-    /// Registrations made by [`wait`](crate::wait)/[`iwait`](crate::iwait)
+    /// Registrations made by [`wait`](fn@crate::wait)/[`iwait`](crate::iwait)
     /// that watch for a free permit without taking one (gevent's
     /// `linkcount`). An `iwait` keeps one per pending object until it is
     /// dropped.
