@@ -90,7 +90,9 @@ struct Args {
     /// link is: seen once, in scope, allowed by robots.txt).
     #[arg(long, default_value_t = 5)]
     max_redirects: u32,
-    /// Ignore robots.txt.
+    /// Ignore robots.txt. Without it, a site whose robots.txt is
+    /// unreachable (5xx, 429, a network error) is not crawled, each page
+    /// reporting a `robots` error that says why (RFC 9309).
     #[arg(long)]
     no_robots: bool,
     /// Pages of the demo site.
