@@ -63,10 +63,11 @@
 //!   waits for (`join`, a pool's `join`) or with [`wait_all`]`(None)`, gevent's
 //!   `gevent.wait()`.
 //! * A timeout is a value where it is caught: [`with_timeout`] returns
-//!   `Err(Elapsed)`, socket timeouts return an `io::Error` of kind
-//!   `TimedOut` as `std`'s do, and a [`Timeout`] guard's expiry unwinds the
-//!   greenlet that started it; uncaught, it ends that greenlet with
-//!   [`Error::TimedOut`] (and fires its `link_exception` callbacks).
+//!   `Err(Elapsed)`; socket timeouts return an `io::Error` of kind
+//!   `TimedOut` (where `std` on Linux says `WouldBlock`); and a
+//!   [`Timeout`] guard's expiry unwinds the greenlet that started it:
+//!   uncaught, it ends that greenlet with [`Error::TimedOut`] (and fires
+//!   its `link_exception` callbacks).
 //! * Exceptions are `Result`s: `join` returns `Err(`[`Error`]`)` telling a
 //!   kill, a panic (with its message) and a timeout apart.
 //!

@@ -91,8 +91,9 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     max_redirects: u32,
     /// Ignore robots.txt. Without it, a site whose robots.txt is
-    /// unreachable (5xx, 429, a network error) is not crawled, each page
-    /// reporting a `robots` error that says why (RFC 9309).
+    /// unreachable (5xx, 429, a network error, a redirect loop) is not
+    /// crawled, each page reporting a `robots` error that says why (RFC
+    /// 9309).
     #[arg(long)]
     no_robots: bool,
     /// Pages of the demo site.
@@ -408,7 +409,10 @@ impl Crawl {
         let pending = self.robots.borrow().get(&origin).cloned();
         if let Some(slot) = pending {
             // Set by the greenlet fetching it, also when that greenlet
-            // fails (see `Unreachable`), so this wait ends.
+            // fails (see `Unreachable`), so this wait ends. `get` fails
+            // only while this greenlet unwinds, when the page is not
+            // reported: the rules it then gets are a fallback no output
+            // shows.
             return slot.get().unwrap_or_else(|_| {
                 Rc::new(Robots::disallow_all("robots.txt not fetched".to_owned()))
             });

@@ -94,6 +94,7 @@ mod probes77;
 mod probes78;
 mod probes79;
 mod probes8;
+mod probes80;
 mod probes9;
 mod stacks;
 mod switch;
