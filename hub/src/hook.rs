@@ -83,6 +83,11 @@ fn short(bt: &str) -> String {
     out
 }
 
+/// Whether `RUST_BACKTRACE` asks for backtraces (set, and not "0").
+pub(crate) fn backtraces_asked() -> bool {
+    std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0")
+}
+
 /// The message of the panic std raises, and cannot unwind, when a
 /// destructor panics during an unwind (`core::panicking::panic_in_cleanup`).
 const PANIC_IN_CLEANUP: &str = "panic in a destructor during cleanup";
@@ -118,16 +123,14 @@ pub(crate) fn install() {
                 } else {
                     // Capturing and symbolizing a backtrace takes about 20
                     // KiB of stack: on a small stack it would overflow it.
-                    std::env::var_os("RUST_BACKTRACE")
-                        .is_some_and(|v| v != "0")
-                        .then(|| {
-                            format!(
-                                "(no backtrace: {} KiB of stack left, fewer than the {} KiB \
+                    backtraces_asked().then(|| {
+                        format!(
+                            "(no backtrace: {} KiB of stack left, fewer than the {} KiB \
                                  capturing one takes; give the greenlet a larger stack_size)",
-                                room >> 10,
-                                BACKTRACE_ROOM >> 10
-                            )
-                        })
+                            room >> 10,
+                            BACKTRACE_ROOM >> 10
+                        )
+                    })
                 };
                 let message = info.payload_as_str().unwrap_or("Box<dyn Any>").to_owned();
                 core.record_panic_site(message, location(), bt);

@@ -1283,9 +1283,10 @@ fn take_throw(t: Throw) -> ! {
 #[inline(never)]
 fn deadlock(what: WaitKind) -> ! {
     // The panic's location is in sylvan; main's own call is in the backtrace.
-    let hint = match std::env::var_os("RUST_BACKTRACE") {
-        Some(v) if v != "0" => "",
-        _ => "; run with RUST_BACKTRACE=1 to see where main blocked",
+    let hint = if crate::hook::backtraces_asked() {
+        ""
+    } else {
+        "; run with RUST_BACKTRACE=1 to see where main blocked"
     };
     panic!(
         "sylvan: would block forever: main is waiting on {what}, but no greenlet is ready, no timer \
